@@ -1,0 +1,541 @@
+"""envs.yaml, version 1: the pydantic model at the trust boundary and its loader.
+
+Every error names the file, the key path and the line, and is raised before any AWS
+call. Inside the tool, the validated model is read-only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from stages.errors import ConfigError
+
+DEFAULT_CONFIG = "envs.yaml"
+CONFIG_ENV_VAR = "TIERUP_CONFIG"
+
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+PLACEHOLDERS = ("timestamp", "commit", "short_commit")
+TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+_SAMPLE = {"timestamp": "20261126T103000Z", "commit": "0" * 40, "short_commit": "0" * 7}
+
+_DURATION_RE = re.compile(r"^(\d+)([smh]?)$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(value: object) -> int:
+    """Integer seconds or ``<n>s|m|h`` -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is integer seconds or <n>s|m|h, e.g. 90, 30s, 15m, 2h")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return value
+    if isinstance(value, str):
+        m = _DURATION_RE.match(value.strip())
+        if m:
+            return int(m.group(1)) * _UNITS[m.group(2)]
+    raise ValueError(f"bad duration {value!r}: use integer seconds or <n>s|m|h, e.g. 90, 30s, 15m, 2h")
+
+
+Duration = Annotated[int, BeforeValidator(parse_duration, json_schema_input_type=int | str)]
+AccountId = Annotated[str, Field(pattern=r"^\d{12}$", description="12-digit AWS account id")]
+RoleArn = Annotated[
+    str,
+    Field(
+        pattern=r"^arn:aws[a-zA-Z-]*:iam::\d{12}:role/[A-Za-z0-9_+=,.@/-]+$",
+        description="IAM role ARN, arn:aws:iam::<account>:role/<name>",
+    ),
+]
+Region = Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$", description="AWS region")]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=255)]
+Strategy = Literal["force-new-deployment", "task-definition", "cloudformation", "codedeploy"]
+Pin = Literal["tag", "digest"]
+
+
+def template_fields(template: str) -> list[str]:
+    try:
+        return [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as e:
+        raise ValueError(f"tag template {template!r} is malformed: {e}") from e
+
+
+def render_tag(template: str, *, timestamp: str = "", commit: str = "") -> str:
+    return template.format(timestamp=timestamp, commit=commit, short_commit=commit[:7])
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class EcrRegistry(_Model):
+    type: Literal["ecr"] = "ecr"
+    account_id: AccountId
+    region: Region
+    role_arn: RoleArn | None = None
+    external_id: str | None = None
+
+
+class OciRegistry(_Model):
+    type: Literal["oci"]
+    url: str = Field(description="[http(s)://]host[:port]")
+    insecure: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^(https?://)?[A-Za-z0-9.-]+(:\d+)?/?$", v):
+            raise ValueError(f"registry url {v!r} must be [http(s)://]host[:port]")
+        return v.rstrip("/")
+
+
+class ImageConfig(_Model):
+    repository: str = Field(pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$")
+    context: str = "."
+    dockerfile: str = "Dockerfile"
+    target: str | None = None
+    build_args: dict[str, str] = Field(default_factory=dict)
+    platform: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class Gates(_Model):
+    soak: Duration | None = None
+    require_source_healthy: bool = False
+    allowed_branches: list[str] | None = None
+
+
+class Tier(_Model):
+    name: Name
+    tag: str
+    from_: str | None = Field(default=None, alias="from")
+    strategy: Strategy | None = None
+    pin: Pin | None = None
+    wait_timeout: Duration | None = None
+    retention: int | None = Field(default=None, ge=1)
+    rollback_on_failure: bool = False
+    atomic: bool = False
+    gates: Gates | None = None
+
+    @field_validator("tag")
+    @classmethod
+    def _tag(cls, v: str) -> str:
+        fields = template_fields(v)
+        unknown = [f for f in fields if f not in PLACEHOLDERS]
+        if unknown:
+            raise ValueError(
+                f"tag {v!r} uses unknown placeholder(s) {unknown}: "
+                f"only {{timestamp}}, {{commit}}, {{short_commit}}"
+            )
+        rendered = v.format(**_SAMPLE)
+        if not TAG_RE.match(rendered):
+            raise ValueError(
+                f"tag {v!r} is not a legal image tag: it must match "
+                "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127} once rendered (no '/' or ':')"
+            )
+        return v
+
+    @property
+    def immutable(self) -> bool:
+        return bool(template_fields(self.tag))
+
+    @model_validator(mode="after")
+    def _strategy(self) -> Tier:
+        if self.immutable and self.strategy == "force-new-deployment":
+            raise ValueError(
+                f"strategy force-new-deployment cannot be used on tier {self.name!r}: its tag "
+                f"{self.tag!r} is immutable, so forcing a deployment would not change the image; "
+                "use task-definition"
+            )
+        return self
+
+
+class ServiceConfig(_Model):
+    image: str | None = None
+    container: str | None = None
+    containers: dict[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> ServiceConfig:
+        if (self.image is None) == (self.containers is None):
+            raise ValueError("a service names either `image` (one container) or `containers`")
+        if self.containers is not None and self.container is not None:
+            raise ValueError("`container` goes with `image`; with `containers` name each container")
+        if self.containers is not None and not self.containers:
+            raise ValueError("`containers` must name at least one container")
+        return self
+
+    def images(self) -> dict[str | None, str]:
+        """Container name (None: resolve at deploy time) -> image name."""
+        if self.containers is not None:
+            return dict(self.containers)
+        assert self.image is not None
+        return {self.container: self.image}
+
+
+class CloudFormationConfig(_Model):
+    stack: str
+    image_parameter: str
+
+
+class CodeDeployConfig(_Model):
+    application: str
+    deployment_group: str
+    deployment_config: str | None = None
+    container: str | None = None
+    container_port: int | None = Field(default=None, ge=1, le=65535)
+    hooks: dict[str, str] = Field(default_factory=dict)
+
+
+class Environment(_Model):
+    tier: str
+    account_id: AccountId
+    role_arn: RoleArn | None = None
+    external_id: str | None = None
+    region: Region
+    cluster: str
+    services: dict[str, ServiceConfig]
+    strategy: Strategy | None = None
+    pin: Pin | None = None
+    wait_timeout: Duration | None = None
+    retention: int | None = Field(default=None, ge=1)
+    cloudformation: CloudFormationConfig | None = None
+    codedeploy: CodeDeployConfig | None = None
+
+    @model_validator(mode="after")
+    def _role_account(self) -> Environment:
+        if self.role_arn is not None:
+            account = self.role_arn.split(":")[4]
+            if account != self.account_id:
+                raise ValueError(
+                    f"role_arn {self.role_arn} is in account {account}, "
+                    f"but account_id is {self.account_id}"
+                )
+        if not self.services:
+            raise ValueError("an environment names at least one service")
+        return self
+
+
+class LedgerConfig(_Model):
+    s3: str | None = Field(default=None, pattern=r"^s3://[a-z0-9.-]{3,63}(/.*)?$")
+    path: str | None = None
+    region: Region | None = None
+    role_arn: RoleArn | None = None
+
+
+class LockConfig(_Model):
+    ttl: Duration = 30 * 60
+
+
+class Config(_Model):
+    version: Literal[1]
+    registry: EcrRegistry | OciRegistry = Field(discriminator="type")
+    images: dict[str, ImageConfig]
+    tiers: list[Tier]
+    environments: dict[str, Environment] = Field(default_factory=dict)
+    ledger: LedgerConfig | None = None
+    lock: LockConfig = Field(default_factory=LockConfig)
+
+    @field_validator("registry", mode="before")
+    @classmethod
+    def _default_type(cls, v: Any) -> Any:
+        if isinstance(v, dict) and "type" not in v:
+            return {"type": "ecr", **v}
+        return v
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        names = [t.name for t in self.tiers]
+        if not names:
+            raise _LocatedError(("tiers",), "at least one tier is needed")
+        seen: set[str] = set()
+        for i, t in enumerate(self.tiers):
+            if t.name in seen:
+                raise _LocatedError(("tiers", i, "name"), f"duplicate tier name {t.name!r}")
+            seen.add(t.name)
+        tags: dict[str, str] = {}
+        for i, t in enumerate(self.tiers):
+            if t.tag in tags:
+                raise _LocatedError(
+                    ("tiers", i, "tag"), f"tiers {tags[t.tag]!r} and {t.name!r} share tag {t.tag!r}"
+                )
+            tags[t.tag] = t.name
+            if t.from_ is not None and t.from_ not in seen:
+                raise _LocatedError(
+                    ("tiers", i, "from"), f"tier {t.name!r} comes from unknown tier {t.from_!r}"
+                )
+            if t.from_ == t.name:
+                raise _LocatedError(("tiers", i, "from"), f"tier {t.name!r} comes from itself")
+        by_name = {t.name: t for t in self.tiers}
+        for i, t in enumerate(self.tiers):
+            chain = [t.name]
+            cur = t
+            while cur.from_ is not None:
+                if cur.from_ in chain:
+                    path = " -> ".join([*chain, cur.from_])
+                    raise _LocatedError(("tiers", i, "from"), f"tiers form a cycle: {path}")
+                chain.append(cur.from_)
+                cur = by_name[cur.from_]
+        for env_name, env in self.environments.items():
+            if env.tier not in by_name:
+                raise _LocatedError(
+                    ("environments", env_name, "tier"),
+                    f"environment {env_name!r} is in unknown tier {env.tier!r} "
+                    f"(tiers: {', '.join(names)})",
+                )
+            tier = by_name[env.tier]
+            for svc_name, svc in env.services.items():
+                for container, image in svc.images().items():
+                    if image not in self.images:
+                        key = "image" if container is None or svc.image else "containers"
+                        loc: tuple[str | int, ...] = ("environments", env_name, "services", svc_name, key)
+                        if svc.containers is not None and container is not None:
+                            loc = (*loc, container)
+                        raise _LocatedError(
+                            loc,
+                            f"service {svc_name!r} names unknown image {image!r} "
+                            f"(images: {', '.join(self.images) or 'none'})",
+                        )
+            strategy = env.strategy or tier.strategy
+            if strategy == "force-new-deployment" and tier.immutable:
+                raise _LocatedError(
+                    ("environments", env_name, "strategy"),
+                    f"strategy force-new-deployment cannot be used in {env_name!r}: tier "
+                    f"{tier.name!r} has the immutable tag {tier.tag!r}; use task-definition",
+                )
+            if strategy == "cloudformation" and env.cloudformation is None:
+                raise _LocatedError(
+                    ("environments", env_name, "cloudformation"),
+                    f"environment {env_name!r} uses strategy cloudformation but has no "
+                    "`cloudformation: {stack, image_parameter}`",
+                )
+            if strategy == "codedeploy" and env.codedeploy is None:
+                raise _LocatedError(
+                    ("environments", env_name, "codedeploy"),
+                    f"environment {env_name!r} uses strategy codedeploy but has no "
+                    "`codedeploy: {application, deployment_group, ...}`",
+                )
+        return self
+
+    # -- helpers the pipeline uses -------------------------------------------------
+
+    def tier(self, name: str) -> Tier:
+        for t in self.tiers:
+            if t.name == name:
+                return t
+        raise ConfigError(
+            f"unknown tier {name!r}", hint=f"tiers in this file: {', '.join(self.tier_names())}"
+        )
+
+    def tier_names(self) -> list[str]:
+        return [t.name for t in self.tiers]
+
+    def environment(self, name: str) -> Environment:
+        if name not in self.environments:
+            raise ConfigError(
+                f"unknown environment {name!r}",
+                hint=f"environments in this file: {', '.join(self.environments)}",
+            )
+        return self.environments[name]
+
+    def environments_of(self, tier: str) -> dict[str, Environment]:
+        return {n: e for n, e in self.environments.items() if e.tier == tier}
+
+    def image(self, name: str) -> ImageConfig:
+        if name not in self.images:
+            raise ConfigError(
+                f"unknown image {name!r}", hint=f"images in this file: {', '.join(self.images)}"
+            )
+        return self.images[name]
+
+    def source_tier(self, tier: str) -> Tier | None:
+        """The tier a promotion to ``tier`` takes its digest from by default."""
+        t = self.tier(tier)
+        if t.from_ is not None:
+            return self.tier(t.from_)
+        idx = self.tier_names().index(tier)
+        return None if idx == 0 else self.tiers[idx - 1]
+
+    def strategy_for(self, env_name: str) -> str:
+        env = self.environment(env_name)
+        tier = self.tier(env.tier)
+        if env.strategy:
+            return env.strategy
+        if tier.strategy:
+            return tier.strategy
+        return "task-definition" if tier.immutable else "force-new-deployment"
+
+    def pin_for(self, env_name: str) -> str:
+        env = self.environment(env_name)
+        return env.pin or self.tier(env.tier).pin or "tag"
+
+    def wait_timeout_for(self, env_name: str) -> int:
+        env = self.environment(env_name)
+        t = env.wait_timeout or self.tier(env.tier).wait_timeout
+        return t if t is not None else 15 * 60
+
+    def retention_for(self, env_name: str) -> int:
+        env = self.environment(env_name)
+        return env.retention or self.tier(env.tier).retention or 10
+
+
+class _LocatedError(ValueError):
+    """A cross-reference error that knows its key path."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+
+
+# -- loading with line numbers ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Lines:
+    """Key path -> line (1-based) of the key, or of the item for list entries."""
+
+    lines: dict[tuple[str | int, ...], int]
+
+    def find(self, loc: tuple[str | int, ...]) -> int | None:
+        for n in range(len(loc), -1, -1):
+            if loc[:n] in self.lines:
+                return self.lines[loc[:n]]
+        return None
+
+
+def _walk(
+    node: yaml.Node, path: tuple[str | int, ...], out: dict[tuple[str | int, ...], int], file: str
+) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                dotted = ".".join(str(p) for p in (*path, key))
+                raise ConfigError(
+                    f"{file}:{line}: {dotted}: duplicate key {key!r} (first on line {seen[key]})",
+                    hint="each name may appear once; rename or merge the entries",
+                )
+            seen[key] = line
+            out[(*path, key)] = line
+            _walk(value_node, (*path, key), out, file)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            out[(*path, i)] = item.start_mark.line + 1
+            _walk(item, (*path, i), out, file)
+
+
+def _format_loc(loc: tuple[str | int, ...]) -> str:
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int):
+            parts.append(f"[{p}]")
+        else:
+            parts.append(("." if parts else "") + p)
+    return "".join(parts) or "(top level)"
+
+
+def _clean_loc(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    # pydantic inserts union member tags (e.g. 'ecr', 'oci') and validator names
+    return tuple(p for p in loc if p not in ("ecr", "oci", "function-after[_one_form()]"))
+
+
+def _message(err: Any) -> str:
+    kind = err["type"]
+    msg = str(err["msg"])
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if kind == "string_pattern_mismatch":
+        return f"{err.get('input')!r} is not valid ({msg})"
+    return msg
+
+
+def default_path() -> Path:
+    return Path(os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG)
+
+
+def load(path: str | Path | None = None) -> Config:
+    """Read and validate envs.yaml; raise ConfigError naming file, key path and line."""
+    file = Path(path) if path is not None else default_path()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise ConfigError(
+            f"{file}: no such file",
+            hint="pass -f FILE, set TIERUP_CONFIG, or run from the folder that holds envs.yaml",
+        ) from e
+    except OSError as e:
+        raise ConfigError(f"{file}: cannot read: {e.strerror}") from e
+    return loads(text, str(file))
+
+
+def loads(text: str, file: str = DEFAULT_CONFIG) -> Config:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"{file}{line}: not valid YAML: {problem}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}:1: the file must be a mapping with `version: 1` at the top")
+    lines: dict[tuple[str | int, ...], int] = {}
+    assert node is not None
+    _walk(node, (), lines, file)
+    located = _Lines(lines)
+    if data.get("version") != 1:
+        line = located.find(("version",)) or 1
+        raise ConfigError(
+            f"{file}:{line}: version: expected 1, got {data.get('version')!r}",
+            hint="this tierup reads envs.yaml version 1",
+        )
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        errors = e.errors()
+        first = errors[0]
+        loc = _clean_loc(tuple(first["loc"]))
+        ctx = first.get("ctx") or {}
+        err = ctx.get("error")
+        if isinstance(err, _LocatedError):
+            loc, text_msg = err.loc, err.message
+        else:
+            text_msg = _message(first)
+        line = located.find(loc)
+        where = f"{file}:{line}" if line else file
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(f"{where}: {_format_loc(loc)}: {text_msg}{more}") from e
+
+
+def iter_services(config: Config, env_name: str) -> Iterator[tuple[str, ServiceConfig]]:
+    yield from config.environment(env_name).services.items()
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Config.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "tierup envs.yaml (version 1)"
+    return schema

@@ -1,0 +1,158 @@
+"""Small frozen types the stages exchange; raw boto3 dicts never leave the adapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+MANIFEST_MEDIA_TYPES: tuple[str, ...] = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+)
+
+COMMIT_SHA_LENGTH = 40
+
+
+def is_commit_sha(tag: str) -> bool:
+    return len(tag) == COMMIT_SHA_LENGTH and all(c in "0123456789abcdef" for c in tag)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest exactly as the registry returned it: never re-serialise the body."""
+
+    repository: str
+    digest: str
+    media_type: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """One digest of a repository and the tags on it."""
+
+    digest: str
+    tags: tuple[str, ...]
+    pushed_at: datetime | None = None
+    media_type: str | None = None
+
+
+@dataclass(frozen=True)
+class RepositoryInfo:
+    name: str
+    immutable_tags: bool
+    uri: str
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: str
+    status: str  # PRIMARY | ACTIVE | INACTIVE
+    task_definition: str
+    rollout_state: str | None  # IN_PROGRESS | COMPLETED | FAILED | None (other controllers)
+    desired: int = 0
+    running: int = 0
+    pending: int = 0
+    failed_tasks: int = 0
+    reason: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ServiceEvent:
+    created_at: datetime | None
+    message: str
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    name: str
+    arn: str
+    cluster: str
+    status: str
+    task_definition: str
+    desired: int
+    running: int
+    deployments: tuple[Deployment, ...]
+    deployment_controller: str = "ECS"
+    events: tuple[ServiceEvent, ...] = ()
+
+    @property
+    def primary(self) -> Deployment | None:
+        for d in self.deployments:
+            if d.status == "PRIMARY":
+                return d
+        return None
+
+
+@dataclass(frozen=True)
+class ContainerImage:
+    """A container of a task definition and the image reference it names."""
+
+    name: str
+    image: str
+
+
+@dataclass(frozen=True)
+class TaskDefinition:
+    arn: str
+    family: str
+    revision: int
+    status: str  # ACTIVE | INACTIVE | DELETE_IN_PROGRESS
+    containers: tuple[ContainerImage, ...]
+    raw: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+
+    def image_of(self, container: str) -> str | None:
+        for c in self.containers:
+            if c.name == container:
+                return c.image
+        return None
+
+
+@dataclass(frozen=True)
+class TaskImage:
+    """What one running task reports for one container."""
+
+    task_arn: str
+    container: str
+    image: str
+    digest: str | None
+    started_by: str | None = None
+    last_status: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A parsed image reference: ``host/repo:tag`` or ``host/repo@sha256:...``."""
+
+    registry: str
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @classmethod
+    def parse(cls, ref: str) -> ImageRef:
+        rest = ref
+        digest = None
+        if "@" in rest:
+            rest, digest = rest.split("@", 1)
+        tag = None
+        last = rest.rsplit("/", 1)[-1]
+        if ":" in last:
+            rest, tag = rest.rsplit(":", 1)
+        host = ""
+        repo = rest
+        first, _, remainder = rest.partition("/")
+        if remainder and ("." in first or ":" in first or first == "localhost"):
+            host, repo = first, remainder
+        return cls(registry=host, repository=repo, tag=tag, digest=digest)
+
+    def __str__(self) -> str:
+        base = f"{self.registry}/{self.repository}" if self.registry else self.repository
+        if self.digest:
+            return f"{base}@{self.digest}"
+        if self.tag:
+            return f"{base}:{self.tag}"
+        return base
