@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Prepare a Debian 12 machine to develop and test tierup: the Docker engine, the CNCF
+# registry, htpasswd and the AWS CLI from Debian, and the repository's virtualenv.
+# Idempotent, and quick when everything is already in place.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+STAMP="$VENV/.tierup-setup-stamp"
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+is_installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        log "need root to run: $*"
+        return 1
+    fi
+}
+
+pick_python() {
+    local candidate
+    for candidate in python3.11 python3; do
+        if command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            command -v "$candidate"
+            return 0
+        fi
+    done
+    log "Python 3.11 or newer is required"
+    return 1
+}
+
+# --- Debian packages ---------------------------------------------------------------------------
+wanted=(docker.io docker-registry apache2-utils awscli git)
+PYTHON=""
+if [ ! -x "$VENV/bin/python" ]; then
+    PYTHON=$(pick_python)
+    # Debian's interpreter ships without ensurepip; python3-venv brings it.
+    if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+        wanted+=(python3-venv)
+    fi
+fi
+
+missing=()
+for pkg in "${wanted[@]}"; do
+    is_installed "$pkg" || missing+=("$pkg")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- virtualenv ----------------------------------------------------------------------------------
+if [ ! -x "$VENV/bin/python" ]; then
+    log "creating $VENV with $PYTHON"
+    "$PYTHON" -m venv "$VENV"
+fi
+
+# Reinstall only when the declared dependencies change or the package went missing.
+want_stamp=$(sha256sum pyproject.toml | cut -d' ' -f1)
+have_stamp=$(cat "$STAMP" 2>/dev/null || true)
+if [ "$want_stamp" != "$have_stamp" ] ||
+    ! "$VENV/bin/python" -c 'import importlib.metadata as m; m.version("tierup")' >/dev/null 2>&1 ||
+    ! "$VENV/bin/python" -c 'import pytest, moto, check_jsonschema' >/dev/null 2>&1; then
+    log "installing tierup (editable) with its test extra"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test]"
+    printf '%s\n' "$want_stamp" >"$STAMP"
+fi
+
+log "ready"
