@@ -33,12 +33,13 @@ class _MotoWorld:
     """moto's threaded server with the sandbox's ECS/CodeDeploy emulation installed."""
 
     def __init__(self) -> None:
-        from moto.server import ThreadedMotoServer
-
         from pipeline.sandbox import emulation
 
         self._emulation_module = emulation
         self.emulation: Any = emulation.install()
+
+        from moto.server import ThreadedMotoServer
+
         # Port 0: the kernel picks a free port as the server binds, so there is no race for it.
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
@@ -157,7 +158,7 @@ def init_repo(path: Path) -> git.Repo:
 
 @pytest.fixture
 def git_repo(tmp_path: Path) -> Iterator[git.Repo]:
-    """A real git repository (branch `main`) whose first commit holds a `FROM scratch` Dockerfile."""
+    """A real git repository on `main` whose first commit holds a `FROM scratch` Dockerfile."""
     repo = init_repo(tmp_path / "repo")
     try:
         yield repo
