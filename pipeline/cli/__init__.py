@@ -1,0 +1,173 @@
+"""The command line: a thin shell over ``pipeline``.
+
+Each command parses its options, loads the configuration, calls one core function,
+renders the result and returns its exit code. Errors are one line with a hint;
+``--verbose`` adds the traceback (never credentials).
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from pipeline import __version__
+from pipeline.output import print_json, redact, render_text, setup_logging
+from pipeline.results import CommandResult
+from stages.errors import ExitCode, TierupError
+
+if TYPE_CHECKING:
+    from pipeline.clients import Clients
+    from pipeline.config import Config
+
+app = typer.Typer(
+    name="tierup",
+    help="Promote container images through tiers of ECS environments by moving registry tags.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class State:
+    verbose: bool = False
+
+
+STATE = State()
+
+FileOpt = Annotated[
+    Path | None,
+    typer.Option("-f", "--file", help="envs.yaml to read (default ./envs.yaml or $TIERUP_CONFIG)"),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="print the plan; write nothing")]
+WaitOpt = Annotated[
+    bool, typer.Option("--wait/--no-wait", help="wait until every rollout is stable or failed")
+]
+TimeoutOpt = Annotated[
+    str | None,
+    typer.Option("--timeout", help="how long to wait for rollouts: seconds or <n>s|m|h"),
+]
+ImagesOpt = Annotated[
+    list[str] | None, typer.Option("--image", help="only this image (repeatable)")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tierup {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="tracebacks and debug logs on stderr")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version"),
+    ] = False,
+) -> None:
+    """tierup: build by commit, promote by re-tag, deploy every environment of a tier at once."""
+    STATE.verbose = verbose
+    setup_logging(verbose)
+
+
+def load_config(file: Path | None) -> Config:
+    from pipeline import config
+
+    return config.load(file)
+
+
+def make_clients(cfg: Config) -> Clients:
+    from pipeline.clients import Clients
+
+    return Clients(config=cfg)
+
+
+def parse_duration_flag(value: str | None, flag: str = "--timeout") -> int | None:
+    if value is None:
+        return None
+    from pipeline.config import parse_duration
+    from stages.errors import InputError
+
+    try:
+        return parse_duration(int(value) if value.isdigit() else value)
+    except ValueError as e:
+        raise InputError(f"{flag}: {e}", hint="e.g. 90, 30s, 15m, 2h") from e
+
+
+def emit(result: CommandResult, as_json: bool) -> None:
+    if as_json:
+        print_json(result.to_json())
+    else:
+        render_text(result)
+
+
+def run(as_json: bool, body: Callable[[], CommandResult | int | None]) -> None:
+    """Run a command body; turn results and errors into output and an exit code."""
+    try:
+        out = body()
+    except TierupError as e:
+        _fail(e.message, e.hint, e.exit_code, as_json, e)
+    except KeyboardInterrupt:
+        _fail("interrupted", "re-run the command: writes are safe to repeat", ExitCode.FAILED,
+              as_json, None)
+    except typer.Exit:
+        raise
+    except Exception as e:
+        _fail(f"unexpected error: {type(e).__name__}: {e}",
+              "re-run with --verbose for the traceback and report it", ExitCode.FAILED, as_json, e)
+    else:
+        if isinstance(out, CommandResult):
+            emit(out, as_json)
+            raise typer.Exit(int(out.exit_code))
+        raise typer.Exit(int(out or 0))
+
+
+def _fail(
+    message: str, hint: str, code: ExitCode, as_json: bool, exc: BaseException | None
+) -> None:
+    if STATE.verbose and exc is not None:
+        sys.stderr.write(redact("".join(traceback.format_exception(exc))))
+    status = "failed"
+    if as_json:
+        doc: dict[str, Any] = {"status": status, "error": message, "hint": hint,
+                               "exit_code": int(code)}
+        print_json(doc)
+    line = f"error: {message}" + (f" (hint: {hint})" if hint else "")
+    sys.stderr.write(redact(line) + "\n")
+    raise typer.Exit(int(code))
+
+
+def main() -> None:
+    _register()
+    app()
+
+
+_registered = False
+
+
+def _register() -> None:
+    global _registered
+    if _registered:
+        return
+    _registered = True
+    from pipeline.cli import commands
+
+    commands.register(app)
+    try:
+        from pipeline.cli import build as build_cmd
+    except ImportError:
+        return
+    build_cmd.register(app)
+
+
+_register()

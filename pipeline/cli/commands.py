@@ -1,0 +1,179 @@
+"""The commands of the core: promote, deploy, where, validate, schema, sandbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.cli import (
+    DryRunOpt,
+    FileOpt,
+    ImagesOpt,
+    JsonOpt,
+    TimeoutOpt,
+    WaitOpt,
+    emit,
+    load_config,
+    make_clients,
+    parse_duration_flag,
+    run,
+)
+from pipeline.results import CommandResult
+
+sandbox_app = typer.Typer(help="A local AWS (moto) that behaves like ECS, for trying tierup.",
+                          no_args_is_help=True)
+
+
+def promote(
+    tier: Annotated[str, typer.Option("--tier", help="the tier to promote")],
+    from_tier: Annotated[str | None, typer.Option("--from", help="take the digest of this tier")] = None,
+    commit: Annotated[str | None, typer.Option("--commit", help="promote this commit's image")] = None,
+    digest: Annotated[str | None, typer.Option("--digest", help="promote this digest")] = None,
+    image: ImagesOpt = None,
+    no_deploy: Annotated[bool, typer.Option("--no-deploy", help="move tags only")] = False,
+    wait: WaitOpt = True,
+    timeout: TimeoutOpt = None,
+    dry_run: DryRunOpt = False,
+    file: FileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Point the tier's tag at its source's digest and deploy every environment of the tier."""
+
+    def body() -> CommandResult:
+        from pipeline.output import progress_printer
+        from pipeline.promote import RunOptions, Source, promote
+
+        cfg = load_config(file)
+        source = Source.from_flags(from_tier=from_tier, commit=commit, digest=digest)
+        opts = RunOptions(wait=wait, timeout=parse_duration_flag(timeout), dry_run=dry_run)
+        return promote(
+            cfg, make_clients(cfg), tier=tier, source=source, images=image or None,
+            deploy=not no_deploy, options=opts, progress=progress_printer(),
+        )
+
+    run(as_json, body)
+
+
+def deploy(
+    env: Annotated[str, typer.Option("--env", help="the environment to deploy")],
+    wait: WaitOpt = True,
+    timeout: TimeoutOpt = None,
+    dry_run: DryRunOpt = False,
+    file: FileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deploy one environment to what its tier's tag points at now (no tag moves)."""
+
+    def body() -> CommandResult:
+        from pipeline.deploy import deploy_environment
+        from pipeline.output import progress_printer
+        from pipeline.promote import RunOptions
+
+        cfg = load_config(file)
+        opts = RunOptions(wait=wait, timeout=parse_duration_flag(timeout), dry_run=dry_run)
+        return deploy_environment(cfg, make_clients(cfg), env=env, options=opts,
+                                  progress=progress_printer())
+
+    run(as_json, body)
+
+
+def where(
+    image: Annotated[str | None, typer.Option("--image", help="only this image")] = None,
+    tier: Annotated[str | None, typer.Option("--tier", help="only this tier")] = None,
+    env: Annotated[str | None, typer.Option("--env", help="only this environment")] = None,
+    file: FileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Which tag points at which digest and commit, and what each environment runs."""
+
+    def body() -> CommandResult:
+        from pipeline import where as where_mod
+
+        cfg = load_config(file)
+        result = where_mod.where(cfg, make_clients(cfg), image=image, tier=tier, env=env)
+        if not as_json:
+            where_mod.render(result)
+            raise typer.Exit(int(result.exit_code))
+        return result
+
+    run(as_json, body)
+
+
+def validate(
+    remote: Annotated[
+        bool, typer.Option("--remote", help="also check roles, clusters, services, repositories")
+    ] = False,
+    file: FileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check envs.yaml (and with --remote, that AWS matches it)."""
+
+    def body() -> CommandResult:
+        from pipeline import validate as validate_mod
+
+        cfg = load_config(file)
+        result = validate_mod.validate(cfg, make_clients(cfg) if remote else None, remote=remote)
+        if not as_json:
+            validate_mod.render(result)
+            raise typer.Exit(int(result.exit_code))
+        return result
+
+    run(as_json, body)
+
+
+def schema() -> None:
+    """Print the JSON Schema of envs.yaml (for editors)."""
+    from pipeline.config import json_schema
+    from pipeline.output import print_json
+
+    print_json(json_schema())
+
+
+def sandbox_up(
+    port: Annotated[int, typer.Option("--port", help="port of the local AWS endpoint")] = 4566,
+    file: FileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start moto's server with ECS emulation and seed it from envs.yaml."""
+
+    def body() -> CommandResult:
+        from pipeline.sandbox.control import sandbox_up as up
+
+        cfg = load_config(file)
+        return up(cfg, port=port, repo_path=Path.cwd())
+
+    def render_or_json() -> CommandResult:
+        result = body()
+        if not as_json:
+            typer.echo(result.data.get("export", ""))
+            raise typer.Exit(0)
+        return result
+
+    run(as_json, render_or_json)
+
+
+def sandbox_down(as_json: JsonOpt = False) -> None:
+    """Stop the sandbox started by `tierup sandbox up`."""
+
+    def body() -> CommandResult:
+        from pipeline.sandbox.control import sandbox_down as down
+
+        return down(repo_path=Path.cwd())
+
+    run(as_json, body)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(promote)
+    app.command()(deploy)
+    app.command()(where)
+    app.command()(validate)
+    app.command()(schema)
+    sandbox_app.command("up")(sandbox_up)
+    sandbox_app.command("down")(sandbox_down)
+    app.add_typer(sandbox_app, name="sandbox")
+
+
+__all__ = ["emit", "register"]

@@ -1,0 +1,87 @@
+"""Production wiring: the side-effecting clients a command needs, made in one place."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Config, EcrRegistry, Environment
+from pipeline.sessions import AwsSessions
+from stages.adapters.ecs import Ecs
+from stages.adapters.registry import Registry
+from stages.errors import InputError
+
+
+def make_registry(config: Config, sessions: AwsSessions) -> Registry:
+    reg = config.registry
+    if isinstance(reg, EcrRegistry):
+        from stages.adapters.ecr import EcrRegistry as Ecr
+
+        client = sessions.client(
+            "ecr", region=reg.region, role_arn=reg.role_arn, external_id=reg.external_id
+        )
+        return Ecr(client, account_id=reg.account_id, region=reg.region)
+    from stages.adapters.oci import OciRegistry
+
+    return OciRegistry(reg.url, insecure=reg.insecure)
+
+
+@dataclass
+class Clients:
+    """Everything with a side effect, injected into the core functions."""
+
+    config: Config
+    sessions: AwsSessions = field(default_factory=AwsSessions)
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    repo_path: Path = field(default_factory=Path.cwd)
+    poll_interval: float = 5.0
+    _registry: Registry | None = None
+    _ecs: dict[str, Ecs] = field(default_factory=dict)
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = make_registry(self.config, self.sessions)
+        return self._registry
+
+    def ecs(self, env: Environment) -> Ecs:
+        key = f"{env.account_id}/{env.region}/{env.role_arn}"
+        cached = self._ecs.get(key)
+        if cached is None:
+            cached = Ecs(
+                self.sessions.client(
+                    "ecs", region=env.region, role_arn=env.role_arn, external_id=env.external_id
+                )
+            )
+            self._ecs[key] = cached
+        return cached
+
+    def aws(self, service: str, env: Environment) -> Any:
+        return self.sessions.client(
+            service, region=env.region, role_arn=env.role_arn, external_id=env.external_id
+        )
+
+    def git_repo(self) -> Any:
+        import git
+
+        try:
+            return git.Repo(self.repo_path, search_parent_directories=True)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError) as e:
+            raise InputError(
+                f"{self.repo_path} is not inside a git repository",
+                hint="run from the repository, or pass --commit SHA / --digest DIGEST",
+            ) from e
+
+    def head_commit(self) -> tuple[str, list[str]]:
+        """HEAD's SHA and its ancestors, newest first (for images not rebuilt at HEAD)."""
+        repo = self.git_repo()
+        try:
+            head = repo.head.commit
+        except ValueError as e:
+            raise InputError("the git repository has no commits", hint="commit first") from e
+        ancestors = [c.hexsha for c in head.iter_parents(max_count=500)]
+        return head.hexsha, ancestors

@@ -1,0 +1,1 @@
+"""Core functions of commands that have no home module elsewhere in ``pipeline``."""

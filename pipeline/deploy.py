@@ -1,0 +1,46 @@
+"""`tierup deploy --env E`: deploy one environment to what its tier's tag points at now."""
+
+from __future__ import annotations
+
+from pipeline.clients import Clients
+from pipeline.config import Config
+from pipeline.promote import PromotionPlan, Progress, RunOptions, execute, plan_environments
+from pipeline.results import CommandResult
+from stages import resolve
+from stages.deploy import ImageTarget
+from stages.record import Recorder
+
+
+def deploy_environment(
+    config: Config,
+    clients: Clients,
+    *,
+    env: str,
+    options: RunOptions,
+    recorder: Recorder | None = None,
+    progress: Progress | None = None,
+) -> CommandResult:
+    environment = config.environment(env)
+    tier = config.tier(environment.tier)
+    registry = clients.registry
+    names = sorted({img for svc in environment.services.values() for img in svc.images().values()})
+    resolved: list[resolve.Resolved] = []
+    targets: dict[str, ImageTarget] = {}
+    for name in names:
+        repo = config.image(name).repository
+        r = resolve.resolve_tier(registry, name, repo, tier=tier.name, template=tier.tag)
+        resolved.append(r)
+        tag = r.tag or tier.tag
+        targets[name] = ImageTarget(
+            image=name, repository=repo, tag=tag, digest=r.manifest.digest,
+            tag_uri=registry.image_uri(repo, tag),
+            digest_uri=registry.image_uri(repo, r.manifest.digest),
+        )
+    envs = plan_environments(
+        config, clients, tier=tier, targets=targets, moved=set(), env_names=[env]
+    )
+    plan = PromotionPlan(
+        command="deploy", tier=tier, tag=tier.tag, resolved=[], retags=[], targets=targets,
+        envs=envs, deploy=True,
+    )
+    return execute(config, clients, plan, options=options, recorder=recorder, progress=progress)

@@ -1,0 +1,140 @@
+"""Rendering: results as rich text or one JSON document on stdout; progress and logs on stderr."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from pipeline.results import CommandResult
+
+_SECRET_PATTERNS = (
+    re.compile(r"(?i)(secret_?access_?key|session_?token|aws_secret_access_key|password|"
+               r"authorization)([\"']?\s*[:=]\s*[\"']?)([^\s\"',}]+)"),
+    re.compile(r"(?i)(\"(?:SecretAccessKey|SessionToken|authorizationToken)\"\s*:\s*\")([^\"]+)"),
+)
+_SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+
+
+def redact(text: str) -> str:
+    """Remove credentials from anything we print, whatever its origin."""
+    for var in _SECRET_ENV:
+        value = os.environ.get(var)
+        if value and len(value) >= 4:
+            text = text.replace(value, "***")
+    text = _SECRET_PATTERNS[0].sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
+    text = _SECRET_PATTERNS[1].sub(lambda m: f"{m.group(1)}***", text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = ()
+        return True
+
+
+def setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    for name in ("pipeline", "stages"):
+        log = logging.getLogger(name)
+        log.handlers[:] = [handler]
+        log.setLevel(logging.DEBUG if verbose else logging.WARNING)
+        log.propagate = False
+
+
+def progress_printer(stream: TextIO | None = None) -> Callable[[str], None]:
+    out = stream or sys.stderr
+
+    def say(message: str) -> None:
+        out.write(redact(message) + "\n")
+        out.flush()
+
+    return say
+
+
+def to_json(result: CommandResult) -> str:
+    return redact(json.dumps(result.to_json(), indent=2, default=str, sort_keys=False))
+
+
+_STYLE = {
+    "ok": "green", "completed": "green", "created": "green", "moved": "green",
+    "unchanged": "dim", "skipped": "dim", "deployed": "cyan", "planned": "cyan",
+    "partial": "yellow", "timed_out": "yellow", "failed": "red",
+}
+
+
+def _styled(status: str) -> str:
+    style = _STYLE.get(status)
+    return f"[{style}]{status}[/{style}]" if style else status
+
+
+def _short(digest: str | None) -> str:
+    if not digest:
+        return "-"
+    return digest[:19] if digest.startswith("sha256:") else digest
+
+
+def render_text(result: CommandResult, stream: TextIO | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=stream or sys.stdout, highlight=False, soft_wrap=True)
+    title = f"tierup {result.command}" + (f" --tier {result.tier}" if result.tier else "")
+    if result.dry_run:
+        title += " (dry run: nothing written)"
+    console.print(f"[bold]{title}[/bold]")
+    if result.images:
+        t = Table(title="images", title_justify="left")
+        for col in ("image", "tag", "digest", "from", "source", "status"):
+            t.add_column(col)
+        for i in result.images:
+            t.add_row(i.image, i.tag or "-", _short(i.digest), _short(i.previous_digest),
+                      i.source or "-", _styled(i.status))
+        console.print(t)
+    if result.plan:
+        console.print("[bold]plan[/bold] (the writes a real run makes):")
+        for n, step in enumerate(result.plan, 1):
+            what = step.get("write")
+            if what == "registry:PutImage":
+                console.print(f"  {n}. tag {step['repository']}:{step['tag']} -> "
+                              f"{_short(step['digest'])} ({step['action']})")
+            else:
+                console.print(f"  {n}. {step.get('environment')}/{step.get('service')}: "
+                              f"{step.get('action')} ({step.get('reason')})")
+    elif result.dry_run:
+        console.print("plan: nothing to write")
+    if result.environments:
+        t = Table(title="environments", title_justify="left")
+        for col in ("environment", "service", "status", "deployment", "detail"):
+            t.add_column(col)
+        for e in result.environments:
+            if e.error:
+                t.add_row(e.name, "-", _styled("failed"), "-", f"{e.error} (hint: {e.hint})")
+                continue
+            for s in e.services:
+                detail = s.error or s.reason or ""
+                if s.hint and s.error:
+                    detail += f" (hint: {s.hint})"
+                t.add_row(e.name, s.service, _styled(s.status), s.deployment_id or "-", detail)
+                for ev in s.events[:3]:
+                    t.add_row("", "", "", "", f"[dim]{ev}[/dim]")
+        console.print(t)
+    for note in result.notes:
+        console.print(f"note: {note}")
+    for key, value in result.data.items():
+        if isinstance(value, str | int | float):
+            console.print(f"{key}: {value}")
+    if result.error:
+        console.print(f"[red]error:[/red] {result.error} (hint: {result.hint})")
+    console.print(f"status: {_styled(str(result.status))}")
+
+
+def print_json(doc: Any, stream: TextIO | None = None) -> None:
+    (stream or sys.stdout).write(redact(json.dumps(doc, indent=2, default=str)) + "\n")

@@ -1,0 +1,525 @@
+"""Promotion: resolve -> retag -> deploy -> wait -> record, planned first, then run.
+
+``plan_promotion`` only reads. Its plan lists, item for item, the writes ``execute`` makes;
+``--dry-run`` prints that plan and stops.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.clients import Clients
+from pipeline.config import TIMESTAMP_FORMAT, Config, Environment, Tier, render_tag
+from pipeline.results import CommandResult, EnvironmentOutcome, ImageOutcome, ServiceOutcome
+from stages import deploy as deploy_stage
+from stages import resolve, retag
+from stages import wait as wait_stage
+from stages.adapters.ecs import Ecs
+from stages.adapters.registry import TagWrite
+from stages.deploy import Applied, ImageTarget, ServicePlan
+from stages.errors import InputError, TierupError
+from stages.record import NullRecorder, Recorder
+from stages.types import TaskDefinition, TaskImage
+
+MAX_WORKERS = 32
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a promotion takes its digest from: default, a tier, a commit or a digest."""
+
+    kind: str = "default"  # default | tier | commit | digest
+    value: str | None = None
+
+    @classmethod
+    def from_flags(cls, *, from_tier: str | None, commit: str | None, digest: str | None) -> Source:
+        given = [(k, v) for k, v in (("tier", from_tier), ("commit", commit), ("digest", digest)) if v]
+        if len(given) > 1:
+            raise InputError(
+                "--from, --commit and --digest are exclusive", hint="pass at most one source"
+            )
+        return cls(*given[0]) if given else cls()
+
+
+@dataclass
+class EnvPlan:
+    name: str
+    env: Environment
+    strategy: str
+    pin: str
+    services: list[ServicePlan] = field(default_factory=list)
+    service_errors: dict[str, TierupError] = field(default_factory=dict)
+    task_defs: dict[str, TaskDefinition] = field(default_factory=dict)
+    running: dict[str, list[TaskImage]] = field(default_factory=dict)
+    error: TierupError | None = None
+
+
+@dataclass
+class PromotionPlan:
+    command: str
+    tier: Tier
+    tag: str
+    resolved: list[resolve.Resolved]
+    retags: list[retag.RetagPlan]
+    targets: dict[str, ImageTarget]
+    envs: list[EnvPlan]
+    deploy: bool
+
+    def steps(self) -> list[dict[str, Any]]:
+        """The writes a real run makes, in order."""
+        out: list[dict[str, Any]] = []
+        for r in self.retags:
+            if r.action is not TagWrite.UNCHANGED:
+                out.append({
+                    "write": "registry:PutImage",
+                    "image": r.image,
+                    "repository": r.repository,
+                    "tag": r.tag,
+                    "digest": r.manifest.digest,
+                    "from_digest": r.current_digest,
+                    "action": str(r.action),
+                })
+        if self.deploy:
+            for e in self.envs:
+                for s in e.services:
+                    if s.writes:
+                        out.append(s.describe())
+        return out
+
+
+def _timestamp(now: datetime) -> str:
+    return now.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+
+
+def resolve_sources(
+    config: Config, clients: Clients, *, tier: Tier, source: Source, images: list[str]
+) -> list[resolve.Resolved]:
+    """Every image must resolve before anything is written (exit 2 otherwise)."""
+    registry = clients.registry
+    src_tier = config.tier(source.value) if source.kind == "tier" and source.value else None
+    if source.kind == "default":
+        src_tier = config.source_tier(tier.name)
+    head: tuple[str, list[str]] | None = None
+    out: list[resolve.Resolved] = []
+    for name in images:
+        repo = config.image(name).repository
+        registry.describe_repository(repo)
+        if source.kind == "digest":
+            assert source.value is not None
+            out.append(resolve.resolve_digest(registry, name, repo, source.value))
+        elif source.kind == "commit":
+            assert source.value is not None
+            out.append(resolve.resolve_commit(registry, name, repo, source.value))
+        elif src_tier is not None:
+            if src_tier.name == tier.name:
+                raise InputError(f"tier {tier.name!r} cannot be promoted from itself")
+            out.append(
+                resolve.resolve_tier(registry, name, repo, tier=src_tier.name, template=src_tier.tag)
+            )
+        else:
+            if head is None:
+                head = clients.head_commit()
+            out.append(
+                resolve.resolve_commit(registry, name, repo, head[0], ancestors=head[1])
+            )
+    return out
+
+
+def _render(tier: Tier, resolved: resolve.Resolved, now: datetime) -> str:
+    commit = resolved.commit or ""
+    if ("{commit}" in tier.tag or "{short_commit}" in tier.tag) and not commit:
+        raise InputError(
+            f"tier {tier.name!r} tag {tier.tag!r} needs a commit, but image "
+            f"{resolved.image!r} came from {resolved.source} with no commit tag",
+            hint="promote from a commit (--commit SHA) or a source whose digest has a commit tag",
+        )
+    return render_tag(tier.tag, timestamp=_timestamp(now), commit=commit)
+
+
+def plan_promotion(
+    config: Config,
+    clients: Clients,
+    *,
+    tier_name: str,
+    source: Source,
+    images: list[str] | None,
+    deploy: bool,
+    now: datetime,
+    command: str = "promote",
+    progress: Progress | None = None,
+) -> PromotionPlan:
+    tier = config.tier(tier_name)
+    names = images or list(config.images)
+    for n in names:
+        config.image(n)
+    registry = clients.registry
+    resolved = resolve_sources(config, clients, tier=tier, source=source, images=names)
+    retags: list[retag.RetagPlan] = []
+    targets: dict[str, ImageTarget] = {}
+    for r in resolved:
+        repo = config.image(r.image).repository
+        tag = _render(tier, r, now)
+        if resolve.is_template(tier.tag):
+            # a stamp already on this digest is reused: re-running a stamp changes nothing
+            existing = resolve.newest_tag(registry.list_images(repo), tier.tag)
+            if existing is not None and existing[1].digest == r.manifest.digest:
+                tag = existing[0]
+        plan = retag.plan_retag(
+            registry, r.image, repo, tag, r.manifest, immutable_tag=resolve.is_template(tier.tag)
+        )
+        retags.append(plan)
+        targets[r.image] = ImageTarget(
+            image=r.image,
+            repository=repo,
+            tag=tag,
+            digest=r.manifest.digest,
+            tag_uri=registry.image_uri(repo, tag),
+            digest_uri=registry.image_uri(repo, r.manifest.digest),
+        )
+    moved = {p.image for p in retags if p.action is not TagWrite.UNCHANGED}
+    envs: list[EnvPlan] = []
+    if deploy:
+        envs = plan_environments(
+            config, clients, tier=tier, targets=targets, moved=moved, progress=progress
+        )
+    return PromotionPlan(
+        command=command, tier=tier, tag=tier.tag, resolved=resolved, retags=retags,
+        targets=targets, envs=envs, deploy=deploy,
+    )
+
+
+def plan_environments(
+    config: Config,
+    clients: Clients,
+    *,
+    tier: Tier,
+    targets: dict[str, ImageTarget],
+    moved: set[str],
+    env_names: list[str] | None = None,
+    progress: Progress | None = None,
+) -> list[EnvPlan]:
+    envs = config.environments_of(tier.name)
+    if env_names is not None:
+        envs = {n: config.environment(n) for n in env_names}
+    plans = [
+        EnvPlan(name=n, env=e, strategy=config.strategy_for(n), pin=config.pin_for(n))
+        for n, e in envs.items()
+    ]
+    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(plans)))) as pool:
+        list(pool.map(lambda p: _plan_env(clients, p, targets, moved), plans))
+    return plans
+
+
+def _plan_env(
+    clients: Clients, plan: EnvPlan, targets: dict[str, ImageTarget], moved: set[str]
+) -> None:
+    env = plan.env
+    try:
+        ecs = clients.ecs(env)
+        states = ecs.describe_services(env.cluster, list(env.services), allow_missing=True)
+        running = ecs.running_images(env.cluster)
+    except TierupError as e:
+        plan.error = e
+        return
+    plan.running = running
+    for svc_name, svc in env.services.items():
+        state = states.get(svc_name)
+        if state is None:
+            plan.service_errors[svc_name] = deploy_stage.DeployError(
+                f"service {svc_name!r} not found in cluster {env.cluster!r}",
+                hint="create the service, or fix environments.<env>.services in envs.yaml",
+            )
+            continue
+        try:
+            td = plan.task_defs.get(state.task_definition)
+            if td is None:
+                td = ecs.describe_task_definition(state.task_definition)
+                plan.task_defs[state.task_definition] = td
+            wanted = {c: targets[img] for c, img in svc.images().items() if img in targets}
+            if not wanted:
+                continue
+            plan.services.append(
+                deploy_stage.plan_service(
+                    environment=plan.name,
+                    strategy=plan.strategy,
+                    pin=plan.pin,
+                    service=svc_name,
+                    wanted=wanted,
+                    state=state,
+                    task_def=td,
+                    running=running.get(svc_name, []),
+                    tag_moved=any(t.image in moved for t in wanted.values()),
+                )
+            )
+        except TierupError as e:
+            plan.service_errors[svc_name] = e
+
+
+# -- run ---------------------------------------------------------------------------
+
+
+@dataclass
+class RunOptions:
+    wait: bool = True
+    timeout: int | None = None
+    dry_run: bool = False
+
+
+def execute(
+    config: Config,
+    clients: Clients,
+    plan: PromotionPlan,
+    *,
+    options: RunOptions,
+    recorder: Recorder | None = None,
+    progress: Progress | None = None,
+) -> CommandResult:
+    say = progress or (lambda _m: None)
+    result = CommandResult(command=plan.command, tier=plan.tier.name, dry_run=options.dry_run)
+    by_image = {r.image: r for r in plan.resolved}
+    for r in plan.retags:
+        res = by_image[r.image]
+        result.images.append(
+            ImageOutcome(
+                image=r.image,
+                repository=r.repository,
+                status=str(r.action),
+                tag=r.tag,
+                digest=r.manifest.digest,
+                previous_digest=r.current_digest,
+                source=res.source,
+                commit=res.commit,
+                note=res.note,
+            )
+        )
+    for n in (r.note for r in plan.resolved):
+        if n:
+            result.notes.append(n)
+    result.plan = plan.steps()
+    if options.dry_run:
+        for e in plan.envs:
+            result.environments.append(_env_outcome(e, {}, {}))
+        result.settle()
+        if result.status.value != "ok":
+            # a dry run that cannot reach an environment still wrote nothing
+            pass
+        return result
+
+    retag_failed = False
+    for r, outcome in zip(plan.retags, result.images, strict=True):
+        if r.action is TagWrite.UNCHANGED:
+            continue
+        try:
+            outcome.status = str(retag.retag(clients.registry, r))
+            say(f"{r.repository}:{r.tag} -> {r.manifest.digest} ({outcome.status})")
+        except TierupError as e:
+            outcome.status, outcome.error, outcome.hint = "failed", e.message, e.hint
+            retag_failed = True
+    if retag_failed:
+        result.notes.append("a tag write failed: no environment was deployed")
+        for e in plan.envs:
+            env_out = _env_outcome(e, {}, {})
+            env_out.status, env_out.error = "failed", "not deployed: a tag write failed"
+            result.environments.append(env_out)
+        result.settle()
+        return result
+
+    applied, errors = _apply_all(clients, plan.envs, say)
+    waited: dict[tuple[str, str], wait_stage.RolloutState] = {}
+    if options.wait:
+        waited = _wait_all(config, clients, plan.envs, applied, options.timeout, say)
+    for e in plan.envs:
+        result.environments.append(_env_outcome(e, applied, errors, waited, options.wait))
+    result.settle()
+    rec = recorder or NullRecorder()
+    rec.record(_event(plan, result))
+    return result
+
+
+def _apply_all(
+    clients: Clients, envs: list[EnvPlan], say: Progress
+) -> tuple[dict[tuple[str, str], Applied], dict[tuple[str, str], TierupError]]:
+    jobs = [(e, s) for e in envs if e.error is None for s in e.services if s.writes]
+    applied: dict[tuple[str, str], Applied] = {}
+    errors: dict[tuple[str, str], TierupError] = {}
+    lock = threading.Lock()
+
+    def one(job: tuple[EnvPlan, ServicePlan]) -> None:
+        e, s = job
+        try:
+            ecs = clients.ecs(e.env)
+            done = deploy_stage.apply(ecs, s, e.task_defs.get(s.task_definition))
+            with lock:
+                applied[(e.name, s.service)] = done
+            say(f"{e.name}/{s.service}: {s.action} -> deployment {done.deployment_id}")
+        except TierupError as err:
+            with lock:
+                errors[(e.name, s.service)] = err
+            say(f"{e.name}/{s.service}: failed: {err.message}")
+
+    if jobs:
+        with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(jobs))) as pool:
+            list(pool.map(one, jobs))
+    return applied, errors
+
+
+def _wait_all(
+    config: Config,
+    clients: Clients,
+    envs: list[EnvPlan],
+    applied: dict[tuple[str, str], Applied],
+    timeout: int | None,
+    say: Progress,
+) -> dict[tuple[str, str], wait_stage.RolloutState]:
+    out: dict[tuple[str, str], wait_stage.RolloutState] = {}
+    lock = threading.Lock()
+
+    def one(e: EnvPlan) -> None:
+        deps = {
+            s: a.deployment_id
+            for (env, s), a in applied.items()
+            if env == e.name and a.deployment_id is not None
+        }
+        if not deps:
+            return
+        limit = timeout if timeout is not None else config.wait_timeout_for(e.name)
+        try:
+            states = wait_stage.wait_for(
+                clients.ecs(e.env), e.env.cluster, deps,
+                timeout=limit, sleep=clients.sleep, clock=clients.clock,
+                interval=clients.poll_interval,
+                on_change=lambda st: say(
+                    f"{e.name}/{st.service}: {st.state} ({st.running}/{st.desired} running)"
+                ),
+            )
+        except TierupError as err:
+            states = {
+                s: wait_stage.RolloutState(s, d, wait_stage.FAILED, reason=f"waiting failed: {err}")
+                for s, d in deps.items()
+            }
+        with lock:
+            for s, st in states.items():
+                out[(e.name, s)] = st
+
+    waiting = [e for e in envs if e.error is None]
+    if waiting:
+        with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(waiting))) as pool:
+            list(pool.map(one, waiting))
+    return out
+
+
+def _env_outcome(
+    e: EnvPlan,
+    applied: dict[tuple[str, str], Applied],
+    errors: dict[tuple[str, str], TierupError],
+    waited: dict[tuple[str, str], wait_stage.RolloutState] | None = None,
+    wait: bool = False,
+) -> EnvironmentOutcome:
+    out = EnvironmentOutcome(
+        name=e.name, tier=e.env.tier, account_id=e.env.account_id, region=e.env.region,
+        cluster=e.env.cluster, strategy=e.strategy,
+    )
+    if e.error is not None:
+        out.status, out.error, out.hint = "failed", e.error.message, e.error.hint
+        return out
+    for s in e.services:
+        prev = next((d for _, d in s.previous_digests if d), None)
+        so = ServiceOutcome(
+            service=s.service,
+            status="planned" if s.writes else "skipped",
+            task_definition=s.task_definition,
+            previous_task_definition=s.task_definition,
+            image=", ".join(c.reference for c in s.containers),
+            digest=s.containers[0].target.digest if s.containers else None,
+            previous_digest=prev,
+            reason=s.reason,
+        )
+        key = (e.name, s.service)
+        if key in errors:
+            err = errors[key]
+            so.status, so.error, so.hint = "failed", err.message, err.hint
+        elif key in applied:
+            a = applied[key]
+            so.deployment_id, so.task_definition = a.deployment_id, a.task_definition
+            so.status = "deployed"
+            st = (waited or {}).get(key)
+            if wait and st is not None:
+                so.status = {
+                    wait_stage.COMPLETED: "completed",
+                    wait_stage.TIMED_OUT: "timed_out",
+                }.get(st.state, "failed")
+                if so.status == "failed":
+                    so.error = st.reason or st.state
+                    so.hint = "see the service events below and `tierup where`"
+                    so.events = list(st.events)
+                elif so.status == "timed_out":
+                    so.error = st.reason
+                    so.hint = "raise --timeout or wait_timeout; the rollout may still finish"
+                    so.events = list(st.events)
+        out.services.append(so)
+    for name, err in e.service_errors.items():
+        out.services.append(
+            ServiceOutcome(service=name, status="failed", error=err.message, hint=err.hint)
+        )
+    out.settle()
+    return out
+
+
+def _event(plan: PromotionPlan, result: CommandResult) -> dict[str, Any]:
+    return {
+        "command": plan.command,
+        "tier": plan.tier.name,
+        "status": str(result.status),
+        "images": [
+            {
+                "image": i.image, "tag": i.tag, "from_digest": i.previous_digest,
+                "to_digest": i.digest, "commit": i.commit, "status": i.status,
+            }
+            for i in result.images
+        ],
+        "environments": {
+            e.name: {
+                "status": e.status,
+                "services": {
+                    s.service: {
+                        "task_definition_before": s.previous_task_definition,
+                        "task_definition_after": s.task_definition,
+                        "digest_before": s.previous_digest,
+                        "digest_after": s.digest,
+                        "status": s.status,
+                    }
+                    for s in e.services
+                },
+            }
+            for e in result.environments
+        },
+    }
+
+
+def promote(
+    config: Config,
+    clients: Clients,
+    *,
+    tier: str,
+    source: Source = Source(),
+    images: list[str] | None = None,
+    deploy: bool = True,
+    options: RunOptions | None = None,
+    recorder: Recorder | None = None,
+    progress: Progress | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    command: str = "promote",
+) -> CommandResult:
+    """Resolve, retag, deploy every environment of the tier, wait, record."""
+    opts = options or RunOptions()
+    plan = plan_promotion(
+        config, clients, tier_name=tier, source=source, images=images, deploy=deploy,
+        now=now(), command=command, progress=progress,
+    )
+    return execute(config, clients, plan, options=opts, recorder=recorder, progress=progress)

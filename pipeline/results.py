@@ -1,0 +1,170 @@
+"""Result objects every command returns; text and ``--json`` are two renderings of them."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from stages.errors import ExitCode
+
+
+class Status(StrEnum):
+    OK = "ok"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return {
+            Status.OK: ExitCode.OK,
+            Status.FAILED: ExitCode.FAILED,
+            Status.PARTIAL: ExitCode.PARTIAL,
+            Status.TIMED_OUT: ExitCode.TIMED_OUT,
+        }[self]
+
+
+# item statuses that count as "ended on the new state"
+SUCCESS = frozenset(
+    {"ok", "created", "moved", "unchanged", "deployed", "completed", "skipped", "built", "pushed",
+     "exists", "registered", "planned", "rolled_back", "restored", "recorded"}
+)
+TIMEOUT = frozenset({"timed_out"})
+
+
+@dataclass
+class ServiceOutcome:
+    service: str
+    status: str
+    task_definition: str | None = None
+    previous_task_definition: str | None = None
+    deployment_id: str | None = None
+    image: str | None = None
+    digest: str | None = None
+    previous_digest: str | None = None
+    reason: str | None = None
+    error: str | None = None
+    hint: str | None = None
+    events: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EnvironmentOutcome:
+    name: str
+    tier: str
+    account_id: str
+    region: str
+    cluster: str
+    strategy: str
+    status: str = "ok"
+    services: list[ServiceOutcome] = field(default_factory=list)
+    error: str | None = None
+    hint: str | None = None
+
+    def settle(self) -> None:
+        """Derive the environment's status from its services unless an error already set it."""
+        if self.error is not None:
+            self.status = "failed"
+            return
+        states = [s.status for s in self.services]
+        if not states:
+            return
+        if all(s in SUCCESS for s in states):
+            self.status = "ok"
+        elif all(s in SUCCESS or s in TIMEOUT for s in states):
+            self.status = "timed_out"
+        elif any(s in SUCCESS for s in states):
+            self.status = "partial"
+        else:
+            self.status = "failed"
+
+
+@dataclass
+class ImageOutcome:
+    image: str
+    repository: str
+    status: str
+    tag: str | None = None
+    digest: str | None = None
+    previous_digest: str | None = None
+    source: str | None = None
+    commit: str | None = None
+    note: str | None = None
+    error: str | None = None
+    hint: str | None = None
+
+
+def overall(statuses: Iterable[str]) -> Status:
+    """ok / partial / failed / timed_out from item statuses, as DESIGN.md's exit table says."""
+    items = list(statuses)
+    if not items or all(s in SUCCESS for s in items):
+        return Status.OK
+    if all(s in SUCCESS or s in TIMEOUT for s in items):
+        return Status.TIMED_OUT
+    if any(s in SUCCESS or s == "partial" for s in items):
+        return Status.PARTIAL
+    return Status.FAILED
+
+
+@dataclass
+class CommandResult:
+    command: str
+    status: Status = Status.OK
+    tier: str | None = None
+    dry_run: bool = False
+    images: list[ImageOutcome] = field(default_factory=list)
+    environments: list[EnvironmentOutcome] = field(default_factory=list)
+    plan: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    hint: str | None = None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return self.status.exit_code
+
+    def settle(self) -> Status:
+        for env in self.environments:
+            env.settle()
+        statuses = [i.status for i in self.images] + [e.status for e in self.environments]
+        if self.error is not None:
+            self.status = Status.FAILED
+        else:
+            self.status = overall(statuses)
+        return self.status
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": str(self.status), "command": self.command}
+        if self.tier is not None:
+            out["tier"] = self.tier
+        if self.dry_run:
+            out["dry_run"] = True
+        if self.images:
+            out["images"] = {i.image: _clean(dataclasses.asdict(i)) for i in self.images}
+        if self.environments:
+            out["environments"] = {
+                e.name: {
+                    **_clean({k: v for k, v in dataclasses.asdict(e).items() if k != "services"}),
+                    "services": {
+                        s.service: _clean(dataclasses.asdict(s)) for s in e.services
+                    },
+                }
+                for e in self.environments
+            }
+        if self.plan:
+            out["plan"] = self.plan
+        if self.notes:
+            out["notes"] = self.notes
+        out.update(self.data)
+        if self.error is not None:
+            out["error"] = self.error
+            out["hint"] = self.hint
+        return out
+
+
+def _clean(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None and v != [] and k not in ("image_name",)}

@@ -1,0 +1,137 @@
+"""The one place that makes boto3 clients.
+
+An environment with a ``role_arn`` is reached by assuming that role (cached per role
+and external id). AWS_PROFILE, AWS_ENDPOINT_URL and the standard credential chain work
+as they do for the aws CLI. boto3 is imported lazily so that ``tierup --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from stages.adapters.aws import raise_translated
+
+CI_RUN_ID_VARS = ("GITHUB_RUN_ID", "CI_PIPELINE_ID", "CI_JOB_ID", "BUILD_ID", "CODEBUILD_BUILD_NUMBER")
+_SESSION_NAME_BAD = re.compile(r"[^\w+=,.@-]")
+MAX_POOL = 64
+
+
+def session_name(environ: dict[str, str] | None = None) -> str:
+    """``tierup`` plus the CI run id when there is one: 2-64 chars of ``[\\w+=,.@-]``."""
+    env = os.environ if environ is None else environ
+    run_id = next((env[v] for v in CI_RUN_ID_VARS if env.get(v)), None)
+    name = f"tierup-{run_id}" if run_id else f"tierup-{os.getpid()}"
+    return _SESSION_NAME_BAD.sub("-", name)[:64]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a client points: an account reached by an optional role, in a region."""
+
+    region: str
+    role_arn: str | None = None
+    external_id: str | None = None
+
+
+class AwsSessions:
+    """Creates and caches boto3 sessions and clients; thread-safe."""
+
+    def __init__(self, *, profile: str | None = None, name: str | None = None) -> None:
+        self._profile = profile
+        self._name = name or session_name()
+        self._lock = threading.Lock()
+        self._base: Any = None
+        self._assumed: dict[tuple[str, str | None], Any] = {}
+        self._clients: dict[tuple[str, Target], Any] = {}
+        self._config: Any = None
+
+    def _botocore_config(self) -> Any:
+        if self._config is None:
+            from botocore.config import Config
+
+            self._config = Config(
+                retries={"mode": "adaptive", "max_attempts": 6},
+                max_pool_connections=MAX_POOL,
+                connect_timeout=10,
+                read_timeout=30,
+            )
+        return self._config
+
+    def _base_session(self) -> Any:
+        if self._base is None:
+            import boto3
+
+            try:
+                self._base = boto3.Session(profile_name=self._profile)
+            except Exception as e:
+                raise_translated(e, "loading AWS configuration")
+        return self._base
+
+    def _session_for(self, target: Target) -> Any:
+        if target.role_arn is None:
+            return self._base_session()
+        key = (target.role_arn, target.external_id)
+        cached = self._assumed.get(key)
+        if cached is not None:
+            return cached
+        import boto3
+
+        sts = self._base_session().client(
+            "sts", region_name=target.region, config=self._botocore_config()
+        )
+        params: dict[str, Any] = {"RoleArn": target.role_arn, "RoleSessionName": self._name}
+        if target.external_id:
+            params["ExternalId"] = target.external_id
+        try:
+            creds = sts.assume_role(**params)["Credentials"]
+        except Exception as e:
+            raise_translated(
+                e,
+                f"assuming role {target.role_arn}",
+                hint="check the role's trust policy allows the caller (and the external_id), "
+                "and that the caller may sts:AssumeRole",
+            )
+        session = boto3.Session(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+            region_name=target.region,
+        )
+        self._assumed[key] = session
+        return session
+
+    def client(
+        self,
+        service: str,
+        *,
+        region: str,
+        role_arn: str | None = None,
+        external_id: str | None = None,
+    ) -> Any:
+        target = Target(region=region, role_arn=role_arn, external_id=external_id)
+        key = (service, target)
+        with self._lock:
+            cached = self._clients.get(key)
+            if cached is not None:
+                return cached
+            session = self._session_for(target)
+            try:
+                client = session.client(
+                    service, region_name=region, config=self._botocore_config()
+                )
+            except Exception as e:
+                raise_translated(e, f"creating the {service} client")
+            self._clients[key] = client
+            return client
+
+    def caller_arn(self, *, region: str, role_arn: str | None = None) -> str | None:
+        """The STS caller identity ARN, or None when it cannot be had."""
+        try:
+            sts = self.client("sts", region=region, role_arn=role_arn)
+            return str(sts.get_caller_identity()["Arn"])
+        except Exception:
+            return None

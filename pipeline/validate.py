@@ -1,0 +1,184 @@
+"""`tierup validate`: the configuration, and with ``--remote`` the preflight against AWS."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from pipeline.clients import Clients
+from pipeline.config import Config, EcrRegistry
+from pipeline.results import CommandResult, EnvironmentOutcome, ImageOutcome, ServiceOutcome
+from stages.deploy import DeployError, names_reference, pick_container
+from stages.errors import TierupError
+from stages.resolve import is_template
+
+PULL_ACTIONS = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
+
+
+def summary(config: Config) -> dict[str, Any]:
+    tiers: dict[str, Any] = {}
+    for t in config.tiers:
+        tiers[t.name] = {
+            "tag": t.tag,
+            "mutable": not t.immutable,
+            "from": config.source_tier(t.name).name if config.source_tier(t.name) else None,
+            "environments": {
+                n: {
+                    "account_id": e.account_id,
+                    "region": e.region,
+                    "cluster": e.cluster,
+                    "strategy": config.strategy_for(n),
+                    "services": {s: {str(k or "(default)"): v for k, v in svc.images().items()}
+                                 for s, svc in e.services.items()},
+                }
+                for n, e in config.environments_of(t.name).items()
+            },
+        }
+    return {"tiers": tiers, "images": {n: i.repository for n, i in config.images.items()}}
+
+
+def validate(config: Config, clients: Clients | None = None, *, remote: bool = False) -> CommandResult:
+    result = CommandResult(command="validate")
+    result.data = {"config": summary(config)}
+    if not remote or clients is None:
+        return result
+    _check_images(config, clients, result)
+    envs = list(config.environments)
+    with ThreadPoolExecutor(max_workers=min(16, max(1, len(envs)))) as pool:
+        result.environments = list(pool.map(lambda n: _check_env(config, clients, n), envs))
+    result.settle()
+    return result
+
+
+def _check_images(config: Config, clients: Clients, result: CommandResult) -> None:
+    accounts = sorted({e.account_id for e in config.environments.values()})
+    for name, image in config.images.items():
+        out = ImageOutcome(image=name, repository=image.repository, status="ok")
+        try:
+            clients.registry.describe_repository(image.repository)
+            if isinstance(config.registry, EcrRegistry):
+                missing = _accounts_without_pull(clients, image.repository, accounts,
+                                                 config.registry.account_id)
+                if missing:
+                    out.status = "failed"
+                    out.error = (f"repository {image.repository!r} does not let account(s) "
+                                 f"{', '.join(missing)} pull")
+                    out.hint = ("add them to the repository policy with " + ", ".join(PULL_ACTIONS)
+                                + "; tasks would fail with CannotPullContainerError")
+        except TierupError as e:
+            out.status, out.error, out.hint = "failed", e.message, e.hint
+        result.images.append(out)
+
+
+def _accounts_without_pull(
+    clients: Clients, repository: str, accounts: list[str], registry_account: str
+) -> list[str]:
+    from stages.adapters.ecr import EcrRegistry as Ecr
+
+    reg = clients.registry
+    assert isinstance(reg, Ecr)
+    text = reg.repository_policy(repository)
+    others = [a for a in accounts if a != registry_account]
+    if not others:
+        return []
+    if text is None:
+        return others
+    allowed: set[str] = set()
+    wildcard = False
+    for st in json.loads(text).get("Statement", []):
+        if st.get("Effect") != "Allow":
+            continue
+        actions = st.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        if not all(any(_matches(a, want) for a in actions) for want in PULL_ACTIONS):
+            continue
+        principal = st.get("Principal", {})
+        if principal == "*":
+            wildcard = True
+            continue
+        aws = principal.get("AWS", []) if isinstance(principal, dict) else []
+        for p in [aws] if isinstance(aws, str) else aws:
+            if p == "*":
+                wildcard = True
+            for a in others:
+                if a in p:
+                    allowed.add(a)
+    return [] if wildcard else [a for a in others if a not in allowed]
+
+
+def _matches(pattern: str, action: str) -> bool:
+    import fnmatch
+
+    return fnmatch.fnmatch(action.lower(), pattern.lower())
+
+
+def _check_env(config: Config, clients: Clients, name: str) -> EnvironmentOutcome:
+    env = config.environment(name)
+    tier = config.tier(env.tier)
+    out = EnvironmentOutcome(name=name, tier=env.tier, account_id=env.account_id, region=env.region,
+                             cluster=env.cluster, strategy=config.strategy_for(name))
+    try:
+        ecs = clients.ecs(env)
+        states = ecs.describe_services(env.cluster, list(env.services), allow_missing=True)
+    except TierupError as e:
+        out.status, out.error, out.hint = "failed", e.message, e.hint
+        return out
+    for svc_name, svc in env.services.items():
+        so = ServiceOutcome(service=svc_name, status="ok")
+        state = states.get(svc_name)
+        if state is None:
+            so.status, so.error = "failed", f"service not found in cluster {env.cluster!r}"
+            so.hint = "create it, or fix the service name in envs.yaml"
+            out.services.append(so)
+            continue
+        so.task_definition = state.task_definition
+        try:
+            td = ecs.describe_task_definition(state.task_definition)
+            if not is_template(tier.tag) and config.strategy_for(name) == "force-new-deployment":
+                for container, image_name in svc.images().items():
+                    cname = pick_container(svc_name, container, td)
+                    want = clients.registry.image_uri(config.image(image_name).repository, tier.tag)
+                    have = td.image_of(cname) or ""
+                    if not names_reference(have, want):
+                        so.status = "failed"
+                        so.error = f"container {cname!r} names {have}, not the tier's tag {want}"
+                        so.hint = "register a revision naming the tier's tag"
+        except (TierupError, DeployError) as e:
+            so.status, so.error, so.hint = "failed", e.message, e.hint
+        out.services.append(so)
+    out.settle()
+    return out
+
+
+def render(result: CommandResult) -> None:
+    import sys
+
+    from rich.console import Console
+    from rich.tree import Tree
+
+    console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    cfg = result.data["config"]
+    root = Tree("[bold]tiers[/bold]")
+    for tier, t in cfg["tiers"].items():
+        kind = "mutable" if t["mutable"] else "immutable, stamped"
+        src = f" from {t['from']}" if t["from"] else ""
+        node = root.add(f"{tier}: tag {t['tag']} ({kind}){src}")
+        for env, e in t["environments"].items():
+            en = node.add(f"{env}: account {e['account_id']} {e['region']} cluster {e['cluster']} "
+                          f"({e['strategy']})")
+            for svc, containers in e["services"].items():
+                en.add(f"{svc}: " + ", ".join(f"{c} <- {i}" if c != "(default)" else i
+                                              for c, i in containers.items()))
+    console.print(root)
+    for i in result.images:
+        mark = "ok" if i.status == "ok" else f"[red]{i.error}[/red] (hint: {i.hint})"
+        console.print(f"image {i.image} ({i.repository}): {mark}")
+    for e in result.environments:
+        if e.error:
+            console.print(f"environment {e.name}: [red]{e.error}[/red] (hint: {e.hint})")
+            continue
+        for s in e.services:
+            mark = "ok" if s.status == "ok" else f"[red]{s.error}[/red] (hint: {s.hint})"
+            console.print(f"environment {e.name} service {s.service}: {mark}")
+    console.print(f"status: {result.status}")

@@ -1,0 +1,272 @@
+"""Deploy one ECS service by its environment's strategy: decide (reads), then apply (writes).
+
+``plan_service`` reads nothing itself: it decides from the service's state, task definition
+and running tasks, so that ``--dry-run`` shows exactly what ``apply`` will write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from stages.adapters.ecs import Ecs
+from stages.errors import TierupError
+from stages.types import ImageRef, ServiceState, TaskDefinition, TaskImage
+
+FORCE_NEW_DEPLOYMENT = "force-new-deployment"
+TASK_DEFINITION = "task-definition"
+STRATEGIES = (FORCE_NEW_DEPLOYMENT, TASK_DEFINITION, "cloudformation", "codedeploy")
+
+# RegisterTaskDefinition accepts these; describe_task_definition also returns read-only keys
+READ_ONLY_KEYS = frozenset(
+    {"taskDefinitionArn", "revision", "status", "requiresAttributes", "compatibilities",
+     "registeredAt", "registeredBy", "deregisteredAt", "deleteRequestedAt"}
+)
+
+
+class DeployError(TierupError):
+    """A service cannot be deployed as configured (its own error, others go on)."""
+
+
+@dataclass(frozen=True)
+class ImageTarget:
+    """What a service should run for one image after the promotion."""
+
+    image: str
+    repository: str
+    tag: str
+    digest: str
+    tag_uri: str
+    digest_uri: str
+
+
+@dataclass(frozen=True)
+class ContainerTarget:
+    container: str
+    target: ImageTarget
+    reference: str  # what the task definition should name (tag_uri or digest_uri)
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    """One service's decision: a frozen instruction the executor runs or prints."""
+
+    environment: str
+    cluster: str
+    service: str
+    strategy: str
+    action: str  # force-new-deployment | register-task-definition | skip
+    reason: str
+    task_definition: str
+    containers: tuple[ContainerTarget, ...]
+    previous_digests: tuple[tuple[str, str | None], ...] = ()
+
+    @property
+    def writes(self) -> bool:
+        return self.action != "skip"
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "write": "ecs:UpdateService" if self.action == FORCE_NEW_DEPLOYMENT else (
+                "ecs:RegisterTaskDefinition+UpdateService" if self.writes else "none"
+            ),
+            "environment": self.environment,
+            "cluster": self.cluster,
+            "service": self.service,
+            "action": self.action,
+            "reason": self.reason,
+            "task_definition": self.task_definition,
+        }
+        if self.action == "register-task-definition":
+            out["images"] = {c.container: c.reference for c in self.containers}
+        return out
+
+
+@dataclass(frozen=True)
+class Applied:
+    service: str
+    deployment_id: str | None
+    task_definition: str
+    previous_task_definition: str
+    registered: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def pick_container(service: str, wanted: str | None, task_def: TaskDefinition) -> str:
+    """The container an ``image:`` entry means: named, the only one, or the one named like the service."""
+    names = [c.name for c in task_def.containers]
+    if wanted is not None:
+        if wanted not in names:
+            raise DeployError(
+                f"service {service!r}: task definition {task_def.arn} has no container {wanted!r} "
+                f"(containers: {', '.join(names)})",
+                hint="fix `container` in envs.yaml",
+            )
+        return wanted
+    if len(names) == 1:
+        return names[0]
+    if service in names:
+        return service
+    raise DeployError(
+        f"service {service!r}: task definition {task_def.arn} has {len(names)} containers "
+        f"({', '.join(names)}) and none is named {service!r}",
+        hint="name the container: `{image: NAME, container: NAME}` or use `containers:`",
+    )
+
+
+def names_reference(image: str, reference: str) -> bool:
+    """Does a task definition's image string name ``reference`` (same repo and tag/digest)?"""
+    a, b = ImageRef.parse(image), ImageRef.parse(reference)
+    if a.repository != b.repository:
+        return False
+    if a.registry and b.registry and a.registry != b.registry:
+        return False
+    if b.digest:
+        return a.digest == b.digest
+    return a.digest is None and (a.tag or "latest") == (b.tag or "latest")
+
+
+def plan_service(
+    *,
+    environment: str,
+    strategy: str,
+    pin: str,
+    service: str,
+    wanted: dict[str | None, ImageTarget],
+    state: ServiceState,
+    task_def: TaskDefinition,
+    running: list[TaskImage],
+    tag_moved: bool,
+) -> ServicePlan:
+    """Decide what to do with one service; raise DeployError when it cannot be deployed."""
+    if strategy not in (FORCE_NEW_DEPLOYMENT, TASK_DEFINITION):
+        raise DeployError(
+            f"service {service!r}: strategy {strategy!r} is not available in this version",
+            hint="use force-new-deployment or task-definition",
+        )
+    containers: list[ContainerTarget] = []
+    for wanted_container, target in wanted.items():
+        name = pick_container(service, wanted_container, task_def)
+        ref = target.digest_uri if (pin == "digest" and strategy == TASK_DEFINITION) else target.tag_uri
+        containers.append(ContainerTarget(container=name, target=target, reference=ref))
+
+    current_refs = {c.container: task_def.image_of(c.container) or "" for c in containers}
+    names_target = all(names_reference(current_refs[c.container], c.reference) for c in containers)
+    prev = tuple(
+        (c.container, _agreed_digest(running, c.container)) for c in containers
+    )
+
+    if strategy == FORCE_NEW_DEPLOYMENT:
+        wrong = [c for c in containers if not names_reference(current_refs[c.container], c.reference)]
+        if wrong:
+            c = wrong[0]
+            raise DeployError(
+                f"service {service!r}: task definition {task_def.arn} names "
+                f"{current_refs[c.container] or 'no image'} for container {c.container!r}, not the "
+                f"tier's tag {c.reference}; a forced deployment would not change its image",
+                hint=f"register a revision naming {c.reference}, or use strategy task-definition",
+            )
+    action = FORCE_NEW_DEPLOYMENT if strategy == FORCE_NEW_DEPLOYMENT else "register-task-definition"
+    if strategy == TASK_DEFINITION and names_target and not tag_moved:
+        # the revision already names the target: a forced deployment is enough if one is needed
+        action = FORCE_NEW_DEPLOYMENT
+
+    reason = _why_deploy(state, containers, running, names_target, tag_moved)
+    if reason is None:
+        return ServicePlan(
+            environment=environment, cluster=state.cluster, service=service, strategy=strategy,
+            action="skip", reason="already runs the target", task_definition=task_def.arn,
+            containers=tuple(containers), previous_digests=prev,
+        )
+    return ServicePlan(
+        environment=environment, cluster=state.cluster, service=service, strategy=strategy,
+        action=action, reason=reason, task_definition=task_def.arn,
+        containers=tuple(containers), previous_digests=prev,
+    )
+
+
+def _agreed_digest(running: list[TaskImage], container: str) -> str | None:
+    digests = {t.digest for t in running if t.container == container}
+    if len(digests) == 1:
+        return next(iter(digests))
+    return None
+
+
+def _why_deploy(
+    state: ServiceState,
+    containers: list[ContainerTarget],
+    running: list[TaskImage],
+    names_target: bool,
+    tag_moved: bool,
+) -> str | None:
+    """None when the service may be skipped (DESIGN.md's re-run rule), else why it deploys."""
+    if tag_moved:
+        return "the tag moved to a new digest"
+    if not names_target:
+        return "its task definition does not name the target"
+    primary = state.primary
+    if primary is None:
+        return "it has no PRIMARY deployment"
+    if len(state.deployments) > 1:
+        return f"it has {len(state.deployments)} deployments (a rollout is not finished)"
+    if primary.rollout_state not in (None, "COMPLETED"):
+        return f"its PRIMARY deployment is {primary.rollout_state}"
+    if primary.running != primary.desired:
+        return f"it runs {primary.running} of {primary.desired} tasks"
+    if state.desired == 0:
+        return None
+    for c in containers:
+        reported = [t.digest for t in running if t.container == c.container]
+        if not reported or any(d is None for d in reported):
+            return "its tasks do not report what they run"
+        if any(d != c.target.digest for d in reported):
+            return f"container {c.container!r} runs another digest"
+    return None
+
+
+def registration_input(ecs: Ecs, task_def: TaskDefinition) -> dict[str, Any]:
+    """Every field RegisterTaskDefinition accepts, copied from a described task definition."""
+    shape = ecs.client.meta.service_model.operation_model("RegisterTaskDefinition").input_shape
+    accepted = set(shape.members)
+    params = {k: v for k, v in task_def.raw.items() if k in accepted and k not in READ_ONLY_KEYS}
+    tags = task_def.raw.get("tags")
+    if tags:
+        params["tags"] = tags
+    else:
+        params.pop("tags", None)
+    return params
+
+
+def with_images(params: dict[str, Any], images: dict[str, str]) -> dict[str, Any]:
+    out = dict(params)
+    out["containerDefinitions"] = [
+        {**c, "image": images[c["name"]]} if c.get("name") in images else dict(c)
+        for c in params.get("containerDefinitions", [])
+    ]
+    return out
+
+
+def apply(ecs: Ecs, plan: ServicePlan, task_def: TaskDefinition | None = None) -> Applied:
+    """Run one planned service deployment; return the deployment id the write created."""
+    if plan.action == "skip":
+        return Applied(plan.service, None, plan.task_definition, plan.task_definition)
+    new_arn = plan.task_definition
+    registered = False
+    if plan.action == "register-task-definition":
+        current = task_def or ecs.describe_task_definition(plan.task_definition)
+        params = with_images(
+            registration_input(ecs, current), {c.container: c.reference for c in plan.containers}
+        )
+        new_arn = ecs.register_task_definition(params).arn
+        registered = True
+        state = ecs.update_service(plan.cluster, plan.service, task_definition=new_arn)
+    else:
+        state = ecs.force_new_deployment(plan.cluster, plan.service)
+    primary = state.primary
+    return Applied(
+        service=plan.service,
+        deployment_id=primary.id if primary else None,
+        task_definition=new_arn,
+        previous_task_definition=plan.task_definition,
+        registered=registered,
+    )
