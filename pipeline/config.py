@@ -51,7 +51,9 @@ def parse_duration(value: object) -> int:
         m = _DURATION_RE.match(value.strip())
         if m:
             return int(m.group(1)) * _UNITS[m.group(2)]
-    raise ValueError(f"bad duration {value!r}: use integer seconds or <n>s|m|h, e.g. 90, 30s, 15m, 2h")
+    raise ValueError(
+        f"bad duration {value!r}: use integer seconds or <n>s|m|h, e.g. 90, 30s, 15m, 2h"
+    )
 
 
 Duration = Annotated[int, BeforeValidator(parse_duration, json_schema_input_type=int | str)]
@@ -184,7 +186,7 @@ class ServiceConfig(_Model):
     def images(self) -> dict[str | None, str]:
         """Container name (None: resolve at deploy time) -> image name."""
         if self.containers is not None:
-            return dict(self.containers)
+            return {k: v for k, v in self.containers.items()}
         assert self.image is not None
         return {self.container: self.image}
 
@@ -304,7 +306,13 @@ class Config(_Model):
                 for container, image in svc.images().items():
                     if image not in self.images:
                         key = "image" if container is None or svc.image else "containers"
-                        loc: tuple[str | int, ...] = ("environments", env_name, "services", svc_name, key)
+                        loc: tuple[str | int, ...] = (
+                            "environments",
+                            env_name,
+                            "services",
+                            svc_name,
+                            key,
+                        )
                         if svc.containers is not None and container is not None:
                             loc = (*loc, container)
                         raise _LocatedError(
@@ -507,9 +515,9 @@ def loads(text: str, file: str = DEFAULT_CONFIG) -> Config:
     _walk(node, (), lines, file)
     located = _Lines(lines)
     if data.get("version") != 1:
-        line = located.find(("version",)) or 1
+        vline = located.find(("version",)) or 1
         raise ConfigError(
-            f"{file}:{line}: version: expected 1, got {data.get('version')!r}",
+            f"{file}:{vline}: version: expected 1, got {data.get('version')!r}",
             hint="this tierup reads envs.yaml version 1",
         )
     try:
@@ -524,8 +532,8 @@ def loads(text: str, file: str = DEFAULT_CONFIG) -> Config:
             loc, text_msg = err.loc, err.message
         else:
             text_msg = _message(first)
-        line = located.find(loc)
-        where = f"{file}:{line}" if line else file
+        found = located.find(loc)
+        where = f"{file}:{found}" if found else file
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ConfigError(f"{where}: {_format_loc(loc)}: {text_msg}{more}") from e
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pipeline.clients import Clients
 from pipeline.config import Config
-from pipeline.promote import PromotionPlan, Progress, RunOptions, execute, plan_environments
+from pipeline.promote import Progress, PromotionPlan, RunOptions, execute, plan_environments
 from pipeline.results import CommandResult
 from stages import resolve
 from stages.deploy import ImageTarget
@@ -32,7 +32,10 @@ def deploy_environment(
         resolved.append(r)
         tag = r.tag or tier.tag
         targets[name] = ImageTarget(
-            image=name, repository=repo, tag=tag, digest=r.manifest.digest,
+            image=name,
+            repository=repo,
+            tag=tag,
+            digest=r.manifest.digest,
             tag_uri=registry.image_uri(repo, tag),
             digest_uri=registry.image_uri(repo, r.manifest.digest),
         )
@@ -40,7 +43,13 @@ def deploy_environment(
         config, clients, tier=tier, targets=targets, moved=set(), env_names=[env]
     )
     plan = PromotionPlan(
-        command="deploy", tier=tier, tag=tier.tag, resolved=[], retags=[], targets=targets,
-        envs=envs, deploy=True,
+        command="deploy",
+        tier=tier,
+        tag=tier.tag,
+        resolved=[],
+        retags=[],
+        targets=targets,
+        envs=envs,
+        deploy=True,
     )
     return execute(config, clients, plan, options=options, recorder=recorder, progress=progress)

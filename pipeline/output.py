@@ -13,8 +13,10 @@ from typing import Any, TextIO
 from pipeline.results import CommandResult
 
 _SECRET_PATTERNS = (
-    re.compile(r"(?i)(secret_?access_?key|session_?token|aws_secret_access_key|password|"
-               r"authorization)([\"']?\s*[:=]\s*[\"']?)([^\s\"',}]+)"),
+    re.compile(
+        r"(?i)(secret_?access_?key|session_?token|aws_secret_access_key|password|"
+        r"authorization)([\"']?\s*[:=]\s*[\"']?)([^\s\"',}]+)"
+    ),
     re.compile(r"(?i)(\"(?:SecretAccessKey|SessionToken|authorizationToken)\"\s*:\s*\")([^\"]+)"),
 )
 _SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
@@ -64,9 +66,17 @@ def to_json(result: CommandResult) -> str:
 
 
 _STYLE = {
-    "ok": "green", "completed": "green", "created": "green", "moved": "green",
-    "unchanged": "dim", "skipped": "dim", "deployed": "cyan", "planned": "cyan",
-    "partial": "yellow", "timed_out": "yellow", "failed": "red",
+    "ok": "green",
+    "completed": "green",
+    "created": "green",
+    "moved": "green",
+    "unchanged": "dim",
+    "skipped": "dim",
+    "deployed": "cyan",
+    "planned": "cyan",
+    "partial": "yellow",
+    "timed_out": "yellow",
+    "failed": "red",
 }
 
 
@@ -95,19 +105,29 @@ def render_text(result: CommandResult, stream: TextIO | None = None) -> None:
         for col in ("image", "tag", "digest", "from", "source", "status"):
             t.add_column(col)
         for i in result.images:
-            t.add_row(i.image, i.tag or "-", _short(i.digest), _short(i.previous_digest),
-                      i.source or "-", _styled(i.status))
+            t.add_row(
+                i.image,
+                i.tag or "-",
+                _short(i.digest),
+                _short(i.previous_digest),
+                i.source or "-",
+                _styled(i.status),
+            )
         console.print(t)
     if result.plan:
         console.print("[bold]plan[/bold] (the writes a real run makes):")
         for n, step in enumerate(result.plan, 1):
             what = step.get("write")
             if what == "registry:PutImage":
-                console.print(f"  {n}. tag {step['repository']}:{step['tag']} -> "
-                              f"{_short(step['digest'])} ({step['action']})")
+                console.print(
+                    f"  {n}. tag {step['repository']}:{step['tag']} -> "
+                    f"{_short(step['digest'])} ({step['action']})"
+                )
             else:
-                console.print(f"  {n}. {step.get('environment')}/{step.get('service')}: "
-                              f"{step.get('action')} ({step.get('reason')})")
+                console.print(
+                    f"  {n}. {step.get('environment')}/{step.get('service')}: "
+                    f"{step.get('action')} ({step.get('reason')})"
+                )
     elif result.dry_run:
         console.print("plan: nothing to write")
     if result.environments:

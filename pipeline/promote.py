@@ -19,7 +19,6 @@ from pipeline.results import CommandResult, EnvironmentOutcome, ImageOutcome, Se
 from stages import deploy as deploy_stage
 from stages import resolve, retag
 from stages import wait as wait_stage
-from stages.adapters.ecs import Ecs
 from stages.adapters.registry import TagWrite
 from stages.deploy import Applied, ImageTarget, ServicePlan
 from stages.errors import InputError, TierupError
@@ -39,7 +38,9 @@ class Source:
 
     @classmethod
     def from_flags(cls, *, from_tier: str | None, commit: str | None, digest: str | None) -> Source:
-        given = [(k, v) for k, v in (("tier", from_tier), ("commit", commit), ("digest", digest)) if v]
+        given = [
+            (k, v) for k, v in (("tier", from_tier), ("commit", commit), ("digest", digest)) if v
+        ]
         if len(given) > 1:
             raise InputError(
                 "--from, --commit and --digest are exclusive", hint="pass at most one source"
@@ -76,15 +77,17 @@ class PromotionPlan:
         out: list[dict[str, Any]] = []
         for r in self.retags:
             if r.action is not TagWrite.UNCHANGED:
-                out.append({
-                    "write": "registry:PutImage",
-                    "image": r.image,
-                    "repository": r.repository,
-                    "tag": r.tag,
-                    "digest": r.manifest.digest,
-                    "from_digest": r.current_digest,
-                    "action": str(r.action),
-                })
+                out.append(
+                    {
+                        "write": "registry:PutImage",
+                        "image": r.image,
+                        "repository": r.repository,
+                        "tag": r.tag,
+                        "digest": r.manifest.digest,
+                        "from_digest": r.current_digest,
+                        "action": str(r.action),
+                    }
+                )
         if self.deploy:
             for e in self.envs:
                 for s in e.services:
@@ -120,14 +123,14 @@ def resolve_sources(
             if src_tier.name == tier.name:
                 raise InputError(f"tier {tier.name!r} cannot be promoted from itself")
             out.append(
-                resolve.resolve_tier(registry, name, repo, tier=src_tier.name, template=src_tier.tag)
+                resolve.resolve_tier(
+                    registry, name, repo, tier=src_tier.name, template=src_tier.tag
+                )
             )
         else:
             if head is None:
                 head = clients.head_commit()
-            out.append(
-                resolve.resolve_commit(registry, name, repo, head[0], ancestors=head[1])
-            )
+            out.append(resolve.resolve_commit(registry, name, repo, head[0], ancestors=head[1]))
     return out
 
 
@@ -189,8 +192,14 @@ def plan_promotion(
             config, clients, tier=tier, targets=targets, moved=moved, progress=progress
         )
     return PromotionPlan(
-        command=command, tier=tier, tag=tier.tag, resolved=resolved, retags=retags,
-        targets=targets, envs=envs, deploy=deploy,
+        command=command,
+        tier=tier,
+        tag=tier.tag,
+        resolved=resolved,
+        retags=retags,
+        targets=targets,
+        envs=envs,
+        deploy=deploy,
     )
 
 
@@ -323,8 +332,8 @@ def execute(
             retag_failed = True
     if retag_failed:
         result.notes.append("a tag write failed: no environment was deployed")
-        for e in plan.envs:
-            env_out = _env_outcome(e, {}, {})
+        for ep in plan.envs:
+            env_out = _env_outcome(ep, {}, {})
             env_out.status, env_out.error = "failed", "not deployed: a tag write failed"
             result.environments.append(env_out)
         result.settle()
@@ -334,8 +343,8 @@ def execute(
     waited: dict[tuple[str, str], wait_stage.RolloutState] = {}
     if options.wait:
         waited = _wait_all(config, clients, plan.envs, applied, options.timeout, say)
-    for e in plan.envs:
-        result.environments.append(_env_outcome(e, applied, errors, waited, options.wait))
+    for ep in plan.envs:
+        result.environments.append(_env_outcome(ep, applied, errors, waited, options.wait))
     result.settle()
     rec = recorder or NullRecorder()
     rec.record(_event(plan, result))
@@ -391,8 +400,12 @@ def _wait_all(
         limit = timeout if timeout is not None else config.wait_timeout_for(e.name)
         try:
             states = wait_stage.wait_for(
-                clients.ecs(e.env), e.env.cluster, deps,
-                timeout=limit, sleep=clients.sleep, clock=clients.clock,
+                clients.ecs(e.env),
+                e.env.cluster,
+                deps,
+                timeout=limit,
+                sleep=clients.sleep,
+                clock=clients.clock,
                 interval=clients.poll_interval,
                 on_change=lambda st: say(
                     f"{e.name}/{st.service}: {st.state} ({st.running}/{st.desired} running)"
@@ -422,8 +435,12 @@ def _env_outcome(
     wait: bool = False,
 ) -> EnvironmentOutcome:
     out = EnvironmentOutcome(
-        name=e.name, tier=e.env.tier, account_id=e.env.account_id, region=e.env.region,
-        cluster=e.env.cluster, strategy=e.strategy,
+        name=e.name,
+        tier=e.env.tier,
+        account_id=e.env.account_id,
+        region=e.env.region,
+        cluster=e.env.cluster,
+        strategy=e.strategy,
     )
     if e.error is not None:
         out.status, out.error, out.hint = "failed", e.error.message, e.error.hint
@@ -478,8 +495,12 @@ def _event(plan: PromotionPlan, result: CommandResult) -> dict[str, Any]:
         "status": str(result.status),
         "images": [
             {
-                "image": i.image, "tag": i.tag, "from_digest": i.previous_digest,
-                "to_digest": i.digest, "commit": i.commit, "status": i.status,
+                "image": i.image,
+                "tag": i.tag,
+                "from_digest": i.previous_digest,
+                "to_digest": i.digest,
+                "commit": i.commit,
+                "status": i.status,
             }
             for i in result.images
         ],
@@ -519,7 +540,14 @@ def promote(
     """Resolve, retag, deploy every environment of the tier, wait, record."""
     opts = options or RunOptions()
     plan = plan_promotion(
-        config, clients, tier_name=tier, source=source, images=images, deploy=deploy,
-        now=now(), command=command, progress=progress,
+        config,
+        clients,
+        tier_name=tier,
+        source=source,
+        images=images,
+        deploy=deploy,
+        now=now(),
+        command=command,
+        progress=progress,
     )
     return execute(config, clients, plan, options=opts, recorder=recorder, progress=progress)

@@ -29,8 +29,23 @@ class Status(StrEnum):
 
 # item statuses that count as "ended on the new state"
 SUCCESS = frozenset(
-    {"ok", "created", "moved", "unchanged", "deployed", "completed", "skipped", "built", "pushed",
-     "exists", "registered", "planned", "rolled_back", "restored", "recorded"}
+    {
+        "ok",
+        "created",
+        "moved",
+        "unchanged",
+        "deployed",
+        "completed",
+        "skipped",
+        "built",
+        "pushed",
+        "exists",
+        "registered",
+        "planned",
+        "rolled_back",
+        "restored",
+        "recorded",
+    }
 )
 TIMEOUT = frozenset({"timed_out"})
 
@@ -149,9 +164,7 @@ class CommandResult:
             out["environments"] = {
                 e.name: {
                     **_clean({k: v for k, v in dataclasses.asdict(e).items() if k != "services"}),
-                    "services": {
-                        s.service: _clean(dataclasses.asdict(s)) for s in e.services
-                    },
+                    "services": {s.service: _clean(dataclasses.asdict(s)) for s in e.services},
                 }
                 for e in self.environments
             }

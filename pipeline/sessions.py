@@ -15,7 +15,13 @@ from typing import Any
 
 from stages.adapters.aws import raise_translated
 
-CI_RUN_ID_VARS = ("GITHUB_RUN_ID", "CI_PIPELINE_ID", "CI_JOB_ID", "BUILD_ID", "CODEBUILD_BUILD_NUMBER")
+CI_RUN_ID_VARS = (
+    "GITHUB_RUN_ID",
+    "CI_PIPELINE_ID",
+    "CI_JOB_ID",
+    "BUILD_ID",
+    "CODEBUILD_BUILD_NUMBER",
+)
 _SESSION_NAME_BAD = re.compile(r"[^\w+=,.@-]")
 MAX_POOL = 64
 
@@ -120,9 +126,7 @@ class AwsSessions:
                 return cached
             session = self._session_for(target)
             try:
-                client = session.client(
-                    service, region_name=region, config=self._botocore_config()
-                )
+                client = session.client(service, region_name=region, config=self._botocore_config())
             except Exception as e:
                 raise_translated(e, f"creating the {service} client")
             self._clients[key] = client

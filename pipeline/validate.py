@@ -13,24 +13,31 @@ from stages.deploy import DeployError, names_reference, pick_container
 from stages.errors import TierupError
 from stages.resolve import is_template
 
-PULL_ACTIONS = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
+PULL_ACTIONS = (
+    "ecr:BatchGetImage",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:BatchCheckLayerAvailability",
+)
 
 
 def summary(config: Config) -> dict[str, Any]:
     tiers: dict[str, Any] = {}
     for t in config.tiers:
+        src = config.source_tier(t.name)
         tiers[t.name] = {
             "tag": t.tag,
             "mutable": not t.immutable,
-            "from": config.source_tier(t.name).name if config.source_tier(t.name) else None,
+            "from": src.name if src else None,
             "environments": {
                 n: {
                     "account_id": e.account_id,
                     "region": e.region,
                     "cluster": e.cluster,
                     "strategy": config.strategy_for(n),
-                    "services": {s: {str(k or "(default)"): v for k, v in svc.images().items()}
-                                 for s, svc in e.services.items()},
+                    "services": {
+                        s: {str(k or "(default)"): v for k, v in svc.images().items()}
+                        for s, svc in e.services.items()
+                    },
                 }
                 for n, e in config.environments_of(t.name).items()
             },
@@ -38,7 +45,9 @@ def summary(config: Config) -> dict[str, Any]:
     return {"tiers": tiers, "images": {n: i.repository for n, i in config.images.items()}}
 
 
-def validate(config: Config, clients: Clients | None = None, *, remote: bool = False) -> CommandResult:
+def validate(
+    config: Config, clients: Clients | None = None, *, remote: bool = False
+) -> CommandResult:
     result = CommandResult(command="validate")
     result.data = {"config": summary(config)}
     if not remote or clients is None:
@@ -58,14 +67,20 @@ def _check_images(config: Config, clients: Clients, result: CommandResult) -> No
         try:
             clients.registry.describe_repository(image.repository)
             if isinstance(config.registry, EcrRegistry):
-                missing = _accounts_without_pull(clients, image.repository, accounts,
-                                                 config.registry.account_id)
+                missing = _accounts_without_pull(
+                    clients, image.repository, accounts, config.registry.account_id
+                )
                 if missing:
                     out.status = "failed"
-                    out.error = (f"repository {image.repository!r} does not let account(s) "
-                                 f"{', '.join(missing)} pull")
-                    out.hint = ("add them to the repository policy with " + ", ".join(PULL_ACTIONS)
-                                + "; tasks would fail with CannotPullContainerError")
+                    out.error = (
+                        f"repository {image.repository!r} does not let account(s) "
+                        f"{', '.join(missing)} pull"
+                    )
+                    out.hint = (
+                        "add them to the repository policy with "
+                        + ", ".join(PULL_ACTIONS)
+                        + "; tasks would fail with CannotPullContainerError"
+                    )
         except TierupError as e:
             out.status, out.error, out.hint = "failed", e.message, e.hint
         result.images.append(out)
@@ -116,8 +131,14 @@ def _matches(pattern: str, action: str) -> bool:
 def _check_env(config: Config, clients: Clients, name: str) -> EnvironmentOutcome:
     env = config.environment(name)
     tier = config.tier(env.tier)
-    out = EnvironmentOutcome(name=name, tier=env.tier, account_id=env.account_id, region=env.region,
-                             cluster=env.cluster, strategy=config.strategy_for(name))
+    out = EnvironmentOutcome(
+        name=name,
+        tier=env.tier,
+        account_id=env.account_id,
+        region=env.region,
+        cluster=env.cluster,
+        strategy=config.strategy_for(name),
+    )
     try:
         ecs = clients.ecs(env)
         states = ecs.describe_services(env.cluster, list(env.services), allow_missing=True)
@@ -165,11 +186,17 @@ def render(result: CommandResult) -> None:
         src = f" from {t['from']}" if t["from"] else ""
         node = root.add(f"{tier}: tag {t['tag']} ({kind}){src}")
         for env, e in t["environments"].items():
-            en = node.add(f"{env}: account {e['account_id']} {e['region']} cluster {e['cluster']} "
-                          f"({e['strategy']})")
+            en = node.add(
+                f"{env}: account {e['account_id']} {e['region']} cluster {e['cluster']} "
+                f"({e['strategy']})"
+            )
             for svc, containers in e["services"].items():
-                en.add(f"{svc}: " + ", ".join(f"{c} <- {i}" if c != "(default)" else i
-                                              for c, i in containers.items()))
+                en.add(
+                    f"{svc}: "
+                    + ", ".join(
+                        f"{c} <- {i}" if c != "(default)" else i for c, i in containers.items()
+                    )
+                )
     console.print(root)
     for i in result.images:
         mark = "ok" if i.status == "ok" else f"[red]{i.error}[/red] (hint: {i.hint})"

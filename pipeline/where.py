@@ -74,13 +74,19 @@ def where(
         images_doc[name] = {
             "repository": repo,
             "tiers": {
-                t: {"tag": v.tag, "digest": v.digest, "commits": list(v.commits),
-                    "pushed_at": v.pushed_at}
-                for t, v in tiers.items() if tier is None or t == tier
+                t: {
+                    "tag": v.tag,
+                    "digest": v.digest,
+                    "commits": list(v.commits),
+                    "pushed_at": v.pushed_at,
+                }
+                for t, v in tiers.items()
+                if tier is None or t == tier
             },
         }
     env_names = [
-        n for n, e in config.environments.items()
+        n
+        for n, e in config.environments.items()
         if (env is None or n == env) and (tier is None or e.tier == tier)
     ]
     digest_by_ref: dict[str, str] = {}
@@ -115,8 +121,11 @@ def _environment(
 ) -> dict[str, Any]:
     env = config.environment(env_name)
     doc: dict[str, Any] = {
-        "tier": env.tier, "account_id": env.account_id, "region": env.region,
-        "cluster": env.cluster, "services": {},
+        "tier": env.tier,
+        "account_id": env.account_id,
+        "region": env.region,
+        "cluster": env.cluster,
+        "services": {},
     }
     try:
         ecs = clients.ecs(env)
@@ -133,7 +142,9 @@ def _environment(
             doc["services"][svc_name] = {"error": f"service not found in cluster {env.cluster!r}"}
             continue
         try:
-            td = tds.get(state.task_definition) or ecs.describe_task_definition(state.task_definition)
+            td = tds.get(state.task_definition) or ecs.describe_task_definition(
+                state.task_definition
+            )
         except TierupError as e:
             doc["services"][svc_name] = {"error": e.message}
             continue
@@ -163,7 +174,10 @@ def _environment(
             else:
                 tag_uri = registry.image_uri(repo, tier_tag)
                 digest_uri = registry.image_uri(repo, tier_digest) if tier_digest else ""
-                if not (names_reference(ref, tag_uri) or (digest_uri and names_reference(ref, digest_uri))):
+                if not (
+                    names_reference(ref, tag_uri)
+                    or (digest_uri and names_reference(ref, digest_uri))
+                ):
                     drift_reasons.append(f"{cname}: names {ref}, not the tier's tag {tier_tag}")
                 if known and any(d != tier_digest for d in known):
                     drift_reasons.append(
@@ -178,9 +192,11 @@ def _environment(
                 "digest": digest,
                 "running_digests": sorted(set(known)),
                 "tasks_agree": agree,
-                "commits": [t for t in _tags_of(digest, image_name, images_doc) if is_commit_sha(t)],
+                "commits": [
+                    t for t in _tags_of(digest, image_name, images_doc) if is_commit_sha(t)
+                ],
             }
-        first = next(iter(containers.values()), {})
+        first: dict[str, Any] = next(iter(containers.values()), {})
         primary = state.primary
         doc["services"][svc_name] = {
             "task_definition": state.task_definition,
@@ -188,8 +204,10 @@ def _environment(
             "digest": first.get("digest"),
             "running_digests": first.get("running_digests", []),
             "tasks_agree": all(c["tasks_agree"] for c in containers.values()),
-            "containers": {k: {kk: vv for kk, vv in v.items() if kk != "image_name"}
-                           for k, v in containers.items()},
+            "containers": {
+                k: {kk: vv for kk, vv in v.items() if kk != "image_name"}
+                for k, v in containers.items()
+            },
             "rollout": primary.rollout_state if primary else None,
             "deployments": len(state.deployments),
             "running": state.running,
@@ -227,8 +245,14 @@ def render(result: CommandResult) -> None:
             continue
         for tier, v in doc["tiers"].items():
             commits = v.get("commits") or []
-            t.add_row(name, tier, v.get("tag") or "-", (v.get("digest") or "-")[:19],
-                      commits[0][:12] if commits else "-", (v.get("pushed_at") or "-")[:19])
+            t.add_row(
+                name,
+                tier,
+                v.get("tag") or "-",
+                (v.get("digest") or "-")[:19],
+                commits[0][:12] if commits else "-",
+                (v.get("pushed_at") or "-")[:19],
+            )
     console.print(t)
     e = Table(title="environments", title_justify="left")
     for col in ("environment", "tier", "service", "image", "running", "drift"):
@@ -245,7 +269,10 @@ def render(result: CommandResult) -> None:
             running = ", ".join(d[:19] for d in s.get("running_digests", [])) or "-"
             if not s.get("tasks_agree", True):
                 running += " [yellow](tasks disagree)[/yellow]"
-            drift = "[yellow]drift: " + "; ".join(s["drift_reasons"]) + "[/yellow]" if s.get(
-                "drift") else "[green]in sync[/green]"
+            drift = (
+                "[yellow]drift: " + "; ".join(s["drift_reasons"]) + "[/yellow]"
+                if s.get("drift")
+                else "[green]in sync[/green]"
+            )
             e.add_row(env_name, doc["tier"], svc, image, running, drift)
     console.print(e)

@@ -19,8 +19,17 @@ STRATEGIES = (FORCE_NEW_DEPLOYMENT, TASK_DEFINITION, "cloudformation", "codedepl
 
 # RegisterTaskDefinition accepts these; describe_task_definition also returns read-only keys
 READ_ONLY_KEYS = frozenset(
-    {"taskDefinitionArn", "revision", "status", "requiresAttributes", "compatibilities",
-     "registeredAt", "registeredBy", "deregisteredAt", "deleteRequestedAt"}
+    {
+        "taskDefinitionArn",
+        "revision",
+        "status",
+        "requiresAttributes",
+        "compatibilities",
+        "registeredAt",
+        "registeredBy",
+        "deregisteredAt",
+        "deleteRequestedAt",
+    }
 )
 
 
@@ -67,9 +76,9 @@ class ServicePlan:
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "write": "ecs:UpdateService" if self.action == FORCE_NEW_DEPLOYMENT else (
-                "ecs:RegisterTaskDefinition+UpdateService" if self.writes else "none"
-            ),
+            "write": "ecs:UpdateService"
+            if self.action == FORCE_NEW_DEPLOYMENT
+            else ("ecs:RegisterTaskDefinition+UpdateService" if self.writes else "none"),
             "environment": self.environment,
             "cluster": self.cluster,
             "service": self.service,
@@ -93,7 +102,7 @@ class Applied:
 
 
 def pick_container(service: str, wanted: str | None, task_def: TaskDefinition) -> str:
-    """The container an ``image:`` entry means: named, the only one, or the one named like the service."""
+    """The container an ``image:`` entry means: named, the only one, or named like the service."""
     names = [c.name for c in task_def.containers]
     if wanted is not None:
         if wanted not in names:
@@ -147,17 +156,21 @@ def plan_service(
     containers: list[ContainerTarget] = []
     for wanted_container, target in wanted.items():
         name = pick_container(service, wanted_container, task_def)
-        ref = target.digest_uri if (pin == "digest" and strategy == TASK_DEFINITION) else target.tag_uri
+        ref = (
+            target.digest_uri
+            if (pin == "digest" and strategy == TASK_DEFINITION)
+            else target.tag_uri
+        )
         containers.append(ContainerTarget(container=name, target=target, reference=ref))
 
     current_refs = {c.container: task_def.image_of(c.container) or "" for c in containers}
     names_target = all(names_reference(current_refs[c.container], c.reference) for c in containers)
-    prev = tuple(
-        (c.container, _agreed_digest(running, c.container)) for c in containers
-    )
+    prev = tuple((c.container, _agreed_digest(running, c.container)) for c in containers)
 
     if strategy == FORCE_NEW_DEPLOYMENT:
-        wrong = [c for c in containers if not names_reference(current_refs[c.container], c.reference)]
+        wrong = [
+            c for c in containers if not names_reference(current_refs[c.container], c.reference)
+        ]
         if wrong:
             c = wrong[0]
             raise DeployError(
@@ -166,7 +179,9 @@ def plan_service(
                 f"tier's tag {c.reference}; a forced deployment would not change its image",
                 hint=f"register a revision naming {c.reference}, or use strategy task-definition",
             )
-    action = FORCE_NEW_DEPLOYMENT if strategy == FORCE_NEW_DEPLOYMENT else "register-task-definition"
+    action = (
+        FORCE_NEW_DEPLOYMENT if strategy == FORCE_NEW_DEPLOYMENT else "register-task-definition"
+    )
     if strategy == TASK_DEFINITION and names_target and not tag_moved:
         # the revision already names the target: a forced deployment is enough if one is needed
         action = FORCE_NEW_DEPLOYMENT
@@ -174,14 +189,26 @@ def plan_service(
     reason = _why_deploy(state, containers, running, names_target, tag_moved)
     if reason is None:
         return ServicePlan(
-            environment=environment, cluster=state.cluster, service=service, strategy=strategy,
-            action="skip", reason="already runs the target", task_definition=task_def.arn,
-            containers=tuple(containers), previous_digests=prev,
+            environment=environment,
+            cluster=state.cluster,
+            service=service,
+            strategy=strategy,
+            action="skip",
+            reason="already runs the target",
+            task_definition=task_def.arn,
+            containers=tuple(containers),
+            previous_digests=prev,
         )
     return ServicePlan(
-        environment=environment, cluster=state.cluster, service=service, strategy=strategy,
-        action=action, reason=reason, task_definition=task_def.arn,
-        containers=tuple(containers), previous_digests=prev,
+        environment=environment,
+        cluster=state.cluster,
+        service=service,
+        strategy=strategy,
+        action=action,
+        reason=reason,
+        task_definition=task_def.arn,
+        containers=tuple(containers),
+        previous_digests=prev,
     )
 
 

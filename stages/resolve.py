@@ -81,7 +81,9 @@ def resolve_digest(registry: Registry, image: str, repository: str, digest: str)
         raise InputError(f"{digest!r} is not a digest", hint="a digest looks like sha256:<64 hex>")
     manifest = registry.get_manifest(repository, digest)
     if manifest is None:
-        raise _missing(image, repository, f"digest {digest}", "check the digest with `tierup where`")
+        raise _missing(
+            image, repository, f"digest {digest}", "check the digest with `tierup where`"
+        )
     return Resolved(image=image, manifest=manifest, source=f"digest {digest}")
 
 
@@ -104,8 +106,11 @@ def resolve_tag(
         raise _missing(image, repository, what, hint)
     source = f"tier {tier} ({tag})" if tier else f"tag {tag}"
     return Resolved(
-        image=image, manifest=manifest, source=source,
-        commit=tag if is_commit_sha(tag) else None, tag=tag,
+        image=image,
+        manifest=manifest,
+        source=source,
+        commit=tag if is_commit_sha(tag) else None,
+        tag=tag,
     )
 
 
@@ -125,7 +130,9 @@ def resolve_tier(
     found = newest_tag(listing, template)
     if found is None:
         raise _missing(
-            image, repository, f"no stamp of tier {tier!r} ({template})",
+            image,
+            repository,
+            f"no stamp of tier {tier!r} ({template})",
             f"stamp {tier!r} first (tierup stamp --tier {tier})",
         )
     return resolve_tag(registry, image, repository, found[0], tier=tier)
@@ -168,6 +175,8 @@ def resolve_commit(
                     "commit that has one",
                 )
     raise _missing(
-        image, repository, f"commit tag {commit}",
+        image,
+        repository,
+        f"commit tag {commit}",
         "build and push it first (tierup build), or pass --commit/--digest",
     )

@@ -29,8 +29,13 @@ class RetagPlan:
 
 
 def plan_retag(
-    registry: Registry, image: str, repository: str, tag: str, manifest: Manifest,
-    *, immutable_tag: bool = False,
+    registry: Registry,
+    image: str,
+    repository: str,
+    tag: str,
+    manifest: Manifest,
+    *,
+    immutable_tag: bool = False,
 ) -> RetagPlan:
     """Read where ``tag`` points now; refuse a move the repository or the tier forbids."""
     info = registry.describe_repository(repository)
@@ -43,7 +48,11 @@ def plan_retag(
         current_digest=current.digest if current else None,
     )
     if plan.action is TagWrite.MOVED and (info.immutable_tags or immutable_tag):
-        why = "the repository's tags are immutable" if info.immutable_tags else "stamped tags never move"
+        why = (
+            "the repository's tags are immutable"
+            if info.immutable_tags
+            else "stamped tags never move"
+        )
         raise ConflictError(
             f"{repository}:{tag} points at {plan.current_digest}, not {manifest.digest}: {why}",
             hint="nothing was written; promote to a new tag or pick the digest the tag has",

@@ -44,20 +44,36 @@ def judge(service: ServiceState, deployment_id: str) -> RolloutState:
         if mine is not None and mine.reason:
             reason += f": {mine.reason}"
         if mine is not None and mine.rollout_state == "FAILED":
-            return RolloutState(service.name, deployment_id, FAILED, mine.running, mine.desired,
-                                mine.reason or reason, events)
-        return RolloutState(service.name, deployment_id, ROLLED_BACK, 0, service.desired, reason,
-                            events)
+            return RolloutState(
+                service.name,
+                deployment_id,
+                FAILED,
+                mine.running,
+                mine.desired,
+                mine.reason or reason,
+                events,
+            )
+        return RolloutState(
+            service.name, deployment_id, ROLLED_BACK, 0, service.desired, reason, events
+        )
     if mine.rollout_state == "FAILED":
-        return RolloutState(service.name, deployment_id, FAILED, mine.running, mine.desired,
-                            mine.reason or "the deployment FAILED", events)
+        return RolloutState(
+            service.name,
+            deployment_id,
+            FAILED,
+            mine.running,
+            mine.desired,
+            mine.reason or "the deployment FAILED",
+            events,
+        )
     done = mine.rollout_state == "COMPLETED" or (
         mine.rollout_state is None and len(service.deployments) == 1
     )
     if done and mine.running == mine.desired:
         return RolloutState(service.name, deployment_id, COMPLETED, mine.running, mine.desired)
-    return RolloutState(service.name, deployment_id, IN_PROGRESS, mine.running, mine.desired,
-                        mine.reason, events)
+    return RolloutState(
+        service.name, deployment_id, IN_PROGRESS, mine.running, mine.desired, mine.reason, events
+    )
 
 
 def wait_for(
@@ -93,8 +109,13 @@ def wait_for(
             for name in pending:
                 s = last[name]
                 timed = RolloutState(
-                    name, s.deployment_id, TIMED_OUT, s.running, s.desired,
-                    f"not stable after {int(timeout)}s ({s.running}/{s.desired} running)", s.events,
+                    name,
+                    s.deployment_id,
+                    TIMED_OUT,
+                    s.running,
+                    s.desired,
+                    f"not stable after {int(timeout)}s ({s.running}/{s.desired} running)",
+                    s.events,
                 )
                 last[name] = timed
                 if on_change is not None:

@@ -118,13 +118,23 @@ def run(as_json: bool, body: Callable[[], CommandResult | int | None]) -> None:
     except TierupError as e:
         _fail(e.message, e.hint, e.exit_code, as_json, e)
     except KeyboardInterrupt:
-        _fail("interrupted", "re-run the command: writes are safe to repeat", ExitCode.FAILED,
-              as_json, None)
+        _fail(
+            "interrupted",
+            "re-run the command: writes are safe to repeat",
+            ExitCode.FAILED,
+            as_json,
+            None,
+        )
     except typer.Exit:
         raise
     except Exception as e:
-        _fail(f"unexpected error: {type(e).__name__}: {e}",
-              "re-run with --verbose for the traceback and report it", ExitCode.FAILED, as_json, e)
+        _fail(
+            f"unexpected error: {type(e).__name__}: {e}",
+            "re-run with --verbose for the traceback and report it",
+            ExitCode.FAILED,
+            as_json,
+            e,
+        )
     else:
         if isinstance(out, CommandResult):
             emit(out, as_json)
@@ -139,8 +149,12 @@ def _fail(
         sys.stderr.write(redact("".join(traceback.format_exception(exc))))
     status = "failed"
     if as_json:
-        doc: dict[str, Any] = {"status": status, "error": message, "hint": hint,
-                               "exit_code": int(code)}
+        doc: dict[str, Any] = {
+            "status": status,
+            "error": message,
+            "hint": hint,
+            "exit_code": int(code),
+        }
         print_json(doc)
     line = f"error: {message}" + (f" (hint: {hint})" if hint else "")
     sys.stderr.write(redact(line) + "\n")

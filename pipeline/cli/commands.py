@@ -22,14 +22,19 @@ from pipeline.cli import (
 )
 from pipeline.results import CommandResult
 
-sandbox_app = typer.Typer(help="A local AWS (moto) that behaves like ECS, for trying tierup.",
-                          no_args_is_help=True)
+sandbox_app = typer.Typer(
+    help="A local AWS (moto) that behaves like ECS, for trying tierup.", no_args_is_help=True
+)
 
 
 def promote(
     tier: Annotated[str, typer.Option("--tier", help="the tier to promote")],
-    from_tier: Annotated[str | None, typer.Option("--from", help="take the digest of this tier")] = None,
-    commit: Annotated[str | None, typer.Option("--commit", help="promote this commit's image")] = None,
+    from_tier: Annotated[
+        str | None, typer.Option("--from", help="take the digest of this tier")
+    ] = None,
+    commit: Annotated[
+        str | None, typer.Option("--commit", help="promote this commit's image")
+    ] = None,
     digest: Annotated[str | None, typer.Option("--digest", help="promote this digest")] = None,
     image: ImagesOpt = None,
     no_deploy: Annotated[bool, typer.Option("--no-deploy", help="move tags only")] = False,
@@ -49,8 +54,14 @@ def promote(
         source = Source.from_flags(from_tier=from_tier, commit=commit, digest=digest)
         opts = RunOptions(wait=wait, timeout=parse_duration_flag(timeout), dry_run=dry_run)
         return promote(
-            cfg, make_clients(cfg), tier=tier, source=source, images=image or None,
-            deploy=not no_deploy, options=opts, progress=progress_printer(),
+            cfg,
+            make_clients(cfg),
+            tier=tier,
+            source=source,
+            images=image or None,
+            deploy=not no_deploy,
+            options=opts,
+            progress=progress_printer(),
         )
 
     run(as_json, body)
@@ -73,8 +84,9 @@ def deploy(
 
         cfg = load_config(file)
         opts = RunOptions(wait=wait, timeout=parse_duration_flag(timeout), dry_run=dry_run)
-        return deploy_environment(cfg, make_clients(cfg), env=env, options=opts,
-                                  progress=progress_printer())
+        return deploy_environment(
+            cfg, make_clients(cfg), env=env, options=opts, progress=progress_printer()
+        )
 
     run(as_json, body)
 

@@ -7,12 +7,27 @@ from typing import Any, NoReturn
 from stages.errors import AwsError, CredentialsError, TierupError
 
 THROTTLING = frozenset(
-    {"Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded",
-     "TooManyRequestsException", "RequestThrottled", "SlowDown"}
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "SlowDown",
+    }
 )
 ACCESS_DENIED = frozenset(
-    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException",
-     "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch"}
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "SignatureDoesNotMatch",
+    }
 )
 
 
@@ -46,8 +61,12 @@ def translate(exc: BaseException, action: str, *, hint: str | None = None) -> Ti
         return CredentialsError(f"{action}: no AWS credentials found")
     if name in ("ProfileNotFound",):
         return CredentialsError(f"{action}: {exc}", hint="check AWS_PROFILE and ~/.aws/config")
-    if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError",
-                "ConnectionClosedError"):
+    if name in (
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "ConnectionClosedError",
+    ):
         return AwsError(
             f"{action}: cannot reach AWS ({name})",
             hint="check the network, AWS_ENDPOINT_URL, or start the sandbox: tierup sandbox up",

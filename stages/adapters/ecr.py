@@ -48,9 +48,11 @@ class EcrRegistry:
         return info
 
     def get_manifest(self, repository: str, reference: str) -> Manifest | None:
-        image_id = {"imageDigest": reference} if reference.startswith("sha256:") else {
-            "imageTag": reference
-        }
+        image_id = (
+            {"imageDigest": reference}
+            if reference.startswith("sha256:")
+            else {"imageTag": reference}
+        )
         try:
             resp = self._ecr.batch_get_image(
                 registryId=self.account_id,

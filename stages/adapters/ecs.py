@@ -67,7 +67,9 @@ def _service(s: dict[str, Any], cluster: str) -> ServiceState:
     )
 
 
-def task_definition_from(td: dict[str, Any], tags: list[dict[str, str]] | None = None) -> TaskDefinition:
+def task_definition_from(
+    td: dict[str, Any], tags: list[dict[str, str]] | None = None
+) -> TaskDefinition:
     raw = dict(td)
     if tags:
         raw["tags"] = tags
@@ -182,14 +184,17 @@ class Ecs:
                 familyPrefix=family, status=status, sort="ASC"
             ):
                 out.extend(
-                    a for a in page.get("taskDefinitionArns", [])
+                    a
+                    for a in page.get("taskDefinitionArns", [])
                     if a.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family
                 )
         except Exception as e:
             raise_translated(e, f"listing task definitions of {family}")
         return out
 
-    def running_images(self, cluster: str, service: str | None = None) -> dict[str, list[TaskImage]]:
+    def running_images(
+        self, cluster: str, service: str | None = None
+    ) -> dict[str, list[TaskImage]]:
         """What running tasks report, container by container, by service name.
 
         Without ``service``, one pass over the whole cluster answers for every service.
