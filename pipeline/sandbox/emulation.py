@@ -1,0 +1,1004 @@
+"""ECS rollouts on moto: what moto's ECS backend does not do, done the way ECS does it.
+
+moto 5.2 keeps every deployment IN_PROGRESS, never rotates `deployments`, starts no service
+tasks, ignores `serviceName` in ListTasks, moves tasks to STOPPED as they are described, reports
+no `imageDigest` and drops `deploymentConfiguration` on CreateService. `install()` wraps moto's
+own methods (never boto3's, never tierup's) so that, seen through moto's HTTP server:
+
+- create_service starts stable: one PRIMARY deployment, COMPLETED, `desiredCount` RUNNING tasks
+  (startedBy = deployment id, group = `service:NAME`) whose containers report the digest their
+  image resolved to in moto's ECR at that moment.
+- update_service with forceNewDeployment or another task definition starts a new PRIMARY
+  deployment (IN_PROGRESS, its own tasks, digests resolved now); the previous one turns ACTIVE.
+- every describe_services advances the PRIMARY deployment one step; after `polls_to_complete`
+  steps it is COMPLETED and the older deployments are gone, their tasks STOPPED.
+- a deployment whose image is bad (see `Emulation.verdict_for`) has its tasks stop; with the
+  circuit breaker enabled it ends FAILED after the same number of steps, and with rollback a new
+  PRIMARY deployment goes back to the last COMPLETED one (its task definition and digests).
+  Without the circuit breaker ECS keeps retrying, and so does this: the rollout never ends.
+- a hanging image never completes (its tasks stay PENDING), to exercise timeouts.
+
+Images are marked bad with `mark_bad(digest)` or by giving the digest, in ECR, a tag that starts
+with `sandbox-fail` (`aws ecr put-image ... --image-tag sandbox-fail`); an image reference that
+does not resolve in ECR, or that another account may not pull (repository policy), fails with
+CannotPullContainerError as on ECS. Images hang with `mark_hang(digest)` or a `sandbox-hang*` tag.
+Image references outside ECR are taken as pullable, with no digest.
+
+Services with a CODE_DEPLOY or EXTERNAL deployment controller are left to moto.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import inspect
+import json
+import math
+import re
+import threading
+import uuid
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from moto.core.utils import utcnow
+from moto.ecr.models import ecr_backends
+from moto.ecs.exceptions import (
+    EcsClientException,
+    InvalidParameterException,
+    ServiceNotFoundException,
+)
+from moto.ecs.models import (
+    Container,
+    EC2ContainerServiceBackend,
+    Service,
+    Task,
+    TaskDefinition,
+)
+from moto.ecs.responses import EC2ContainerServiceResponse
+from moto.moto_api._internal import mock_random
+
+__all__ = [
+    "DEFAULT_POLLS_TO_COMPLETE",
+    "FAIL_TAG_PREFIX",
+    "HANG_TAG_PREFIX",
+    "Emulation",
+    "Verdict",
+    "current",
+    "install",
+    "reset",
+    "uninstall",
+]
+
+DEFAULT_POLLS_TO_COMPLETE = 2
+FAIL_TAG_PREFIX = "sandbox-fail"
+HANG_TAG_PREFIX = "sandbox-hang"
+MAX_EVENTS = 100
+
+PULL_ACTIONS = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
+
+_ECR_IMAGE_RE = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
+    r"(?P<repo>[a-z0-9][a-z0-9._/-]*?)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@(?P<digest>[A-Za-z0-9_+.-]+:[A-Fa-f0-9]{32,}))?$"
+)
+
+_DEFAULT_DEPLOYMENT_CONFIGURATION: dict[str, Any] = {
+    "deploymentCircuitBreaker": {"enable": False, "rollback": False},
+    "maximumPercent": 200,
+    "minimumHealthyPercent": 100,
+}
+
+VerdictKind = Literal["ok", "fail", "hang"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a deployment's images make of its tasks: start, fail (with the reason), or hang."""
+
+    kind: VerdictKind
+    reason: str = ""
+    stop_code: str = ""
+
+
+_OK = Verdict("ok")
+
+
+@dataclass(frozen=True)
+class _Image:
+    """One container's image as a deployment resolved it when it started."""
+
+    container: str
+    image: str
+    digest: str | None
+    ecr: tuple[str, str, str] | None  # registry account, region, repository
+    pull_error: str | None
+
+
+class _EmulatedContainer(Container):
+    def __init__(self, task_def: TaskDefinition, definition: dict[str, Any], image: _Image) -> None:
+        super().__init__(task_def)
+        self.name = definition.get("name")
+        self.image = definition.get("image")
+        self.cpu = definition.get("cpu", 0)
+        self.memory = definition.get("memory")
+        self.environment = definition.get("environment")
+        self.command = definition.get("command")
+        self.image_digest = image.digest
+        self.runtime_id: str | None = None
+        self.reason: str | None = None
+        setattr(self, "exitCode", None)  # noqa: B010  (moto's attribute name, typed as int)
+
+
+class _EmulatedTask(Task):
+    """A service task: only the emulation moves its status (describe_tasks does not)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        now = utcnow()
+        self.created_at: datetime = now
+        self.pull_started_at: datetime | None = None
+        self.pull_stopped_at: datetime | None = None
+        self.started_at: datetime | None = None
+        self.stopping_at: datetime | None = None
+        self.stopped_at: datetime | None = None
+        self.execution_stopped_at: datetime | None = None
+        self.stop_code: str | None = None
+        self.version = 1
+
+    def advance(self) -> None:
+        return None
+
+    @property
+    def status(self) -> str | None:
+        return self._status
+
+    @status.setter
+    def status(self, value: str) -> None:
+        self._status = value
+
+    @property
+    def live(self) -> bool:
+        return self.desired_status == "RUNNING"
+
+
+@dataclass(eq=False)
+class _Deployment:
+    id: str
+    task_definition: str
+    images: tuple[_Image, ...]
+    desired: int
+    launch_type: str | None
+    platform_version: str | None
+    network_configuration: dict[str, Any] | None
+    status: str = "PRIMARY"
+    rollout: str = "IN_PROGRESS"
+    reason: str = ""
+    steps: int = 0
+    failed_tasks: int = 0
+    is_rollback: bool = False
+    hang_reported: bool = False
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+    tasks: list[_EmulatedTask] = field(default_factory=list)
+
+    def live_tasks(self) -> list[_EmulatedTask]:
+        return [t for t in self.tasks if t.live]
+
+    def count(self, status: str) -> int:
+        return sum(1 for t in self.tasks if t.live and t.last_status == status)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "taskDefinition": self.task_definition,
+            "desiredCount": self.desired,
+            "pendingCount": self.count("PENDING"),
+            "runningCount": self.count("RUNNING"),
+            "failedTasks": self.failed_tasks,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+            "launchType": self.launch_type,
+            "platformVersion": self.platform_version,
+            "networkConfiguration": self.network_configuration or None,
+            "rolloutState": self.rollout,
+            "rolloutStateReason": self.reason,
+        }
+
+
+@dataclass(eq=False)
+class _ServiceState:
+    deployments: list[_Deployment]  # newest first; the PRIMARY one is first
+    last_completed: _Deployment | None
+    events: list[dict[str, Any]] = field(default_factory=list)  # newest first
+
+    @property
+    def primary(self) -> _Deployment:
+        return self.deployments[0]
+
+    def event(self, message: str) -> None:
+        entry = {"id": str(uuid.uuid4()), "createdAt": utcnow(), "message": message}
+        self.events = [entry, *self.events][:MAX_EVENTS]
+
+
+def _new_deployment_id() -> str:
+    return f"ecs-svc/{mock_random.randint(10**18, 10**19 - 1)}"
+
+
+def _task_id(task: Task) -> str:
+    return str(task.task_arn).rsplit("/", 1)[-1]
+
+
+def _task_list(tasks: list[_EmulatedTask]) -> str:
+    return " ".join(f"(task {_task_id(t)})" for t in tasks)
+
+
+def normalize_deployment_configuration(config: object) -> dict[str, Any]:
+    """ECS's defaults, overlaid with what the caller gave (None values dropped)."""
+    merged = copy.deepcopy(_DEFAULT_DEPLOYMENT_CONFIGURATION)
+    if isinstance(config, dict):
+        for key, value in config.items():
+            if value is None:
+                continue
+            if key == "deploymentCircuitBreaker" and isinstance(value, dict):
+                merged[key] = {
+                    "enable": bool(value.get("enable", False)),
+                    "rollback": bool(value.get("rollback", False)),
+                }
+            else:
+                merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _as_list(value: object) -> list[object]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return list(value)
+    return [value]
+
+
+def _principal_matches(principal: object, account: str) -> bool:
+    if principal == "*":
+        return True
+    if not isinstance(principal, dict):
+        return False
+    for p in _as_list(principal.get("AWS")):
+        if not isinstance(p, str):
+            continue
+        if p in ("*", account) or re.match(rf"^arn:aws[a-zA-Z-]*:iam::{account}:", p):
+            return True
+    return False
+
+
+def _action_matches(actions: object, wanted: str) -> bool:
+    return any(
+        isinstance(a, str) and fnmatch.fnmatchcase(wanted.lower(), a.lower())
+        for a in _as_list(actions)
+    )
+
+
+def policy_allows_pull(policy_text: str | None, account: str) -> bool:
+    """Whether an ECR repository policy lets `account` pull (BatchGetImage and layers)."""
+    if not policy_text:
+        return False
+    try:
+        document = json.loads(policy_text)
+    except ValueError:
+        return False
+    if not isinstance(document, dict):
+        return False
+    allowed = dict.fromkeys(PULL_ACTIONS, False)
+    for statement in _as_list(document.get("Statement")):
+        if not isinstance(statement, dict):
+            continue
+        if not _principal_matches(statement.get("Principal"), account):
+            continue
+        for action in PULL_ACTIONS:
+            if not _action_matches(statement.get("Action"), action):
+                continue
+            if statement.get("Effect") == "Deny":
+                return False
+            if statement.get("Effect") == "Allow":
+                allowed[action] = True
+    return all(allowed.values())
+
+
+def _set_deployment_configuration(service: Service, config: dict[str, Any]) -> None:
+    setattr(service, "deployment_configuration", config)  # noqa: B010  (moto has no such field)
+
+
+def _circuit_breaker(service: Service) -> dict[str, Any]:
+    config = getattr(service, "deployment_configuration", None)
+    breaker = config.get("deploymentCircuitBreaker") if isinstance(config, dict) else None
+    return breaker if isinstance(breaker, dict) else {}
+
+
+def _not_found(image: str) -> str:
+    return (
+        "CannotPullContainerError: pull image manifest has been retried 5 time(s): "
+        f"failed to resolve ref {image}: {image}: not found"
+    )
+
+
+def _forbidden(image: str, account: str) -> str:
+    host = image.split("/", 1)[0]
+    return (
+        "CannotPullContainerError: pull image manifest has been retried 5 time(s): "
+        f"failed to resolve ref {image}: pulling from host {host} failed with status code "
+        f"403 Forbidden (the repository policy does not let account {account} pull)"
+    )
+
+
+class Emulation:
+    """The emulation's settings and state. Get the installed one with `install()`."""
+
+    def __init__(self) -> None:
+        self.polls_to_complete: int = DEFAULT_POLLS_TO_COMPLETE
+        self.bad_digests: set[str] = set()
+        self.hang_digests: set[str] = set()
+        self.enforce_pull_permissions: bool = True
+        self._lock = threading.RLock()
+        self._services: weakref.WeakKeyDictionary[Service, _ServiceState] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._originals: dict[tuple[type, str], Any] = {}
+
+    # -- settings ---------------------------------------------------------------------------
+
+    def mark_bad(self, digest: str) -> None:
+        """Tasks of deployments that run `digest` fail from now on."""
+        with self._lock:
+            self.bad_digests.add(digest)
+
+    def mark_hang(self, digest: str) -> None:
+        """Deployments that run `digest` never complete from now on."""
+        with self._lock:
+            self.hang_digests.add(digest)
+
+    def reset(self) -> None:
+        """Forget every service's rollout state and every mark; back to the defaults."""
+        with self._lock:
+            self._services.clear()
+            self.bad_digests.clear()
+            self.hang_digests.clear()
+            self.polls_to_complete = DEFAULT_POLLS_TO_COMPLETE
+            self.enforce_pull_permissions = True
+
+    @property
+    def installed(self) -> bool:
+        return bool(self._originals)
+
+    # -- installing ------------------------------------------------------------------------
+
+    def _install(self) -> None:
+        with self._lock:
+            if self._originals:
+                return
+            backend = EC2ContainerServiceBackend
+            self._wrap(backend, "create_service", self._create_service)
+            self._wrap(backend, "update_service", self._update_service)
+            self._wrap(backend, "describe_services", self._describe_services)
+            self._wrap(backend, "list_tasks", self._list_tasks)
+            self._wrap(backend, "delete_service", self._delete_service)
+            self._wrap(EC2ContainerServiceResponse, "create_service", self._response_create_service)
+
+    def uninstall(self) -> None:
+        """Put moto's own methods back."""
+        with self._lock:
+            for (cls, name), original in self._originals.items():
+                setattr(cls, name, original)
+            self._originals.clear()
+
+    def _wrap(self, cls: type, name: str, handler: Callable[..., Any]) -> None:
+        original = cls.__dict__[name]
+        self._originals[(cls, name)] = original
+        signature = inspect.signature(original)
+
+        def wrapper(obj: Any, *args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(obj, *args, **kwargs)
+            bound.apply_defaults()
+            with self._lock:
+                return handler(original, obj, bound.arguments)
+
+        wrapper.__name__ = name
+        wrapper.__qualname__ = f"{cls.__name__}.{name}"
+        wrapper.__doc__ = original.__doc__
+        setattr(cls, name, wrapper)
+
+    # -- the wrapped methods -----------------------------------------------------------------
+
+    def _create_service(
+        self, original: Any, backend: EC2ContainerServiceBackend, args: dict[str, Any]
+    ) -> Service:
+        service: Service = original(**args)
+        try:
+            self._adopt(backend, service)
+        except Exception:
+            backend.services.pop(f"{service.cluster_name}:{service.name}", None)
+            raise
+        return service
+
+    def _response_create_service(
+        self, original: Any, response: EC2ContainerServiceResponse, args: dict[str, Any]
+    ) -> Any:
+        result = original(**args)
+        config = normalize_deployment_configuration(
+            response._get_param("deploymentConfiguration")
+        )
+        payload = getattr(result, "result", None)
+        service = payload.get("service") if isinstance(payload, dict) else None
+        if isinstance(service, Service):
+            _set_deployment_configuration(service, config)
+        return result
+
+    def _update_service(
+        self, original: Any, backend: EC2ContainerServiceBackend, args: dict[str, Any]
+    ) -> Service:
+        props: dict[str, Any] = args["service_properties"]
+        force = bool(props.get("force_new_deployment"))
+        task_definition_str = props.get("task_definition")
+        desired_changed = props.get("desired_count") is not None
+        task_definition: TaskDefinition | None = None
+        if task_definition_str:
+            task_definition = backend.describe_task_definition(task_definition_str)
+            if task_definition.status == "INACTIVE":
+                raise EcsClientException("TaskDefinition is inactive")
+            current = backend._get_service(props.get("cluster", "default"), props["service"])
+            if current.deployment_controller.get("type") == "CODE_DEPLOY":
+                raise InvalidParameterException(
+                    "Unable to update task definition on services with a CODE_DEPLOY "
+                    "deployment controller. Use AWS CodeDeploy to trigger a new deployment."
+                )
+        props["force_new_deployment"] = False  # the deployments are rotated here, not by moto
+        service: Service = original(**args)
+        if task_definition is not None:
+            service.task_definition = task_definition.arn
+        _set_deployment_configuration(
+            service,
+            normalize_deployment_configuration(getattr(service, "deployment_configuration", None)),
+        )
+        state = self._state(backend, service)
+        if state is None:
+            return service
+        new_definition = (
+            task_definition is not None and task_definition.arn != state.primary.task_definition
+        )
+        if force or new_definition:
+            self._start_deployment(backend, service, state, str(service.task_definition))
+        elif desired_changed:
+            primary = state.primary
+            primary.desired = service.desired_count
+            if primary.rollout == "COMPLETED":
+                self._reconcile(backend, service, state, primary, "RUNNING")
+        self._render(backend, service, state)
+        return service
+
+    def _describe_services(
+        self, original: Any, backend: EC2ContainerServiceBackend, args: dict[str, Any]
+    ) -> tuple[list[Service], list[dict[str, str]]]:
+        services, failures = original(**args)
+        seen: set[int] = set()
+        for service in services:
+            if id(service) in seen or service.status != "ACTIVE":
+                continue
+            seen.add(id(service))
+            state = self._state(backend, service)
+            if state is None:
+                continue
+            self._step(backend, service, state)
+            self._render(backend, service, state)
+        return services, failures
+
+    def _list_tasks(
+        self, original: Any, backend: EC2ContainerServiceBackend, args: dict[str, Any]
+    ) -> list[Task]:
+        cluster_str = args.get("cluster_str")
+        service_name = args.get("service_name")
+        container_instance = args.get("container_instance")
+        desired_status = args.get("desiredStatus")
+        if cluster_str is not None and not desired_status:
+            desired_status = "RUNNING"  # ListTasks' default, as on ECS
+        tasks: list[Task] = original(
+            backend,
+            cluster_str=cluster_str,
+            container_instance=None,
+            family=args.get("family"),
+            started_by=args.get("started_by"),
+            service_name=None,
+            desiredStatus=desired_status,
+        )
+        if cluster_str:
+            cluster = backend._get_cluster(cluster_str)
+            tasks = [t for t in tasks if t.cluster_name == cluster.name]
+            if service_name:
+                name = str(service_name).rsplit("/", 1)[-1]
+                if f"{cluster.name}:{name}" not in backend.services:
+                    raise ServiceNotFoundException()
+                tasks = [t for t in tasks if t.group == f"service:{name}"]
+        if container_instance:
+            tasks = [
+                t
+                for t in tasks
+                if t.container_instance_arn and container_instance in t.container_instance_arn
+            ]
+        return tasks
+
+    def _delete_service(
+        self, original: Any, backend: EC2ContainerServiceBackend, args: dict[str, Any]
+    ) -> Service:
+        service: Service = original(**args)
+        state = self._services.get(service)
+        if state is not None and service.status == "INACTIVE":
+            for deployment in state.deployments:
+                self._stop(
+                    deployment.live_tasks(),
+                    f"Service {service.name} was deleted",
+                    "ServiceSchedulerInitiated",
+                )
+            self._render(backend, service, state)
+        return service
+
+    # -- rollouts ----------------------------------------------------------------------------
+
+    def _state(self, backend: EC2ContainerServiceBackend, service: Service) -> _ServiceState | None:
+        state = self._services.get(service)
+        if state is None:
+            state = self._adopt(backend, service)
+        return state
+
+    def _adopt(self, backend: EC2ContainerServiceBackend, service: Service) -> _ServiceState | None:
+        """A service the emulation has not seen yet starts stable, as after CreateService."""
+        if service.deployment_controller.get("type", "ECS") != "ECS":
+            return None
+        if not service.task_definition:
+            return None
+        if not hasattr(service, "deployment_configuration"):
+            _set_deployment_configuration(service, normalize_deployment_configuration(None))
+        task_definition = backend.describe_task_definition(str(service.task_definition))
+        if task_definition.network_mode == "awsvpc" and not service.network_configuration:
+            raise InvalidParameterException(
+                "Network Configuration must be provided when networkMode 'awsvpc' is specified."
+            )
+        deployment = _Deployment(
+            id=_new_deployment_id(),
+            task_definition=task_definition.arn,
+            images=self._resolve(backend, task_definition),
+            desired=service.desired_count,
+            launch_type=service.launch_type,
+            platform_version=service.platform_version,
+            network_configuration=service.network_configuration or None,
+            rollout="COMPLETED",
+        )
+        deployment.reason = f"ECS deployment {deployment.id} completed."
+        state = _ServiceState(deployments=[deployment], last_completed=deployment)
+        self._services[service] = state
+        service.task_definition = task_definition.arn
+        started = self._start_tasks(backend, service, deployment, deployment.desired, "RUNNING")
+        if started:
+            state.event(f"(service {service.name}) has started {len(started)} tasks: "
+                        f"{_task_list(started)}.")
+        state.event(f"(service {service.name}) has reached a steady state.")
+        self._render(backend, service, state)
+        return state
+
+    def _start_deployment(
+        self,
+        backend: EC2ContainerServiceBackend,
+        service: Service,
+        state: _ServiceState,
+        task_definition_arn: str,
+        *,
+        images: tuple[_Image, ...] | None = None,
+        is_rollback: bool = False,
+    ) -> _Deployment:
+        task_definition = backend.describe_task_definition(task_definition_arn)
+        now = utcnow()
+        for previous in state.deployments:
+            if previous.status == "PRIMARY":
+                previous.status = "ACTIVE"
+                previous.updated_at = now
+        deployment = _Deployment(
+            id=_new_deployment_id(),
+            task_definition=task_definition.arn,
+            images=images if images is not None else self._resolve(backend, task_definition),
+            desired=service.desired_count,
+            launch_type=service.launch_type,
+            platform_version=service.platform_version,
+            network_configuration=service.network_configuration or None,
+            is_rollback=is_rollback,
+            created_at=now,
+            updated_at=now,
+        )
+        deployment.reason = f"ECS deployment {deployment.id} in progress."
+        state.deployments = [deployment, *state.deployments]
+        service.task_definition = task_definition.arn
+        started = self._start_tasks(backend, service, deployment, deployment.desired, "PENDING")
+        if started:
+            state.event(f"(service {service.name}) has started {len(started)} tasks: "
+                        f"{_task_list(started)}.")
+        return deployment
+
+    def _step(
+        self, backend: EC2ContainerServiceBackend, service: Service, state: _ServiceState
+    ) -> None:
+        deployment = state.primary
+        if deployment.rollout == "COMPLETED":
+            self._reconcile(backend, service, state, deployment, "RUNNING")
+            return
+        if deployment.rollout != "IN_PROGRESS":
+            return
+        deployment.steps += 1
+        deployment.updated_at = utcnow()
+        needed = max(1, self.polls_to_complete)
+        verdict = self.verdict_for(backend.account_id, deployment.images)
+        if verdict.kind == "fail":
+            self._fail_step(backend, service, state, deployment, verdict, needed)
+        elif verdict.kind == "hang":
+            self._reconcile(backend, service, state, deployment, "PENDING")
+            if not deployment.hang_reported:
+                deployment.hang_reported = True
+                state.event(
+                    f"(service {service.name}) was unable to place a task because no container "
+                    f"instance met all of its requirements. Reason: {verdict.reason}"
+                )
+        else:
+            self._progress_step(backend, service, state, deployment, needed)
+
+    def _fail_step(
+        self,
+        backend: EC2ContainerServiceBackend,
+        service: Service,
+        state: _ServiceState,
+        deployment: _Deployment,
+        verdict: Verdict,
+        needed: int,
+    ) -> None:
+        failing = deployment.live_tasks()
+        if not failing and deployment.desired > 0:
+            failing = self._start_tasks(backend, service, deployment, deployment.desired, "PENDING")
+        exit_code = 1 if verdict.stop_code == "EssentialContainerExited" else None
+        self._stop(failing, verdict.reason, verdict.stop_code, exit_code=exit_code)
+        deployment.failed_tasks += len(failing)
+        state.event(
+            f"(service {service.name}) is unable to consistently start tasks successfully: "
+            f"{verdict.reason}. For more information, see the Troubleshooting section of the "
+            "Amazon ECS Developer Guide."
+        )
+        breaker = _circuit_breaker(service)
+        if deployment.steps < needed or not breaker.get("enable"):
+            started = self._start_tasks(
+                backend, service, deployment, deployment.desired, "PENDING"
+            )
+            if started:
+                state.event(f"(service {service.name}) has started {len(started)} tasks: "
+                            f"{_task_list(started)}.")
+            return
+        deployment.rollout = "FAILED"
+        deployment.reason = "ECS deployment circuit breaker: tasks failed to start."
+        state.event(
+            f"(service {service.name}) (deployment {deployment.id}) deployment failed: "
+            "tasks failed to start."
+        )
+        target = state.last_completed
+        if (
+            breaker.get("rollback")
+            and not deployment.is_rollback
+            and target is not None
+            and target is not deployment
+        ):
+            state.event(f"(service {service.name}) rolling back to deployment {target.id}.")
+            self._start_deployment(
+                backend,
+                service,
+                state,
+                target.task_definition,
+                images=target.images,
+                is_rollback=True,
+            )
+
+    def _progress_step(
+        self,
+        backend: EC2ContainerServiceBackend,
+        service: Service,
+        state: _ServiceState,
+        deployment: _Deployment,
+        needed: int,
+    ) -> None:
+        self._reconcile(backend, service, state, deployment, "PENDING")
+        done = deployment.steps >= needed
+        running = (
+            deployment.desired
+            if done
+            else math.ceil(deployment.desired * deployment.steps / needed)
+        )
+        now = utcnow()
+        for task in deployment.live_tasks()[:running]:
+            if task.last_status != "RUNNING":
+                self._set_running(task, now)
+        if not done:
+            return
+        deployment.rollout = "COMPLETED"
+        deployment.reason = f"ECS deployment {deployment.id} completed."
+        stopped: list[_EmulatedTask] = []
+        for older in state.deployments[1:]:
+            live = older.live_tasks()
+            self._stop(
+                live,
+                f"Scaling activity initiated by (deployment {deployment.id})",
+                "ServiceSchedulerInitiated",
+            )
+            stopped.extend(live)
+        state.deployments = [deployment]
+        state.last_completed = deployment
+        if stopped:
+            state.event(f"(service {service.name}) has stopped {len(stopped)} running tasks: "
+                        f"{_task_list(stopped)}.")
+        state.event(f"(service {service.name}) (deployment {deployment.id}) deployment completed.")
+        state.event(f"(service {service.name}) has reached a steady state.")
+
+    def _reconcile(
+        self,
+        backend: EC2ContainerServiceBackend,
+        service: Service,
+        state: _ServiceState,
+        deployment: _Deployment,
+        status: str,
+    ) -> None:
+        """Start or stop tasks until `deployment` has `desired` live ones."""
+        live = deployment.live_tasks()
+        if len(live) < deployment.desired:
+            started = self._start_tasks(
+                backend, service, deployment, deployment.desired - len(live), status
+            )
+            state.event(f"(service {service.name}) has started {len(started)} tasks: "
+                        f"{_task_list(started)}.")
+        elif len(live) > deployment.desired:
+            extra = live[deployment.desired :]
+            self._stop(
+                extra,
+                f"Scaling activity initiated by (deployment {deployment.id})",
+                "ServiceSchedulerInitiated",
+            )
+            state.event(f"(service {service.name}) has stopped {len(extra)} running tasks: "
+                        f"{_task_list(extra)}.")
+
+    def _start_tasks(
+        self,
+        backend: EC2ContainerServiceBackend,
+        service: Service,
+        deployment: _Deployment,
+        count: int,
+        status: str,
+    ) -> list[_EmulatedTask]:
+        if count <= 0:
+            return []
+        cluster = backend._get_cluster(service.cluster_name)
+        task_definition = backend.describe_task_definition(deployment.task_definition)
+        images = {i.container: i for i in deployment.images}
+        now = utcnow()
+        started: list[_EmulatedTask] = []
+        tasks = backend.tasks.setdefault(cluster.name, {})
+        for _ in range(count):
+            task = _EmulatedTask(
+                cluster=cluster,
+                task_definition=task_definition,
+                container_instance_arn=None,
+                resource_requirements=None,
+                backend=backend,
+                group=f"service:{service.name}",
+                launch_type=service.launch_type or "",
+                started_by=deployment.id,
+                tags=[],
+                networking_configuration=service.network_configuration or None,
+                platform_version=service.platform_version,
+            )
+            task.containers = [
+                _EmulatedContainer(  # type: ignore[abstract]  # moto's Container, as moto makes it
+                    task_definition,
+                    definition,
+                    images.get(
+                        str(definition.get("name")),
+                        _Image(str(definition.get("name")), "", None, None, None),
+                    ),
+                )
+                for definition in task_definition.container_definitions
+            ]
+            task.desired_status = "RUNNING"
+            task.pull_started_at = now
+            if status == "RUNNING":
+                self._set_running(task, now)
+            else:
+                task.last_status = "PENDING"
+                for container in task.containers:
+                    container.last_status = "PENDING"
+            tasks[task.task_arn] = task
+            deployment.tasks.append(task)
+            started.append(task)
+        return started
+
+    @staticmethod
+    def _set_running(task: _EmulatedTask, now: datetime) -> None:
+        task.last_status = "RUNNING"
+        task.pull_stopped_at = task.pull_stopped_at or now
+        task.started_at = task.started_at or now
+        for container in task.containers:
+            container.last_status = "RUNNING"
+            if isinstance(container, _EmulatedContainer):
+                container.runtime_id = container.runtime_id or uuid.uuid4().hex
+        task.version += 1
+
+    @staticmethod
+    def _stop(
+        tasks: list[_EmulatedTask],
+        reason: str,
+        stop_code: str,
+        *,
+        exit_code: int | None = None,
+    ) -> None:
+        now = utcnow()
+        for task in tasks:
+            task.desired_status = "STOPPED"
+            task.last_status = "STOPPED"
+            task.stopped_reason = reason
+            task.stop_code = stop_code
+            task.stopping_at = now
+            task.stopped_at = now
+            task.execution_stopped_at = now
+            task.version += 1
+            for container in task.containers:
+                container.last_status = "STOPPED"
+                if isinstance(container, _EmulatedContainer):
+                    if stop_code == "TaskFailedToStart":
+                        container.reason = reason
+                    if exit_code is not None:
+                        setattr(container, "exitCode", exit_code)  # noqa: B010
+                    elif stop_code != "TaskFailedToStart":
+                        setattr(container, "exitCode", 0)  # noqa: B010
+
+    def _render(
+        self, backend: EC2ContainerServiceBackend, service: Service, state: _ServiceState
+    ) -> None:
+        """Write the rollout state onto moto's service object, which moto serializes."""
+        service.deployments = [d.as_dict() for d in state.deployments]
+        service.running_count = sum(d.count("RUNNING") for d in state.deployments)
+        service.pending_count = sum(d.count("PENDING") for d in state.deployments)
+        service.events = list(state.events)
+        cluster = backend.clusters.get(service.cluster_name)
+        if cluster is not None:
+            tasks = list(backend.tasks.get(cluster.name, {}).values())
+            cluster.running_tasks_count = sum(1 for t in tasks if t.last_status == "RUNNING")
+            cluster.pending_tasks_count = sum(1 for t in tasks if t.last_status == "PENDING")
+
+    # -- images ------------------------------------------------------------------------------
+
+    def _resolve(
+        self, backend: EC2ContainerServiceBackend, task_definition: TaskDefinition
+    ) -> tuple[_Image, ...]:
+        return tuple(
+            self.resolve_image(
+                str(d.get("name")), str(d.get("image") or ""), task_account=backend.account_id
+            )
+            for d in task_definition.container_definitions
+        )
+
+    def resolve_image(self, container: str, image: str, *, task_account: str) -> _Image:
+        """What `image` resolves to in moto's ECR now, as a task in `task_account` pulls it."""
+        match = _ECR_IMAGE_RE.match(image)
+        if match is None:
+            return _Image(container, image, None, None, None)
+        account, region, repo_name = match["account"], match["region"], match["repo"]
+        tag, digest = match["tag"], match["digest"]
+        if tag is None and digest is None:
+            tag = "latest"
+        ecr = (account, region, repo_name)
+        try:
+            registry = ecr_backends[account][region]
+        except KeyError:
+            return _Image(container, image, None, ecr, _not_found(image))
+        repository = registry.repositories.get(repo_name)
+        if repository is None:
+            return _Image(container, image, None, ecr, _not_found(image))
+        found = None
+        for candidate in list(repository.images):
+            if tag is not None and tag not in candidate.image_tags:
+                continue
+            if digest is not None and candidate.get_image_digest() != digest:
+                continue
+            found = candidate
+            break
+        if found is None:
+            return _Image(container, image, None, ecr, _not_found(image))
+        if (
+            self.enforce_pull_permissions
+            and account != task_account
+            and not policy_allows_pull(repository.policy, task_account)
+        ):
+            return _Image(container, image, None, ecr, _forbidden(image, task_account))
+        return _Image(container, image, found.get_image_digest(), ecr, None)
+
+    def _tags_of(self, image: _Image) -> list[str]:
+        if image.ecr is None or image.digest is None:
+            return []
+        account, region, repo_name = image.ecr
+        try:
+            repository = ecr_backends[account][region].repositories.get(repo_name)
+        except KeyError:
+            return []
+        if repository is None:
+            return []
+        return [
+            tag
+            for candidate in list(repository.images)
+            if candidate.get_image_digest() == image.digest
+            for tag in candidate.image_tags
+        ]
+
+    def verdict_for(self, task_account: str, images: tuple[_Image, ...]) -> Verdict:
+        """Fail if an image could not be pulled or is marked bad; hang if one is marked so."""
+        for image in images:
+            if image.pull_error:
+                return Verdict("fail", image.pull_error, "TaskFailedToStart")
+        for image in images:
+            if image.digest is None:
+                continue
+            tags = self._tags_of(image)
+            if image.digest in self.bad_digests or any(
+                t.startswith(FAIL_TAG_PREFIX) for t in tags
+            ):
+                return Verdict(
+                    "fail",
+                    f"Essential container in task exited (container {image.container}, "
+                    f"image {image.image}, {image.digest} is marked bad)",
+                    "EssentialContainerExited",
+                )
+        for image in images:
+            if image.digest is None:
+                continue
+            tags = self._tags_of(image)
+            if image.digest in self.hang_digests or any(
+                t.startswith(HANG_TAG_PREFIX) for t in tags
+            ):
+                return Verdict(
+                    "hang", f"image {image.image} ({image.digest}) is marked to hang"
+                )
+        return _OK
+
+
+_installed: Emulation | None = None
+_install_lock = threading.Lock()
+
+
+def install() -> Emulation:
+    """Wrap moto's ECS backend (once per process) and return the emulation's settings."""
+    global _installed
+    with _install_lock:
+        if _installed is None:
+            _installed = Emulation()
+        _installed._install()
+        return _installed
+
+
+def current() -> Emulation | None:
+    """The installed emulation, if any."""
+    return _installed if _installed is not None and _installed.installed else None
+
+
+def uninstall() -> None:
+    """Restore moto's own methods; the emulation's state is dropped."""
+    global _installed
+    with _install_lock:
+        if _installed is not None:
+            _installed.uninstall()
+            _installed.reset()
+            _installed = None
+
+
+def reset() -> None:
+    """Clear the installed emulation's state and marks (after moto's own reset)."""
+    if _installed is not None:
+        _installed.reset()
