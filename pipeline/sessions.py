@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +47,14 @@ class Target:
 class AwsSessions:
     """Creates and caches boto3 sessions and clients; thread-safe."""
 
-    def __init__(self, *, profile: str | None = None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        profile: str | None = None,
+        name: str | None = None,
+        on_client: Callable[[str, Any], None] | None = None,
+    ) -> None:
+        self._on_client = on_client
         self._profile = profile
         self._name = name or session_name()
         self._lock = threading.Lock()
@@ -59,8 +67,14 @@ class AwsSessions:
         if self._config is None:
             from botocore.config import Config
 
+            # AWS_RETRY_MODE / AWS_MAX_ATTEMPTS still win, as they do for the aws CLI
+            retries: dict[str, Any] = {}
+            if not os.environ.get("AWS_RETRY_MODE"):
+                retries["mode"] = "adaptive"
+            if not os.environ.get("AWS_MAX_ATTEMPTS"):
+                retries["max_attempts"] = 6
             self._config = Config(
-                retries={"mode": "adaptive", "max_attempts": 6},
+                retries=retries,
                 max_pool_connections=MAX_POOL,
                 connect_timeout=10,
                 read_timeout=30,
@@ -129,6 +143,8 @@ class AwsSessions:
                 client = session.client(service, region_name=region, config=self._botocore_config())
             except Exception as e:
                 raise_translated(e, f"creating the {service} client")
+            if self._on_client is not None:
+                self._on_client(service, client)
             self._clients[key] = client
             return client
 

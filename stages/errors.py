@@ -67,6 +67,12 @@ class RegistryError(TierupError):
     exit_code = ExitCode.FAILED
 
 
+class RepositoryMissing(InputError):
+    """A repository named in envs.yaml does not exist; found before any write."""
+
+    default_hint = "create it, or fix images.<name>.repository in envs.yaml"
+
+
 class ConflictError(TierupError):
     """A write would overwrite something that must not move (immutable tag)."""
 

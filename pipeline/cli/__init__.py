@@ -87,9 +87,22 @@ def load_config(file: Path | None) -> Config:
 
 
 def make_clients(cfg: Config) -> Clients:
+    import os
+
     from pipeline.clients import Clients
 
-    return Clients(config=cfg)
+    clients = Clients(config=cfg)
+    interval = os.environ.get("TIERUP_POLL_INTERVAL")
+    if interval:
+        try:
+            clients.poll_interval = float(interval)
+        except ValueError as e:
+            from stages.errors import InputError
+
+            raise InputError(
+                f"TIERUP_POLL_INTERVAL={interval!r} is not a number of seconds"
+            ) from e
+    return clients
 
 
 def parse_duration_flag(value: str | None, flag: str = "--timeout") -> int | None:

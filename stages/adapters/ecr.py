@@ -6,7 +6,7 @@ from typing import Any
 
 from stages.adapters.aws import error_message, is_client_error, raise_translated
 from stages.adapters.registry import TagWrite
-from stages.errors import ConflictError, RegistryError
+from stages.errors import ConflictError, RepositoryMissing
 from stages.types import MANIFEST_MEDIA_TYPES, ImageInfo, Manifest, RepositoryInfo
 
 
@@ -33,7 +33,7 @@ class EcrRegistry:
             )["repositories"][0]
         except Exception as e:
             if is_client_error(e, "RepositoryNotFoundException"):
-                raise RegistryError(
+                raise RepositoryMissing(
                     f"repository {repository!r} does not exist in ECR account "
                     f"{self.account_id} ({self.region})",
                     hint="create it, or fix images.<name>.repository in envs.yaml",
@@ -62,7 +62,7 @@ class EcrRegistry:
             )
         except Exception as e:
             if is_client_error(e, "RepositoryNotFoundException"):
-                raise RegistryError(
+                raise RepositoryMissing(
                     f"repository {repository!r} does not exist in ECR account {self.account_id}",
                     hint="create it, or fix images.<name>.repository in envs.yaml",
                 ) from e
@@ -132,7 +132,7 @@ class EcrRegistry:
                     )
         except Exception as e:
             if is_client_error(e, "RepositoryNotFoundException"):
-                raise RegistryError(
+                raise RepositoryMissing(
                     f"repository {repository!r} does not exist in ECR account {self.account_id}",
                     hint="create it, or fix images.<name>.repository in envs.yaml",
                 ) from e
