@@ -264,7 +264,6 @@ def build(
     result = CommandResult(
         command="build",
         dry_run=dry_run,
-        plan=[step.describe() for p in plans for step in p.steps],
         data={"commit": revision.commit, "tag": tag},
     )
     if revision.dirty:
@@ -273,6 +272,7 @@ def build(
             f"({len(revision.changes)} changed path(s))"
         )
     if dry_run:
+        result.plan = [step.describe() for p in plans for step in p.steps]
         result.images = [_planned(p, revision.commit) for p in plans]
         result.settle()
         return result
@@ -290,7 +290,7 @@ def build(
     if failed:
         first = failed[0]
         others = f" (and {len(failed) - 1} more image(s) failed)" if len(failed) > 1 else ""
-        result.error = f"image {first.image!r}: {first.error}{others}"
+        result.error = f"{first.error}{others}"
         result.hint = first.hint
     result.settle()
     return result
