@@ -114,7 +114,7 @@ def render_text(result: CommandResult, stream: TextIO | None = None) -> None:
                 _styled(i.status),
             )
         console.print(t)
-    if result.plan:
+    if result.plan and result.dry_run:
         console.print("[bold]plan[/bold] (the writes a real run makes):")
         for n, step in enumerate(result.plan, 1):
             what = step.get("write")
@@ -130,22 +130,29 @@ def render_text(result: CommandResult, stream: TextIO | None = None) -> None:
                 )
     elif result.dry_run:
         console.print("plan: nothing to write")
+    errors: list[str] = []
     if result.environments:
         t = Table(title="environments", title_justify="left")
         for col in ("environment", "service", "status", "deployment", "detail"):
             t.add_column(col)
         for e in result.environments:
             if e.error:
-                t.add_row(e.name, "-", _styled("failed"), "-", f"{e.error} (hint: {e.hint})")
+                t.add_row(e.name, "-", _styled("failed"), "-", "see below")
+                errors.append(f"{e.name}: {e.error}" + (f" (hint: {e.hint})" if e.hint else ""))
                 continue
             for s in e.services:
-                detail = s.error or s.reason or ""
-                if s.hint and s.error:
-                    detail += f" (hint: {s.hint})"
+                detail = s.reason or ""
+                if s.error:
+                    detail = "see below"
+                    errors.append(
+                        f"{e.name}/{s.service}: {s.error}"
+                        + (f" (hint: {s.hint})" if s.hint else "")
+                    )
+                    errors.extend(f"    event: {ev}" for ev in s.events[:3])
                 t.add_row(e.name, s.service, _styled(s.status), s.deployment_id or "-", detail)
-                for ev in s.events[:3]:
-                    t.add_row("", "", "", "", f"[dim]{ev}[/dim]")
         console.print(t)
+        for line in errors:
+            console.print(line, markup=False, highlight=False)
     for note in result.notes:
         console.print(f"note: {note}")
     for key, value in result.data.items():

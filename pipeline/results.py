@@ -145,11 +145,13 @@ class CommandResult:
     def settle(self) -> Status:
         for env in self.environments:
             env.settle()
-        statuses = [i.status for i in self.images] + [e.status for e in self.environments]
-        if self.error is not None:
+        if self.error is not None or any(i.status == "failed" for i in self.images):
             self.status = Status.FAILED
+        elif self.environments:
+            # the new state is what the environments run: a moved tag alone is not success
+            self.status = overall(e.status for e in self.environments)
         else:
-            self.status = overall(statuses)
+            self.status = overall(i.status for i in self.images)
         return self.status
 
     def to_json(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ The Docker engine and the registry come from `tests/fixtures_docker.py` when it 
 
 from __future__ import annotations
 
+import logging
 import os
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
@@ -17,8 +18,12 @@ import pytest
 
 _HERE = Path(__file__).resolve().parent
 
+# moto's server logs every request through werkzeug: noise in every failure report
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+pytest_plugins = ["tests.faults"]
 if (_HERE / "fixtures_docker.py").exists():
-    pytest_plugins = ["tests.fixtures_docker"]
+    pytest_plugins.append("tests.fixtures_docker")
 
 TEST_REGION = "us-east-1"
 TEST_ACCESS_KEY_ID = "testing-key"

@@ -7,6 +7,7 @@ sees lines of progress, an image id, a digest, or a TierupError that says which 
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +20,16 @@ from stages.errors import RegistryError, TierupError
 
 Progress = Callable[[str], None]
 
+# Seconds between two chunks of a push before the engine counts as gone (builds: no limit,
+# a RUN step may be silent for long).
+ENGINE_TIMEOUT = 300
 # How much of a failing step's output an error carries.
 STEP_OUTPUT_LINES = 30
 # Push statuses that repeat for every chunk of every layer: progress, not news.
 _QUIET_PUSH_STATUSES = frozenset({"Preparing", "Waiting", "Pushing"})
+# The legacy builder colours a step's stderr and narrates its own bookkeeping.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_BOOKKEEPING = re.compile(r"^( ---> |Removing intermediate container )")
 
 
 class BuildError(TierupError):
@@ -110,7 +117,7 @@ class _StepLog:
             self._line(line)
 
     def _line(self, raw: str) -> None:
-        line = raw.rstrip("\r").rstrip()
+        line = _ANSI.sub("", raw).rstrip("\r").rstrip()
         if not line:
             return
         if line.startswith("Step ") and " : " in line:
@@ -134,7 +141,7 @@ class DockerEngine:
         import docker
 
         try:
-            return cls(docker.from_env())
+            return cls(docker.from_env(timeout=ENGINE_TIMEOUT))
         except docker.errors.DockerException as e:
             raise EngineError(f"cannot reach the Docker engine: {e}") from e
 
@@ -153,6 +160,7 @@ class DockerEngine:
                 buildargs=dict(request.build_args) or None,
                 platform=request.platform,
                 labels=dict(request.labels) or None,
+                timeout=None,
                 rm=True,
                 forcerm=True,
                 pull=False,
@@ -225,7 +233,7 @@ class DockerEngine:
 
 def _step_failed(name: str, log: _StepLog, message: str) -> BuildError:
     where = f" at {log.step}" if log.step else ""
-    lines = log.output[-STEP_OUTPUT_LINES:]
+    lines = [line for line in log.output if not _BOOKKEEPING.match(line)][-STEP_OUTPUT_LINES:]
     text = f"build of image {name!r} failed{where}: {message}"
     if lines:
         text += "\n" + "\n".join(f"  | {line}" for line in lines)

@@ -125,11 +125,20 @@ class Ecs:
                         raise ClusterMissing(f"cluster {cluster!r} does not exist")
                     missing.append(arn.rsplit("/", 1)[-1])
         missing += [n for n in names if n not in found and n not in missing]
+        if missing and not found and not self.cluster_exists(cluster):
+            raise ClusterMissing(f"cluster {cluster!r} does not exist")
         if missing and not allow_missing:
             raise ServiceMissing(
                 f"service(s) {', '.join(sorted(set(missing)))} not found in cluster {cluster!r}"
             )
         return found
+
+    def cluster_exists(self, cluster: str) -> bool:
+        try:
+            resp = self._ecs.describe_clusters(clusters=[cluster])
+        except Exception as e:
+            raise_translated(e, f"describing cluster {cluster}")
+        return any(c.get("status") == "ACTIVE" for c in resp.get("clusters", []))
 
     def force_new_deployment(self, cluster: str, service: str) -> ServiceState:
         return self.update_service(cluster, service, force=True)
