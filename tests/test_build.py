@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,7 +19,8 @@ import git
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.commands.build import build
+from pipeline.clients import Clients
+from pipeline.commands.build import build, registry_login
 from pipeline.config import Config, loads
 from stages.adapters.docker_client import DockerEngine, RegistryAuth, ecr_login
 from stages.adapters.oci import OciRegistry
@@ -32,6 +35,7 @@ from stages.build import (
 )
 from stages.errors import ConfigError, InputError
 from tests.conftest import add_commit
+from tests.fixtures_docker import AuthRegistry
 from tests.oci_api import image_config, raw_manifest, sha256, tags
 
 DOCKERFILE = """\
@@ -90,18 +94,22 @@ class Project:
         return OciRegistry(self.registry_url)
 
 
-@pytest.fixture
-def project(git_repo: git.Repo, oci_registry_url: str) -> Project:
+def _project(repo: git.Repo, registry_url: str) -> Project:
     prefix = f"build-{uuid.uuid4().hex[:8]}"
-    root = Path(str(git_repo.working_tree_dir))
-    text = _config(oci_registry_url, prefix)
+    root = Path(str(repo.working_tree_dir))
+    text = _config(registry_url, prefix)
     add_commit(
-        git_repo,
+        repo,
         {"Dockerfile": DOCKERFILE, "worker.txt": "worker\n", "envs.yaml": text},
         "two images",
     )
-    git_repo.create_remote("origin", REMOTE)
-    return Project(git_repo, root, loads(text), prefix, oci_registry_url)
+    repo.create_remote("origin", REMOTE)
+    return Project(repo, root, loads(text), prefix, registry_url)
+
+
+@pytest.fixture
+def project(git_repo: git.Repo, oci_registry_url: str) -> Project:
+    return _project(git_repo, oci_registry_url)
 
 
 def _build(project: Project, engine: DockerEngine | None, **kwargs: Any) -> Any:
@@ -312,6 +320,34 @@ def project_config_only(git_repo: git.Repo) -> Project:
     return Project(git_repo, root, loads(text), "p", "127.0.0.1:9")
 
 
+TINI = Path("/usr/bin/tini-static")  # Debian's docker.io depends on tini: a static binary
+
+
+@pytest.mark.docker
+@pytest.mark.skipif(not TINI.exists(), reason="needs /usr/bin/tini-static (package tini)")
+def test_failed_run_step_carries_its_output(project: Project, engine: DockerEngine) -> None:
+    tini = project.root / "tini"
+    tini.write_bytes(TINI.read_bytes())
+    tini.chmod(0o755)
+    project.repo.index.add(["tini"])
+    add_commit(
+        project.repo,
+        {"Dockerfile": 'FROM scratch AS api\nCOPY tini /tini\nRUN ["/tini", "--", "/no/such"]\n'},
+    )
+    progress = Lines()
+    result = _build(project, engine, images=["api"], progress=progress)
+    assert result.exit_code == 1
+    item = result.images[0]
+    assert item.status == "failed" and item.error is not None
+    first, *output = item.error.splitlines()
+    assert 'at Step 3/6 : RUN ["/tini", "--", "/no/such"]' in first
+    assert "returned a non-zero code: 127" in first
+    assert any("exec /no/such failed" in line for line in output)
+    assert not any("Removing intermediate container" in line for line in output)
+    assert "\x1b" not in item.error + progress.text
+    assert result.error == item.error
+
+
 # -- the CLI -------------------------------------------------------------------------------
 
 
@@ -370,6 +406,51 @@ def test_cli_failed_build_is_exit_1(project: Project, cli: Callable[..., Any]) -
     assert "Dockerfile" in as_json["images"]["worker"]["hint"]
     # the other image was built and pushed by the first run all the same
     assert as_json["images"]["api"]["status"] == "exists"
+
+
+# -- credentials -------------------------------------------------------------------------------
+
+
+@pytest.mark.docker
+def test_push_with_credentials_from_docker_config(
+    git_repo: git.Repo, oci_auth_registry: AuthRegistry, engine: DockerEngine
+) -> None:
+    project = _project(git_repo, oci_auth_registry.url)
+    creds = (oci_auth_registry.username, oci_auth_registry.password)
+    secret = base64.b64encode(":".join(creds).encode()).decode()
+    config_dir = Path(os.environ["DOCKER_CONFIG"])
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "config.json").write_text(
+        json.dumps({"auths": {oci_auth_registry.url: {"auth": secret}}})
+    )
+    clients = Clients(config=project.config)
+    progress = Lines()
+    result = build(
+        project.config,
+        repo=project.repo,
+        engine=engine,
+        registry=clients.registry,
+        registry_login=registry_login(project.config, clients),
+        images=["api"],
+        progress=progress,
+    )
+    assert result.exit_code == 0, result.to_json()
+    item = result.images[0]
+    assert item.status == "pushed"
+    sha = project.repo.head.commit.hexsha
+    body, _ = raw_manifest(oci_auth_registry.url, f"{project.prefix}/api", sha, auth=creds)
+    assert item.digest == sha256(body)
+    assert oci_auth_registry.password not in progress.text + json.dumps(result.to_json())
+
+    again = build(
+        project.config,
+        repo=project.repo,
+        engine=engine,
+        registry=clients.registry,
+        registry_login=registry_login(project.config, clients),
+        images=["api"],
+    )
+    assert again.images[0].status == "exists"
 
 
 # -- ECR login -------------------------------------------------------------------------------
