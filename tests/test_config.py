@@ -102,8 +102,10 @@ BAD = [
     ),
     (
         "duplicate tier name",
-        _replace("  - {name: staging, tag: staging, from: dev}\n",
-                 "  - {name: staging, tag: staging, from: dev}\n  - {name: dev, tag: dev2}\n"),
+        _replace(
+            "  - {name: staging, tag: staging, from: dev}\n",
+            "  - {name: staging, tag: staging, from: dev}\n  - {name: dev, tag: dev2}\n",
+        ),
         "tag: dev2",
         "tiers[2].name",
         "duplicate tier name 'dev'",
@@ -145,8 +147,10 @@ BAD = [
     ),
     (
         "role in another account",
-        _replace("role_arn: arn:aws:iam::111111111111:role/deployer",
-                 "role_arn: arn:aws:iam::999999999999:role/deployer"),
+        _replace(
+            "role_arn: arn:aws:iam::111111111111:role/deployer",
+            "role_arn: arn:aws:iam::999999999999:role/deployer",
+        ),
         "  dev:",
         "environments.dev",
         "is in account 999999999999",
@@ -160,15 +164,19 @@ BAD = [
     ),
     (
         "force-new-deployment on an immutable tier",
-        _replace('tag: "prod-{timestamp}", from: staging}',
-                 'tag: "prod-{timestamp}", from: staging, strategy: force-new-deployment}'),
+        _replace(
+            'tag: "prod-{timestamp}", from: staging}',
+            'tag: "prod-{timestamp}", from: staging, strategy: force-new-deployment}',
+        ),
         "strategy: force-new-deployment",
         "tiers[2]",
         "force-new-deployment cannot be used",
     ),
     (
         "bad duration",
-        _replace("  - {name: dev, tag: dev}\n", "  - {name: dev, tag: dev, wait_timeout: 5 minutes}\n"),
+        _replace(
+            "  - {name: dev, tag: dev}\n", "  - {name: dev, tag: dev, wait_timeout: 5 minutes}\n"
+        ),
         "wait_timeout",
         "tiers[0].wait_timeout",
         "bad duration",
@@ -211,8 +219,9 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(("text", "needle", "key", "fragment"),
-                         [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+@pytest.mark.parametrize(
+    ("text", "needle", "key", "fragment"), [b[1:] for b in BAD], ids=[b[0] for b in BAD]
+)
 def test_bad_config_names_file_key_and_line(
     text: str, needle: str | None, key: str, fragment: str
 ) -> None:
@@ -232,8 +241,10 @@ def test_bad_config_names_file_key_and_line(
 
 
 def test_validate_cli_unknown_key_exits_2_naming_file_key_and_line(tmp_path: Path) -> None:
-    text = _replace("    region: us-east-1\n    cluster: dev\n",
-                    "    region: us-east-1\n    cluster: dev\n    servces: {}\n")
+    text = _replace(
+        "    region: us-east-1\n    cluster: dev\n",
+        "    region: us-east-1\n    cluster: dev\n    servces: {}\n",
+    )
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)
     result = CliRunner().invoke(app, ["validate", "-f", str(bad)])

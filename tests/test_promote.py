@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.promote import RunOptions, Source, promote
+from pipeline.promote import RunOptions, promote
 from tests.world import World, Writes, env_block, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")
@@ -71,8 +71,9 @@ def test_dry_run_writes_nothing_and_its_plan_is_the_real_runs_writes(world: Worl
     before_tag = world.tag_digest("api", "staging")
     before_ids = _primary_ids(world, "staging")
     writes = Writes()
-    dry = promote(world.config, world.clients(writes), tier="staging",
-                  options=RunOptions(dry_run=True))
+    dry = promote(
+        world.config, world.clients(writes), tier="staging", options=RunOptions(dry_run=True)
+    )
     assert writes.calls == []
     assert world.tag_digest("api", "staging") == before_tag
     assert _primary_ids(world, "staging") == before_ids
@@ -81,16 +82,19 @@ def test_dry_run_writes_nothing_and_its_plan_is_the_real_runs_writes(world: Worl
     assert "dry run" in r.stdout and "staging/api" in r.stdout
     assert world.tag_digest("api", "staging") == before_tag
 
-    real = promote(world.config, world.clients(writes), tier="staging",
-                   options=RunOptions(wait=False))
+    real = promote(
+        world.config, world.clients(writes), tier="staging", options=RunOptions(wait=False)
+    )
     assert real.exit_code == 0
     planned = [
-        ("PutImage", s["repository"], s["tag"]) if s["write"] == "registry:PutImage"
+        ("PutImage", s["repository"], s["tag"])
+        if s["write"] == "registry:PutImage"
         else ("UpdateService", s["cluster"], s["service"])
         for s in dry.plan
     ]
     made = [
-        ("PutImage", p["repositoryName"], p["imageTag"]) if n == "PutImage"
+        ("PutImage", p["repositoryName"], p["imageTag"])
+        if n == "PutImage"
         else ("UpdateService", p["cluster"], p["service"])
         for n, p in writes.calls
     ]
@@ -99,10 +103,18 @@ def test_dry_run_writes_nothing_and_its_plan_is_the_real_runs_writes(world: Worl
 
 
 def test_fan_out_to_three_accounts_two_services_each(tmp_path: Path, aws_env: str) -> None:
-    envs = "\n".join(
-        env_block(name, "staging", acct, {"api": "{image: api}", "worker": "{image: worker}"})
-        for name, acct in (("s1", "210000000001"), ("s2", "210000000002"), ("s3", "210000000003"))
-    ) + "\n" + env_block("dev", "dev", "111111111111", {"api": "{image: api}"})
+    envs = (
+        "\n".join(
+            env_block(name, "staging", acct, {"api": "{image: api}", "worker": "{image: worker}"})
+            for name, acct in (
+                ("s1", "210000000001"),
+                ("s2", "210000000002"),
+                ("s3", "210000000003"),
+            )
+        )
+        + "\n"
+        + env_block("dev", "dev", "111111111111", {"api": "{image: api}"})
+    )
     world = make_world(tmp_path, aws_env, envs)
     world.push_images(world.commit("second"))
     assert promote(world.config, world.clients(), tier="dev").exit_code == 0
@@ -141,19 +153,21 @@ def test_unassumable_role_fails_that_environment_only_and_a_rerun_completes_it(
         "completed"
     }
     # what was already right is left alone
-    assert {s["status"] for s in doc["environments"]["staging"]["services"].values()} == {
-        "skipped"
-    }
+    assert {s["status"] for s in doc["environments"]["staging"]["services"].values()} == {"skipped"}
     assert _primary_ids(world, "staging") == staging_ids
 
 
 def test_service_naming_another_tag_is_an_error_for_that_service(world: World) -> None:
     ecs = world.ecs("333333333333")
     td = ecs.register_task_definition(
-        family="other", containerDefinitions=[{
-            "name": "api", "image": f"012345678922.dkr.ecr.us-east-1.amazonaws.com/api:{world.first}",  # type: ignore[attr-defined]
-            "memory": 128,
-        }],
+        family="other",
+        containerDefinitions=[
+            {
+                "name": "api",
+                "image": f"012345678922.dkr.ecr.us-east-1.amazonaws.com/api:{world.first}",  # type: ignore[attr-defined]
+                "memory": 128,
+            }
+        ],
     )["taskDefinition"]["taskDefinitionArn"]
     ecs.update_service(cluster="staging-cluster", service="api", taskDefinition=td)
     for _ in range(4):
@@ -199,8 +213,9 @@ def test_first_tier_defaults_to_head_and_falls_back_to_the_newest_ancestor_with_
 
 
 def test_immutable_repository_conflict_is_exit_2_before_any_write(world: World) -> None:
-    world.ecr().put_image_tag_mutability(registryId="012345678922", repositoryName="api",
-                                         imageTagMutability="IMMUTABLE")
+    world.ecr().put_image_tag_mutability(
+        registryId="012345678922", repositoryName="api", imageTagMutability="IMMUTABLE"
+    )
     new = world.commit("new")
     world.push_images(new)
     writes = Writes()
@@ -246,7 +261,10 @@ def test_where_text_and_json_show_tags_commits_and_drift(world: World) -> None:
     ["no-credentials", "assume-role-denied", "missing-repository", "missing-cluster", "throttled"],
 )
 def test_induced_failures_are_one_line_with_a_hint_and_never_leak_the_secret(
-    world: World, case: str, deny_assume_role: set[str], throttle: set[str],
+    world: World,
+    case: str,
+    deny_assume_role: set[str],
+    throttle: set[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     secret = "PLANTEDsecretKEY1234567890abcdefghijklmn"
@@ -260,8 +278,9 @@ def test_induced_failures_are_one_line_with_a_hint_and_never_leak_the_secret(
         monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
         fragment = "no AWS credentials"
     elif case == "assume-role-denied":
-        deny_assume_role.update({"arn:aws:iam::333333333333:role/deployer",
-                                 "arn:aws:iam::444444444444:role/deployer"})
+        deny_assume_role.update(
+            {"arn:aws:iam::333333333333:role/deployer", "arn:aws:iam::444444444444:role/deployer"}
+        )
         fragment = "AccessDenied"
     elif case == "missing-repository":
         world.config_path.write_text(
@@ -271,8 +290,9 @@ def test_induced_failures_are_one_line_with_a_hint_and_never_leak_the_secret(
         expected = 2
     elif case == "missing-cluster":
         world.config_path.write_text(
-            world.config_path.read_text().replace("cluster: staging-cluster",
-                                                  "cluster: gone-cluster")
+            world.config_path.read_text().replace(
+                "cluster: staging-cluster", "cluster: gone-cluster"
+            )
         )
         fragment = "cluster 'gone-cluster' does not exist"
         expected = 3

@@ -56,11 +56,21 @@ def env_block(name: str, tier: str, account: str, services: dict[str, str], **ex
 
 DEFAULT_ENVS = "\n".join(
     [
-        env_block("dev", "dev", "111111111111", {"api": "{image: api}", "worker": "{image: worker}"}),
-        env_block("staging", "staging", "333333333333",
-                  {"api": "{image: api}", "worker": "{image: worker}"}),
-        env_block("mb-staging", "staging", "444444444444",
-                  {"api": "{image: api}", "worker": "{image: worker}"}),
+        env_block(
+            "dev", "dev", "111111111111", {"api": "{image: api}", "worker": "{image: worker}"}
+        ),
+        env_block(
+            "staging",
+            "staging",
+            "333333333333",
+            {"api": "{image: api}", "worker": "{image: worker}"},
+        ),
+        env_block(
+            "mb-staging",
+            "staging",
+            "444444444444",
+            {"api": "{image: api}", "worker": "{image: worker}"},
+        ),
         env_block("prod", "prod", "555555555555", {"api": "{image: api}"}),
     ]
 )
@@ -73,8 +83,16 @@ class Writes:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    WRITE_OPS = ("PutImage", "UpdateService", "RegisterTaskDefinition", "DeregisterTaskDefinition",
-                 "CreateChangeSet", "ExecuteChangeSet", "CreateDeployment", "PutObject")
+    WRITE_OPS = (
+        "PutImage",
+        "UpdateService",
+        "RegisterTaskDefinition",
+        "DeregisterTaskDefinition",
+        "CreateChangeSet",
+        "ExecuteChangeSet",
+        "CreateDeployment",
+        "PutObject",
+    )
 
     def hook(self, service: str, client: Any) -> None:
         def before(params: dict[str, Any], model: Any, **_: Any) -> None:
@@ -132,16 +150,21 @@ class World:
 
     def push_images(self, commit: str, tags: tuple[str, ...] = ()) -> dict[str, str]:
         return dict(
-            seed_mod.push_commit_images(self.config, endpoint_url=self.endpoint, commit=commit,
-                                        tags=tags)
+            seed_mod.push_commit_images(
+                self.config, endpoint_url=self.endpoint, commit=commit, tags=tags
+            )
         )
 
     # -- reading AWS directly ------------------------------------------------------
 
     def ecr(self) -> Any:
-        return boto3.client("ecr", region_name=REGION, endpoint_url=self.endpoint,
-                            aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
-                            aws_secret_access_key="x")
+        return boto3.client(
+            "ecr",
+            region_name=REGION,
+            endpoint_url=self.endpoint,
+            aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key="x",
+        )
 
     def tag_digest(self, repository: str, tag: str) -> str | None:
         resp = self.ecr().batch_get_image(
@@ -152,18 +175,23 @@ class World:
 
     def ecs(self, account: str) -> Any:
         sts = boto3.client("sts", region_name=REGION, endpoint_url=self.endpoint)
-        creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/deployer",
-                                RoleSessionName="test")["Credentials"]
+        creds = sts.assume_role(
+            RoleArn=f"arn:aws:iam::{account}:role/deployer", RoleSessionName="test"
+        )["Credentials"]
         return boto3.client(
-            "ecs", region_name=REGION, endpoint_url=self.endpoint,
-            aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+            "ecs",
+            region_name=REGION,
+            endpoint_url=self.endpoint,
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
             aws_session_token=creds["SessionToken"],
         )
 
     def services(self, env: str) -> dict[str, dict[str, Any]]:
         e = self.config.environment(env)
-        resp = self.ecs(e.account_id).describe_services(cluster=e.cluster,
-                                                        services=list(e.services))
+        resp = self.ecs(e.account_id).describe_services(
+            cluster=e.cluster, services=list(e.services)
+        )
         return {s["serviceName"]: s for s in resp["services"]}
 
 
@@ -194,8 +222,9 @@ def make_world(
     repo.index.add(["Dockerfile", "hello.txt", "envs.yaml"])
     repo.index.commit("initial")
     cfg = config_mod.load(config_path)
-    seeded = seed_mod.seed(cfg, endpoint_url=endpoint, commit=repo.head.commit.hexsha,
-                           tag_tiers=tag_tiers)
+    seeded = seed_mod.seed(
+        cfg, endpoint_url=endpoint, commit=repo.head.commit.hexsha, tag_tiers=tag_tiers
+    )
     # the caller's own credentials live in the registry account, as a CI role would
     os.environ["AWS_ACCESS_KEY_ID"] = caller_credentials(endpoint, REGISTRY)
     return World(root=root, endpoint=endpoint, config_path=config_path, repo=repo, seeded=seeded)
