@@ -167,7 +167,7 @@ def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url + READY_PATH, timeout=2) as response:
             response.read()
-            return bool(response.status == 200)
+            return 200 <= int(response.status) < 300
     except (urllib.error.URLError, OSError):
         return False
 
