@@ -35,6 +35,11 @@ app = typer.Typer(
 )
 
 
+rollback_app = typer.Typer(
+    help="Go back: a service, a cluster, or a tier, to what ran before.", no_args_is_help=True
+)
+
+
 class State:
     verbose: bool = False
 
@@ -187,14 +192,21 @@ def _register() -> None:
     if _registered:
         return
     _registered = True
+    import importlib
+
     from pipeline.cli import commands
 
     commands.register(app)
-    try:
-        from pipeline.cli import build as build_cmd
-    except ImportError:
-        return
-    build_cmd.register(app)
+    # each area registers its own commands; `rollback` subcommands come from several of them
+    for name in ("build", "release", "undo"):
+        try:
+            module = importlib.import_module(f"pipeline.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"pipeline.cli.{name}":
+                raise
+            continue
+        module.register(app)
+    app.add_typer(rollback_app, name="rollback")
 
 
 _register()
