@@ -30,7 +30,10 @@ MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 @dataclass
 class World:
     endpoint_url: str
-    emulation: emulation.Emulation
+
+    @property
+    def emulation(self) -> emulation.Emulation:
+        return emulation.install()
 
     def client(self, service: str, account: str | None = None) -> Any:
         base: dict[str, Any] = {
@@ -52,12 +55,12 @@ class World:
 
 @pytest.fixture(scope="session")
 def world() -> Iterator[World]:
-    installed = emulation.install()
+    emulation.install()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     try:
-        yield World(f"http://{host}:{port}", installed)
+        yield World(f"http://{host}:{port}")
     finally:
         server.stop()
 
@@ -245,10 +248,11 @@ def by_id(service: dict[str, Any], deployment_id: str) -> dict[str, Any] | None:
 
 def test_install_is_idempotent_and_wraps_moto_backend(world: World) -> None:
     wrapped = EC2ContainerServiceBackend.create_service
-    assert emulation.install() is world.emulation
+    first = emulation.install()
+    assert emulation.install() is first
     assert EC2ContainerServiceBackend.create_service is wrapped
-    assert emulation.current() is world.emulation
-    assert world.emulation.installed
+    assert emulation.current() is first
+    assert first.installed
 
 
 def test_uninstall_restores_the_methods_it_wrapped() -> None:
@@ -541,6 +545,18 @@ def test_rollback_after_a_moved_tag_returns_to_the_digest_that_ran(ecr: Any, ecs
     assert primary(final)["rolloutState"] == "COMPLETED"
     assert by_id(final, bad_id) is None
     assert svc.digests() == {d1}  # not what `dev` names now
+
+
+def test_rollback_to_a_start_whose_tag_did_not_resolve_completes(ecr: Any, ecs: Any) -> None:
+    repo = Repo(ecr)
+    svc = make_service(ecs, {"app": repo.ref("dev")})  # as seeded: `dev` is not pushed yet
+    repo.push("v1", "dev", "sandbox-fail")
+    bad_id = primary(svc.force())["id"]
+    svc.poll(2)
+    final = svc.poll(2)
+    assert [d["rolloutState"] for d in final["deployments"]] == ["COMPLETED"]
+    assert primary(final)["id"] != bad_id
+    assert svc.digests() == {None}
 
 
 def test_unresolvable_image_fails_with_cannot_pull(ecr: Any, ecs: Any) -> None:

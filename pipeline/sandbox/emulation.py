@@ -30,6 +30,7 @@ Services with a CODE_DEPLOY or EXTERNAL deployment controller are left to moto.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import fnmatch
 import inspect
 import json
@@ -564,10 +565,15 @@ class Emulation:
             raise InvalidParameterException(
                 "Network Configuration must be provided when networkMode 'awsvpc' is specified."
             )
+        # It starts stable by definition: what it runs counts as pulled, even where the image
+        # does not resolve (yet), so that a rollback to it completes.
+        images = tuple(
+            dataclasses.replace(i, pull_error=None) for i in self._resolve(backend, task_definition)
+        )
         deployment = _Deployment(
             id=_new_deployment_id(),
             task_definition=task_definition.arn,
-            images=self._resolve(backend, task_definition),
+            images=images,
             desired=service.desired_count,
             launch_type=service.launch_type,
             platform_version=service.platform_version,
