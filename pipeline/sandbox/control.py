@@ -48,7 +48,7 @@ def export_line(endpoint_url: str, access_key_id: str) -> str:
     return (
         f"export AWS_ENDPOINT_URL={endpoint_url} AWS_ACCESS_KEY_ID={access_key_id} "
         f"AWS_SECRET_ACCESS_KEY={SANDBOX_SECRET} AWS_DEFAULT_REGION={REGION} "
-        "AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null"
+        "AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null TIERUP_POLL_INTERVAL=1"
     )
 
 
