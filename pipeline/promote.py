@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pipeline import retention as retention_mod
 from pipeline.clients import Clients
 from pipeline.config import TIMESTAMP_FORMAT, Config, Environment, Tier, render_tag
+from pipeline.progress import rollout_changed
 from pipeline.results import CommandResult, EnvironmentOutcome, ImageOutcome, ServiceOutcome
+from pipeline.rollback_on_failure import mode_for, recover
 from stages import deploy as deploy_stage
 from stages import resolve, retag
 from stages import wait as wait_stage
@@ -23,7 +26,8 @@ from stages.adapters.registry import TagWrite
 from stages.deploy import Applied, ImageTarget, ServicePlan
 from stages.errors import InputError, TierupError
 from stages.record import NullRecorder, Recorder
-from stages.types import TaskDefinition, TaskImage
+from stages.retention import RetentionPlan
+from stages.types import ServiceState, TaskDefinition, TaskImage
 
 MAX_WORKERS = 32
 Progress = Callable[[str], None]
@@ -59,6 +63,8 @@ class EnvPlan:
     task_defs: dict[str, TaskDefinition] = field(default_factory=dict)
     running: dict[str, list[TaskImage]] = field(default_factory=dict)
     error: TierupError | None = None
+    states: dict[str, ServiceState] = field(default_factory=dict)
+    retention: list[RetentionPlan] = field(default_factory=list)
 
 
 @dataclass
@@ -93,6 +99,8 @@ class PromotionPlan:
                 for s in e.services:
                     if s.writes:
                         out.append(s.describe())
+            for e in self.envs:
+                out.extend(retention_mod.steps(e))
         return out
 
 
@@ -156,6 +164,7 @@ def plan_promotion(
     now: datetime,
     command: str = "promote",
     progress: Progress | None = None,
+    protected: frozenset[str] = frozenset(),
 ) -> PromotionPlan:
     tier = config.tier(tier_name)
     names = images or list(config.images)
@@ -189,7 +198,13 @@ def plan_promotion(
     envs: list[EnvPlan] = []
     if deploy:
         envs = plan_environments(
-            config, clients, tier=tier, targets=targets, moved=moved, progress=progress
+            config,
+            clients,
+            tier=tier,
+            targets=targets,
+            moved=moved,
+            progress=progress,
+            protected=protected,
         )
     return PromotionPlan(
         command=command,
@@ -212,6 +227,7 @@ def plan_environments(
     moved: set[str],
     env_names: list[str] | None = None,
     progress: Progress | None = None,
+    protected: frozenset[str] = frozenset(),
 ) -> list[EnvPlan]:
     envs = config.environments_of(tier.name)
     if env_names is not None:
@@ -220,13 +236,23 @@ def plan_environments(
         EnvPlan(name=n, env=e, strategy=config.strategy_for(n), pin=config.pin_for(n))
         for n, e in envs.items()
     ]
+    keep = {p.name: config.retention_for(p.name) for p in plans}
     with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(plans)))) as pool:
-        list(pool.map(lambda p: _plan_env(clients, p, targets, moved), plans))
+        list(
+            pool.map(
+                lambda p: _plan_env(clients, p, targets, moved, keep[p.name], protected), plans
+            )
+        )
     return plans
 
 
 def _plan_env(
-    clients: Clients, plan: EnvPlan, targets: dict[str, ImageTarget], moved: set[str]
+    clients: Clients,
+    plan: EnvPlan,
+    targets: dict[str, ImageTarget],
+    moved: set[str],
+    keep: int,
+    protected: frozenset[str],
 ) -> None:
     env = plan.env
     try:
@@ -237,6 +263,7 @@ def _plan_env(
         plan.error = e
         return
     plan.running = running
+    plan.states = states
     for svc_name, svc in env.services.items():
         state = states.get(svc_name)
         if state is None:
@@ -268,6 +295,7 @@ def _plan_env(
             )
         except TierupError as e:
             plan.service_errors[svc_name] = e
+    plan.retention = retention_mod.plan_env(ecs, plan, keep=keep, protected=protected)
 
 
 # -- run ---------------------------------------------------------------------------
@@ -278,6 +306,11 @@ class RunOptions:
     wait: bool = True
     timeout: int | None = None
     dry_run: bool = False
+    # None: the tier's setting in envs.yaml
+    rollback_on_failure: bool | None = None
+    atomic: bool | None = None
+    # task definitions retention must keep (revisions that records such as the ledger name)
+    protected: frozenset[str] = frozenset()
 
 
 def execute(
@@ -346,6 +379,22 @@ def execute(
     for ep in plan.envs:
         result.environments.append(_env_outcome(ep, applied, errors, waited, options.wait))
     result.settle()
+    mode = mode_for(
+        plan.tier, rollback_on_failure=options.rollback_on_failure, atomic=options.atomic
+    )
+    recover(
+        config,
+        clients,
+        plan,
+        result,
+        applied,
+        mode=mode,
+        wait=options.wait,
+        timeout=options.timeout,
+        say=say,
+    )
+    retention_mod.run(clients, plan.envs, applied, result, say)
+    result.settle()
     rec = recorder or NullRecorder()
     rec.record(_event(plan, result))
     return result
@@ -407,9 +456,7 @@ def _wait_all(
                 sleep=clients.sleep,
                 clock=clients.clock,
                 interval=clients.poll_interval,
-                on_change=lambda st: say(
-                    f"{e.name}/{st.service}: {st.state} ({st.running}/{st.desired} running)"
-                ),
+                on_change=lambda st: rollout_changed(say, e.name, st),
             )
         except TierupError as err:
             states = {
@@ -470,8 +517,13 @@ def _env_outcome(
                 so.status = {
                     wait_stage.COMPLETED: "completed",
                     wait_stage.TIMED_OUT: "timed_out",
+                    wait_stage.ROLLED_BACK: wait_stage.ROLLED_BACK,
                 }.get(st.state, "failed")
-                if so.status == "failed":
+                if so.status == wait_stage.ROLLED_BACK:
+                    so.error = wait_stage.rolled_back_message(st)
+                    so.hint = "the new image did not start; see the service events below"
+                    so.events = list(st.events)
+                elif so.status == "failed":
                     so.error = st.reason or st.state
                     so.hint = "see the service events below and `tierup where`"
                     so.events = list(st.events)
@@ -549,5 +601,6 @@ def promote(
         now=now(),
         command=command,
         progress=progress,
+        protected=opts.protected,
     )
     return execute(config, clients, plan, options=opts, recorder=recorder, progress=progress)
