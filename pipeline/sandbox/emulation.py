@@ -333,6 +333,17 @@ def _circuit_breaker(service: Service) -> dict[str, Any]:
     return breaker if isinstance(breaker, dict) else {}
 
 
+def _task_network(config: object) -> dict[str, Any] | None:
+    """A service's network configuration as its tasks get it: without security groups, ECS
+    uses the VPC's default one (moto's task wants the key)."""
+    if not isinstance(config, dict) or not config:
+        return None
+    awsvpc = config.get("awsvpcConfiguration")
+    if isinstance(awsvpc, dict) and "securityGroups" not in awsvpc:
+        return {**config, "awsvpcConfiguration": {**awsvpc, "securityGroups": []}}
+    return config
+
+
 def _not_found(image: str) -> str:
     return (
         "CannotPullContainerError: pull image manifest has been retried 5 time(s): "
@@ -862,7 +873,7 @@ class Emulation:
                 launch_type=service.launch_type or "",
                 started_by=deployment.id,
                 tags=[],
-                networking_configuration=service.network_configuration or None,
+                networking_configuration=_task_network(service.network_configuration),
                 platform_version=service.platform_version,
             )
             task.containers = [
