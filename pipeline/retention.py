@@ -84,6 +84,12 @@ def steps(plan: EnvPlan) -> list[dict[str, Any]]:
                 "action": "deregister-task-definitions",
                 "reason": f"retention: keep {rp.keep} revisions of {rp.family}",
                 "task_definitions": list(rp.deregister),
+                "summary": (
+                    f"{plan.name}: deregister {len(rp.deregister)} old revision(s) of "
+                    f"{rp.family} (revisions "
+                    f"{', '.join(a.rsplit(':', 1)[-1] for a in rp.deregister)}; "
+                    f"retention {rp.keep})"
+                ),
             }
         )
     return out
