@@ -32,6 +32,7 @@ from stages.retention import RetentionPlan
 from stages.types import ServiceState, TaskDefinition, TaskImage
 
 MAX_WORKERS = 64
+PER_ENV_WORKERS = 16  # reads inside one environment, while every environment reads at once
 Progress = Callable[[str], None]
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -145,14 +146,14 @@ def resolve_sources(
     return _each(one, images)
 
 
-def _each(fn: Callable[[_T], _R], items: list[_T]) -> list[_R]:
+def _each(fn: Callable[[_T], _R], items: list[_T], workers: int = MAX_WORKERS) -> list[_R]:
     """``fn`` over ``items`` concurrently (each is a few requests); results in order.
 
     The first error raises, as a plain loop would.
     """
     if len(items) <= 1:
         return [fn(i) for i in items]
-    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(items))) as pool:
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
         return list(pool.map(fn, items))
 
 
@@ -365,7 +366,7 @@ def _describe_task_definitions(ecs: Ecs, plan: EnvPlan) -> None:
         with contextlib.suppress(TierupError):
             plan.task_defs[arn] = ecs.describe_task_definition(arn)
 
-    _each(one, arns)
+    _each(one, arns, workers=PER_ENV_WORKERS)
 
 
 # -- run ---------------------------------------------------------------------------
