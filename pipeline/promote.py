@@ -496,6 +496,7 @@ def _event(plan: PromotionPlan, result: CommandResult) -> dict[str, Any]:
         "images": [
             {
                 "image": i.image,
+                "repository": i.repository,
                 "tag": i.tag,
                 "from_digest": i.previous_digest,
                 "to_digest": i.digest,
