@@ -61,9 +61,10 @@ def ledger_of(
     writes: Writes | None = None,
     *,
     now: Callable[[], datetime] | None = None,
+    environ: dict[str, str] | None = None,
 ) -> Ledger:
     sessions = AwsSessions(on_client=writes.hook if writes else None)
-    return open_ledger(world.config, sessions, root=world.root, environ={}, now=now)
+    return open_ledger(world.config, sessions, root=world.root, environ=environ or {}, now=now)
 
 
 def new_digests(world: World, message: str = "change") -> dict[str, str]:
