@@ -119,6 +119,17 @@ def _gate_source(config: Config, tier: Tier, source: Source) -> Tier | None:
     return config.source_tier(tier.name)
 
 
+def _commit_fixes(clients: Clients, plan: PromotionPlan) -> dict[str, dict[str, Any]]:
+    """The commit of each image resolved through a tier tag, from the digest's commit tags."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in plan.resolved:
+        if r.commit is None:
+            commits = _commits(clients, plan.targets[r.image].repository, r.manifest.digest)
+            if commits:
+                out[r.image] = {"commit": commits[0]}
+    return out
+
+
 def run_promotion(
     config: Config,
     clients: Clients,
@@ -166,8 +177,12 @@ def run_promotion(
         failed = [g for g in gates if not g.passed]
         if failed and not guard.force:
             raise GateError(failed)
-        recorder = Annotating(ledger, guard)
+        fixes = {} if opts.dry_run else _commit_fixes(clients, plan)
+        recorder = Annotating(ledger, guard, images=fixes)
         result = execute(config, clients, plan, options=opts, recorder=recorder, progress=progress)
+    for outcome in result.images:
+        if outcome.commit is None and outcome.image in fixes:
+            outcome.commit = fixes[outcome.image]["commit"]
     if gates:
         result.data["gates"] = [g.to_json() for g in gates]
     if failed:
