@@ -266,8 +266,13 @@ class TierState:
     time: datetime
 
 
-def tier_history(ledger: Ledger, tier: str, image: str) -> list[TierState]:
-    """The digests ``tier`` had for ``image``, newest first, repeats in a row collapsed."""
+def tier_history(
+    ledger: Ledger, tier: str, image: str, *, immutable: bool = False
+) -> list[TierState]:
+    """The digests ``tier`` had for ``image``, newest first, repeats in a row collapsed.
+
+    On an immutable tier the tag of an earlier digest is found later (its stamp).
+    """
     out: list[TierState] = []
     for event in ledger.events(tier=tier, image=image):
         if event.get("command") not in TAG_COMMANDS:
@@ -275,16 +280,31 @@ def tier_history(ledger: Ledger, tier: str, image: str) -> list[TierState]:
         entry = next((i for i in event.get("images") or [] if i.get("image") == image), None)
         if entry is None or entry.get("status") not in TAG_WRITTEN or not entry.get("to_digest"):
             continue
-        state = TierState(
-            digest=str(entry["to_digest"]),
-            tag=entry.get("tag"),
-            commit=entry.get("commit"),
-            event=str(event.get("id")),
-            time=parse_time(str(event["time"])),
-        )
-        if out and out[-1].digest == state.digest:
-            continue
-        out.append(state)
+        when = parse_time(str(event["time"]))
+        states = [
+            TierState(
+                digest=str(entry["to_digest"]),
+                tag=entry.get("tag"),
+                commit=entry.get("commit"),
+                event=str(event.get("id")),
+                time=when,
+            )
+        ]
+        if entry.get("from_digest"):
+            # what the tag had just before: covers the first recorded promotion, and moves
+            # made outside tierup in between (a stamp's from_digest is empty: a new tag)
+            states.append(
+                TierState(
+                    digest=str(entry["from_digest"]),
+                    tag=None if immutable else entry.get("tag"),
+                    commit=None,
+                    event=f"{event.get('id')} (before)",
+                    time=when,
+                )
+            )
+        for state in states:
+            if not (out and out[-1].digest == state.digest):
+                out.append(state)
     return out
 
 
@@ -345,7 +365,7 @@ def _targets(
     for name in names:
         repo = config.image(name).repository
         registry.describe_repository(repo)
-        history = tier_history(ledger, tier.name, name)
+        history = tier_history(ledger, tier.name, name, immutable=tier.immutable)
         current = _current_digest(clients, tier, repo, history)
         chosen = _pick(name, history, current, to=to, steps=steps)
         if chosen is None and to is not None and registry.get_manifest(repo, to) is not None:
@@ -426,7 +446,7 @@ def rollback_tier(
                 )
             tag = t.tag
             if t.immutable:
-                tag = c.state.tag or ""
+                tag = c.state.tag or _stamp_on(clients, t, c.repository, digest) or ""
                 on_tag = registry.get_manifest(c.repository, tag) if tag else None
                 if on_tag is None or on_tag.digest != digest:
                     raise RollbackTargetMissing(

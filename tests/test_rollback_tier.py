@@ -76,19 +76,35 @@ def test_rollback_tier_after_two_promotions_restores_the_first_digest_everywhere
 
 def test_steps_and_to_pick_older_digests(world: World) -> None:
     first = world.seeded.digests
-    # the seeded digest was never promoted through tierup: the ledger knows two
-    r = world.cli("rollback", "tier", "--tier", "staging", "--steps", "2")
+    d2 = world.d2  # type: ignore[attr-defined]
+    # the ledger knows d2, d1 and, as what the first promotion moved the tag from, the seed's
+    r = world.cli("rollback", "tier", "--tier", "staging", "--steps", "3")
     assert r.exit_code == 2 and "no earlier digest" in r.output
-    code, doc = world.cli_json("rollback", "tier", "--tier", "staging", "--to", first["api"])
-    assert code == 0, doc
-    assert world.tag_digest("api", "staging") == first["api"]
-    # --to names one repository's digest: the other image stays where it is
-    assert world.tag_digest("worker", "staging") == world.d2["worker"]  # type: ignore[attr-defined]
-    assert "worker" not in doc["images"]
     code, doc = world.cli_json("rollback", "tier", "--tier", "staging", "--steps", "2")
     assert code == 0, doc
-    # api: first <- d2 <- d1 (ledger, newest first: first, d2, d1): two back is d1
-    assert world.tag_digest("api", "staging") == world.d1["api"]  # type: ignore[attr-defined]
+    assert world.tag_digest("api", "staging") == first["api"]
+    assert world.tag_digest("worker", "staging") == first["worker"]
+    _runs(world, first)
+    # --to names one repository's digest: the other image stays where it is
+    code, doc = world.cli_json("rollback", "tier", "--tier", "staging", "--to", d2["api"])
+    assert code == 0, doc
+    assert world.tag_digest("api", "staging") == d2["api"]
+    assert world.tag_digest("worker", "staging") == first["worker"]
+    assert "worker" not in doc["images"]
+    r = world.cli("rollback", "tier", "--tier", "staging", "--to", "sha256:" + "0" * 64)
+    assert r.exit_code == 2 and "in none of the repositories" in r.output
+
+
+def test_the_first_recorded_promotion_goes_back_to_what_the_tag_had(
+    tmp_path: Path, aws_env: str
+) -> None:
+    w = release_world(tmp_path, aws_env)
+    new_digests(w)
+    assert w.cli("promote", "--tier", "staging").exit_code == 0
+    code, doc = w.cli_json("rollback", "tier", "--tier", "staging")
+    assert code == 0, doc
+    assert w.tag_digest("api", "staging") == w.seeded.digests["api"]
+    _runs(w, w.seeded.digests)
 
 
 def test_rollback_to_an_expired_image_is_refused_before_any_write(world: World) -> None:
