@@ -7,6 +7,7 @@ the lock. A dry run takes no lock and records nothing; it still checks the gates
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pipeline.clients import Clients
 from pipeline.config import Config, Tier
 from pipeline.deploy import deploy_environment
 from pipeline.gates import TAG_COMMANDS, TAG_WRITTEN, Candidate, GateError, check_gates
-from pipeline.ledger import Ledger, parse_time
+from pipeline.ledger import Ledger, parse_time, task_definitions_in_use
 from pipeline.lock import LockHeld, TierLock, held_error, holding, human, key_for, read_lock
 from pipeline.promote import (
     Progress,
@@ -103,6 +104,20 @@ def tier_lock(
     )
 
 
+def protect_revisions(options: RunOptions, ledger: Ledger) -> RunOptions:
+    """Options whose retention keeps the task definitions the ledger still names.
+
+    Retention (the rollouts' ``RunOptions.protected``) must not deregister a revision that a
+    rollback would go back to; a RunOptions without that field has no retention to tell.
+    """
+    names = {f.name for f in dataclasses.fields(options)}
+    if "protected" not in names or options.dry_run:
+        return options
+    keep = frozenset(getattr(options, "protected", frozenset())) | task_definitions_in_use(ledger)
+    changes: dict[str, Any] = {"protected": keep}
+    return dataclasses.replace(options, **changes)
+
+
 def _finish(result: CommandResult, recorder: Annotating, ledger: Ledger) -> CommandResult:
     if recorder.last is not None:
         result.data["event"] = recorder.last["id"]
@@ -148,7 +163,7 @@ def run_promotion(
 ) -> CommandResult:
     """Promote (or stamp) under the tier's lock and gates; record the event in the ledger."""
     guard.check()
-    opts = options or RunOptions()
+    opts = protect_revisions(options or RunOptions(), ledger)
     t = config.tier(tier)
     lock = tier_lock(config, clients, ledger, t.name, command=command, dry_run=opts.dry_run)
     with holding(lock, guard.lock_timeout, progress):
@@ -198,7 +213,9 @@ def stamp(
     *,
     tier: str,
     from_tier: str | None = None,
+    source: Source | None = None,
     images: list[str] | None = None,
+    deploy: bool = True,
     options: RunOptions | None = None,
     guard: Guard = Guard(),
     now: Now = _utcnow,
@@ -213,7 +230,8 @@ def stamp(
             "placeholder (prod-{timestamp}) is stamped",
             hint=f"tierup promote --tier {t.name}",
         )
-    source = Source(kind="tier", value=from_tier) if from_tier else Source()
+    if source is None:
+        source = Source(kind="tier", value=from_tier) if from_tier else Source()
     return run_promotion(
         config,
         clients,
@@ -221,6 +239,7 @@ def stamp(
         tier=tier,
         source=source,
         images=images,
+        deploy=deploy,
         options=options,
         guard=guard,
         now=now,
@@ -241,7 +260,7 @@ def run_deploy(
     progress: Progress | None = None,
 ) -> CommandResult:
     """`tierup deploy --env E` under the lock of E's tier, recorded."""
-    opts = options or RunOptions()
+    opts = protect_revisions(options or RunOptions(), ledger)
     tier = config.environment(env).tier
     lock = tier_lock(config, clients, ledger, tier, command="deploy", dry_run=opts.dry_run)
     recorder = Annotating(ledger, guard)
@@ -419,7 +438,7 @@ def rollback_tier(
     n = 1 if steps is None else steps
     if n < 1:
         raise InputError("--steps must be 1 or more")
-    opts = options or RunOptions()
+    opts = protect_revisions(options or RunOptions(), ledger)
     t = config.tier(tier)
     names = images or list(config.images)
     for name in names:
