@@ -19,11 +19,12 @@ T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 ALL_GATES = "gates: {soak: 2h, require_source_healthy: true, allowed_branches: [main]}"
 
 
-def _world(tmp_path: Path, endpoint: str, gates: str) -> World:
+def _world(tmp_path: Path, endpoint: str, gates: str, at: datetime | None = T0) -> World:
     w = release_world(tmp_path, endpoint, tier_extra=gates)
     new_digests(w)
-    # staging gets dev's digest at T0, through tierup: the ledger knows since when
-    result = run_promotion(w.config, w.clients(), ledger_of(w, now=lambda: T0), tier="staging")
+    # staging gets dev's digest at T0 (or now), through tierup: the ledger knows since when
+    clock = None if at is None else (lambda: at)
+    result = run_promotion(w.config, w.clients(), ledger_of(w, now=clock), tier="staging")
     assert result.exit_code == 0, result.to_json()
     return w
 
@@ -86,8 +87,10 @@ def test_force_with_a_reason_passes_the_gates_and_the_ledger_keeps_the_reason(
 
 
 def test_gate_refusal_through_the_cli_is_one_line_exit_1_and_writes_nothing(
-    world: World,
+    tmp_path: Path, aws_env: str
 ) -> None:
+    # the CLI runs on the real clock: staging got its digest just now
+    world = _world(tmp_path, aws_env, ALL_GATES, at=None)
     before = tags_of(world, "api")
     r = world.cli("stamp", "--tier", "prod")
     assert r.exit_code == 1, r.output
