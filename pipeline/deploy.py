@@ -40,7 +40,13 @@ def deploy_environment(
             digest_uri=registry.image_uri(repo, r.manifest.digest),
         )
     envs = plan_environments(
-        config, clients, tier=tier, targets=targets, moved=set(), env_names=[env]
+        config,
+        clients,
+        tier=tier,
+        targets=targets,
+        moved=set(),
+        env_names=[env],
+        protected=options.protected,
     )
     plan = PromotionPlan(
         command="deploy",

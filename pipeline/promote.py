@@ -448,6 +448,7 @@ def execute(
             env_out.status, env_out.error = "failed", "not deployed: a tag write failed"
             result.environments.append(env_out)
         result.settle()
+        (recorder or NullRecorder()).record(_event(plan, result))
         return result
 
     applied, errors = _apply_all(clients, plan.envs, say)
@@ -471,7 +472,7 @@ def execute(
         timeout=options.timeout,
         say=say,
     )
-    retention_mod.run(clients, plan.envs, applied, result, say)
+    retention_mod.run(clients, plan.envs, applied, result, say, options.protected)
     result.settle()
     rec = recorder or NullRecorder()
     rec.record(_event(plan, result))
@@ -626,6 +627,7 @@ def _event(plan: PromotionPlan, result: CommandResult) -> dict[str, Any]:
         "images": [
             {
                 "image": i.image,
+                "repository": i.repository,
                 "tag": i.tag,
                 "from_digest": i.previous_digest,
                 "to_digest": i.digest,

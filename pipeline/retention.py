@@ -101,8 +101,12 @@ def run(
     applied: dict[tuple[str, str], Applied],
     result: CommandResult,
     say: Callable[[str], None],
+    protected: frozenset[str] = frozenset(),
 ) -> None:
-    """Deregister what each environment's plan names; record it in ``result.data``."""
+    """Deregister what each environment's plan names; record it in ``result.data``.
+
+    Spared, whatever the plan says: revisions in use now and those ``protected``.
+    """
     report: list[dict[str, Any]] = []
     lock = threading.Lock()
 
@@ -141,6 +145,7 @@ def run(
                     now.update(
                         a.task_definition for (e, _s), a in applied.items() if e == plan.name
                     )
+                    now.update(protected)
                     done, spared = retention_stage.apply_retention(ecs, rp, in_use_now=now)
                     entry.update(status="ok", deregistered=done)
                     if spared:

@@ -8,12 +8,10 @@ from typing import Annotated
 import typer
 
 from pipeline.cli import (
-    AtomicOpt,
     DryRunOpt,
     FileOpt,
     ImagesOpt,
     JsonOpt,
-    RollbackOnFailureOpt,
     TimeoutOpt,
     WaitOpt,
     emit,
@@ -21,6 +19,17 @@ from pipeline.cli import (
     make_clients,
     parse_duration_flag,
     run,
+)
+from pipeline.cli.release import (
+    AtomicFlag,
+    ForceOpt,
+    LockTimeoutOpt,
+    MessageOpt,
+    ReasonOpt,
+    RollbackOnFailureFlag,
+    make_guard,
+    open_ledger_for,
+    run_options,
 )
 from pipeline.results import CommandResult
 
@@ -42,8 +51,12 @@ def promote(
     no_deploy: Annotated[bool, typer.Option("--no-deploy", help="move tags only")] = False,
     wait: WaitOpt = True,
     timeout: TimeoutOpt = None,
-    rollback_on_failure: RollbackOnFailureOpt = None,
-    atomic: AtomicOpt = None,
+    rollback_on_failure: RollbackOnFailureFlag = None,
+    atomic: AtomicFlag = None,
+    force: ForceOpt = False,
+    reason: ReasonOpt = None,
+    lock_timeout: LockTimeoutOpt = None,
+    message: MessageOpt = None,
     dry_run: DryRunOpt = False,
     file: FileOpt = None,
     as_json: JsonOpt = False,
@@ -52,28 +65,31 @@ def promote(
 
     def body() -> CommandResult:
         from pipeline.progress import progress_display
-        from pipeline.promote import RunOptions, Source, promote
-        from pipeline.rollback_on_failure import check_flags
+        from pipeline.promote import Source
+        from pipeline.release import run_promotion
 
         cfg = load_config(file)
+        clients = make_clients(cfg)
         source = Source.from_flags(from_tier=from_tier, commit=commit, digest=digest)
-        check_flags(wait=wait, rollback_on_failure=rollback_on_failure, atomic=atomic)
-        opts = RunOptions(
+        opts = run_options(
             wait=wait,
-            timeout=parse_duration_flag(timeout),
+            timeout=timeout,
             dry_run=dry_run,
             rollback_on_failure=rollback_on_failure,
             atomic=atomic,
         )
+        guard = make_guard(force=force, reason=reason, message=message, lock_timeout=lock_timeout)
         with progress_display() as progress:
-            return promote(
+            return run_promotion(
                 cfg,
-                make_clients(cfg),
+                clients,
+                open_ledger_for(cfg, clients),
                 tier=tier,
                 source=source,
                 images=image or None,
                 deploy=not no_deploy,
                 options=opts,
+                guard=guard,
                 progress=progress,
             )
 
@@ -84,6 +100,7 @@ def deploy(
     env: Annotated[str, typer.Option("--env", help="the environment to deploy")],
     wait: WaitOpt = True,
     timeout: TimeoutOpt = None,
+    lock_timeout: LockTimeoutOpt = None,
     dry_run: DryRunOpt = False,
     file: FileOpt = None,
     as_json: JsonOpt = False,
@@ -91,15 +108,22 @@ def deploy(
     """Deploy one environment to what its tier's tag points at now (no tag moves)."""
 
     def body() -> CommandResult:
-        from pipeline.deploy import deploy_environment
         from pipeline.progress import progress_display
         from pipeline.promote import RunOptions
+        from pipeline.release import run_deploy
 
         cfg = load_config(file)
+        clients = make_clients(cfg)
         opts = RunOptions(wait=wait, timeout=parse_duration_flag(timeout), dry_run=dry_run)
         with progress_display() as progress:
-            return deploy_environment(
-                cfg, make_clients(cfg), env=env, options=opts, progress=progress
+            return run_deploy(
+                cfg,
+                clients,
+                open_ledger_for(cfg, clients),
+                env=env,
+                options=opts,
+                guard=make_guard(lock_timeout=lock_timeout),
+                progress=progress,
             )
 
     run(as_json, body)
