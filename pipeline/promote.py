@@ -639,20 +639,28 @@ def _event(plan: PromotionPlan, result: CommandResult) -> dict[str, Any]:
         "environments": {
             e.name: {
                 "status": e.status,
-                "services": {
-                    s.service: {
-                        "task_definition_before": s.previous_task_definition,
-                        "task_definition_after": s.task_definition,
-                        "digest_before": s.previous_digest,
-                        "digest_after": s.digest,
-                        "status": s.status,
-                    }
-                    for s in e.services
-                },
+                "services": {s.service: _service_event(s) for s in e.services},
             }
             for e in result.environments
         },
     }
+
+
+def _service_event(s: ServiceOutcome) -> dict[str, Any]:
+    out = {
+        "task_definition_before": s.previous_task_definition,
+        "task_definition_after": s.task_definition,
+        "digest_before": s.previous_digest,
+        "digest_after": s.digest,
+        "status": s.status,
+    }
+    rb = s.rollback
+    if rb is not None and rb.task_definition and rb.status not in ("failed", "not_rolled_back"):
+        # what runs after the run is what the rollback put back, not what was tried
+        out["task_definition_after"] = rb.task_definition
+        out["digest_after"] = s.previous_digest
+        out["rollback"] = rb.status
+    return out
 
 
 def promote(

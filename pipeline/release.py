@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -136,13 +137,15 @@ def _gate_source(config: Config, tier: Tier, source: Source) -> Tier | None:
 
 def _commit_fixes(clients: Clients, plan: PromotionPlan) -> dict[str, dict[str, Any]]:
     """The commit of each image resolved through a tier tag, from the digest's commit tags."""
-    out: dict[str, dict[str, Any]] = {}
-    for r in plan.resolved:
-        if r.commit is None:
-            commits = _commits(clients, plan.targets[r.image].repository, r.manifest.digest)
-            if commits:
-                out[r.image] = {"commit": commits[0]}
-    return out
+    unknown = [r for r in plan.resolved if r.commit is None]
+    if not unknown:
+        return {}
+    with ThreadPoolExecutor(max_workers=len(unknown)) as pool:
+        found = pool.map(
+            lambda r: _commits(clients, plan.targets[r.image].repository, r.manifest.digest),
+            unknown,
+        )
+        return {r.image: {"commit": c[0]} for r, c in zip(unknown, found, strict=True) if c}
 
 
 def run_promotion(
