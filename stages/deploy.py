@@ -15,6 +15,8 @@ from stages.types import ImageRef, ServiceState, TaskDefinition, TaskImage
 
 FORCE_NEW_DEPLOYMENT = "force-new-deployment"
 TASK_DEFINITION = "task-definition"
+REGISTER = "register-task-definition"
+UNPIN = "unpin"
 STRATEGIES = (FORCE_NEW_DEPLOYMENT, TASK_DEFINITION, "cloudformation", "codedeploy")
 
 # RegisterTaskDefinition accepts these; describe_task_definition also returns read-only keys
@@ -86,7 +88,7 @@ class ServicePlan:
             "reason": self.reason,
             "task_definition": self.task_definition,
         }
-        if self.action == "register-task-definition":
+        if self.action in (REGISTER, UNPIN):
             out["images"] = {c.container: c.reference for c in self.containers}
         return out
 
@@ -167,9 +169,12 @@ def plan_service(
     names_target = all(names_reference(current_refs[c.container], c.reference) for c in containers)
     prev = tuple((c.container, _agreed_digest(running, c.container)) for c in containers)
 
+    pinned = [c for c in containers if is_pinned_copy(current_refs[c.container], c.reference)]
     if strategy == FORCE_NEW_DEPLOYMENT:
         wrong = [
-            c for c in containers if not names_reference(current_refs[c.container], c.reference)
+            c
+            for c in containers
+            if not names_reference(current_refs[c.container], c.reference) and c not in pinned
         ]
         if wrong:
             c = wrong[0]
@@ -187,6 +192,11 @@ def plan_service(
         action = FORCE_NEW_DEPLOYMENT
 
     reason = _why_deploy(state, containers, running, names_target, tag_moved)
+    if pinned:
+        action = UNPIN
+        # a rollback or restore pinned the tier's tag to a digest; name the tag again
+        refs = ", ".join(f"{current_refs[c.container]} -> {c.reference}" for c in pinned)
+        reason = f"unpinned: {refs} ({reason})"
     if reason is None:
         return ServicePlan(
             environment=environment,
@@ -209,6 +219,18 @@ def plan_service(
         task_definition=task_def.arn,
         containers=tuple(containers),
         previous_digests=prev,
+    )
+
+
+def is_pinned_copy(current: str, wanted: str) -> bool:
+    """Does ``current`` pin by digest the repository that ``wanted`` names by tag?"""
+    if not current:
+        return False
+    a, b = ImageRef.parse(current), ImageRef.parse(wanted)
+    if a.digest is None or b.digest is not None or a.tag is not None:
+        return False
+    return a.repository == b.repository and (
+        not a.registry or not b.registry or a.registry == b.registry
     )
 
 
@@ -279,7 +301,7 @@ def apply(ecs: Ecs, plan: ServicePlan, task_def: TaskDefinition | None = None) -
         return Applied(plan.service, None, plan.task_definition, plan.task_definition)
     new_arn = plan.task_definition
     registered = False
-    if plan.action == "register-task-definition":
+    if plan.action in (REGISTER, UNPIN):
         current = task_def or ecs.describe_task_definition(plan.task_definition)
         params = with_images(
             registration_input(ecs, current), {c.container: c.reference for c in plan.containers}

@@ -1,0 +1,653 @@
+"""Undo: roll services back to what ran before, or restore them to a snapshot.
+
+``plan_rollback`` and ``plan_restore`` only read; the plan's ``steps()`` are the writes
+``execute`` makes, so ``--dry-run`` prints exactly those. Services roll back in parallel;
+the run waits as a promotion does and records what moved in the ledger.
+
+A rollback's target is what the service ran before its current deployment: from the ledger
+when its newest record of the service is the deployment running now; else from ECS's
+deployment history; else the previous ACTIVE revision of the family. The result names the
+source used.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from pipeline.clients import Clients
+from pipeline.config import Config, Environment
+from pipeline.promote import Progress, RunOptions
+from pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome
+from stages import rollback as rb
+from stages import wait as wait_stage
+from stages.adapters.ecs import Ecs
+from stages.adapters.registry import Registry
+from stages.deploy import Applied, DeployError, pick_container
+from stages.errors import InputError, RepositoryMissing, TierupError
+from stages.record import NullRecorder, Recorder
+from stages.resolve import tag_pattern
+from stages.types import ImageRef, ServiceState, TaskDefinition, TaskImage, is_commit_sha
+
+MAX_WORKERS = 32
+LEDGER_EVENTS = 500
+# per-service statuses of ledger events that mean "the service moved to task_definition_after"
+MOVED = frozenset({"deployed", "completed", "timed_out", "rolled_back", "restored"})
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class History(Protocol):
+    """What undo reads from the ledger (``pipeline.ledger.Ledger`` is one)."""
+
+    def events(
+        self,
+        *,
+        command: str | None = None,
+        tier: str | None = None,
+        image: str | None = None,
+        env: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]: ...
+
+
+def parallel(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    jobs = list(items)
+    if len(jobs) <= 1:
+        return [fn(j) for j in jobs]
+    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(jobs))) as pool:
+        return list(pool.map(fn, jobs))
+
+
+# -- reading the world -------------------------------------------------------------------------
+
+
+def mutable_tag_predicate(config: Config) -> Callable[[str], bool]:
+    """A tag is immutable when it is a commit SHA or renders an immutable tier's template."""
+    stamped = [tag_pattern(t.tag) for t in config.tiers if t.immutable]
+
+    def mutable(tag: str) -> bool:
+        return not (is_commit_sha(tag) or any(p.match(tag) for p in stamped))
+
+    return mutable
+
+
+class RegistryLookup:
+    """Does a reference exist in the registry, and which digest is it now (memoised)."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+        self._host = ImageRef.parse(registry.image_uri("r", "t")).registry
+        self._cache: dict[tuple[str, str], rb.ImageLookup] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, reference: str) -> rb.ImageLookup:
+        ref = ImageRef.parse(reference)
+        if ref.registry != self._host:
+            return rb.ImageLookup(exists=None)
+        key = (ref.repository, ref.digest or ref.tag or "latest")
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        try:
+            manifest = self._registry.get_manifest(*key)
+        except RepositoryMissing:
+            manifest = None
+        found = rb.ImageLookup(
+            exists=manifest is not None, digest=manifest.digest if manifest else None
+        )
+        with self._lock:
+            self._cache[key] = found
+        return found
+
+
+@dataclass
+class ServiceView:
+    """One service as planning sees it: its state, task definition and running tasks."""
+
+    environment: str
+    ecs: Ecs
+    state: ServiceState
+    current: TaskDefinition
+    running: list[TaskImage]
+    ledger_container: str | None  # the container a ledger entry's single digest refers to
+
+
+def ledger_container(env: Environment, service: str, td: TaskDefinition) -> str | None:
+    svc = env.services.get(service)
+    if svc is not None:
+        first = next(iter(svc.images()))
+        try:
+            return pick_container(service, first, td)
+        except DeployError:
+            return None
+    return td.containers[0].name if len(td.containers) == 1 else None
+
+
+def _entry(event: dict[str, Any], env: str, service: str) -> dict[str, Any] | None:
+    envs = event.get("environments")
+    if not isinstance(envs, dict):
+        return None
+    e = envs.get(env)
+    services = e.get("services") if isinstance(e, dict) else None
+    entry = services.get(service) if isinstance(services, dict) else None
+    return entry if isinstance(entry, dict) else None
+
+
+def _images(entry: dict[str, Any], side: str, container: str | None) -> dict[str, str]:
+    """Container -> digest of one side (before/after) of a ledger entry."""
+    full = entry.get(f"images_{side}")
+    if isinstance(full, dict):
+        return {str(c): str(d) for c, d in full.items() if d}
+    digest = entry.get(f"digest_{side}")
+    if digest and container is not None:
+        return {container: str(digest)}
+    return {}
+
+
+def _event_label(event: dict[str, Any]) -> str:
+    what = str(event.get("command", "event"))
+    when = event.get("time") or event.get("at") or event.get("timestamp")
+    ident = event.get("id")
+    return " ".join(str(p) for p in (what, ident, when) if p)
+
+
+def target_from_ledger(events: list[dict[str, Any]], view: ServiceView) -> rb.RollbackTarget | None:
+    """What ran before the current deployment, if the ledger's newest move is that deployment."""
+    now = rb.agreed_digests(view.running, view.state)
+    for event in events:  # newest first
+        entry = _entry(event, view.environment, view.state.name)
+        if entry is None or entry.get("status") not in MOVED:
+            continue
+        before_td = entry.get("task_definition_before")
+        after_td = entry.get("task_definition_after")
+        if not before_td or not after_td:
+            continue
+        before = _images(entry, "before", view.ledger_container)
+        after = _images(entry, "after", view.ledger_container)
+        if before_td == after_td and before == after:
+            continue  # nothing moved (a re-run that found the service already there)
+        if after_td != view.state.task_definition:
+            return None  # the service moved since, outside tierup: the ledger does not know
+        if any(now.get(c) not in (None, d) for c, d in after.items()):
+            return None
+        return rb.RollbackTarget(
+            task_definition=str(before_td),
+            digests=tuple(sorted(before.items())),
+            source=rb.LEDGER,
+            detail=_event_label(event),
+        )
+    return None
+
+
+def digests_from_ledger(
+    events: list[dict[str, Any]], view: ServiceView, task_definition: str
+) -> tuple[tuple[str, str], ...]:
+    """The digests the ledger saw with ``task_definition`` on this service, newest first."""
+    for event in events:
+        entry = _entry(event, view.environment, view.state.name)
+        if entry is None:
+            continue
+        for side in ("after", "before"):
+            if entry.get(f"task_definition_{side}") == task_definition:
+                found = _images(entry, side, view.ledger_container)
+                if found:
+                    return tuple(sorted(found.items()))
+    return ()
+
+
+def explicit_target(view: ServiceView, to: str, events: list[dict[str, Any]]) -> rb.RollbackTarget:
+    """``--to REVISION|family:REVISION|ARN``."""
+    arn = f"{view.current.family}:{int(to)}" if to.isdigit() else to
+    digests = digests_from_ledger(events, view, arn)
+    return rb.RollbackTarget(task_definition=arn, digests=digests, source=rb.EXPLICIT, detail=to)
+
+
+def find_target(
+    view: ServiceView, events: list[dict[str, Any]], to: str | None
+) -> rb.RollbackTarget:
+    if to is not None:
+        return explicit_target(view, to, events)
+    target = target_from_ledger(events, view)
+    if target is None:
+        target = rb.from_ecs_history(view.ecs, view.state.cluster, view.state, view.running)
+    if target is None:
+        target = rb.previous_revision(view.ecs, view.current)
+    if target is None:
+        raise InputError(
+            f"{view.environment}/{view.state.name}: nothing to roll back to: the ledger has no "
+            "record of its current deployment, ECS offers no deployment history, and family "
+            f"{view.current.family} has no ACTIVE revision before {view.current.revision}",
+            hint="name the target: --to REVISION",
+        )
+    return target
+
+
+# -- planning --------------------------------------------------------------------------------
+
+
+@dataclass
+class UndoPlan:
+    command: str  # rollback | restore
+    scope: str  # service | cluster | snapshot
+    env_name: str
+    env: Environment
+    strategy: str
+    services: list[rb.RollbackPlan] = field(default_factory=list)
+    errors: dict[str, TierupError] = field(default_factory=dict)
+    snapshot: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def steps(self) -> list[dict[str, Any]]:
+        """The writes a real run makes, in order."""
+        return [p.describe() for p in self.services if p.writes]
+
+
+TargetFinder = Callable[[ServiceView], rb.RollbackTarget]
+
+
+def plan_services(
+    config: Config,
+    clients: Clients,
+    *,
+    command: str,
+    scope: str,
+    env_name: str,
+    services: list[str] | None,
+    all_services: bool,
+    find: TargetFinder,
+    fail_fast: bool,
+    snapshot: str | None = None,
+    progress: Progress | None = None,
+) -> UndoPlan:
+    """Read everything and decide every service's rollback; raise before any write when the
+    rollback must be refused (strategy, controller, missing images)."""
+    env = config.environment(env_name)
+    strategy = config.strategy_for(env_name)
+    plan = UndoPlan(
+        command=command,
+        scope=scope,
+        env_name=env_name,
+        env=env,
+        strategy=strategy,
+        snapshot=snapshot,
+    )
+    rb.check_strategy(env_name, strategy)
+    ecs = clients.ecs(env)
+    if services is None:
+        services = ecs.list_services(env.cluster) if all_services else list(env.services)
+    states = ecs.describe_services(env.cluster, services, allow_missing=not fail_fast)
+    for name in services:
+        if name not in states:
+            plan.errors[name] = InputError(
+                f"service {name!r} not found in cluster {env.cluster!r}",
+                hint="check the service name, or environments.<env>.services in envs.yaml",
+            )
+    for state in states.values():
+        rb.check_controller(env_name, state)
+    one = services[0] if len(services) == 1 else None
+    running = ecs.running_images(env.cluster, one)
+    lookup = RegistryLookup(clients.registry)
+    mutable = mutable_tag_predicate(config)
+    defs: dict[str, TaskDefinition] = {}
+    defs_lock = threading.Lock()
+
+    def describe(arn: str) -> TaskDefinition:
+        with defs_lock:
+            cached = defs.get(arn)
+        if cached is not None:
+            return cached
+        td = ecs.describe_task_definition(arn)
+        with defs_lock:
+            defs[arn] = td
+            defs[td.arn] = td
+        return td
+
+    missing: dict[tuple[str, str], list[str]] = {}
+    lock = threading.Lock()
+
+    def plan_one(name: str) -> None:
+        state = states[name]
+        try:
+            current = describe(state.task_definition)
+            view = ServiceView(
+                environment=env_name,
+                ecs=ecs,
+                state=state,
+                current=current,
+                running=running.get(name, []),
+                ledger_container=ledger_container(env, name, current),
+            )
+            target = find(view)
+            target_def = _describe_target(describe, target)
+            if target_def.family != current.family:
+                plan_note = (
+                    f"{name}: the target {target_def.arn} is of family {target_def.family}, "
+                    f"not {current.family}"
+                )
+                with lock:
+                    plan.notes.append(plan_note)
+            decided, lacking = rb.plan_rollback(
+                ecs,
+                environment=env_name,
+                state=state,
+                current=current,
+                target=target,
+                target_def=target_def,
+                running=view.running,
+                lookup=lookup,
+                mutable_tag=mutable,
+            )
+        except rb.RollbackRefused:
+            raise
+        except TierupError as e:
+            if fail_fast:
+                raise
+            with lock:
+                plan.errors[name] = e
+            return
+        with lock:
+            plan.services.append(decided)
+            if lacking:
+                missing[(env_name, name)] = lacking
+
+    parallel(plan_one, [n for n in services if n in states])
+    order = {n: i for i, n in enumerate(services)}
+    plan.services.sort(key=lambda p: order.get(p.service, 0))
+    rb.refuse_missing(plan.services, missing)
+    return plan
+
+
+def _describe_target(
+    describe: Callable[[str], TaskDefinition], target: rb.RollbackTarget
+) -> TaskDefinition:
+    try:
+        return describe(target.task_definition)
+    except TierupError as e:
+        raise InputError(
+            f"rollback target {target.task_definition} cannot be described: {e.message}",
+            hint="name an existing revision: --to REVISION, family:REVISION or an ARN",
+        ) from e
+
+
+def plan_rollback(
+    config: Config,
+    clients: Clients,
+    ledger: History | None,
+    *,
+    env_name: str,
+    service: str | None = None,
+    all_services: bool = False,
+    to: str | None = None,
+    progress: Progress | None = None,
+) -> UndoPlan:
+    """Plan ``rollback service`` (one service) or ``rollback cluster`` (every service)."""
+    if to is not None and service is None:
+        raise InputError("--to needs --service", hint="name the service to roll back")
+    env = config.environment(env_name)
+    events = ledger.events(env=env_name, limit=LEDGER_EVENTS) if ledger is not None else []
+    return plan_services(
+        config,
+        clients,
+        command="rollback",
+        scope="service" if service else "cluster",
+        env_name=env_name,
+        services=[service] if service else (None if all_services else list(env.services)),
+        all_services=all_services,
+        find=lambda view: find_target(view, events, to),
+        fail_fast=service is not None,
+        progress=progress,
+    )
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+@dataclass
+class UndoOutcome(ServiceOutcome):
+    """A service's rollback or restore: where the target came from and how it was made exact."""
+
+    source: str | None = None
+    images: dict[str, str] | None = None
+    pinned: list[str] = field(default_factory=list)
+    reregistered: bool | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def execute(
+    config: Config,
+    clients: Clients,
+    plan: UndoPlan,
+    *,
+    options: RunOptions,
+    recorder: Recorder | None = None,
+    progress: Progress | None = None,
+    extra_event: dict[str, Any] | None = None,
+) -> CommandResult:
+    say = progress or (lambda _m: None)
+    result = CommandResult(
+        command=f"{plan.command} {plan.scope}" if plan.command == "rollback" else plan.command,
+        tier=plan.env.tier,
+        dry_run=options.dry_run,
+    )
+    result.plan = plan.steps()
+    result.notes.extend(plan.notes)
+    if plan.snapshot is not None:
+        result.data["snapshot"] = plan.snapshot
+    if options.dry_run:
+        result.environments.append(_outcome(plan, {}, {}, {}, wait=False))
+        result.settle()
+        return result
+
+    applied, errors = _apply_all(clients, plan, say)
+    waited: dict[str, wait_stage.RolloutState] = {}
+    if options.wait:
+        waited = _wait(config, clients, plan, applied, options.timeout, say)
+    result.environments.append(_outcome(plan, applied, errors, waited, wait=options.wait))
+    result.settle()
+    event = _event(plan, result)
+    if extra_event:
+        event.update(extra_event)
+    (recorder or NullRecorder()).record(event)
+    return result
+
+
+def _apply_all(
+    clients: Clients, plan: UndoPlan, say: Progress
+) -> tuple[dict[str, Applied], dict[str, TierupError]]:
+    ecs = clients.ecs(plan.env)
+    applied: dict[str, Applied] = {}
+    errors: dict[str, TierupError] = {}
+    lock = threading.Lock()
+
+    def one(p: rb.RollbackPlan) -> None:
+        try:
+            done = rb.apply_rollback(ecs, p)
+        except TierupError as e:
+            with lock:
+                errors[p.service] = e
+            say(f"{plan.env_name}/{p.service}: failed: {e.message}")
+            return
+        with lock:
+            applied[p.service] = done
+        say(f"{plan.env_name}/{p.service}: {p.action} -> deployment {done.deployment_id}")
+
+    parallel(one, [p for p in plan.services if p.writes])
+    return applied, errors
+
+
+def _wait(
+    config: Config,
+    clients: Clients,
+    plan: UndoPlan,
+    applied: dict[str, Applied],
+    timeout: int | None,
+    say: Progress,
+) -> dict[str, wait_stage.RolloutState]:
+    deps = {s: a.deployment_id for s, a in applied.items() if a.deployment_id is not None}
+    if not deps:
+        return {}
+    limit = timeout if timeout is not None else config.wait_timeout_for(plan.env_name)
+    try:
+        return wait_stage.wait_for(
+            clients.ecs(plan.env),
+            plan.env.cluster,
+            deps,
+            timeout=limit,
+            sleep=clients.sleep,
+            clock=clients.clock,
+            interval=clients.poll_interval,
+            on_change=lambda st: say(
+                f"{plan.env_name}/{st.service}: {st.state} ({st.running}/{st.desired} running)"
+            ),
+        )
+    except TierupError as e:
+        return {
+            s: wait_stage.RolloutState(s, d, wait_stage.FAILED, reason=f"waiting failed: {e}")
+            for s, d in deps.items()
+        }
+
+
+def _done_status(command: str) -> str:
+    return "restored" if command == "restore" else "rolled_back"
+
+
+def _outcome(
+    plan: UndoPlan,
+    applied: dict[str, Applied],
+    errors: dict[str, TierupError],
+    waited: dict[str, wait_stage.RolloutState],
+    *,
+    wait: bool,
+) -> EnvironmentOutcome:
+    env = plan.env
+    out = EnvironmentOutcome(
+        name=plan.env_name,
+        tier=env.tier,
+        account_id=env.account_id,
+        region=env.region,
+        cluster=env.cluster,
+        strategy=plan.strategy,
+    )
+    for p in plan.services:
+        images = dict(p.images)
+        so = UndoOutcome(
+            service=p.service,
+            status="planned" if p.writes else "unchanged",
+            task_definition=p.target_task_definition
+            if p.action != rb.REDEPLOY
+            else p.current_task_definition,
+            previous_task_definition=p.current_task_definition,
+            image=", ".join(images.values()),
+            digest=_first(p.digests_after),
+            previous_digest=_first(p.digests_before),
+            reason=p.reason,
+            source=p.target.source,
+            images=images,
+            pinned=[images[c] for c in p.pinned],
+            reregistered=True if p.reregistered else None,
+            notes=list(p.notes),
+        )
+        if p.service in errors:
+            err = errors[p.service]
+            so.status, so.error, so.hint = "failed", err.message, err.hint
+        elif p.service in applied:
+            a = applied[p.service]
+            so.deployment_id, so.task_definition = a.deployment_id, a.task_definition
+            so.status = "deployed"
+            st = waited.get(p.service)
+            if wait and st is not None:
+                if st.state == wait_stage.COMPLETED:
+                    so.status = _done_status(plan.command)
+                elif st.state == wait_stage.TIMED_OUT:
+                    so.status, so.error = "timed_out", st.reason
+                    so.hint = "raise --timeout or wait_timeout; the rollout may still finish"
+                    so.events = list(st.events)
+                else:
+                    so.status, so.error = "failed", st.reason or st.state
+                    so.hint = "see the service events below and `tierup where`"
+                    so.events = list(st.events)
+        out.services.append(so)
+    for name, err in plan.errors.items():
+        out.services.append(
+            UndoOutcome(service=name, status="failed", error=err.message, hint=err.hint)
+        )
+    out.settle()
+    return out
+
+
+def _first(pairs: tuple[tuple[str, str | None], ...]) -> str | None:
+    return next((d for _, d in pairs if d), None)
+
+
+def _event(plan: UndoPlan, result: CommandResult) -> dict[str, Any]:
+    by_service = {p.service: p for p in plan.services}
+    services: dict[str, Any] = {}
+    for env in result.environments:
+        for s in env.services:
+            p = by_service.get(s.service)
+            entry: dict[str, Any] = {
+                "task_definition_before": s.previous_task_definition,
+                "task_definition_after": s.task_definition,
+                "digest_before": s.previous_digest,
+                "digest_after": s.digest,
+                "status": s.status,
+            }
+            if p is not None:
+                entry["images_before"] = {c: d for c, d in p.digests_before if d}
+                entry["images_after"] = {c: d for c, d in p.digests_after if d}
+                entry["source"] = p.target.source
+                if p.pinned:
+                    entry["pinned"] = list(p.pinned)
+                if p.reregistered:
+                    entry["reregistered"] = True
+            services[s.service] = entry
+    event: dict[str, Any] = {
+        "command": plan.command,
+        "scope": plan.scope,
+        "tier": plan.env.tier,
+        "status": str(result.status),
+        "environments": {
+            plan.env_name: {
+                "status": result.environments[0].status if result.environments else "ok",
+                "services": services,
+            }
+        },
+    }
+    if plan.snapshot is not None:
+        event["snapshot"] = plan.snapshot
+    return event
+
+
+def rollback(
+    config: Config,
+    clients: Clients,
+    ledger: History | None,
+    *,
+    env: str,
+    service: str | None = None,
+    all_services: bool = False,
+    to: str | None = None,
+    options: RunOptions | None = None,
+    recorder: Recorder | None = None,
+    progress: Progress | None = None,
+) -> CommandResult:
+    """Roll one service, or every service of an environment, back to what ran before."""
+    plan = plan_rollback(
+        config,
+        clients,
+        ledger,
+        env_name=env,
+        service=service,
+        all_services=all_services,
+        to=to,
+        progress=progress,
+    )
+    return execute(
+        config, clients, plan, options=options or RunOptions(), recorder=recorder, progress=progress
+    )
