@@ -73,7 +73,7 @@ class Clients:
         except (git.InvalidGitRepositoryError, git.NoSuchPathError) as e:
             raise InputError(
                 f"{self.repo_path} is not inside a git repository",
-                hint="run from the repository, or pass --commit SHA / --digest DIGEST",
+                hint="run tierup from inside the git repository that holds the images' source",
             ) from e
 
     def head_commit(self) -> tuple[str, list[str]]:

@@ -91,53 +91,67 @@ def _short(digest: str | None) -> str:
     return digest[:19] if digest.startswith("sha256:") else digest
 
 
-def render_text(result: CommandResult, stream: TextIO | None = None) -> None:
+def console_for(stream: TextIO | None) -> Any:
     from rich.console import Console
+
+    out = stream or sys.stdout
+    # CI logs are wide: do not squeeze tables into 80 columns when there is no terminal
+    width = None if out.isatty() else 200
+    return Console(file=out, highlight=False, soft_wrap=True, width=width)
+
+
+def _step_line(step: dict[str, Any]) -> str:
+    if step.get("write") == "registry:PutImage":
+        return (
+            f"tag {step['repository']}:{step['tag']} -> {_short(step['digest'])} ({step['action']})"
+        )
+    if "summary" in step:
+        return str(step["summary"])
+    return (
+        f"{step.get('environment')}/{step.get('service')}: {step.get('action')} "
+        f"({step.get('reason')})"
+    )
+
+
+def render_text(result: CommandResult, stream: TextIO | None = None) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
-    console = Console(file=stream or sys.stdout, highlight=False, soft_wrap=True)
+    console = console_for(stream)
     title = f"tierup {result.command}" + (f" --tier {result.tier}" if result.tier else "")
     if result.dry_run:
         title += " (dry run: nothing written)"
-    console.print(f"[bold]{title}[/bold]")
+    console.print(f"[bold]{escape(title)}[/bold]")
+    errors: list[str] = []
     if result.images:
         t = Table(title="images", title_justify="left")
         for col in ("image", "tag", "digest", "from", "source", "status"):
             t.add_column(col)
         for i in result.images:
             t.add_row(
-                i.image,
-                i.tag or "-",
+                escape(i.image),
+                escape(i.tag or "-"),
                 _short(i.digest),
                 _short(i.previous_digest),
-                i.source or "-",
+                escape(i.source or "-"),
                 _styled(i.status),
             )
+            if i.error:
+                errors.append(f"{i.image}: {i.error}" + (f" (hint: {i.hint})" if i.hint else ""))
         console.print(t)
     if result.plan and result.dry_run:
         console.print("[bold]plan[/bold] (the writes a real run makes):")
         for n, step in enumerate(result.plan, 1):
-            what = step.get("write")
-            if what == "registry:PutImage":
-                console.print(
-                    f"  {n}. tag {step['repository']}:{step['tag']} -> "
-                    f"{_short(step['digest'])} ({step['action']})"
-                )
-            else:
-                console.print(
-                    f"  {n}. {step.get('environment')}/{step.get('service')}: "
-                    f"{step.get('action')} ({step.get('reason')})"
-                )
+            console.print(f"  {n}. {_step_line(step)}", markup=False)
     elif result.dry_run:
         console.print("plan: nothing to write")
-    errors: list[str] = []
     if result.environments:
         t = Table(title="environments", title_justify="left")
         for col in ("environment", "service", "status", "deployment", "detail"):
             t.add_column(col)
         for e in result.environments:
             if e.error:
-                t.add_row(e.name, "-", _styled("failed"), "-", "see below")
+                t.add_row(escape(e.name), "-", _styled("failed"), "-", "see below")
                 errors.append(f"{e.name}: {e.error}" + (f" (hint: {e.hint})" if e.hint else ""))
                 continue
             for s in e.services:
@@ -149,17 +163,23 @@ def render_text(result: CommandResult, stream: TextIO | None = None) -> None:
                         + (f" (hint: {s.hint})" if s.hint else "")
                     )
                     errors.extend(f"    event: {ev}" for ev in s.events[:3])
-                t.add_row(e.name, s.service, _styled(s.status), s.deployment_id or "-", detail)
+                t.add_row(
+                    escape(e.name),
+                    escape(s.service),
+                    _styled(s.status),
+                    s.deployment_id or "-",
+                    escape(detail),
+                )
         console.print(t)
-        for line in errors:
-            console.print(line, markup=False, highlight=False)
+    for line in errors:
+        console.print(line, markup=False)
     for note in result.notes:
-        console.print(f"note: {note}")
+        console.print(f"note: {note}", markup=False)
     for key, value in result.data.items():
         if isinstance(value, str | int | float):
-            console.print(f"{key}: {value}")
+            console.print(f"{key}: {value}", markup=False)
     if result.error:
-        console.print(f"[red]error:[/red] {result.error} (hint: {result.hint})")
+        console.print(f"error: {result.error} (hint: {result.hint})", markup=False)
     console.print(f"status: {_styled(str(result.status))}")
 
 

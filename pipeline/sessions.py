@@ -60,6 +60,7 @@ class AwsSessions:
         self._lock = threading.Lock()
         self._base: Any = None
         self._assumed: dict[tuple[str, str | None], Any] = {}
+        self._role_locks: dict[tuple[str, str | None], threading.Lock] = {}
         self._clients: dict[tuple[str, Target], Any] = {}
         self._config: Any = None
 
@@ -91,38 +92,37 @@ class AwsSessions:
                 raise_translated(e, "loading AWS configuration")
         return self._base
 
-    def _session_for(self, target: Target) -> Any:
+    def _credentials_for(self, target: Target) -> dict[str, str] | None:
+        """Assumed-role credentials for the target (None: the caller's own), cached per role."""
         if target.role_arn is None:
-            return self._base_session()
+            return None
         key = (target.role_arn, target.external_id)
-        cached = self._assumed.get(key)
-        if cached is not None:
-            return cached
-        import boto3
-
-        sts = self._base_session().client(
-            "sts", region_name=target.region, config=self._botocore_config()
-        )
-        params: dict[str, Any] = {"RoleArn": target.role_arn, "RoleSessionName": self._name}
-        if target.external_id:
-            params["ExternalId"] = target.external_id
-        try:
-            creds = sts.assume_role(**params)["Credentials"]
-        except Exception as e:
-            raise_translated(
-                e,
-                f"assuming role {target.role_arn}",
-                hint="check the role's trust policy allows the caller (and the external_id), "
-                "and that the caller may sts:AssumeRole",
-            )
-        session = boto3.Session(
-            aws_access_key_id=creds["AccessKeyId"],
-            aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds["SessionToken"],
-            region_name=target.region,
-        )
-        self._assumed[key] = session
-        return session
+        with self._lock:
+            role_lock = self._role_locks.setdefault(key, threading.Lock())
+        with role_lock:
+            cached = self._assumed.get(key)
+            if cached is not None:
+                return cached  # type: ignore[no-any-return]
+            sts = self.client("sts", region=target.region)
+            params: dict[str, Any] = {"RoleArn": target.role_arn, "RoleSessionName": self._name}
+            if target.external_id:
+                params["ExternalId"] = target.external_id
+            try:
+                creds = sts.assume_role(**params)["Credentials"]
+            except Exception as e:
+                raise_translated(
+                    e,
+                    f"assuming role {target.role_arn}",
+                    hint="check the role's trust policy allows the caller (and the external_id), "
+                    "and that the caller may sts:AssumeRole",
+                )
+            out = {
+                "aws_access_key_id": creds["AccessKeyId"],
+                "aws_secret_access_key": creds["SecretAccessKey"],
+                "aws_session_token": creds["SessionToken"],
+            }
+            self._assumed[key] = out
+            return out
 
     def client(
         self,
@@ -134,13 +134,23 @@ class AwsSessions:
     ) -> Any:
         target = Target(region=region, role_arn=role_arn, external_id=external_id)
         key = (service, target)
+        cached = self._clients.get(key)
+        if cached is not None:
+            return cached
+        credentials = self._credentials_for(target)
         with self._lock:
             cached = self._clients.get(key)
             if cached is not None:
                 return cached
-            session = self._session_for(target)
+            # one base session for every client: service models are loaded once, not per role
+            session = self._base_session()
             try:
-                client = session.client(service, region_name=region, config=self._botocore_config())
+                client = session.client(
+                    service,
+                    region_name=region,
+                    config=self._botocore_config(),
+                    **(credentials or {}),
+                )
             except Exception as e:
                 raise_translated(e, f"creating the {service} client")
             if self._on_client is not None:

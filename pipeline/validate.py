@@ -173,12 +173,12 @@ def _check_env(config: Config, clients: Clients, name: str) -> EnvironmentOutcom
 
 
 def render(result: CommandResult) -> None:
-    import sys
 
-    from rich.console import Console
     from rich.tree import Tree
 
-    console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    from pipeline.output import console_for
+
+    console = console_for(None)
     cfg = result.data["config"]
     root = Tree("[bold]tiers[/bold]")
     for tier, t in cfg["tiers"].items():

@@ -229,12 +229,12 @@ def _tags_of(digest: str | None, image: str, images_doc: dict[str, Any]) -> list
 
 
 def render(result: CommandResult) -> None:
-    import sys
 
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    from pipeline.output import console_for
+
+    console = console_for(None)
     images = result.data.get("images", {})
     t = Table(title="tags", title_justify="left")
     for col in ("image", "tier", "tag", "digest", "commit", "pushed"):

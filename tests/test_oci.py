@@ -111,6 +111,9 @@ def test_image_uri_and_protocol() -> None:
     digest = "sha256:" + "a" * 64
     assert reg.image_uri("org/api", digest) == f"ghcr.io/org/api@{digest}"
     assert OciRegistry("127.0.0.1:5000").image_uri("api", "x") == "127.0.0.1:5000/api:x"
+    hub = OciRegistry("docker.io")
+    assert hub.base_url == "https://registry-1.docker.io"
+    assert hub.image_uri("org/api", "dev") == "docker.io/org/api:dev"
 
 
 def test_parse_challenge() -> None:

@@ -197,12 +197,13 @@ def run_plan(
         outcome = ImageOutcome(
             image=plan.image,
             repository=plan.repository,
-            status="exists",
+            status="planned",
             tag=plan.tag,
             commit=commit,
         )
         outcomes.append(outcome)
         if plan.existing is not None:
+            outcome.status = "exists"
             outcome.digest = plan.existing
             outcome.note = "already in the registry: not built, not pushed"
             say(f"{plan.reference} already exists ({plan.existing}): nothing to do")

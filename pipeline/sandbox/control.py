@@ -48,15 +48,18 @@ def export_line(endpoint_url: str, access_key_id: str) -> str:
     return (
         f"export AWS_ENDPOINT_URL={endpoint_url} AWS_ACCESS_KEY_ID={access_key_id} "
         f"AWS_SECRET_ACCESS_KEY={SANDBOX_SECRET} AWS_DEFAULT_REGION={REGION} "
-        "AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null"
+        "AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null TIERUP_POLL_INTERVAL=1"
     )
 
 
-def _head(repo_path: Path) -> str:
+def _head(repo_path: Path) -> tuple[str, str | None]:
+    """HEAD's SHA and its parent's (None for a first commit)."""
     import git
 
     try:
-        return str(git.Repo(repo_path, search_parent_directories=True).head.commit.hexsha)
+        head = git.Repo(repo_path, search_parent_directories=True).head.commit
+        parent = head.parents[0].hexsha if head.parents else None
+        return str(head.hexsha), parent
     except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError) as e:
         raise InputError(
             f"{repo_path} is not a git repository with a commit",
@@ -73,7 +76,7 @@ def sandbox_up(config: Config, *, port: int, repo_path: Path) -> CommandResult:
             "the sandbox emulates ECR; this envs.yaml uses an OCI registry",
             hint="use an envs.yaml whose registry is ECR (account_id, region)",
         )
-    commit = _head(repo_path)
+    commit, parent = _head(repo_path)
     state_dir = repo_path / STATE_DIR
     state = server.read_state(state_dir)
     if state is None:
@@ -81,7 +84,11 @@ def sandbox_up(config: Config, *, port: int, repo_path: Path) -> CommandResult:
         state = server.read_state(state_dir)
     assert state is not None
     endpoint = state.endpoint_url
-    seeded = seed_mod.seed(config, endpoint_url=endpoint, commit=commit, tag_tiers=True)
+    # every tier starts on the parent's images; HEAD's images are built but not yet promoted,
+    # as they are after a CI build, so `tierup promote --tier dev` has something to do
+    seeded = seed_mod.seed(config, endpoint_url=endpoint, commit=parent or commit, tag_tiers=True)
+    if parent is not None:
+        seed_mod.push_commit_images(config, endpoint_url=endpoint, commit=commit)
     key = caller_credentials(endpoint, config.registry.account_id)
     result = CommandResult(command="sandbox up")
     envs: dict[str, Any] = {

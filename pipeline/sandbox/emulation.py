@@ -69,6 +69,8 @@ __all__ = [
     "Verdict",
     "current",
     "install",
+    "normalize_deployment_configuration",
+    "policy_allows_pull",
     "reset",
     "uninstall",
 ]
@@ -386,6 +388,7 @@ class Emulation:
             self._wrap(backend, "describe_services", self._describe_services)
             self._wrap(backend, "list_tasks", self._list_tasks)
             self._wrap(backend, "delete_service", self._delete_service)
+            self._wrap(backend, "stop_task", self._passthrough)
             self._wrap(EC2ContainerServiceResponse, "create_service", self._response_create_service)
 
     def uninstall(self) -> None:
@@ -528,6 +531,12 @@ class Emulation:
                 if t.container_instance_arn and container_instance in t.container_instance_arn
             ]
         return tasks
+
+    def _passthrough(
+        self, original: Any, backend: EC2ContainerServiceBackend, args: dict[str, Any]
+    ) -> Any:
+        """moto's own method, run under the emulation's lock (it touches emulated tasks)."""
+        return original(**args)
 
     def _delete_service(
         self, original: Any, backend: EC2ContainerServiceBackend, args: dict[str, Any]

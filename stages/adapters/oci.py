@@ -34,6 +34,7 @@ TIMEOUT = 30.0
 TAGS_PAGE_SIZE = 1000
 DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
+DOCKER_HUB_API = "registry-1.docker.io"  # docker.io names images; this host serves /v2/
 IDENTITY_TOKEN_USER = "<token>"
 
 LOGIN_HINT = (
@@ -301,7 +302,8 @@ class OciRegistry:
     ) -> None:
         self.scheme, self.host = registry_endpoint(url, insecure=insecure)
         self.insecure = insecure
-        self.base_url = f"{self.scheme}://{self.host}"
+        api_host = DOCKER_HUB_API if self.host.lower() in DOCKER_HUB_HOSTS else self.host
+        self.base_url = f"{self.scheme}://{api_host}"
         self.docker_config_dir = docker_config_dir
         self.tags_page_size: int | None = TAGS_PAGE_SIZE
         self._session = session if session is not None else requests.Session()
