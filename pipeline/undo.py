@@ -477,7 +477,7 @@ def _apply_all(
             applied[p.service] = done
         say(f"{plan.env_name}/{p.service}: {p.action} -> deployment {done.deployment_id}")
 
-    parallel(one, [p for p in plan.services if p.writes])
+    parallel(one, [p for p in plan.services if p.action != rb.SKIP])
     return applied, errors
 
 
@@ -539,9 +539,9 @@ def _outcome(
         so = UndoOutcome(
             service=p.service,
             status="planned" if p.writes else "unchanged",
-            task_definition=p.target_task_definition
-            if p.action != rb.REDEPLOY
-            else p.current_task_definition,
+            task_definition=p.current_task_definition
+            if p.action in (rb.REDEPLOY, rb.FOLLOW)
+            else p.target_task_definition,
             previous_task_definition=p.current_task_definition,
             image=", ".join(images.values()),
             digest=_first(p.digests_after),
@@ -559,7 +559,7 @@ def _outcome(
         elif p.service in applied:
             a = applied[p.service]
             so.deployment_id, so.task_definition = a.deployment_id, a.task_definition
-            so.status = "deployed"
+            so.status = "deployed" if p.writes else "unchanged"
             st = waited.get(p.service)
             if wait and st is not None:
                 if st.state == wait_stage.COMPLETED:

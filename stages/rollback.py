@@ -1,21 +1,24 @@
-"""Roll one ECS service back to a task definition: find the target, decide, apply.
+"""Put a service back on a task definition it ran before: find the target, decide, apply.
+
+Used by a promotion that rolls back on failure (``rollback_service``) and by `tierup rollback`
+and `tierup restore` (``plan_rollback`` -> ``apply_rollback``). ECS's rules: a service cannot be
+updated to an INACTIVE revision (deregistered by a cleanup or by CloudFormation), so such a
+revision is registered again as a faithful copy (every field RegisterTaskDefinition accepts,
+tags included) and the copy is used.
 
 What ran before comes from the caller when it knows (the ledger, a snapshot), else from
 ECS's deployment history (``from_ecs_history``), else from the previous ACTIVE revision of
 the family (``previous_revision``). ``plan_rollback`` reads nothing itself: it decides from
 the current and target task definitions, the running tasks and what the registry holds, so
-that ``--dry-run`` shows exactly what ``apply_rollback`` writes.
-
-Three things make a rollback exact: an INACTIVE target is re-registered as a faithful copy
-(every field RegisterTaskDefinition accepts, tags included); a target that names a mutable tag
-is pinned to the digest that ran then (``repo@sha256:...``), since the tag now points at
-something else; and an image the registry no longer holds is refused before any write.
+that ``--dry-run`` shows exactly what ``apply_rollback`` writes. A target that names a mutable
+tag is pinned to the digest that ran then (``repo@sha256:...``), since the tag now points at
+something else; an image the registry no longer holds is refused before any write.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stages.adapters.ecs import Ecs
@@ -32,6 +35,7 @@ SNAPSHOT = "snapshot"
 UPDATE = "update-service"  # the target revision is ACTIVE and names what ran: point at it
 REGISTER = "register-task-definition"  # a copy (re-registered and/or pinned), then point at it
 REDEPLOY = "force-new-deployment"  # the service is on the target's content but not running it
+FOLLOW = "follow"  # ECS is already rolling out the target: follow that deployment, write nothing
 SKIP = "skip"
 
 # strategies whose services a direct update_service would fight (their own rollback comes later)
@@ -88,10 +92,12 @@ class RollbackPlan:
     reregistered: bool = False  # the target was INACTIVE: a faithful copy is registered
     notes: tuple[str, ...] = ()
     params: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    state: ServiceState | None = field(default=None, compare=False, repr=False)
+    target_def: TaskDefinition | None = field(default=None, compare=False, repr=False)
 
     @property
     def writes(self) -> bool:
-        return self.action != SKIP
+        return self.action not in (SKIP, FOLLOW)
 
     def describe(self) -> dict[str, Any]:
         write = {
@@ -317,9 +323,21 @@ def plan_rollback(
         reregister = False
         pinned = []
     elif same_content:
-        action = REDEPLOY
-        reason = f"its task definition is already {_revision(target_def)} ({source}); redeploy"
         reregister = False
+        primary = state.primary
+        if (
+            primary is not None
+            and primary.task_definition == current.arn
+            and primary.rollout_state not in ("FAILED", "COMPLETED")
+        ):
+            action = FOLLOW
+            reason = (
+                f"already rolling out {_revision(target_def)} ({source}): "
+                f"following deployment {primary.id}"
+            )
+        else:
+            action = REDEPLOY
+            reason = f"already on {_revision(target_def)} ({source}) but not running it: redeploy"
     elif reregister or pinned:
         action = REGISTER
         what = []
@@ -349,6 +367,8 @@ def plan_rollback(
         reregistered=reregister,
         notes=tuple(notes),
         params=params if action == REGISTER else {},
+        state=state,
+        target_def=target_def,
     )
     return plan, missing
 
@@ -364,27 +384,99 @@ def _source_text(target: RollbackTarget) -> str:
 # -- applying --------------------------------------------------------------------------------
 
 
+def rollback_service(
+    ecs: Ecs,
+    cluster: str,
+    service: str,
+    to_task_definition: str,
+    *,
+    state: ServiceState | None = None,
+    task_def: TaskDefinition | None = None,
+) -> Applied:
+    """Deploy ``to_task_definition`` to ``service``; return the deployment to follow.
+
+    When the service's PRIMARY deployment already runs that revision and has not failed
+    (ECS's circuit breaker is rolling it back already), nothing is written and that
+    deployment is the one to follow. Repeating the call is harmless.
+    """
+    current = state or ecs.describe_services(cluster, [service])[service]
+    primary = current.primary
+    target = task_def or ecs.describe_task_definition(to_task_definition)
+    arn, registered = target.arn, False
+    extra: dict[str, object] = {}
+    if target.status != "ACTIVE":
+        copy = ecs.register_task_definition(registration_input(ecs, target))
+        arn, registered = copy.arn, True
+        extra["registered_from"] = target.arn
+    if (
+        not registered
+        and primary is not None
+        and primary.task_definition == arn
+        and primary.rollout_state != "FAILED"
+    ):
+        return Applied(
+            service=service,
+            deployment_id=primary.id,
+            task_definition=arn,
+            previous_task_definition=current.task_definition,
+            extra={"written": False},
+        )
+    # the same revision as a failed PRIMARY needs a forced deployment to start again
+    force = primary is not None and primary.task_definition == arn
+    updated = ecs.update_service(cluster, service, task_definition=arn, force=force)
+    now = updated.primary
+    return Applied(
+        service=service,
+        deployment_id=now.id if now else None,
+        task_definition=arn,
+        previous_task_definition=current.task_definition,
+        registered=registered,
+        extra={**extra, "written": True},
+    )
+
+
 def apply_rollback(ecs: Ecs, plan: RollbackPlan) -> Applied:
-    """Run one planned rollback; return the deployment id the write created."""
+    """Run one planned rollback; return the deployment to follow (None when nothing moves)."""
     if plan.action == SKIP:
         return Applied(
             plan.service, None, plan.current_task_definition, plan.current_task_definition
         )
-    arn = plan.target_task_definition
-    registered = False
-    if plan.action == REGISTER:
-        arn = ecs.register_task_definition(plan.params).arn
-        registered = True
+    if plan.action == FOLLOW:
+        primary = plan.state.primary if plan.state is not None else None
+        return Applied(
+            plan.service,
+            primary.id if primary else None,
+            plan.current_task_definition,
+            plan.current_task_definition,
+            extra={"written": False},
+        )
     if plan.action == REDEPLOY:
-        arn = plan.current_task_definition
-        state = ecs.update_service(plan.cluster, plan.service, task_definition=arn, force=True)
-    else:
-        state = ecs.update_service(plan.cluster, plan.service, task_definition=arn)
-    primary = state.primary
-    return Applied(
-        service=plan.service,
-        deployment_id=primary.id if primary else None,
-        task_definition=arn,
-        previous_task_definition=plan.current_task_definition,
-        registered=registered,
+        updated = ecs.update_service(
+            plan.cluster, plan.service, task_definition=plan.current_task_definition, force=True
+        )
+        primary = updated.primary
+        return Applied(
+            plan.service,
+            primary.id if primary else None,
+            plan.current_task_definition,
+            plan.current_task_definition,
+            extra={"written": True},
+        )
+    if plan.action == REGISTER:
+        copy = ecs.register_task_definition(plan.params)
+        done = rollback_service(
+            ecs, plan.cluster, plan.service, copy.arn, state=plan.state, task_def=copy
+        )
+        return replace(
+            done,
+            registered=True,
+            extra={**done.extra, "registered_from": plan.target_task_definition},
+        )
+    return rollback_service(
+        ecs,
+        plan.cluster,
+        plan.service,
+        plan.target_task_definition,
+        state=plan.state,
+        task_def=plan.target_def,
     )
