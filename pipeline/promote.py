@@ -337,6 +337,7 @@ def execute(
             env_out.status, env_out.error = "failed", "not deployed: a tag write failed"
             result.environments.append(env_out)
         result.settle()
+        (recorder or NullRecorder()).record(_event(plan, result))
         return result
 
     applied, errors = _apply_all(clients, plan.envs, say)
@@ -496,6 +497,7 @@ def _event(plan: PromotionPlan, result: CommandResult) -> dict[str, Any]:
         "images": [
             {
                 "image": i.image,
+                "repository": i.repository,
                 "tag": i.tag,
                 "from_digest": i.previous_digest,
                 "to_digest": i.digest,

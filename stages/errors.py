@@ -77,3 +77,9 @@ class ConflictError(TierupError):
     """A write would overwrite something that must not move (immutable tag)."""
 
     exit_code = ExitCode.BAD_INPUT
+
+
+class StampConflictError(ConflictError):
+    """A stamped tag already names another digest: stamped tags never move (nothing written)."""
+
+    exit_code = ExitCode.FAILED

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stages.adapters.registry import Registry, TagWrite
-from stages.errors import ConflictError
+from stages.errors import ConflictError, StampConflictError
 from stages.types import Manifest
 
 
@@ -53,7 +53,8 @@ def plan_retag(
             if info.immutable_tags
             else "stamped tags never move"
         )
-        raise ConflictError(
+        error = StampConflictError if immutable_tag else ConflictError
+        raise error(
             f"{repository}:{tag} points at {plan.current_digest}, not {manifest.digest}: {why}",
             hint="nothing was written; promote to a new tag or pick the digest the tag has",
         )

@@ -20,6 +20,14 @@ from pipeline.cli import (
     parse_duration_flag,
     run,
 )
+from pipeline.cli.release import (
+    ForceOpt,
+    LockTimeoutOpt,
+    MessageOpt,
+    ReasonOpt,
+    make_guard,
+    open_ledger_for,
+)
 from pipeline.results import CommandResult
 
 sandbox_app = typer.Typer(
@@ -40,6 +48,10 @@ def promote(
     no_deploy: Annotated[bool, typer.Option("--no-deploy", help="move tags only")] = False,
     wait: WaitOpt = True,
     timeout: TimeoutOpt = None,
+    force: ForceOpt = False,
+    reason: ReasonOpt = None,
+    lock_timeout: LockTimeoutOpt = None,
+    message: MessageOpt = None,
     dry_run: DryRunOpt = False,
     file: FileOpt = None,
     as_json: JsonOpt = False,
@@ -48,19 +60,24 @@ def promote(
 
     def body() -> CommandResult:
         from pipeline.output import progress_printer
-        from pipeline.promote import RunOptions, Source, promote
+        from pipeline.promote import RunOptions, Source
+        from pipeline.release import run_promotion
 
         cfg = load_config(file)
+        clients = make_clients(cfg)
         source = Source.from_flags(from_tier=from_tier, commit=commit, digest=digest)
         opts = RunOptions(wait=wait, timeout=parse_duration_flag(timeout), dry_run=dry_run)
-        return promote(
+        guard = make_guard(force=force, reason=reason, message=message, lock_timeout=lock_timeout)
+        return run_promotion(
             cfg,
-            make_clients(cfg),
+            clients,
+            open_ledger_for(cfg, clients),
             tier=tier,
             source=source,
             images=image or None,
             deploy=not no_deploy,
             options=opts,
+            guard=guard,
             progress=progress_printer(),
         )
 
@@ -71,6 +88,7 @@ def deploy(
     env: Annotated[str, typer.Option("--env", help="the environment to deploy")],
     wait: WaitOpt = True,
     timeout: TimeoutOpt = None,
+    lock_timeout: LockTimeoutOpt = None,
     dry_run: DryRunOpt = False,
     file: FileOpt = None,
     as_json: JsonOpt = False,
@@ -78,14 +96,21 @@ def deploy(
     """Deploy one environment to what its tier's tag points at now (no tag moves)."""
 
     def body() -> CommandResult:
-        from pipeline.deploy import deploy_environment
         from pipeline.output import progress_printer
         from pipeline.promote import RunOptions
+        from pipeline.release import run_deploy
 
         cfg = load_config(file)
+        clients = make_clients(cfg)
         opts = RunOptions(wait=wait, timeout=parse_duration_flag(timeout), dry_run=dry_run)
-        return deploy_environment(
-            cfg, make_clients(cfg), env=env, options=opts, progress=progress_printer()
+        return run_deploy(
+            cfg,
+            clients,
+            open_ledger_for(cfg, clients),
+            env=env,
+            options=opts,
+            guard=make_guard(lock_timeout=lock_timeout),
+            progress=progress_printer(),
         )
 
     run(as_json, body)

@@ -1,0 +1,207 @@
+"""Release commands: stamp, history, unlock, and `rollback tier`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from pipeline.cli import (
+    DryRunOpt,
+    FileOpt,
+    ImagesOpt,
+    JsonOpt,
+    TimeoutOpt,
+    WaitOpt,
+    load_config,
+    make_clients,
+    parse_duration_flag,
+    rollback_app,
+    run,
+)
+from pipeline.results import CommandResult
+
+if TYPE_CHECKING:
+    from pipeline.clients import Clients
+    from pipeline.config import Config
+    from pipeline.ledger import Ledger
+    from pipeline.release import Guard
+
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="pass the tier's gates (needs --reason; recorded)")
+]
+ReasonOpt = Annotated[
+    str | None, typer.Option("--reason", help="why the gates are passed (kept in the ledger)")
+]
+LockTimeoutOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--lock-timeout",
+        help="wait this long for another run's lock on the tier (default 0: fail at once)",
+    ),
+]
+MessageOpt = Annotated[
+    str | None, typer.Option("--message", help="a note kept with the ledger event")
+]
+
+
+def open_ledger_for(cfg: Config, clients: Clients) -> Ledger:
+    from pipeline.ledger import open_ledger
+
+    return open_ledger(cfg, clients.sessions, root=Path.cwd())
+
+
+def make_guard(
+    *,
+    force: bool = False,
+    reason: str | None = None,
+    message: str | None = None,
+    lock_timeout: str | None = None,
+) -> Guard:
+    from pipeline.release import Guard
+
+    wait = parse_duration_flag(lock_timeout, "--lock-timeout") or 0
+    return Guard(force=force, reason=reason, message=message, lock_timeout=wait)
+
+
+def stamp(
+    tier: Annotated[str, typer.Option("--tier", help="the immutable tier to stamp")],
+    from_tier: Annotated[
+        str | None, typer.Option("--from", help="take the digest of this tier")
+    ] = None,
+    image: ImagesOpt = None,
+    message: MessageOpt = None,
+    wait: WaitOpt = True,
+    timeout: TimeoutOpt = None,
+    force: ForceOpt = False,
+    reason: ReasonOpt = None,
+    lock_timeout: LockTimeoutOpt = None,
+    dry_run: DryRunOpt = False,
+    file: FileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Give the source tier's digest the tier's timestamped tag and deploy every environment."""
+
+    def body() -> CommandResult:
+        from pipeline.output import progress_printer
+        from pipeline.promote import RunOptions
+        from pipeline.release import stamp as stamp_tier
+
+        cfg = load_config(file)
+        clients = make_clients(cfg)
+        opts = RunOptions(wait=wait, timeout=parse_duration_flag(timeout), dry_run=dry_run)
+        return stamp_tier(
+            cfg,
+            clients,
+            open_ledger_for(cfg, clients),
+            tier=tier,
+            from_tier=from_tier,
+            images=image or None,
+            options=opts,
+            guard=make_guard(
+                force=force, reason=reason, message=message, lock_timeout=lock_timeout
+            ),
+            progress=progress_printer(),
+        )
+
+    run(as_json, body)
+
+
+def history(
+    tier: Annotated[str | None, typer.Option("--tier", help="only this tier")] = None,
+    image: Annotated[str | None, typer.Option("--image", help="only this image")] = None,
+    env: Annotated[str | None, typer.Option("--env", help="only this environment")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="at most N events (newest first)")] = 20,
+    file: FileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What was promoted, stamped, deployed and rolled back: who, when, which digests."""
+
+    def body() -> CommandResult:
+        from pipeline.release import history as read_history
+        from pipeline.release import render_history
+
+        cfg = load_config(file)
+        clients = make_clients(cfg)
+        if tier is not None:
+            cfg.tier(tier)
+        if image is not None:
+            cfg.image(image)
+        if env is not None:
+            cfg.environment(env)
+        result = read_history(
+            open_ledger_for(cfg, clients), tier=tier, image=image, env=env, limit=limit
+        )
+        if not as_json:
+            render_history(result)
+            raise typer.Exit(int(result.exit_code))
+        return result
+
+    run(as_json, body)
+
+
+def unlock(
+    tier: Annotated[str, typer.Option("--tier", help="the tier whose lock to break")],
+    file: FileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Break a tier's lock left by a run that died (only once older than lock.ttl)."""
+
+    def body() -> CommandResult:
+        from pipeline.release import unlock as break_lock
+
+        cfg = load_config(file)
+        return break_lock(cfg, open_ledger_for(cfg, make_clients(cfg)), tier=tier)
+
+    run(as_json, body)
+
+
+def rollback_tier(
+    tier: Annotated[str, typer.Option("--tier", help="the tier to put back")],
+    to: Annotated[
+        str | None, typer.Option("--to", help="go back to this digest (sha256:...)")
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option("--steps", help="go back N promotions (default 1)")
+    ] = None,
+    image: ImagesOpt = None,
+    message: MessageOpt = None,
+    wait: WaitOpt = True,
+    timeout: TimeoutOpt = None,
+    lock_timeout: LockTimeoutOpt = None,
+    dry_run: DryRunOpt = False,
+    file: FileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Put a tier back on the digest it had before, from the ledger, and redeploy it."""
+
+    def body() -> CommandResult:
+        from pipeline.output import progress_printer
+        from pipeline.promote import RunOptions
+        from pipeline.release import rollback_tier as roll_back
+
+        cfg = load_config(file)
+        clients = make_clients(cfg)
+        opts = RunOptions(wait=wait, timeout=parse_duration_flag(timeout), dry_run=dry_run)
+        return roll_back(
+            cfg,
+            clients,
+            open_ledger_for(cfg, clients),
+            tier=tier,
+            to=to,
+            steps=steps,
+            images=image or None,
+            options=opts,
+            guard=make_guard(message=message, lock_timeout=lock_timeout),
+            progress=progress_printer(),
+        )
+
+    run(as_json, body)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(stamp)
+    app.command()(history)
+    app.command()(unlock)
+    rollback_app.command("tier")(rollback_tier)

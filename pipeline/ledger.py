@@ -1,0 +1,565 @@
+"""The ledger: an append-only record of every writing command, and a small document store.
+
+Two backends. The default is a JSON-lines file (``.tierup/ledger.jsonl``) on the machine that
+runs tierup. A team sets ``ledger: {s3: s3://bucket/prefix}``: CI runners are ephemeral, so
+the record lives in S3, one object per event under a time-sortable key, written with
+``IfNoneMatch: "*"`` so that no writer ever replaces another's event.
+
+The same backend keeps documents (snapshots) and the per-tier locks (``pipeline.lock``),
+through the ``Store`` each ledger exposes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import getpass
+import json
+import os
+import re
+import secrets
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from pipeline.config import Config, EcrRegistry
+from pipeline.sessions import AwsSessions
+from stages.adapters.aws import error_code, raise_translated
+from stages.errors import AwsError, ConflictError, InputError
+
+DEFAULT_DIR = ".tierup"
+DEFAULT_FILE = "ledger.jsonl"
+EVENTS = "events/"
+DOCUMENTS = "documents/"
+ORDER = "documents-order/"
+LOCKS = "locks/"
+MAX_KEY_ATTEMPTS = 8
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+# S3 answers a lost conditional write with 412; a concurrent one still in flight gives 409
+_KEY_TAKEN = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
+
+# every event carries these keys, present even when empty (others build on the shape)
+EVENT_KEYS = (
+    "id",
+    "time",
+    "actor",
+    "command",
+    "tier",
+    "status",
+    "message",
+    "reason",
+    "ci_url",
+    "images",
+    "environments",
+)
+
+Clock = Callable[[], datetime]
+IdMaker = Callable[[datetime], str]
+
+
+def new_event_id(now: datetime) -> str:
+    """Time-sortable and unique enough: ``20261126T103000.123456Z-1a2b3c4d``."""
+    return f"{now.astimezone(UTC):%Y%m%dT%H%M%S.%fZ}-{secrets.token_hex(4)}"
+
+
+def iso(now: datetime) -> str:
+    return now.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+class DocumentExists(ConflictError):
+    """A document of that kind and name exists; documents are never overwritten."""
+
+
+# -- who and where -----------------------------------------------------------------
+
+
+def ci_url(environ: Mapping[str, str]) -> str | None:
+    """The URL of the CI run, when tierup runs inside one."""
+    if environ.get("GITHUB_RUN_ID") and environ.get("GITHUB_REPOSITORY"):
+        server = environ.get("GITHUB_SERVER_URL") or "https://github.com"
+        return f"{server}/{environ['GITHUB_REPOSITORY']}/actions/runs/{environ['GITHUB_RUN_ID']}"
+    for var in ("CI_JOB_URL", "CI_PIPELINE_URL", "BUILD_URL", "CODEBUILD_BUILD_URL"):
+        if environ.get(var):
+            return environ[var]
+    return None
+
+
+def actor_name(environ: Mapping[str, str], root: Path) -> str:
+    """The CI user in CI, else git's user.name, else the OS user."""
+    for var in ("GITHUB_ACTOR", "GITLAB_USER_LOGIN"):
+        if environ.get(var):
+            return environ[var]
+    try:
+        import git
+
+        with git.Repo(root, search_parent_directories=True) as repo:
+            name = repo.config_reader().get_value("user", "name", default="")
+            if name:
+                return str(name)
+    except Exception:  # no repository or no git: fall through to the OS user
+        pass
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+@dataclass
+class Identity:
+    """Who acts: resolved once per process (the STS call is made lazily)."""
+
+    environ: Mapping[str, str]
+    root: Path
+    caller_arn: Callable[[], str | None] = lambda: None
+    _actor: dict[str, str | None] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def actor(self) -> dict[str, str | None]:
+        with self._lock:
+            if self._actor is None:
+                self._actor = {
+                    "name": actor_name(self.environ, self.root),
+                    "arn": self.caller_arn(),
+                }
+            return dict(self._actor)
+
+    def ci_url(self) -> str | None:
+        return ci_url(self.environ)
+
+
+# -- stores ------------------------------------------------------------------------
+
+
+class Store(Protocol):
+    """Keyed blobs with exclusive create: what documents and locks need from a backend."""
+
+    @property
+    def where(self) -> str:
+        """Where the store lives, for messages (``s3://bucket/prefix``, a folder)."""
+        ...
+
+    def create(self, key: str, body: bytes) -> bool:
+        """Write ``key`` only if it does not exist; False when it does."""
+        ...
+
+    def read(self, key: str) -> bytes | None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def keys(self, prefix: str) -> list[tuple[str, datetime]]:
+        """Keys under ``prefix`` (relative to the store) with their last-modified times."""
+        ...
+
+
+class LocalStore:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    @property
+    def where(self) -> str:
+        return str(self.folder)
+
+    def _path(self, key: str) -> Path:
+        return self.folder / key
+
+    def create(self, key: str, body: bytes) -> bool:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as f:
+            f.write(body)
+        return True
+
+    def read(self, key: str) -> bytes | None:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(key).unlink()
+
+    def keys(self, prefix: str) -> list[tuple[str, datetime]]:
+        base = self._path(prefix)
+        folder = base if prefix.endswith("/") else base.parent
+        if not folder.is_dir():
+            return []
+        out = []
+        for p in folder.iterdir():
+            key = str(p.relative_to(self.folder))
+            if p.is_file() and key.startswith(prefix):
+                out.append((key, datetime.fromtimestamp(p.stat().st_mtime, UTC)))
+        return out
+
+
+class S3Store:
+    def __init__(self, client: Any, bucket: str, prefix: str) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+
+    @property
+    def where(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
+
+    def _fail(self, e: Exception, action: str) -> None:
+        if error_code(e) == "NoSuchBucket":
+            raise AwsError(
+                f"{action}: bucket {self.bucket!r} does not exist",
+                hint="create it, or fix ledger.s3 in envs.yaml",
+            ) from e
+        raise_translated(e, action, hint="check ledger.s3 in envs.yaml and the caller's S3 access")
+
+    def create(self, key: str, body: bytes) -> bool:
+        try:
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Body=body,
+                IfNoneMatch="*",
+                ContentType="application/json",
+            )
+        except Exception as e:
+            if error_code(e) in _KEY_TAKEN:
+                return False
+            self._fail(e, f"writing {self.where}{key}")
+        return True
+
+    def read(self, key: str) -> bytes | None:
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            return bytes(resp["Body"].read())
+        except Exception as e:
+            if error_code(e) in ("NoSuchKey", "404", "NotFound"):
+                return None
+            self._fail(e, f"reading {self.where}{key}")
+        return None
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except Exception as e:
+            self._fail(e, f"deleting {self.where}{key}")
+
+    def keys(self, prefix: str) -> list[tuple[str, datetime]]:
+        out: list[tuple[str, datetime]] = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self._key(prefix)
+            )
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    modified = obj["LastModified"]
+                    if modified.tzinfo is None:
+                        modified = modified.replace(tzinfo=UTC)
+                    out.append((obj["Key"][len(self.prefix) :], modified))
+        except Exception as e:
+            self._fail(e, f"listing {self.where}{prefix}")
+        return out
+
+
+# -- the ledger --------------------------------------------------------------------
+
+
+def _check_name(what: str, value: str) -> None:
+    if not _NAME_RE.match(value):
+        raise InputError(
+            f"{what} {value!r} is not a valid name",
+            hint="use letters, digits, '_', '.' and '-' (at most 128)",
+        )
+
+
+def matches(
+    event: Mapping[str, Any],
+    *,
+    command: str | None = None,
+    tier: str | None = None,
+    image: str | None = None,
+    env: str | None = None,
+) -> bool:
+    """``command`` matches exactly, or as the first word (``rollback`` -> ``rollback tier``)."""
+    cmd = str(event.get("command") or "")
+    if command is not None and cmd != command and not cmd.startswith(command + " "):
+        return False
+    if tier is not None and event.get("tier") != tier:
+        return False
+    if image is not None and not any(i.get("image") == image for i in event.get("images") or []):
+        return False
+    return env is None or env in (event.get("environments") or {})
+
+
+class Ledger(ABC):
+    """A Recorder (``stages.record``) that keeps every event, plus a document store."""
+
+    def __init__(
+        self,
+        *,
+        identity: Identity,
+        now: Clock | None = None,
+        ids: IdMaker = new_event_id,
+    ) -> None:
+        self.identity = identity
+        self.now: Clock = now or (lambda: datetime.now(UTC))
+        self.ids = ids
+
+    @property
+    @abstractmethod
+    def store(self) -> Store:
+        """Where documents and locks live, beside the events."""
+
+    @property
+    def where(self) -> str:
+        return self.store.where
+
+    def stamp(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """The event as it will be stored: id, time, actor and CI URL added, every key present."""
+        when = self.now()
+        out: dict[str, Any] = {
+            "id": self.ids(when),
+            "time": iso(when),
+            "actor": self.identity.actor(),
+            "command": None,
+            "tier": None,
+            "status": None,
+            "message": None,
+            "reason": None,
+            "ci_url": self.identity.ci_url(),
+            "images": [],
+            "environments": {},
+        }
+        out.update({k: v for k, v in event.items() if k not in ("id", "time", "actor")})
+        if out.get("ci_url") is None:
+            out["ci_url"] = self.identity.ci_url()
+        return out
+
+    def record(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Append one event; return it as stored."""
+        return self._append(self.stamp(event))
+
+    @abstractmethod
+    def _append(self, event: dict[str, Any]) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def _newest_first(self) -> Iterator[dict[str, Any]]: ...
+
+    def events(
+        self,
+        *,
+        command: str | None = None,
+        tier: str | None = None,
+        image: str | None = None,
+        env: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Events newest first, filtered."""
+        out: list[dict[str, Any]] = []
+        if limit is not None and limit <= 0:
+            return out
+        for event in self._newest_first():
+            if matches(event, command=command, tier=tier, image=image, env=env):
+                out.append(event)
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
+
+    # -- documents (snapshots) -----------------------------------------------------
+
+    def put_document(self, kind: str, name: str, doc: dict[str, Any]) -> None:
+        _check_name("document kind", kind)
+        _check_name("document name", name)
+        body = json.dumps(doc, indent=2, sort_keys=True, default=str).encode()
+        if not self.store.create(f"{DOCUMENTS}{kind}/{name}.json", body):
+            raise DocumentExists(
+                f"{kind} {name!r} already exists in {self.where}",
+                hint="documents are never overwritten: pick another name",
+            )
+        # S3's LastModified has one-second steps: a time-sortable marker keeps the order exact
+        self.store.create(f"{ORDER}{kind}/{self.ids(self.now())}--{name}", b"")
+
+    def get_document(self, kind: str, name: str) -> dict[str, Any] | None:
+        _check_name("document kind", kind)
+        _check_name("document name", name)
+        body = self.store.read(f"{DOCUMENTS}{kind}/{name}.json")
+        if body is None:
+            return None
+        doc = json.loads(body)
+        return doc if isinstance(doc, dict) else None
+
+    def list_documents(self, kind: str) -> list[str]:
+        """Names of the documents of ``kind``, oldest first."""
+        _check_name("document kind", kind)
+        prefix = f"{DOCUMENTS}{kind}/"
+        found = sorted(
+            (modified, key[len(prefix) : -len(".json")])
+            for key, modified in self.store.keys(prefix)
+            if key.endswith(".json") and "/" not in key[len(prefix) :]
+        )
+        order = f"{ORDER}{kind}/"
+        ordered = [
+            key[len(order) :].split("--", 1)[1]
+            for key, _ in sorted(self.store.keys(order))
+            if "--" in key[len(order) :]
+        ]
+        names = {name for _, name in found}
+        out = [n for n in dict.fromkeys(ordered) if n in names]
+        # a document whose marker was never written (a crash between the two writes)
+        listed = set(out)
+        return out + [n for _, n in found if n not in listed]
+
+
+class LocalLedger(Ledger):
+    """Events as JSON lines in one file; documents and locks in the folder beside it."""
+
+    def __init__(self, path: Path, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.path = path
+        self._store = LocalStore(path.parent)
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
+    def _append(self, event: dict[str, Any]) -> dict[str, Any]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = (json.dumps(event, sort_keys=False, default=str) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            # one write under an exclusive lock: concurrent writers never interleave a line
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, line)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        return event
+
+    def _newest_first(self) -> Iterator[dict[str, Any]]:
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return
+        for line in reversed(lines):
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a crash: the others stand
+            if isinstance(event, dict):
+                yield event
+
+
+class S3Ledger(Ledger):
+    """One object per event under ``<prefix>/events/<id>.json``; ids sort by time."""
+
+    def __init__(self, store: S3Store, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._store = store
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    def _append(self, event: dict[str, Any]) -> dict[str, Any]:
+        for _ in range(MAX_KEY_ATTEMPTS):
+            body = json.dumps(event, sort_keys=False, default=str).encode()
+            if self._store.create(f"{EVENTS}{event['id']}.json", body):
+                return event
+            # another writer took this key: keep both events, ours under a new one
+            event = {**event, "id": self.ids(self.now())}
+        raise AwsError(
+            f"could not write a ledger event to {self.where}: {MAX_KEY_ATTEMPTS} keys were taken",
+            hint="retry; if it persists, check that nothing else writes under this prefix",
+        )
+
+    def _newest_first(self) -> Iterator[dict[str, Any]]:
+        keys = sorted((k for k, _ in self._store.keys(EVENTS) if k.endswith(".json")), reverse=True)
+        for key in keys:
+            body = self._store.read(key)
+            if body is None:
+                continue
+            try:
+                event = json.loads(body)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(event, dict):
+                yield event
+
+
+# -- wiring ------------------------------------------------------------------------
+
+
+def split_s3_url(url: str) -> tuple[str, str]:
+    rest = url[len("s3://") :]
+    bucket, _, prefix = rest.partition("/")
+    return bucket, prefix
+
+
+def _region(config: Config) -> str:
+    if config.ledger is not None and config.ledger.region:
+        return config.ledger.region
+    if isinstance(config.registry, EcrRegistry):
+        return config.registry.region
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+def open_ledger(
+    config: Config,
+    sessions: AwsSessions,
+    *,
+    root: Path,
+    environ: Mapping[str, str] | None = None,
+    now: Clock | None = None,
+    ids: IdMaker = new_event_id,
+) -> Ledger:
+    """The configured ledger: S3 when ``ledger.s3`` is set, else a file under ``root/.tierup``."""
+    env = os.environ if environ is None else environ
+    region = _region(config)
+    identity = Identity(
+        environ=dict(env),
+        root=root,
+        caller_arn=lambda: sessions.caller_arn(region=region),
+    )
+    lc = config.ledger
+    if lc is not None and lc.s3:
+        bucket, prefix = split_s3_url(lc.s3)
+        client = sessions.client("s3", region=region, role_arn=lc.role_arn)
+        return S3Ledger(S3Store(client, bucket, prefix), identity=identity, now=now, ids=ids)
+    path = Path(lc.path) if lc is not None and lc.path else Path(DEFAULT_DIR) / DEFAULT_FILE
+    if not path.is_absolute():
+        path = root / path
+    return LocalLedger(path, identity=identity, now=now, ids=ids)
+
+
+def task_definitions_in_use(
+    ledger: Ledger, *, env: str | None = None, limit: int = 200
+) -> set[str]:
+    """Task definitions the recent events name (before and after): retention must keep them."""
+    out: set[str] = set()
+    for event in ledger.events(env=env, limit=limit):
+        for env_name, e in (event.get("environments") or {}).items():
+            if env is not None and env_name != env:
+                continue
+            for svc in (e.get("services") or {}).values():
+                for key in ("task_definition_before", "task_definition_after"):
+                    if svc.get(key):
+                        out.add(str(svc[key]))
+    return out

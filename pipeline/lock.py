@@ -1,0 +1,190 @@
+"""One writer per tier: a lock object created exclusively beside the ledger.
+
+On S3 the lock is ``<prefix>/locks/<tier>.json`` written with ``IfNoneMatch: "*"``; locally it
+is a file created with O_EXCL in the ledger's folder. It holds who took it, when, and for
+which command; it is released at the end of the command, on failure and on Ctrl-C. A lock
+whose holder died stays until ``tierup unlock`` breaks it, once it is older than ``lock.ttl``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pipeline.ledger import LOCKS, Ledger, iso, parse_time
+from stages.errors import TierupError
+
+Say = Callable[[str], None]
+
+
+class LockHeld(TierupError):
+    """Another run holds the tier's lock; nothing was written."""
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    tier: str
+    command: str
+    holder: dict[str, Any]
+    since: datetime
+    host: str
+    pid: int
+    token: str
+    ci_url: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tier": self.tier,
+            "command": self.command,
+            "holder": self.holder,
+            "since": iso(self.since),
+            "host": self.host,
+            "pid": self.pid,
+            "token": self.token,
+            "ci_url": self.ci_url,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> LockInfo:
+        return cls(
+            tier=str(doc.get("tier", "")),
+            command=str(doc.get("command", "")),
+            holder=dict(doc.get("holder") or {}),
+            since=parse_time(str(doc["since"])),
+            host=str(doc.get("host", "")),
+            pid=int(doc.get("pid", 0)),
+            token=str(doc.get("token", "")),
+            ci_url=doc.get("ci_url"),
+        )
+
+    def age(self, now: datetime) -> timedelta:
+        return now - self.since
+
+    def describe(self, now: datetime) -> str:
+        who = self.holder.get("name") or "someone"
+        arn = self.holder.get("arn")
+        where = f"pid {self.pid} on {self.host}" + (f", {self.ci_url}" if self.ci_url else "")
+        return (
+            f"{who}" + (f" ({arn})" if arn else "") + f" since {iso(self.since)} "
+            f"({human(self.age(now))} ago), running `{self.command}` ({where})"
+        )
+
+
+def human(delta: timedelta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+def key_for(tier: str) -> str:
+    return f"{LOCKS}{tier}.json"
+
+
+def read_lock(ledger: Ledger, tier: str) -> LockInfo | None:
+    body = ledger.store.read(key_for(tier))
+    if body is None:
+        return None
+    try:
+        return LockInfo.from_json(json.loads(body))
+    except (ValueError, KeyError, TypeError):
+        # unreadable: treat it as held since the epoch, so that unlock may break it
+        return LockInfo(tier, "unknown", {}, datetime(1970, 1, 1, tzinfo=UTC), "", 0, "")
+
+
+def held_error(info: LockInfo, *, tier: str, now: datetime, ttl: int) -> LockHeld:
+    stale = info.age(now).total_seconds() >= ttl
+    hint = (
+        f"its holder may be gone (older than lock.ttl {human(timedelta(seconds=ttl))}): "
+        f"tierup unlock --tier {tier}"
+        if stale
+        else "wait for it (--lock-timeout DURATION) or retry later; if its holder died, "
+        f"`tierup unlock --tier {tier}` breaks it once older than lock.ttl"
+    )
+    return LockHeld(f"tier {tier!r} is locked by {info.describe(now)}", hint=hint)
+
+
+class TierLock:
+    """Take and release one tier's lock."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        tier: str,
+        *,
+        command: str,
+        ttl: int,
+        now: Callable[[], datetime] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        interval: float = 1.0,
+    ) -> None:
+        self.ledger = ledger
+        self.tier = tier
+        self.command = command
+        self.ttl = ttl
+        self.now = now or (lambda: datetime.now(UTC))
+        self.sleep = sleep
+        self.clock = clock
+        self.interval = interval
+        self.info: LockInfo | None = None
+
+    def acquire(self, timeout: float = 0, say: Say | None = None) -> LockInfo:
+        deadline = self.clock() + max(0.0, timeout)
+        announced = False
+        while True:
+            info = LockInfo(
+                tier=self.tier,
+                command=self.command,
+                holder=self.ledger.identity.actor(),
+                since=self.now(),
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                token=secrets.token_hex(8),
+                ci_url=self.ledger.identity.ci_url(),
+            )
+            body = json.dumps(info.to_json(), indent=2).encode()
+            if self.ledger.store.create(key_for(self.tier), body):
+                self.info = info
+                return info
+            current = read_lock(self.ledger, self.tier)
+            if current is None:
+                continue  # released between our write and our read: try again at once
+            if self.clock() >= deadline:
+                raise held_error(current, tier=self.tier, now=self.now(), ttl=self.ttl)
+            if say is not None and not announced:
+                say(f"waiting for the lock on tier {self.tier!r}: {current.describe(self.now())}")
+                announced = True
+            self.sleep(min(self.interval, max(0.0, deadline - self.clock())))
+
+    def release(self) -> None:
+        """Delete the lock if it is still ours (``unlock`` may have broken it meanwhile)."""
+        if self.info is None:
+            return
+        current = read_lock(self.ledger, self.tier)
+        if current is not None and current.token == self.info.token:
+            self.ledger.store.delete(key_for(self.tier))
+        self.info = None
+
+
+@contextmanager
+def holding(lock: TierLock | None, timeout: float = 0, say: Say | None = None) -> Iterator[None]:
+    """Hold ``lock`` (None: no lock, as for a dry run) for the block, released however it ends."""
+    if lock is None:
+        yield
+        return
+    lock.acquire(timeout, say)
+    try:
+        yield
+    finally:
+        lock.release()

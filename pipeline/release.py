@@ -1,0 +1,583 @@
+"""Release control around a promotion: the tier lock, gates, the ledger, stamps, tier rollback.
+
+Every writing command here runs as: take the tier's lock -> plan (reads only) -> check the
+tier's gates -> execute (the plan's writes, then wait) -> record one ledger event -> release
+the lock. A dry run takes no lock and records nothing; it still checks the gates.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pipeline.clients import Clients
+from pipeline.config import Config, Tier
+from pipeline.deploy import deploy_environment
+from pipeline.gates import TAG_COMMANDS, TAG_WRITTEN, Candidate, GateError, check_gates
+from pipeline.ledger import Ledger, parse_time
+from pipeline.lock import LockHeld, TierLock, held_error, holding, human, key_for, read_lock
+from pipeline.promote import (
+    Progress,
+    PromotionPlan,
+    RunOptions,
+    Source,
+    execute,
+    plan_environments,
+    plan_promotion,
+)
+from pipeline.results import CommandResult
+from stages import resolve, retag
+from stages.adapters.registry import TagWrite
+from stages.deploy import ImageTarget
+from stages.errors import InputError, TierupError
+
+ROLLBACK_TIER = "rollback tier"
+Now = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class RollbackTargetMissing(TierupError):
+    """The image a rollback would go back to is gone from the registry; nothing was written."""
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What a writing command runs under, from its flags."""
+
+    force: bool = False
+    reason: str | None = None
+    message: str | None = None
+    lock_timeout: float = 0
+
+    def check(self) -> None:
+        if self.force and not (self.reason or "").strip():
+            raise InputError(
+                "--force needs --reason TEXT",
+                hint="say why the gates are passed; the ledger keeps it",
+            )
+
+
+class Annotating:
+    """A Recorder that adds the run's message and reason (and image fixes) to the event."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        guard: Guard,
+        images: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.guard = guard
+        self.images = dict(images or {})
+        self.last: dict[str, Any] | None = None
+
+    def record(self, event: dict[str, Any]) -> dict[str, Any]:
+        out = {**event, "message": self.guard.message, "reason": self.guard.reason}
+        if self.images:
+            out["images"] = [
+                {**i, **self.images.get(str(i.get("image")), {})} for i in event.get("images", [])
+            ]
+        self.last = self.ledger.record(out)
+        return self.last
+
+
+def tier_lock(
+    config: Config, clients: Clients, ledger: Ledger, tier: str, *, command: str, dry_run: bool
+) -> TierLock | None:
+    if dry_run:
+        return None
+    return TierLock(
+        ledger,
+        tier,
+        command=command,
+        ttl=config.lock.ttl,
+        sleep=clients.sleep,
+        clock=clients.clock,
+        interval=min(max(clients.poll_interval, 0.1), 2.0),
+    )
+
+
+def _finish(result: CommandResult, recorder: Annotating, ledger: Ledger) -> CommandResult:
+    if recorder.last is not None:
+        result.data["event"] = recorder.last["id"]
+        result.data["ledger"] = ledger.where
+    return result
+
+
+# -- promote and stamp -------------------------------------------------------------
+
+
+def _gate_source(config: Config, tier: Tier, source: Source) -> Tier | None:
+    if source.kind == "tier" and source.value:
+        return config.tier(source.value)
+    return config.source_tier(tier.name)
+
+
+def run_promotion(
+    config: Config,
+    clients: Clients,
+    ledger: Ledger,
+    *,
+    tier: str,
+    source: Source = Source(),
+    images: list[str] | None = None,
+    deploy: bool = True,
+    options: RunOptions | None = None,
+    guard: Guard = Guard(),
+    now: Now = _utcnow,
+    progress: Progress | None = None,
+    command: str = "promote",
+    environ: Mapping[str, str] | None = None,
+) -> CommandResult:
+    """Promote (or stamp) under the tier's lock and gates; record the event in the ledger."""
+    guard.check()
+    opts = options or RunOptions()
+    t = config.tier(tier)
+    lock = tier_lock(config, clients, ledger, t.name, command=command, dry_run=opts.dry_run)
+    with holding(lock, guard.lock_timeout, progress):
+        when = now()
+        plan = plan_promotion(
+            config,
+            clients,
+            tier_name=t.name,
+            source=source,
+            images=images,
+            deploy=deploy,
+            now=when,
+            command=command,
+            progress=progress,
+        )
+        gates = check_gates(
+            config,
+            clients,
+            ledger,
+            tier=t,
+            source=_gate_source(config, t, source),
+            candidates=[Candidate(r.image, r.manifest.digest) for r in plan.retags],
+            now=when,
+            environ=os.environ if environ is None else environ,
+        )
+        failed = [g for g in gates if not g.passed]
+        if failed and not guard.force:
+            raise GateError(failed)
+        recorder = Annotating(ledger, guard)
+        result = execute(config, clients, plan, options=opts, recorder=recorder, progress=progress)
+    if gates:
+        result.data["gates"] = [g.to_json() for g in gates]
+    if failed:
+        names = ", ".join(g.gate for g in failed)
+        result.notes.append(f"gates passed with --force ({names}): {guard.reason}")
+    return _finish(result, recorder, ledger)
+
+
+def stamp(
+    config: Config,
+    clients: Clients,
+    ledger: Ledger,
+    *,
+    tier: str,
+    from_tier: str | None = None,
+    images: list[str] | None = None,
+    options: RunOptions | None = None,
+    guard: Guard = Guard(),
+    now: Now = _utcnow,
+    progress: Progress | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> CommandResult:
+    """Give the source tier's digest the tier's immutable, timestamped tag and deploy it."""
+    t = config.tier(tier)
+    if not t.immutable:
+        raise InputError(
+            f"tier {t.name!r} has the mutable tag {t.tag!r}: only a tier whose tag has a "
+            "placeholder (prod-{timestamp}) is stamped",
+            hint=f"tierup promote --tier {t.name}",
+        )
+    source = Source(kind="tier", value=from_tier) if from_tier else Source()
+    return run_promotion(
+        config,
+        clients,
+        ledger,
+        tier=tier,
+        source=source,
+        images=images,
+        options=options,
+        guard=guard,
+        now=now,
+        progress=progress,
+        command="stamp",
+        environ=environ,
+    )
+
+
+def run_deploy(
+    config: Config,
+    clients: Clients,
+    ledger: Ledger,
+    *,
+    env: str,
+    options: RunOptions | None = None,
+    guard: Guard = Guard(),
+    progress: Progress | None = None,
+) -> CommandResult:
+    """`tierup deploy --env E` under the lock of E's tier, recorded."""
+    opts = options or RunOptions()
+    tier = config.environment(env).tier
+    lock = tier_lock(config, clients, ledger, tier, command="deploy", dry_run=opts.dry_run)
+    recorder = Annotating(ledger, guard)
+    with holding(lock, guard.lock_timeout, progress):
+        result = deploy_environment(
+            config, clients, env=env, options=opts, recorder=recorder, progress=progress
+        )
+    return _finish(result, recorder, ledger)
+
+
+# -- tier rollback -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TierState:
+    """One digest a tier's tag pointed at, as the ledger recorded it."""
+
+    digest: str
+    tag: str | None
+    commit: str | None
+    event: str
+    time: datetime
+
+
+def tier_history(ledger: Ledger, tier: str, image: str) -> list[TierState]:
+    """The digests ``tier`` had for ``image``, newest first, repeats in a row collapsed."""
+    out: list[TierState] = []
+    for event in ledger.events(tier=tier, image=image):
+        if event.get("command") not in TAG_COMMANDS:
+            continue
+        entry = next((i for i in event.get("images") or [] if i.get("image") == image), None)
+        if entry is None or entry.get("status") not in TAG_WRITTEN or not entry.get("to_digest"):
+            continue
+        state = TierState(
+            digest=str(entry["to_digest"]),
+            tag=entry.get("tag"),
+            commit=entry.get("commit"),
+            event=str(event.get("id")),
+            time=parse_time(str(event["time"])),
+        )
+        if out and out[-1].digest == state.digest:
+            continue
+        out.append(state)
+    return out
+
+
+@dataclass(frozen=True)
+class _Target:
+    image: str
+    repository: str
+    state: TierState
+    current: str | None
+
+
+def _current_digest(
+    clients: Clients, tier: Tier, repository: str, history: list[TierState]
+) -> str | None:
+    if tier.immutable:
+        # a stamped tier runs whatever stamp was deployed last, not the newest stamp
+        return history[0].digest if history else None
+    manifest = clients.registry.get_manifest(repository, tier.tag)
+    return manifest.digest if manifest else None
+
+
+def _pick(
+    image: str, history: list[TierState], current: str | None, *, to: str | None, steps: int
+) -> TierState | None:
+    if to is not None:
+        return next((h for h in history if h.digest == to), None)
+    earlier = list(history)
+    while earlier and earlier[0].digest == current:
+        earlier.pop(0)
+    if len(earlier) < steps:
+        return None
+    return earlier[steps - 1]
+
+
+def _stamp_on(clients: Clients, tier: Tier, repository: str, digest: str) -> str | None:
+    pattern = resolve.tag_pattern(tier.tag)
+    for info in clients.registry.list_images(repository):
+        if info.digest == digest:
+            stamps = sorted(t for t in info.tags if pattern.match(t))
+            if stamps:
+                return stamps[-1]
+    return None
+
+
+def _targets(
+    config: Config,
+    clients: Clients,
+    ledger: Ledger,
+    tier: Tier,
+    names: list[str],
+    *,
+    to: str | None,
+    steps: int,
+) -> list[_Target]:
+    registry = clients.registry
+    out: list[_Target] = []
+    missing: list[str] = []
+    for name in names:
+        repo = config.image(name).repository
+        registry.describe_repository(repo)
+        history = tier_history(ledger, tier.name, name)
+        current = _current_digest(clients, tier, repo, history)
+        chosen = _pick(name, history, current, to=to, steps=steps)
+        if chosen is None and to is not None and registry.get_manifest(repo, to) is not None:
+            # a digest the ledger never saw in this tier, but the repository has
+            tag = _stamp_on(clients, tier, repo, to) if tier.immutable else tier.tag
+            if tier.immutable and tag is None:
+                raise InputError(
+                    f"{repo}@{to} has no stamp of tier {tier.name!r} ({tier.tag})",
+                    hint=f"stamp it: tierup stamp --tier {tier.name} (or pick one: tierup history)",
+                )
+            chosen = TierState(to, tag, None, "", _utcnow())
+        if chosen is None:
+            if to is None:
+                missing.append(f"{name} ({len(history)} digest(s) recorded)")
+            continue
+        out.append(_Target(name, repo, chosen, current))
+    if not out:
+        if to is not None:
+            raise InputError(
+                f"digest {to} is in none of the repositories of tier {tier.name!r}'s images",
+                hint=f"pick one from tierup history --tier {tier.name}",
+            )
+        raise InputError(
+            f"the ledger has no earlier digest of tier {tier.name!r} to go back to "
+            f"{steps} step(s): {', '.join(missing)}",
+            hint=f"see tierup history --tier {tier.name}; pass --to DIGEST",
+        )
+    return out
+
+
+def rollback_tier(
+    config: Config,
+    clients: Clients,
+    ledger: Ledger,
+    *,
+    tier: str,
+    to: str | None = None,
+    steps: int | None = None,
+    images: list[str] | None = None,
+    options: RunOptions | None = None,
+    guard: Guard = Guard(),
+    progress: Progress | None = None,
+) -> CommandResult:
+    """Put a tier back on the digest it had before (or ``steps`` back, or ``to``), and deploy.
+
+    A mutable tier's tag moves back; an immutable tier redeploys the earlier stamped tag.
+    Refused before any write when the target image is gone from the registry.
+    """
+    if to is not None and steps is not None:
+        raise InputError("--to and --steps are exclusive", hint="pass one of them")
+    n = 1 if steps is None else steps
+    if n < 1:
+        raise InputError("--steps must be 1 or more")
+    opts = options or RunOptions()
+    t = config.tier(tier)
+    names = images or list(config.images)
+    for name in names:
+        config.image(name)
+    registry = clients.registry
+    lock = tier_lock(config, clients, ledger, t.name, command=ROLLBACK_TIER, dry_run=opts.dry_run)
+    with holding(lock, guard.lock_timeout, progress):
+        chosen = _targets(config, clients, ledger, t, names, to=to, steps=n)
+        resolved: list[resolve.Resolved] = []
+        retags: list[retag.RetagPlan] = []
+        targets: dict[str, ImageTarget] = {}
+        fixes: dict[str, dict[str, Any]] = {}
+        for c in chosen:
+            digest = c.state.digest
+            where = f"{c.repository}@{digest}"
+            manifest = registry.get_manifest(c.repository, digest)
+            if manifest is None:
+                raise RollbackTargetMissing(
+                    f"cannot roll tier {t.name!r} back: {where} ({c.image}"
+                    + (f", tag {c.state.tag}" if c.state.tag else "")
+                    + ") is no longer in the registry",
+                    hint="an ECR lifecycle policy may have expired it; nothing was written. Pick "
+                    f"another: tierup history --tier {t.name}, then --to DIGEST or --steps N",
+                )
+            tag = t.tag
+            if t.immutable:
+                tag = c.state.tag or ""
+                on_tag = registry.get_manifest(c.repository, tag) if tag else None
+                if on_tag is None or on_tag.digest != digest:
+                    raise RollbackTargetMissing(
+                        f"cannot roll tier {t.name!r} back: stamp {c.repository}:{tag or '?'} "
+                        f"of {digest} is no longer in the registry",
+                        hint="an ECR lifecycle policy may have expired it; nothing was written",
+                    )
+                # the stamp stays where it is: nothing moves in the registry
+                retags.append(retag.RetagPlan(c.image, c.repository, tag, manifest, digest))
+                fixes[c.image] = {"from_digest": c.current}
+            else:
+                retags.append(retag.plan_retag(registry, c.image, c.repository, tag, manifest))
+            resolved.append(
+                resolve.Resolved(
+                    image=c.image,
+                    manifest=manifest,
+                    source=f"ledger event {c.state.event}" if c.state.event else f"digest {digest}",
+                    commit=c.state.commit
+                    or next(iter(_commits(clients, c.repository, digest)), None),
+                    tag=tag,
+                )
+            )
+            targets[c.image] = ImageTarget(
+                image=c.image,
+                repository=c.repository,
+                tag=tag,
+                digest=digest,
+                tag_uri=registry.image_uri(c.repository, tag),
+                digest_uri=registry.image_uri(c.repository, digest),
+            )
+        moved = {r.image for r in retags if r.action is not TagWrite.UNCHANGED}
+        envs = plan_environments(config, clients, tier=t, targets=targets, moved=moved)
+        plan = PromotionPlan(
+            command=ROLLBACK_TIER,
+            tier=t,
+            tag=t.tag,
+            resolved=resolved,
+            retags=retags,
+            targets=targets,
+            envs=envs,
+            deploy=True,
+        )
+        recorder = Annotating(ledger, guard, images=fixes)
+        result = execute(config, clients, plan, options=opts, recorder=recorder, progress=progress)
+    for outcome in result.images:
+        if outcome.image in fixes:
+            outcome.previous_digest = fixes[outcome.image]["from_digest"]
+    return _finish(result, recorder, ledger)
+
+
+def _commits(clients: Clients, repository: str, digest: str) -> list[str]:
+    for info in clients.registry.list_images(repository):
+        if info.digest == digest:
+            return resolve.commits_on(info)
+    return []
+
+
+# -- unlock and history ------------------------------------------------------------
+
+
+def unlock(
+    config: Config,
+    ledger: Ledger,
+    *,
+    tier: str,
+    now: Now = _utcnow,
+) -> CommandResult:
+    """Break a tier's lock once it is older than ``lock.ttl``; the ledger records it."""
+    t = config.tier(tier)
+    result = CommandResult(command="unlock", tier=t.name)
+    info = read_lock(ledger, t.name)
+    when = now()
+    if info is None:
+        result.notes.append(f"tier {t.name!r} is not locked")
+        result.data["lock"] = None
+        return result
+    ttl = config.lock.ttl
+    if info.age(when).total_seconds() < ttl:
+        err = held_error(info, tier=t.name, now=when, ttl=ttl)
+        raise LockHeld(
+            err.message
+            + f"; it can be broken once older than lock.ttl ({human(timedelta(seconds=ttl))})",
+            hint="wait for it to finish, or raise --lock-timeout on the waiting run",
+        )
+    ledger.store.delete(key_for(t.name))
+    event = ledger.record(
+        {
+            "command": "unlock",
+            "tier": t.name,
+            "status": "ok",
+            "message": f"broke the lock held by {info.describe(when)}",
+        }
+    )
+    result.data["lock"] = info.to_json()
+    result.data["event"] = event["id"]
+    result.notes.append(f"broke the lock on {t.name!r} held by {info.describe(when)}")
+    return result
+
+
+def history(
+    ledger: Ledger,
+    *,
+    tier: str | None = None,
+    image: str | None = None,
+    env: str | None = None,
+    limit: int | None = 20,
+) -> CommandResult:
+    """Ledger events, newest first."""
+    events = ledger.events(tier=tier, image=image, env=env, limit=limit)
+    result = CommandResult(command="history", tier=tier)
+    result.data["ledger"] = ledger.where
+    result.data["events"] = events
+    return result
+
+
+def render_history(result: CommandResult) -> None:
+    """One block per event: what, who, the images' digests, each service before and after."""
+    import sys
+
+    from rich.console import Console
+
+    console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    events = result.data.get("events") or []
+    console.print(f"[bold]tierup history[/bold] ({result.data.get('ledger')})", markup=True)
+    if not events:
+        console.print("no events")
+    for e in events:
+        actor = e.get("actor") or {}
+        who = str(actor.get("name") or "?") + (f" ({actor['arn']})" if actor.get("arn") else "")
+        tier = f" --tier {e['tier']}" if e.get("tier") else ""
+        console.print(
+            f"{e.get('time')}  {e.get('command')}{tier}  {e.get('status')}  by {who}  "
+            f"[{e.get('id')}]",
+            markup=False,
+        )
+        for i in e.get("images") or []:
+            commit = f" commit {str(i['commit'])[:12]}" if i.get("commit") else ""
+            console.print(
+                f"  {i.get('image')} {i.get('tag') or '-'}: {_short(i.get('from_digest'))} -> "
+                f"{_short(i.get('to_digest'))}{commit} ({i.get('status')})",
+                markup=False,
+            )
+        for env, doc in (e.get("environments") or {}).items():
+            for svc, s in (doc.get("services") or {}).items():
+                before = _family_rev(s.get("task_definition_before"))
+                after = _family_rev(s.get("task_definition_after"))
+                console.print(
+                    f"  {env}/{svc}: {before} -> {after}, {_short(s.get('digest_before'))} -> "
+                    f"{_short(s.get('digest_after'))} ({s.get('status')})",
+                    markup=False,
+                )
+            if not doc.get("services"):
+                console.print(f"  {env}: {doc.get('status')}", markup=False)
+        for key in ("message", "reason", "ci_url"):
+            if e.get(key):
+                console.print(f"  {key}: {e[key]}", markup=False)
+
+
+def _short(digest: Any) -> str:
+    if not digest:
+        return "-"
+    text = str(digest)
+    return text[:19] if text.startswith("sha256:") else text
+
+
+def _family_rev(arn: Any) -> str:
+    if not arn:
+        return "-"
+    return str(arn).rsplit("/", 1)[-1]
