@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 from pipeline.clients import Clients
 from pipeline.config import Config, Environment
+from pipeline.ledger import Ledger
 from pipeline.promote import Progress, RunOptions
 from pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome
 from stages import rollback as rb
@@ -151,10 +152,7 @@ def _images(entry: dict[str, Any], side: str, container: str | None) -> dict[str
 
 
 def _event_label(event: dict[str, Any]) -> str:
-    what = str(event.get("command", "event"))
-    when = event.get("time") or event.get("at") or event.get("timestamp")
-    ident = event.get("id")
-    return " ".join(str(p) for p in (what, ident, when) if p)
+    return " ".join(str(p) for p in (event.get("command") or "event", event.get("id")) if p)
 
 
 def target_from_ledger(events: list[dict[str, Any]], view: ServiceView) -> rb.RollbackTarget | None:
@@ -242,6 +240,11 @@ class UndoPlan:
     errors: dict[str, TierupError] = field(default_factory=dict)
     snapshot: str | None = None
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def event_command(self) -> str:
+        """``rollback service``, ``rollback cluster`` (as ``rollback tier``), or ``restore``."""
+        return f"{self.command} {self.scope}" if self.command == "rollback" else self.command
 
     def steps(self) -> list[dict[str, Any]]:
         """The writes a real run makes, in order."""
@@ -414,7 +417,7 @@ class UndoOutcome(ServiceOutcome):
 
     source: str | None = None
     images: dict[str, str] | None = None
-    pinned: list[str] = field(default_factory=list)
+    pinned: dict[str, str] | None = None  # container -> the digest reference it was pinned to
     reregistered: bool | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -430,11 +433,7 @@ def execute(
     extra_event: dict[str, Any] | None = None,
 ) -> CommandResult:
     say = progress or (lambda _m: None)
-    result = CommandResult(
-        command=f"{plan.command} {plan.scope}" if plan.command == "rollback" else plan.command,
-        tier=plan.env.tier,
-        dry_run=options.dry_run,
-    )
+    result = CommandResult(command=plan.event_command, tier=plan.env.tier, dry_run=options.dry_run)
     result.plan = plan.steps()
     result.notes.extend(plan.notes)
     if plan.snapshot is not None:
@@ -549,7 +548,7 @@ def _outcome(
             reason=p.reason,
             source=p.target.source,
             images=images,
-            pinned=[images[c] for c in p.pinned],
+            pinned={c: images[c] for c in p.pinned} or None,
             reregistered=True if p.reregistered else None,
             notes=list(p.notes),
         )
@@ -603,13 +602,12 @@ def _event(plan: UndoPlan, result: CommandResult) -> dict[str, Any]:
                 entry["images_after"] = {c: d for c, d in p.digests_after if d}
                 entry["source"] = p.target.source
                 if p.pinned:
-                    entry["pinned"] = list(p.pinned)
+                    entry["pinned"] = {c: dict(p.images)[c] for c in p.pinned}
                 if p.reregistered:
                     entry["reregistered"] = True
             services[s.service] = entry
     event: dict[str, Any] = {
-        "command": plan.command,
-        "scope": plan.scope,
+        "command": plan.event_command,
         "tier": plan.env.tier,
         "status": str(result.status),
         "environments": {
@@ -621,33 +619,91 @@ def _event(plan: UndoPlan, result: CommandResult) -> dict[str, Any]:
     }
     if plan.snapshot is not None:
         event["snapshot"] = plan.snapshot
+        event["message"] = f"from snapshot {plan.snapshot}"
     return event
+
+
+def run_locked(
+    config: Config,
+    clients: Clients,
+    ledger: Ledger | None,
+    *,
+    env: str,
+    command: str,
+    options: RunOptions,
+    lock_timeout: float,
+    plan: Callable[[], UndoPlan],
+    progress: Progress | None = None,
+) -> CommandResult:
+    """Plan and run under the lock of the environment's tier (no lock for a dry run); record."""
+    from pipeline.lock import holding
+    from pipeline.release import tier_lock
+
+    tier = config.environment(env).tier
+    lock = (
+        tier_lock(config, clients, ledger, tier, command=command, dry_run=options.dry_run)
+        if ledger is not None
+        else None
+    )
+    recorder = _Keeping(ledger)
+    with holding(lock, lock_timeout, progress):
+        result = execute(
+            config, clients, plan(), options=options, recorder=recorder, progress=progress
+        )
+    if recorder.last is not None and ledger is not None:
+        result.data["event"] = recorder.last.get("id")
+        result.data["ledger"] = ledger.where
+    return result
+
+
+class _Keeping:
+    """Records into the ledger (when there is one) and keeps the stored event."""
+
+    def __init__(self, ledger: Ledger | None) -> None:
+        self.ledger = ledger
+        self.last: dict[str, Any] | None = None
+
+    def record(self, event: dict[str, Any]) -> dict[str, Any]:
+        self.last = self.ledger.record(event) if self.ledger is not None else event
+        return self.last
 
 
 def rollback(
     config: Config,
     clients: Clients,
-    ledger: History | None,
+    ledger: Ledger | None,
     *,
     env: str,
     service: str | None = None,
     all_services: bool = False,
     to: str | None = None,
     options: RunOptions | None = None,
-    recorder: Recorder | None = None,
+    lock_timeout: float = 0,
     progress: Progress | None = None,
 ) -> CommandResult:
-    """Roll one service, or every service of an environment, back to what ran before."""
-    plan = plan_rollback(
+    """Roll one service, or every service of an environment, back to what ran before.
+
+    Runs under the lock of the environment's tier, as a promotion does; the ledger both says
+    what ran before and records the rollback.
+    """
+    opts = options or RunOptions()
+    return run_locked(
         config,
         clients,
         ledger,
-        env_name=env,
-        service=service,
-        all_services=all_services,
-        to=to,
+        env=env,
+        command="rollback service" if service else "rollback cluster",
+        options=opts,
+        lock_timeout=lock_timeout,
+        plan=lambda: plan_rollback(
+            config,
+            clients,
+            ledger,
+            env_name=env,
+            service=service,
+            all_services=all_services,
+            to=to,
+            progress=progress,
+        ),
         progress=progress,
-    )
-    return execute(
-        config, clients, plan, options=options or RunOptions(), recorder=recorder, progress=progress
     )

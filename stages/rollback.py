@@ -118,7 +118,7 @@ class RollbackPlan:
             "images": dict(self.images),
         }
         if self.pinned:
-            out["pinned"] = list(self.pinned)
+            out["pinned"] = {c: dict(self.images)[c] for c in self.pinned}
         if self.reregistered:
             out["reregistered"] = True
         return out
@@ -298,7 +298,7 @@ def plan_rollback(
                 final = pinned_reference(ref, recorded)
                 pinned.append(c.name)
                 if lookup(final).exists is False:
-                    missing.append(final)
+                    missing.append(f"{ref} ({recorded})")
             expected.append((c.name, recorded))
         else:
             found = lookup(ref)
@@ -344,7 +344,7 @@ def plan_rollback(
         if reregister:
             what.append(f"re-register INACTIVE {_revision(target_def)} as a faithful copy")
         if pinned:
-            what.append("pin " + ", ".join(dict(images)[c] for c in pinned))
+            what.append("pin " + ", ".join(f"{c} to {_short(target.digest_of(c))}" for c in pinned))
         reason = f"back to {_revision(target_def)} ({source}): {'; '.join(what)}"
     else:
         action = UPDATE
@@ -375,6 +375,10 @@ def plan_rollback(
 
 def _revision(td: TaskDefinition) -> str:
     return f"{td.family}:{td.revision}"
+
+
+def _short(digest: str | None) -> str:
+    return (digest or "-")[:19]
 
 
 def _source_text(target: RollbackTarget) -> str:
