@@ -231,12 +231,11 @@ def list_snapshots(ledger: Ledger, *, env: str | None = None) -> CommandResult:
 
 
 def render_snapshots(result: CommandResult) -> None:
-    import sys
-
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    from pipeline.output import console_for
+
+    console = console_for(None)
     snapshots = result.data.get("snapshots") or []
     console.print(f"tierup snapshots ({result.data.get('ledger')})", markup=False)
     if not snapshots:
