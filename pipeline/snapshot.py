@@ -141,7 +141,9 @@ def take_snapshot(
         "environments": environments,
     }
     ledger.put_document(KIND, snapshot, document)
-    result = CommandResult(command="snapshot", tier=tier or config.environment(str(env)).tier)
+    result = CommandResult(command="snapshot", tier=tier)
+    if env is not None:
+        result.data["env"] = env
     for _, notes in recorded:
         result.notes.extend(notes)
     for n, doc in environments.items():
@@ -175,6 +177,8 @@ def take_snapshot(
 
 def _event(document: dict[str, Any], result: CommandResult) -> dict[str, Any]:
     """The ledger event of a snapshot: what each service ran (``after``), nothing moved."""
+    tiers = {str(e["tier"]) for e in document["environments"].values()}
+    tier = tiers.pop() if len(tiers) == 1 else None
     envs: dict[str, Any] = {}
     for n, doc in document["environments"].items():
         services: dict[str, Any] = {}
@@ -191,7 +195,7 @@ def _event(document: dict[str, Any], result: CommandResult) -> dict[str, Any]:
         envs[n] = {"status": "recorded", "services": services}
     return {
         "command": "snapshot",
-        "tier": result.tier,
+        "tier": tier,
         "status": str(result.status),
         "message": f"snapshot {document['name']}",
         "snapshot": document["name"],

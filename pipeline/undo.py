@@ -284,13 +284,16 @@ def plan_services(
     ecs = clients.ecs(env)
     if services is None:
         services = ecs.list_services(env.cluster) if all_services else list(env.services)
-    states = ecs.describe_services(env.cluster, services, allow_missing=not fail_fast)
+    states = ecs.describe_services(env.cluster, services, allow_missing=True)
     for name in services:
         if name not in states:
-            plan.errors[name] = InputError(
-                f"service {name!r} not found in cluster {env.cluster!r}",
+            missing_service = InputError(
+                f"service {name!r} not found in cluster {env.cluster!r} ({env_name})",
                 hint="check the service name, or environments.<env>.services in envs.yaml",
             )
+            if fail_fast:
+                raise missing_service
+            plan.errors[name] = missing_service
     for state in states.values():
         rb.check_controller(env_name, state)
     one = services[0] if len(services) == 1 else None
@@ -433,7 +436,8 @@ def execute(
     extra_event: dict[str, Any] | None = None,
 ) -> CommandResult:
     say = progress or (lambda _m: None)
-    result = CommandResult(command=plan.event_command, tier=plan.env.tier, dry_run=options.dry_run)
+    result = CommandResult(command=plan.event_command, dry_run=options.dry_run)
+    result.data["env"] = plan.env_name
     result.plan = plan.steps()
     result.notes.extend(plan.notes)
     if plan.snapshot is not None:

@@ -566,3 +566,12 @@ def test_services_of_cloudformation_and_codedeploy_strategies_are_refused(
     with pytest.raises(rb.RollbackRefused):
         rollback(world.config, world.clients(writes), None, env="prod")
     assert writes.calls == []
+
+
+def test_an_unknown_service_is_bad_input(world: World) -> None:
+    r = world.cli("rollback", "service", "--env", "prod", "--service", "nope")
+    assert r.exit_code == 2, r.output
+    assert "service 'nope' not found in cluster 'prod-cluster'" in r.stderr
+    r = world.cli("rollback", "cluster", "--env", "nowhere")
+    assert r.exit_code == 2
+    assert "unknown environment 'nowhere'" in r.stderr
