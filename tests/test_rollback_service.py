@@ -575,3 +575,46 @@ def test_an_unknown_service_is_bad_input(world: World) -> None:
     r = world.cli("rollback", "cluster", "--env", "nowhere")
     assert r.exit_code == 2
     assert "unknown environment 'nowhere'" in r.stderr
+
+
+def test_all_services_includes_services_envs_yaml_does_not_name(world: World) -> None:
+    ecs, cluster = ecs_of(world, "prod")
+    api = task_definition_of(world, "prod", "api")
+    family = "prod-cron"
+    rev1 = ecs.register_task_definition(**{**content(api), "family": family})["taskDefinition"]
+    ecs.create_service(
+        cluster=cluster,
+        serviceName="cron",
+        taskDefinition=rev1["taskDefinitionArn"],
+        desiredCount=1,
+        launchType="EC2",
+    )
+    rev2 = ecs.register_task_definition(
+        **{
+            **content(rev1),
+            "containerDefinitions": [
+                {**rev1["containerDefinitions"][0], "environment": [{"name": "V", "value": "2"}]}
+            ],
+        }
+    )["taskDefinition"]
+    ecs.update_service(cluster=cluster, service="cron", taskDefinition=rev2["taskDefinitionArn"])
+    while not stable(world, "prod", "cron"):
+        pass
+    new_commit(world, "one")
+    ship(world, "dev", "staging", "prod", minute=1)
+
+    code, doc = world.cli_json("rollback", "cluster", "--env", "prod", "--dry-run")
+    assert code == 0, doc
+    assert set(doc["environments"]["prod"]["services"]) == {"api"}
+
+    code, doc = world.cli_json("rollback", "cluster", "--env", "prod", "--all-services")
+
+    assert code == 0, doc
+    outcomes = doc["environments"]["prod"]["services"]
+    assert set(outcomes) == {"api", "cron"}
+    assert outcomes["api"]["source"] == "ledger"
+    assert outcomes["cron"]["source"] == "previous-revision"
+    assert (
+        task_definition_of(world, "prod", "cron")["taskDefinitionArn"] == rev1["taskDefinitionArn"]
+    )
+    assert task_definition_of(world, "prod", "api")["taskDefinitionArn"] == api["taskDefinitionArn"]
