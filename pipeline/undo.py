@@ -34,6 +34,9 @@ from stages.resolve import tag_pattern
 from stages.types import ImageRef, ServiceState, TaskDefinition, TaskImage, is_commit_sha
 
 MAX_WORKERS = 32
+# the ledger is read newest first: a first window finds most services' newest move; a service
+# not in it widens the window once (an S3 ledger costs one GET per event)
+LEDGER_WINDOW = 50
 LEDGER_EVENTS = 500
 # per-service statuses of ledger events that mean "the service moved to task_definition_after"
 MOVED = frozenset({"deployed", "completed", "timed_out", "rolled_back", "restored"})
@@ -155,8 +158,46 @@ def _event_label(event: dict[str, Any]) -> str:
     return " ".join(str(p) for p in (event.get("command") or "event", event.get("id")) if p)
 
 
-def target_from_ledger(events: list[dict[str, Any]], view: ServiceView) -> rb.RollbackTarget | None:
-    """What ran before the current deployment, if the ledger's newest move is that deployment."""
+class LedgerWindow:
+    """An environment's newest ledger events, read once, widened once when a service needs it."""
+
+    def __init__(self, ledger: History | None, env: str) -> None:
+        self._ledger = ledger
+        self._env = env
+        self._events: list[dict[str, Any]] | None = None
+        self._wide = False
+        self._lock = threading.Lock()
+
+    def events(self, *, wider: bool = False) -> list[dict[str, Any]]:
+        if self._ledger is None:
+            return []
+        with self._lock:
+            if self._events is None or (wider and not self._wide and self._partial):
+                limit = LEDGER_EVENTS if wider else LEDGER_WINDOW
+                self._events = self._ledger.events(env=self._env, limit=limit)
+                self._wide = wider
+            return self._events
+
+    @property
+    def _partial(self) -> bool:
+        return self._events is not None and len(self._events) >= LEDGER_WINDOW
+
+    def search(self, find: Callable[[list[dict[str, Any]]], tuple[T, bool]]) -> T:
+        """``find`` in the window; again in the wider one when it did not decide."""
+        found, decided = find(self.events())
+        if not decided:
+            found, _ = find(self.events(wider=True))
+        return found
+
+
+def target_from_ledger(
+    events: list[dict[str, Any]], view: ServiceView
+) -> tuple[rb.RollbackTarget | None, bool]:
+    """What ran before the current deployment, if the ledger's newest move is that deployment.
+
+    The flag says whether the ledger decided (it holds a move of this service), so that a
+    caller only reads further back when it did not.
+    """
     now = rb.agreed_digests(view.running, view.state)
     for event in events:  # newest first
         entry = _entry(event, view.environment, view.state.name)
@@ -171,47 +212,51 @@ def target_from_ledger(events: list[dict[str, Any]], view: ServiceView) -> rb.Ro
         if before_td == after_td and before == after:
             continue  # nothing moved (a re-run that found the service already there)
         if after_td != view.state.task_definition:
-            return None  # the service moved since, outside tierup: the ledger does not know
+            return None, True  # the service moved since, outside tierup: the ledger does not know
         if any(now.get(c) not in (None, d) for c, d in after.items()):
-            return None
-        return rb.RollbackTarget(
+            return None, True
+        target = rb.RollbackTarget(
             task_definition=str(before_td),
             digests=tuple(sorted(before.items())),
             source=rb.LEDGER,
             detail=_event_label(event),
         )
-    return None
+        return target, True
+    return None, False
+
+
+def _revision_name(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
 
 
 def digests_from_ledger(
     events: list[dict[str, Any]], view: ServiceView, task_definition: str
-) -> tuple[tuple[str, str], ...]:
-    """The digests the ledger saw with ``task_definition`` on this service, newest first."""
+) -> tuple[tuple[tuple[str, str], ...], bool]:
+    """The digests the ledger last saw with ``task_definition`` on this service."""
+    wanted = _revision_name(task_definition)
     for event in events:
         entry = _entry(event, view.environment, view.state.name)
         if entry is None:
             continue
         for side in ("after", "before"):
-            if entry.get(f"task_definition_{side}") == task_definition:
+            if _revision_name(str(entry.get(f"task_definition_{side}") or "")) == wanted:
                 found = _images(entry, side, view.ledger_container)
                 if found:
-                    return tuple(sorted(found.items()))
-    return ()
+                    return tuple(sorted(found.items())), True
+    return (), False
 
 
-def explicit_target(view: ServiceView, to: str, events: list[dict[str, Any]]) -> rb.RollbackTarget:
+def explicit_target(view: ServiceView, to: str, window: LedgerWindow) -> rb.RollbackTarget:
     """``--to REVISION|family:REVISION|ARN``."""
     arn = f"{view.current.family}:{int(to)}" if to.isdigit() else to
-    digests = digests_from_ledger(events, view, arn)
+    digests = window.search(lambda events: digests_from_ledger(events, view, arn))
     return rb.RollbackTarget(task_definition=arn, digests=digests, source=rb.EXPLICIT, detail=to)
 
 
-def find_target(
-    view: ServiceView, events: list[dict[str, Any]], to: str | None
-) -> rb.RollbackTarget:
+def find_target(view: ServiceView, window: LedgerWindow, to: str | None) -> rb.RollbackTarget:
     if to is not None:
-        return explicit_target(view, to, events)
-    target = target_from_ledger(events, view)
+        return explicit_target(view, to, window)
+    target = window.search(lambda events: target_from_ledger(events, view))
     if target is None:
         target = rb.from_ecs_history(view.ecs, view.state.cluster, view.state, view.running)
     if target is None:
@@ -284,20 +329,23 @@ def plan_services(
     ecs = clients.ecs(env)
     if services is None:
         services = ecs.list_services(env.cluster) if all_services else list(env.services)
-    states = ecs.describe_services(env.cluster, services, allow_missing=True)
-    for name in services:
-        if name not in states:
-            missing_service = InputError(
-                f"service {name!r} not found in cluster {env.cluster!r} ({env_name})",
-                hint="check the service name, or environments.<env>.services in envs.yaml",
-            )
-            if fail_fast:
-                raise missing_service
-            plan.errors[name] = missing_service
-    for state in states.values():
-        rb.check_controller(env_name, state)
     one = services[0] if len(services) == 1 else None
-    running = ecs.running_images(env.cluster, one)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # independent reads: the services, and the tasks they run
+        running_f = pool.submit(ecs.running_images, env.cluster, one)
+        states = ecs.describe_services(env.cluster, services, allow_missing=True)
+        for name in services:
+            if name not in states:
+                missing_service = InputError(
+                    f"service {name!r} not found in cluster {env.cluster!r} ({env_name})",
+                    hint="check the service name, or environments.<env>.services in envs.yaml",
+                )
+                if fail_fast:
+                    raise missing_service
+                plan.errors[name] = missing_service
+        for state in states.values():
+            rb.check_controller(env_name, state)
+        running = running_f.result() if states else {}
     lookup = RegistryLookup(clients.registry)
     mutable = mutable_tag_predicate(config)
     defs: dict[str, TaskDefinition] = {}
@@ -396,7 +444,7 @@ def plan_rollback(
     if to is not None and service is None:
         raise InputError("--to needs --service", hint="name the service to roll back")
     env = config.environment(env_name)
-    events = ledger.events(env=env_name, limit=LEDGER_EVENTS) if ledger is not None else []
+    window = LedgerWindow(ledger, env_name)
     return plan_services(
         config,
         clients,
@@ -405,7 +453,7 @@ def plan_rollback(
         env_name=env_name,
         services=[service] if service else (None if all_services else list(env.services)),
         all_services=all_services,
-        find=lambda view: find_target(view, events, to),
+        find=lambda view: find_target(view, window, to),
         fail_fast=service is not None,
         progress=progress,
     )

@@ -618,3 +618,31 @@ def test_all_services_includes_services_envs_yaml_does_not_name(world: World) ->
         task_definition_of(world, "prod", "cron")["taskDefinitionArn"] == rev1["taskDefinitionArn"]
     )
     assert task_definition_of(world, "prod", "api")["taskDefinitionArn"] == api["taskDefinitionArn"]
+
+
+def test_the_ledger_is_read_further_back_for_a_service_not_in_its_newest_events(
+    world: World,
+) -> None:
+    first = world.tag_digest("api", "dev")
+    new_commit(world, "one")
+    ship(world, "dev")
+    ledger = ledger_of(world)
+    for n in range(60):  # newer events of the environment that do not touch api
+        ledger.record(
+            {
+                "command": "deploy",
+                "tier": "dev",
+                "status": "ok",
+                "environments": {
+                    "dev": {"status": "ok", "services": {"worker": {"status": "skipped"}}}
+                },
+                "message": f"filler {n}",
+            }
+        )
+
+    code, doc = world.cli_json("rollback", "service", "--env", "dev", "--service", "api")
+
+    assert code == 0, doc
+    api = doc["environments"]["dev"]["services"]["api"]
+    assert api["source"] == "ledger"
+    assert running_digests(world, "dev", "api") == {"api": {first}}
