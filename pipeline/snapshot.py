@@ -307,7 +307,6 @@ def plan_restore(
     *,
     env: str,
     snapshot: str = LATEST,
-    progress: Progress | None = None,
 ) -> UndoPlan:
     environment = config.environment(env)
     doc = find_snapshot(ledger, env, snapshot)
@@ -327,7 +326,6 @@ def plan_restore(
         find=lambda view: snapshot_target(name, services[view.state.name]),
         fail_fast=False,
         snapshot=name,
-        progress=progress,
     )
     if recorded.get("cluster") not in (None, environment.cluster):
         plan.notes.append(
@@ -365,8 +363,6 @@ def restore(
         command="restore",
         options=options or RunOptions(),
         lock_timeout=lock_timeout,
-        plan=lambda: plan_restore(
-            config, clients, ledger, env=env, snapshot=snapshot, progress=progress
-        ),
+        plan=lambda: plan_restore(config, clients, ledger, env=env, snapshot=snapshot),
         progress=progress,
     )

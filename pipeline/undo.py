@@ -311,7 +311,6 @@ def plan_services(
     find: TargetFinder,
     fail_fast: bool,
     snapshot: str | None = None,
-    progress: Progress | None = None,
 ) -> UndoPlan:
     """Read everything and decide every service's rollback; raise before any write when the
     rollback must be refused (strategy, controller, missing images)."""
@@ -438,7 +437,6 @@ def plan_rollback(
     service: str | None = None,
     all_services: bool = False,
     to: str | None = None,
-    progress: Progress | None = None,
 ) -> UndoPlan:
     """Plan ``rollback service`` (one service) or ``rollback cluster`` (every service)."""
     if to is not None and service is None:
@@ -455,7 +453,6 @@ def plan_rollback(
         all_services=all_services,
         find=lambda view: find_target(view, window, to),
         fail_fast=service is not None,
-        progress=progress,
     )
 
 
@@ -755,7 +752,6 @@ def rollback(
             service=service,
             all_services=all_services,
             to=to,
-            progress=progress,
         ),
         progress=progress,
     )
