@@ -8,7 +8,13 @@ from typing import Any
 
 from pipeline.clients import Clients
 from pipeline.config import Config, EcrRegistry
-from pipeline.results import CommandResult, EnvironmentOutcome, ImageOutcome, ServiceOutcome
+from pipeline.results import (
+    CommandResult,
+    EnvironmentOutcome,
+    ImageOutcome,
+    ServiceOutcome,
+    Status,
+)
 from stages.deploy import DeployError, names_reference, pick_container
 from stages.errors import TierupError
 from stages.resolve import is_template
@@ -57,6 +63,11 @@ def validate(
     with ThreadPoolExecutor(max_workers=min(16, max(1, len(envs)))) as pool:
         result.environments = list(pool.map(lambda n: _check_env(config, clients, n), envs))
     result.settle()
+    problems = [i for i in result.images if i.status != "ok"] + [
+        e for e in result.environments if e.status != "ok"
+    ]
+    # a preflight either passes or fails: any problem found is a failure to fix first
+    result.status = Status.FAILED if problems else Status.OK
     return result
 
 

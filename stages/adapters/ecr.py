@@ -19,6 +19,13 @@ class EcrRegistry:
         self.region = region
         self._repos: dict[str, RepositoryInfo] = {}
 
+    def _missing(self, repository: str) -> RepositoryMissing:
+        return RepositoryMissing(
+            f"repository {repository!r} does not exist in ECR account {self.account_id} "
+            f"({self.region})",
+            hint="create it, or fix images.<name>.repository in envs.yaml",
+        )
+
     @property
     def host(self) -> str:
         return f"{self.account_id}.dkr.ecr.{self.region}.amazonaws.com"
@@ -33,11 +40,7 @@ class EcrRegistry:
             )["repositories"][0]
         except Exception as e:
             if is_client_error(e, "RepositoryNotFoundException"):
-                raise RepositoryMissing(
-                    f"repository {repository!r} does not exist in ECR account "
-                    f"{self.account_id} ({self.region})",
-                    hint="create it, or fix images.<name>.repository in envs.yaml",
-                ) from e
+                raise self._missing(repository) from e
             raise_translated(e, f"describing ECR repository {repository}")
         info = RepositoryInfo(
             name=repository,
@@ -62,10 +65,7 @@ class EcrRegistry:
             )
         except Exception as e:
             if is_client_error(e, "RepositoryNotFoundException"):
-                raise RepositoryMissing(
-                    f"repository {repository!r} does not exist in ECR account {self.account_id}",
-                    hint="create it, or fix images.<name>.repository in envs.yaml",
-                ) from e
+                raise self._missing(repository) from e
             raise_translated(e, f"reading {repository}:{reference} from ECR")
         images = resp.get("images") or []
         if not images:
@@ -132,10 +132,7 @@ class EcrRegistry:
                     )
         except Exception as e:
             if is_client_error(e, "RepositoryNotFoundException"):
-                raise RepositoryMissing(
-                    f"repository {repository!r} does not exist in ECR account {self.account_id}",
-                    hint="create it, or fix images.<name>.repository in envs.yaml",
-                ) from e
+                raise self._missing(repository) from e
             raise_translated(e, f"listing images of {repository}")
         return out
 
