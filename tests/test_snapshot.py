@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import boto3
 import pytest
 
 from pipeline.promote import RunOptions
@@ -233,3 +234,31 @@ def test_snapshots_lists_by_environment_and_tier_snapshots_record_every_environm
     assert code == 0 and doc["snapshot"] == "tier-one"
     code, doc = world.cli_json("restore", "--env", "staging", "--dry-run")
     assert code == 0 and doc["snapshot"] == newest
+
+
+def test_a_team_keeps_snapshots_in_the_s3_ledger(tmp_path: Path, aws_env: str) -> None:
+    w = make_world(tmp_path, aws_env)
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="team-ledger")
+    w.config_path.write_text(w.config_path.read_text() + "ledger: {s3: s3://team-ledger/tierup}\n")
+    new_commit(w, "one")
+    ship(w, "dev", "staging", minute=1)
+    before = {svc: running_digests(w, "staging", svc) for svc in ("api", "worker")}
+
+    code, doc = w.cli_json("snapshot", "--env", "staging", "--name", "team-snap")
+
+    assert code == 0, doc
+    assert doc["ledger"] == "s3://team-ledger/tierup/"
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="team-ledger")["Contents"]]
+    assert "tierup/documents/snapshot/team-snap.json" in keys
+    assert not (w.root / ".tierup").exists()
+    new_commit(w, "two")
+    ship(w, "dev", "staging", minute=2)
+    code, doc = w.cli_json("restore", "--env", "staging")
+    assert code == 0, doc
+    assert doc["snapshot"] == "team-snap"
+    assert {svc: running_digests(w, "staging", svc) for svc in ("api", "worker")} == before
+    assert [e["command"] for e in ledger_of(w).events(env="staging", limit=2)] == [
+        "restore",
+        "promote",
+    ]
