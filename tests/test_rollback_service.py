@@ -646,3 +646,28 @@ def test_the_ledger_is_read_further_back_for_a_service_not_in_its_newest_events(
     api = doc["environments"]["dev"]["services"]["api"]
     assert api["source"] == "ledger"
     assert running_digests(world, "dev", "api") == {"api": {first}}
+
+
+def test_a_service_with_the_code_deploy_controller_is_refused(world: World) -> None:
+    ecs, cluster = ecs_of(world, "prod")
+    api = task_definition_of(world, "prod", "api")
+    ecs.create_service(
+        cluster=cluster,
+        serviceName="bluegreen",
+        taskDefinition=api["taskDefinitionArn"],
+        desiredCount=1,
+        launchType="EC2",
+        deploymentController={"type": "CODE_DEPLOY"},
+    )
+    new_commit(world, "one")
+    ship(world, "dev", "staging", "prod", minute=1)
+    stamped = task_definition_of(world, "prod", "api")
+
+    r = world.cli("rollback", "cluster", "--env", "prod", "--all-services")
+
+    assert r.exit_code == 2, r.output
+    assert "prod/bluegreen" in r.stderr and "CODE_DEPLOY" in r.stderr
+    assert (
+        task_definition_of(world, "prod", "api")["taskDefinitionArn"]
+        == stamped["taskDefinitionArn"]
+    )
