@@ -14,7 +14,7 @@ from typing import Any
 
 from pipeline.clients import Clients
 from pipeline.config import Config, Tier
-from pipeline.ledger import Ledger, iso, parse_time
+from pipeline.ledger import Ledger, iso_seconds, parse_time
 from pipeline.lock import human
 from stages.deploy import pick_container
 from stages.errors import TierupError
@@ -90,7 +90,7 @@ def soak_gate(
         if age < need:
             waiting.append(
                 f"{c.image} {c.digest[:19]} has been in {source.name!r} for {human(age)} "
-                f"(since {iso(since)}), soak needs {human(need)}"
+                f"(since {iso_seconds(since)}), soak needs {human(need)}"
             )
             soaking.add(c.image)
             ready_at = max(ready_at or since + need, since + need)
@@ -98,7 +98,7 @@ def soak_gate(
         return GateResult("soak", True, f"every image has been in {source.name!r} {human(need)}")
     unrecorded = len(waiting) > sum(1 for c in candidates if c.image in soaking)
     satisfy = (
-        f"wait until {iso(ready_at)}"
+        f"wait until {iso_seconds(ready_at)}"
         if ready_at is not None and not unrecorded
         else f"promote to {source.name!r} with tierup first and let it soak {human(need)}"
     )

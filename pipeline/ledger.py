@@ -70,6 +70,11 @@ def iso(now: datetime) -> str:
     return now.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def iso_seconds(now: datetime) -> str:
+    """For messages: to the second."""
+    return iso(now.replace(microsecond=0))
+
+
 def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline.ledger import LOCKS, Ledger, iso, parse_time
+from pipeline.ledger import LOCKS, Ledger, iso, iso_seconds, parse_time
 from stages.errors import TierupError
 
 Say = Callable[[str], None]
@@ -73,7 +73,7 @@ class LockInfo:
         arn = self.holder.get("arn")
         where = f"pid {self.pid} on {self.host}" + (f", {self.ci_url}" if self.ci_url else "")
         return (
-            f"{who}" + (f" ({arn})" if arn else "") + f" since {iso(self.since)} "
+            f"{who}" + (f" ({arn})" if arn else "") + f" since {iso_seconds(self.since)} "
             f"({human(self.age(now))} ago), running `{self.command}` ({where})"
         )
 

@@ -7,6 +7,7 @@ the lock. A dry run takes no lock and records nothing; it still checks the gates
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pipeline.clients import Clients
 from pipeline.config import Config, Tier
 from pipeline.deploy import deploy_environment
 from pipeline.gates import TAG_COMMANDS, TAG_WRITTEN, Candidate, GateError, check_gates
-from pipeline.ledger import Ledger, parse_time
+from pipeline.ledger import Ledger, parse_time, task_definitions_in_use
 from pipeline.lock import LockHeld, TierLock, held_error, holding, human, key_for, read_lock
 from pipeline.promote import (
     Progress,
@@ -103,6 +104,20 @@ def tier_lock(
     )
 
 
+def protect_revisions(options: RunOptions, ledger: Ledger) -> RunOptions:
+    """Options whose retention keeps the task definitions the ledger still names.
+
+    Retention (the rollouts' ``RunOptions.protected``) must not deregister a revision that a
+    rollback would go back to; a RunOptions without that field has no retention to tell.
+    """
+    names = {f.name for f in dataclasses.fields(options)}
+    if "protected" not in names or options.dry_run:
+        return options
+    keep = frozenset(getattr(options, "protected", frozenset())) | task_definitions_in_use(ledger)
+    changes: dict[str, Any] = {"protected": keep}
+    return dataclasses.replace(options, **changes)
+
+
 def _finish(result: CommandResult, recorder: Annotating, ledger: Ledger) -> CommandResult:
     if recorder.last is not None:
         result.data["event"] = recorder.last["id"]
@@ -117,6 +132,17 @@ def _gate_source(config: Config, tier: Tier, source: Source) -> Tier | None:
     if source.kind == "tier" and source.value:
         return config.tier(source.value)
     return config.source_tier(tier.name)
+
+
+def _commit_fixes(clients: Clients, plan: PromotionPlan) -> dict[str, dict[str, Any]]:
+    """The commit of each image resolved through a tier tag, from the digest's commit tags."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in plan.resolved:
+        if r.commit is None:
+            commits = _commits(clients, plan.targets[r.image].repository, r.manifest.digest)
+            if commits:
+                out[r.image] = {"commit": commits[0]}
+    return out
 
 
 def run_promotion(
@@ -137,7 +163,7 @@ def run_promotion(
 ) -> CommandResult:
     """Promote (or stamp) under the tier's lock and gates; record the event in the ledger."""
     guard.check()
-    opts = options or RunOptions()
+    opts = protect_revisions(options or RunOptions(), ledger)
     t = config.tier(tier)
     lock = tier_lock(config, clients, ledger, t.name, command=command, dry_run=opts.dry_run)
     with holding(lock, guard.lock_timeout, progress):
@@ -166,8 +192,12 @@ def run_promotion(
         failed = [g for g in gates if not g.passed]
         if failed and not guard.force:
             raise GateError(failed)
-        recorder = Annotating(ledger, guard)
+        fixes = {} if opts.dry_run else _commit_fixes(clients, plan)
+        recorder = Annotating(ledger, guard, images=fixes)
         result = execute(config, clients, plan, options=opts, recorder=recorder, progress=progress)
+    for outcome in result.images:
+        if outcome.commit is None and outcome.image in fixes:
+            outcome.commit = fixes[outcome.image]["commit"]
     if gates:
         result.data["gates"] = [g.to_json() for g in gates]
     if failed:
@@ -183,7 +213,9 @@ def stamp(
     *,
     tier: str,
     from_tier: str | None = None,
+    source: Source | None = None,
     images: list[str] | None = None,
+    deploy: bool = True,
     options: RunOptions | None = None,
     guard: Guard = Guard(),
     now: Now = _utcnow,
@@ -198,7 +230,8 @@ def stamp(
             "placeholder (prod-{timestamp}) is stamped",
             hint=f"tierup promote --tier {t.name}",
         )
-    source = Source(kind="tier", value=from_tier) if from_tier else Source()
+    if source is None:
+        source = Source(kind="tier", value=from_tier) if from_tier else Source()
     return run_promotion(
         config,
         clients,
@@ -206,6 +239,7 @@ def stamp(
         tier=tier,
         source=source,
         images=images,
+        deploy=deploy,
         options=options,
         guard=guard,
         now=now,
@@ -226,7 +260,7 @@ def run_deploy(
     progress: Progress | None = None,
 ) -> CommandResult:
     """`tierup deploy --env E` under the lock of E's tier, recorded."""
-    opts = options or RunOptions()
+    opts = protect_revisions(options or RunOptions(), ledger)
     tier = config.environment(env).tier
     lock = tier_lock(config, clients, ledger, tier, command="deploy", dry_run=opts.dry_run)
     recorder = Annotating(ledger, guard)
@@ -251,8 +285,13 @@ class TierState:
     time: datetime
 
 
-def tier_history(ledger: Ledger, tier: str, image: str) -> list[TierState]:
-    """The digests ``tier`` had for ``image``, newest first, repeats in a row collapsed."""
+def tier_history(
+    ledger: Ledger, tier: str, image: str, *, immutable: bool = False
+) -> list[TierState]:
+    """The digests ``tier`` had for ``image``, newest first, repeats in a row collapsed.
+
+    On an immutable tier the tag of an earlier digest is found later (its stamp).
+    """
     out: list[TierState] = []
     for event in ledger.events(tier=tier, image=image):
         if event.get("command") not in TAG_COMMANDS:
@@ -260,16 +299,31 @@ def tier_history(ledger: Ledger, tier: str, image: str) -> list[TierState]:
         entry = next((i for i in event.get("images") or [] if i.get("image") == image), None)
         if entry is None or entry.get("status") not in TAG_WRITTEN or not entry.get("to_digest"):
             continue
-        state = TierState(
-            digest=str(entry["to_digest"]),
-            tag=entry.get("tag"),
-            commit=entry.get("commit"),
-            event=str(event.get("id")),
-            time=parse_time(str(event["time"])),
-        )
-        if out and out[-1].digest == state.digest:
-            continue
-        out.append(state)
+        when = parse_time(str(event["time"]))
+        states = [
+            TierState(
+                digest=str(entry["to_digest"]),
+                tag=entry.get("tag"),
+                commit=entry.get("commit"),
+                event=str(event.get("id")),
+                time=when,
+            )
+        ]
+        if entry.get("from_digest"):
+            # what the tag had just before: covers the first recorded promotion, and moves
+            # made outside tierup in between (a stamp's from_digest is empty: a new tag)
+            states.append(
+                TierState(
+                    digest=str(entry["from_digest"]),
+                    tag=None if immutable else entry.get("tag"),
+                    commit=None,
+                    event=f"{event.get('id')} (before)",
+                    time=when,
+                )
+            )
+        for state in states:
+            if not (out and out[-1].digest == state.digest):
+                out.append(state)
     return out
 
 
@@ -330,7 +384,7 @@ def _targets(
     for name in names:
         repo = config.image(name).repository
         registry.describe_repository(repo)
-        history = tier_history(ledger, tier.name, name)
+        history = tier_history(ledger, tier.name, name, immutable=tier.immutable)
         current = _current_digest(clients, tier, repo, history)
         chosen = _pick(name, history, current, to=to, steps=steps)
         if chosen is None and to is not None and registry.get_manifest(repo, to) is not None:
@@ -384,7 +438,7 @@ def rollback_tier(
     n = 1 if steps is None else steps
     if n < 1:
         raise InputError("--steps must be 1 or more")
-    opts = options or RunOptions()
+    opts = protect_revisions(options or RunOptions(), ledger)
     t = config.tier(tier)
     names = images or list(config.images)
     for name in names:
@@ -411,7 +465,7 @@ def rollback_tier(
                 )
             tag = t.tag
             if t.immutable:
-                tag = c.state.tag or ""
+                tag = c.state.tag or _stamp_on(clients, t, c.repository, digest) or ""
                 on_tag = registry.get_manifest(c.repository, tag) if tag else None
                 if on_tag is None or on_tag.digest != digest:
                     raise RollbackTargetMissing(

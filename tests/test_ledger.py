@@ -186,3 +186,57 @@ def test_task_definitions_in_use_names_before_and_after(ledger: Ledger) -> None:
     ledger.record(ev)
     assert task_definitions_in_use(ledger) == {"td:1", "td:2"}
     assert task_definitions_in_use(ledger, env="prod") == set()
+
+
+# -- end to end: one event per operation -----------------------------------------------
+
+
+def test_one_event_per_operation_with_its_digests_and_task_definitions(
+    tmp_path: Path, aws_env: str
+) -> None:
+    from tests.release_world import ledger_of, new_digests, release_world
+
+    world = release_world(tmp_path, aws_env)
+    first = world.seeded.digests
+    second = new_digests(world)
+    before = {
+        e: {s: d["taskDefinition"] for s, d in world.services(e).items()}
+        for e in ("staging", "mb-staging")
+    }
+    code, promoted = world.cli_json("promote", "--tier", "staging", "--message", "weekly")
+    assert code == 0, promoted
+    code, deployed = world.cli_json("deploy", "--env", "mb-staging")
+    assert code == 0, deployed
+    r = world.cli("promote", "--tier", "staging", "--dry-run")
+    assert r.exit_code == 0
+    events = ledger_of(world).events()
+    assert [e["command"] for e in events] == ["deploy", "promote"]  # a dry run records nothing
+    deploy_event, promote_event = events
+    assert promote_event["id"] == promoted["event"] and deploy_event["id"] == deployed["event"]
+    assert promote_event["message"] == "weekly" and promote_event["status"] == "ok"
+    images = {i["image"]: i for i in promote_event["images"]}
+    for name in ("api", "worker"):
+        assert images[name]["from_digest"] == first[name]
+        assert images[name]["to_digest"] == second[name]
+        assert images[name]["tag"] == "staging" and images[name]["status"] == "moved"
+        assert images[name]["commit"] == world.head
+    for env in ("staging", "mb-staging"):
+        services = promote_event["environments"][env]["services"]
+        for svc in ("api", "worker"):
+            s = services[svc]
+            # force-new-deployment: the same task definition, a new digest
+            assert s["task_definition_before"] == before[env][svc]
+            assert s["task_definition_after"] == world.services(env)[svc]["taskDefinition"]
+            assert (s["digest_before"], s["digest_after"]) == (first[svc], second[svc])
+            assert s["status"] == "completed"
+    assert deploy_event["tier"] == "staging"
+    assert set(deploy_event["environments"]) == {"mb-staging"}
+    assert {
+        s["status"] for s in deploy_event["environments"]["mb-staging"]["services"].values()
+    } == {"skipped"}
+    code, doc = world.cli_json("history", "--env", "mb-staging", "--limit", "1")
+    assert code == 0 and [e["command"] for e in doc["events"]] == ["deploy"]
+    code, doc = world.cli_json("history", "--image", "api", "--tier", "staging")
+    assert [e["command"] for e in doc["events"]] == ["promote"]
+    r = world.cli("history", "--tier", "nope")
+    assert r.exit_code == 2 and "unknown tier" in r.output

@@ -21,12 +21,15 @@ from pipeline.cli import (
     run,
 )
 from pipeline.cli.release import (
+    AtomicFlag,
     ForceOpt,
     LockTimeoutOpt,
     MessageOpt,
     ReasonOpt,
+    RollbackOnFailureFlag,
     make_guard,
     open_ledger_for,
+    run_options,
 )
 from pipeline.results import CommandResult
 
@@ -48,6 +51,8 @@ def promote(
     no_deploy: Annotated[bool, typer.Option("--no-deploy", help="move tags only")] = False,
     wait: WaitOpt = True,
     timeout: TimeoutOpt = None,
+    rollback_on_failure: RollbackOnFailureFlag = None,
+    atomic: AtomicFlag = None,
     force: ForceOpt = False,
     reason: ReasonOpt = None,
     lock_timeout: LockTimeoutOpt = None,
@@ -60,13 +65,19 @@ def promote(
 
     def body() -> CommandResult:
         from pipeline.output import progress_printer
-        from pipeline.promote import RunOptions, Source
+        from pipeline.promote import Source
         from pipeline.release import run_promotion
 
         cfg = load_config(file)
         clients = make_clients(cfg)
         source = Source.from_flags(from_tier=from_tier, commit=commit, digest=digest)
-        opts = RunOptions(wait=wait, timeout=parse_duration_flag(timeout), dry_run=dry_run)
+        opts = run_options(
+            wait=wait,
+            timeout=timeout,
+            dry_run=dry_run,
+            rollback_on_failure=rollback_on_failure,
+            atomic=atomic,
+        )
         guard = make_guard(force=force, reason=reason, message=message, lock_timeout=lock_timeout)
         return run_promotion(
             cfg,

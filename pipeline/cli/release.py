@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pipeline.clients import Clients
     from pipeline.config import Config
     from pipeline.ledger import Ledger
+    from pipeline.promote import RunOptions
     from pipeline.release import Guard
 
 ForceOpt = Annotated[
@@ -40,6 +41,17 @@ LockTimeoutOpt = Annotated[
         "--lock-timeout",
         help="wait this long for another run's lock on the tier (default 0: fail at once)",
     ),
+]
+RollbackOnFailureFlag = Annotated[
+    bool | None,
+    typer.Option(
+        "--rollback-on-failure/--no-rollback-on-failure",
+        help="roll a failed environment back (default: the tier's setting)",
+    ),
+]
+AtomicFlag = Annotated[
+    bool | None,
+    typer.Option("--atomic/--no-atomic", help="one failure rolls every environment back"),
 ]
 MessageOpt = Annotated[
     str | None, typer.Option("--message", help="a note kept with the ledger event")
@@ -65,15 +77,50 @@ def make_guard(
     return Guard(force=force, reason=reason, message=message, lock_timeout=wait)
 
 
+def run_options(
+    *,
+    wait: bool,
+    timeout: str | None,
+    dry_run: bool,
+    rollback_on_failure: bool | None = None,
+    atomic: bool | None = None,
+) -> RunOptions:
+    """RunOptions from the flags; the rollout flags only where this version has them."""
+    import dataclasses
+
+    from pipeline.promote import RunOptions
+    from stages.errors import InputError
+
+    known = {f.name for f in dataclasses.fields(RunOptions)}
+    extra: dict[str, bool] = {}
+    for name, flag, value in (
+        ("rollback_on_failure", "--rollback-on-failure", rollback_on_failure),
+        ("atomic", "--atomic", atomic),
+    ):
+        if value is None:
+            continue
+        if name not in known:
+            raise InputError(f"{flag} is not available in this version", hint=f"drop {flag}")
+        extra[name] = value
+    return RunOptions(wait=wait, timeout=parse_duration_flag(timeout), dry_run=dry_run, **extra)
+
+
 def stamp(
     tier: Annotated[str, typer.Option("--tier", help="the immutable tier to stamp")],
     from_tier: Annotated[
         str | None, typer.Option("--from", help="take the digest of this tier")
     ] = None,
+    commit: Annotated[
+        str | None, typer.Option("--commit", help="stamp this commit's image")
+    ] = None,
+    digest: Annotated[str | None, typer.Option("--digest", help="stamp this digest")] = None,
     image: ImagesOpt = None,
     message: MessageOpt = None,
+    no_deploy: Annotated[bool, typer.Option("--no-deploy", help="write the stamp only")] = False,
     wait: WaitOpt = True,
     timeout: TimeoutOpt = None,
+    rollback_on_failure: RollbackOnFailureFlag = None,
+    atomic: AtomicFlag = None,
     force: ForceOpt = False,
     reason: ReasonOpt = None,
     lock_timeout: LockTimeoutOpt = None,
@@ -85,19 +132,26 @@ def stamp(
 
     def body() -> CommandResult:
         from pipeline.output import progress_printer
-        from pipeline.promote import RunOptions
+        from pipeline.promote import Source
         from pipeline.release import stamp as stamp_tier
 
         cfg = load_config(file)
         clients = make_clients(cfg)
-        opts = RunOptions(wait=wait, timeout=parse_duration_flag(timeout), dry_run=dry_run)
+        opts = run_options(
+            wait=wait,
+            timeout=timeout,
+            dry_run=dry_run,
+            rollback_on_failure=rollback_on_failure,
+            atomic=atomic,
+        )
         return stamp_tier(
             cfg,
             clients,
             open_ledger_for(cfg, clients),
             tier=tier,
-            from_tier=from_tier,
+            source=Source.from_flags(from_tier=from_tier, commit=commit, digest=digest),
             images=image or None,
+            deploy=not no_deploy,
             options=opts,
             guard=make_guard(
                 force=force, reason=reason, message=message, lock_timeout=lock_timeout
