@@ -472,7 +472,8 @@ class Emulation:
 
     def add_method(self, cls: type, name: str, method: Callable[..., Any]) -> None:
         """Give moto's `cls` an operation it lacks (removed again by `uninstall`)."""
-        if name in cls.__dict__:
+        existing = cls.__dict__.get(name)
+        if existing is not None and not getattr(existing, "_tierup_added", False):
             raise ValueError(f"{cls.__name__}.{name} exists; wrap it instead")
         lock = self._lock
 
@@ -481,8 +482,12 @@ class Emulation:
                 return method(obj, *args, **kwargs)
 
         locked.__name__ = name
+        locked._tierup_added = True  # type: ignore[attr-defined]
+        if existing is not None:  # another emulation's: it comes back on uninstall
+            self._originals[(cls, name)] = existing
+        else:
+            self._added.append((cls, name))
         setattr(cls, name, locked)
-        self._added.append((cls, name))
 
     def _wrap(self, cls: type, name: str, handler: Callable[..., Any]) -> None:
         original = cls.__dict__[name]

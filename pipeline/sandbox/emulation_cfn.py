@@ -32,6 +32,7 @@ the circuit breaker acts on them as on a service created directly.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Iterable
@@ -164,9 +165,12 @@ def compute_changes(
     for logical, body in resources.items():
         for prop, value in ((body or {}).get("Properties") or {}).items():
             for kind, name in _references(value):
-                if kind == "Ref" and name in changed:
-                    if note(logical, prop, "ParameterReference", name, "Static"):
-                        replaced.append(logical)
+                if (
+                    kind == "Ref"
+                    and name in changed
+                    and note(logical, prop, "ParameterReference", name, "Static")
+                ):
+                    replaced.append(logical)
     while replaced:
         cause = replaced.pop(0)
         for logical, body in resources.items():
@@ -268,9 +272,7 @@ class CloudFormationEmulation:
         self._ecs.wrap_classmethod(
             TaskDefinition, "update_from_cloudformation_json", self._update_task_definition
         )
-        self._ecs.wrap_classmethod(
-            Service, "create_from_cloudformation_json", self._create_service
-        )
+        self._ecs.wrap_classmethod(Service, "create_from_cloudformation_json", self._create_service)
 
     # -- change sets ------------------------------------------------------------------------
 
@@ -297,6 +299,7 @@ class CloudFormationEmulation:
         else:
             template = response._get_param("TemplateBody")
         template_dict = Stack.parse_template(template) if isinstance(template, str) else template
+        template_text = template if isinstance(template, str) else json.dumps(template)
         current = {k: _text(v) for k, v in stack.stack_parameters.items()}
         given: dict[str, str] = {}
         for p in response._get_param("Parameters", []) or []:
@@ -318,7 +321,7 @@ class CloudFormationEmulation:
         change_set_id, stack_id = backend.create_change_set(
             stack_name=stack_name,
             change_set_name=response._get_param("ChangeSetName"),
-            template=template,
+            template=template_text,
             parameters=given,
             description=response._get_param("Description"),
             notification_arns=response._get_param("NotificationARNs", []),
@@ -329,12 +332,14 @@ class CloudFormationEmulation:
         change_set = backend.change_sets[change_set_id]
         after = _parameter_values(template_dict, given)
         changes = compute_changes(template_dict, current, after)
-        same_template = Stack.parse_template(stack.template) == template_dict
+        previous = stack.template
+        same_template = (
+            Stack.parse_template(previous) if isinstance(previous, str) else previous
+        ) == template_dict
         change_set.changes = [self._change(stack, c) for c in changes]
+        final: tuple[str, str, str | None] = ("CREATE_COMPLETE", "AVAILABLE", None)
         if not changes and same_template:
             final = ("FAILED", "UNAVAILABLE", NO_CHANGES)
-        else:
-            final = ("CREATE_COMPLETE", "AVAILABLE", None)
         change_set.status = "CREATE_PENDING"
         change_set.execution_status = "UNAVAILABLE"
         change_set.status_reason = None
@@ -420,7 +425,7 @@ class CloudFormationEmulation:
         try:
             original(**args)
         except Exception as e:  # a resource CloudFormation could not update: roll back
-            update.failure = f"Resource handler returned message: \"{e}\""
+            update.failure = f'Resource handler returned message: "{e}"'
             update.failed_resource = update.changes[0] if update.changes else stack.name
         finally:
             self._current = None
@@ -429,7 +434,9 @@ class CloudFormationEmulation:
         stack.status = "UPDATE_IN_PROGRESS"
         stack.parameters = dict(change_set.parameters)
         change_set.execution_status = "EXECUTE_IN_PROGRESS"
-        self._event(stack, stack.name, stack.stack_id, STACK_TYPE, "UPDATE_IN_PROGRESS", "User Initiated")
+        self._event(
+            stack, stack.name, stack.stack_id, STACK_TYPE, "UPDATE_IN_PROGRESS", "User Initiated"
+        )
         replaced = {logical: (old, new) for logical, old, new in update.replaced}
         for logical in update.changes:
             kind = self._type(update, logical)
@@ -446,7 +453,9 @@ class CloudFormationEmulation:
                 )
                 self._event(stack, logical, new.arn, kind, "UPDATE_COMPLETE")
             else:
-                self._event(stack, logical, self._physical(stack, logical), kind, "UPDATE_IN_PROGRESS")
+                self._event(
+                    stack, logical, self._physical(stack, logical), kind, "UPDATE_IN_PROGRESS"
+                )
         for s in update.services:
             now = self._ecs.rollout(s.service)
             s.deployment_id = now.id if now is not None and now.id != s.deployment_id else None
@@ -538,8 +547,12 @@ class CloudFormationEmulation:
         stack = update.stack
         failed = update.failed_resource or stack.name
         self._event(
-            stack, failed, self._physical(stack, failed), self._type(update, failed),
-            "UPDATE_FAILED", reason,
+            stack,
+            failed,
+            self._physical(stack, failed),
+            self._type(update, failed),
+            "UPDATE_FAILED",
+            reason,
         )
         self._stack_event(
             stack,
@@ -588,7 +601,10 @@ class CloudFormationEmulation:
             return diff
         template = args["other_template"]
         before = {k: _text(v) for k, v in resource_map.resolved_parameters.items()}
-        reached = [c.logical_id for c in compute_changes(template, before, _parameter_values(template, parameters))]
+        reached = [
+            c.logical_id
+            for c in compute_changes(template, before, _parameter_values(template, parameters))
+        ]
         modify = list(dict.fromkeys([*reached, *diff["Modify"]]))
         diff["Modify"] = [n for n in modify if n in (template.get("Resources") or {})]
         return diff
@@ -677,9 +693,7 @@ def _same_containers(current: Iterable[dict[str, Any]], wanted: list[dict[str, A
     have = list(current)
     if len(have) != len(wanted):
         return False
-    return all(
-        all(h.get(k) == v for k, v in w.items()) for h, w in zip(have, wanted, strict=True)
-    )
+    return all(all(h.get(k) == v for k, v in w.items()) for h, w in zip(have, wanted, strict=True))
 
 
 def install(ecs: Emulation) -> CloudFormationEmulation:

@@ -58,8 +58,13 @@ LIFECYCLE = (
     "AfterAllowTraffic",
 )
 HOOK_EVENTS = frozenset(
-    {"BeforeInstall", "AfterInstall", "AfterAllowTestTraffic", "BeforeAllowTraffic",
-     "AfterAllowTraffic"}
+    {
+        "BeforeInstall",
+        "AfterInstall",
+        "AfterAllowTestTraffic",
+        "BeforeAllowTraffic",
+        "AfterAllowTraffic",
+    }
 )
 ACTIVE = ("Created", "Queued", "InProgress", "Baking", "Ready")
 ROLLBACK_CREATOR = "codeDeployRollback"
@@ -209,7 +214,11 @@ class CodeDeployEmulation:
         holder = revision.get("appSpecContent") or revision.get("string") or {}
         text = holder.get("content") if isinstance(holder, dict) else None
         try:
-            spec = json.loads(text) if text and text.lstrip().startswith("{") else yaml.safe_load(text or "")
+            spec = (
+                json.loads(text)
+                if text and text.lstrip().startswith("{")
+                else yaml.safe_load(text or "")
+            )
         except (ValueError, yaml.YAMLError) as e:
             run.invalid = f"The AppSpec file cannot be parsed: {e}"
             return
@@ -220,7 +229,9 @@ class CodeDeployEmulation:
             if isinstance(r, dict) and len(r) == 1 and isinstance(next(iter(r.values())), dict)
         ]
         if len(targets) != 1 or targets[0].get("Type") != "AWS::ECS::Service":
-            run.invalid = "The AppSpec file must name exactly one resource of type AWS::ECS::Service"
+            run.invalid = (
+                "The AppSpec file must name exactly one resource of type AWS::ECS::Service"
+            )
             return
         props = targets[0].get("Properties") or {}
         lb = props.get("LoadBalancerInfo") or {}
@@ -366,7 +377,9 @@ class CodeDeployEmulation:
         service = ecs.services.get(f"{cluster}:{name}")
         if service is None or service.status != "ACTIVE":
             self._fail(
-                run, "INVALID_ECS_SERVICE", f"The ECS service {name} in cluster {cluster} does not exist"
+                run,
+                "INVALID_ECS_SERVICE",
+                f"The ECS service {name} in cluster {cluster} does not exist",
             )
             return
         run.service = service
@@ -427,7 +440,12 @@ class CodeDeployEmulation:
         ecs = ecs_backends[run.account_id][run.region]
         self._ecs.advance(ecs, run.service)
         view = self._ecs.rollout(run.service, run.ecs_deployment)
-        if view is None or view.status != "PRIMARY" or view.rollout == "FAILED" or view.failed_tasks:
+        if (
+            view is None
+            or view.status != "PRIMARY"
+            or view.rollout == "FAILED"
+            or view.failed_tasks
+        ):
             why = (view.failure or view.reason) if view is not None else "it was replaced"
             self._fail(
                 run,
@@ -442,7 +460,11 @@ class CodeDeployEmulation:
 
     def _hook(self, run: _Run, event: str) -> None:
         function = run.hooks.get(event)
-        if run.forced is not None and event != "BeforeInstall" and (function or event == "AfterAllowTraffic"):
+        if (
+            run.forced is not None
+            and event != "BeforeInstall"
+            and (function or event == "AfterAllowTraffic")
+        ):
             reason, code = run.forced
             run.forced = None
             self._mark(run, event, "Failed")
@@ -483,7 +505,10 @@ class CodeDeployEmulation:
         ecs = ecs_backends[run.account_id][run.region]
         if not wanted or run.info.creator == ROLLBACK_CREATOR:
             self._ecs.deploy(
-                ecs, run.service, run.original.task_definition, images=run.original.images,
+                ecs,
+                run.service,
+                run.original.task_definition,
+                images=run.original.images,
                 is_rollback=True,
             )
             return
