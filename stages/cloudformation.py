@@ -32,6 +32,7 @@ from stages.deploy import (
 )
 from stages.errors import TierupError
 from stages.strategy import Context, OnChange, Planned, StackSettings, Target
+from stages.types import ImageRef
 
 STRATEGY = "cloudformation"
 UPDATE_STACK = "update-stack"
@@ -395,7 +396,12 @@ class CloudFormationStrategy:
     def apply(self, ctx: Context, plans: Sequence[ServicePlan]) -> dict[str, Applied]:
         update = _update_of(plans)
         since = execute(ctx.cloudformation(), update)
-        return {p.service: _applied(p.service, p.task_definition, update, since) for p in plans}
+        return {
+            p.service: _applied(
+                p.service, p.task_definition, update, since, dict(p.previous_digests)
+            )
+            for p in plans
+        }
 
     def wait(
         self,
@@ -472,7 +478,7 @@ class CloudFormationStrategy:
                     cfn,
                     environment=ctx.environment,
                     settings=settings,
-                    reference=str(a.extra["previous_value"]),
+                    reference=rollback_reference(a),
                     description=f"tierup: rollback of {ctx.environment}",
                     sleep=ctx.sleep,
                     clock=ctx.clock,
@@ -516,7 +522,13 @@ def _update_of(plans: Sequence[ServicePlan]) -> StackUpdate:
     return update
 
 
-def _applied(service: str, current: str, update: StackUpdate, since: str | None) -> Applied:
+def _applied(
+    service: str,
+    current: str,
+    update: StackUpdate,
+    since: str | None,
+    previous_digests: Mapping[str, str | None] | None = None,
+) -> Applied:
     return Applied(
         service=service,
         deployment_id=update.change_set_id,
@@ -529,6 +541,18 @@ def _applied(service: str, current: str, update: StackUpdate, since: str | None)
             "value": update.new_value,
             "previous_value": update.old_value,
             "since_event": since,
+            "previous_digests": dict(previous_digests or {}),
             "written": True,
         },
     )
+
+
+def rollback_reference(applied: Applied) -> str:
+    """The parameter value to go back to: the previous one, pinned to the digest that ran
+    when it named a tag (a tier tag has moved on since)."""
+    value = str(applied.extra["previous_value"])
+    ref = ImageRef.parse(value)
+    digests = {d for d in dict(applied.extra.get("previous_digests") or {}).values() if d}
+    if ref.digest is None and len(digests) == 1:
+        return str(ImageRef(ref.registry, ref.repository, None, digests.pop()))
+    return value

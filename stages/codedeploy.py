@@ -27,7 +27,7 @@ from stages.adapters.ecs import Ecs
 from stages.deploy import Applied, DeployError, ServicePlan, registration_input, with_images
 from stages.errors import TierupError
 from stages.strategy import CodeDeploySettings, Context, OnChange, Planned, Target
-from stages.types import TaskDefinition
+from stages.types import ImageRef, TaskDefinition
 
 STRATEGY = "codedeploy"
 DEPLOY = "codedeploy-deployment"
@@ -187,7 +187,7 @@ def plan_deployment(
         deployment_config=settings.deployment_config or group.config_name,
         container=container,
         container_port=port,
-        hooks=settings.hooks,
+        hooks=tuple(sorted(settings.hooks, key=lambda h: HOOK_EVENTS.index(h[0]))),
         cluster=cluster,
         service=service,
     )
@@ -235,7 +235,7 @@ def start(
             "deployment_config": plan.deployment_config,
             "container": plan.container,
             "container_port": plan.container_port,
-            "hooks": [list(h) for h in plan.hooks],
+            "hooks": dict(plan.hooks),
             "target": plan.target_id,
             "appspec": content,
             "written": True,
@@ -296,6 +296,17 @@ def wait_deployment(
         if clock() >= deadline:
             return wait_stage.TIMED_OUT, status, target
         sleep(min(interval, max(0.0, deadline - clock())))
+
+
+def _pins(task_def: TaskDefinition, digests: Mapping[str, str | None]) -> dict[str, str]:
+    """Container -> ``repo@digest`` for the containers naming a tag whose digest is known."""
+    out: dict[str, str] = {}
+    for c in task_def.containers:
+        ref = ImageRef.parse(c.image)
+        digest = digests.get(c.name)
+        if digest and ref.digest is None:
+            out[c.name] = str(ImageRef(ref.registry, ref.repository, None, digest))
+    return out
 
 
 class CodeDeployStrategy:
@@ -372,7 +383,7 @@ class CodeDeployStrategy:
             plan = p.payload
             if not isinstance(plan, CodeDeployPlan):
                 raise DeployError(f"service {p.service!r}: a codedeploy plan without its route")
-            out[p.service] = start(
+            started = start(
                 ctx.ecs,
                 ctx.codedeploy(),
                 plan,
@@ -380,6 +391,9 @@ class CodeDeployStrategy:
                 {c.container: c.reference for c in p.containers},
                 description=f"tierup: {p.environment}/{p.service} {p.reason}",
             )
+            # what ran before, so that a rollback runs those digests, not what a tag says now
+            extra = {**started.extra, "previous_digests": dict(p.previous_digests)}
+            out[p.service] = replace(started, extra=extra)
         return out
 
     def wait(
@@ -456,7 +470,7 @@ class CodeDeployStrategy:
                 deployment_config=extra.get("deployment_config"),
                 container=str(extra["container"]),
                 container_port=int(extra["container_port"]),
-                hooks=tuple((str(e), str(f)) for e, f in extra.get("hooks") or []),
+                hooks=tuple((str(e), str(f)) for e, f in dict(extra.get("hooks") or {}).items()),
                 cluster=ctx.cluster,
                 service=service,
             )
@@ -489,15 +503,17 @@ class CodeDeployStrategy:
                 )
                 continue
             previous = ctx.ecs.describe_task_definition(a.previous_task_definition)
-            # an INACTIVE revision (a cleanup deregistered it) is registered again as a copy
+            pinned = _pins(previous, dict(extra.get("previous_digests") or {}))
+            # an INACTIVE revision (a cleanup deregistered it) is registered again as a copy;
+            # one naming a tag is copied naming the digest that ran (the tag has moved on)
             started = start(
                 ctx.ecs,
                 cd,
                 plan,
                 previous,
-                {},
+                pinned,
                 description=f"tierup: rollback of {ctx.environment}/{service} to {previous.arn}",
-                register=previous.status != "ACTIVE",
+                register=previous.status != "ACTIVE" or bool(pinned),
             )
             out[service] = replace(started, previous_task_definition=a.task_definition)
         return out

@@ -34,7 +34,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from moto.codedeploy.exceptions import CodeDeployException
+from moto.codedeploy.exceptions import CodeDeployException, DeploymentDoesNotExistException
 from moto.codedeploy.models import CodeDeployBackend, DeploymentGroup, DeploymentInfo
 from moto.codedeploy.responses import CodeDeployResponse
 from moto.core.responses import ActionResult
@@ -561,8 +561,7 @@ class CodeDeployEmulation:
     def _stop_deployment(self, response: CodeDeployResponse) -> ActionResult:
         deployment_id = response._get_param("deploymentId")
         auto_rollback = bool(response._get_param("autoRollbackEnabled"))
-        backend: CodeDeployBackend = response.codedeploy_backend
-        backend.get_deployment(deployment_id)
+        _known(response.codedeploy_backend, deployment_id)
         run = self._runs.get(deployment_id)
         if run is None or run.info.status not in ACTIVE:
             raise DeploymentAlreadyCompletedException(
@@ -578,7 +577,7 @@ class CodeDeployEmulation:
 
     def _find_target(self, response: CodeDeployResponse) -> _Run:
         deployment_id = response._get_param("deploymentId")
-        response.codedeploy_backend.get_deployment(deployment_id)
+        _known(response.codedeploy_backend, deployment_id)
         run = self._runs.get(deployment_id)
         if run is None or run.service is None:
             raise DeploymentTargetDoesNotExistException(
@@ -638,6 +637,14 @@ class CodeDeployEmulation:
             "targetGroup": {"name": f"{run.service.name}-{label.lower()}"},
             "taskSetLabel": label,
         }
+
+
+def _known(backend: CodeDeployBackend, deployment_id: str) -> None:
+    """Raise as GetDeployment does for an unknown id, without moving the deployment on."""
+    if deployment_id not in backend.deployments:
+        raise DeploymentDoesNotExistException(
+            f"The deployment {deployment_id} does not exist with the user or AWS account."
+        )
 
 
 def _codedeploy_backend(account_id: str, region: str) -> CodeDeployBackend:
