@@ -75,7 +75,7 @@ class AwsSessions:
             if not os.environ.get("AWS_MAX_ATTEMPTS"):
                 retries["max_attempts"] = 6
             self._config = Config(
-                retries=retries,  # type: ignore[arg-type]
+                retries=retries,
                 max_pool_connections=MAX_POOL,
                 connect_timeout=10,
                 read_timeout=30,

@@ -202,7 +202,7 @@ class _Clients:
         self, service: str, *, role_arn: str, external_id: str | None, region: str
     ) -> Any:
         return boto3.client(
-            service,  # type: ignore[call-overload]
+            service,
             endpoint_url=self._endpoint_url,
             region_name=region,
             **self._credentials(role_arn, external_id, region),
