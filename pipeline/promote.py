@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pipeline import retention as retention_mod
 from pipeline import strategies
 from pipeline.clients import Clients
 from pipeline.config import TIMESTAMP_FORMAT, Config, Environment, Tier, render_tag
+from pipeline.progress import rollout_changed
 from pipeline.results import CommandResult, EnvironmentOutcome, ImageOutcome, ServiceOutcome
+from pipeline.rollback_on_failure import mode_for, recover
 from stages import deploy as deploy_stage
 from stages import resolve, retag
 from stages import strategy as strategy_stage
@@ -25,7 +28,8 @@ from stages.adapters.registry import TagWrite
 from stages.deploy import Applied, ImageTarget, ServicePlan
 from stages.errors import InputError, TierupError
 from stages.record import NullRecorder, Recorder
-from stages.types import TaskDefinition, TaskImage
+from stages.retention import RetentionPlan
+from stages.types import ServiceState, TaskDefinition, TaskImage
 
 MAX_WORKERS = 32
 Progress = Callable[[str], None]
@@ -61,6 +65,8 @@ class EnvPlan:
     task_defs: dict[str, TaskDefinition] = field(default_factory=dict)
     running: dict[str, list[TaskImage]] = field(default_factory=dict)
     error: TierupError | None = None
+    states: dict[str, ServiceState] = field(default_factory=dict)
+    retention: list[RetentionPlan] = field(default_factory=list)
 
 
 @dataclass
@@ -94,6 +100,8 @@ class PromotionPlan:
             for e in self.envs:
                 for group in strategy_stage.groups(e.services):
                     out.append(group[0].describe())  # the services of one stack: one write
+            for e in self.envs:
+                out.extend(retention_mod.steps(e))
         return out
 
 
@@ -157,6 +165,7 @@ def plan_promotion(
     now: datetime,
     command: str = "promote",
     progress: Progress | None = None,
+    protected: frozenset[str] = frozenset(),
 ) -> PromotionPlan:
     tier = config.tier(tier_name)
     names = images or list(config.images)
@@ -192,7 +201,13 @@ def plan_promotion(
     envs: list[EnvPlan] = []
     if deploy:
         envs = plan_environments(
-            config, clients, tier=tier, targets=targets, moved=moved, progress=progress
+            config,
+            clients,
+            tier=tier,
+            targets=targets,
+            moved=moved,
+            progress=progress,
+            protected=protected,
         )
     return PromotionPlan(
         command=command,
@@ -215,6 +230,7 @@ def plan_environments(
     moved: set[str],
     env_names: list[str] | None = None,
     progress: Progress | None = None,
+    protected: frozenset[str] = frozenset(),
 ) -> list[EnvPlan]:
     envs = config.environments_of(tier.name)
     if env_names is not None:
@@ -223,13 +239,23 @@ def plan_environments(
         EnvPlan(name=n, env=e, strategy=config.strategy_for(n), pin=config.pin_for(n))
         for n, e in envs.items()
     ]
+    keep = {p.name: config.retention_for(p.name) for p in plans}
     with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(plans)))) as pool:
-        list(pool.map(lambda p: _plan_env(clients, p, targets, moved), plans))
+        list(
+            pool.map(
+                lambda p: _plan_env(clients, p, targets, moved, keep[p.name], protected), plans
+            )
+        )
     return plans
 
 
 def _plan_env(
-    clients: Clients, plan: EnvPlan, targets: dict[str, ImageTarget], moved: set[str]
+    clients: Clients,
+    plan: EnvPlan,
+    targets: dict[str, ImageTarget],
+    moved: set[str],
+    keep: int,
+    protected: frozenset[str],
 ) -> None:
     env = plan.env
     try:
@@ -240,6 +266,7 @@ def _plan_env(
         plan.error = e
         return
     plan.running = running
+    plan.states = states
     services: list[strategy_stage.ServiceTarget] = []
     for svc_name, svc in env.services.items():
         state = states.get(svc_name)
@@ -269,8 +296,15 @@ def _plan_env(
             )
         except TierupError as e:
             plan.service_errors[svc_name] = e
-    if not services:
-        return
+    if services:
+        _plan_strategy(clients, plan, services)
+    plan.retention = retention_mod.plan_env(ecs, plan, keep=keep, protected=protected)
+
+
+def _plan_strategy(
+    clients: Clients, plan: EnvPlan, services: list[strategy_stage.ServiceTarget]
+) -> None:
+    env = plan.env
     try:
         planned = strategy_stage.get(plan.strategy).plan(
             strategies.context(clients, plan.name, env, plan.task_defs),
@@ -299,6 +333,11 @@ class RunOptions:
     wait: bool = True
     timeout: int | None = None
     dry_run: bool = False
+    # None: the tier's setting in envs.yaml
+    rollback_on_failure: bool | None = None
+    atomic: bool | None = None
+    # task definitions retention must keep (revisions that records such as the ledger name)
+    protected: frozenset[str] = frozenset()
 
 
 def execute(
@@ -368,6 +407,22 @@ def execute(
         waited = _wait_all(config, clients, plan.envs, applied, options.timeout, say)
     for ep in plan.envs:
         result.environments.append(_env_outcome(ep, applied, errors, waited, options.wait))
+    result.settle()
+    mode = mode_for(
+        plan.tier, rollback_on_failure=options.rollback_on_failure, atomic=options.atomic
+    )
+    recover(
+        config,
+        clients,
+        plan,
+        result,
+        applied,
+        mode=mode,
+        wait=options.wait,
+        timeout=options.timeout,
+        say=say,
+    )
+    retention_mod.run(clients, plan.envs, applied, result, say)
     result.settle()
     rec = recorder or NullRecorder()
     rec.record(_event(plan, result))
@@ -440,10 +495,7 @@ def _wait_all(
                 strategies.context(clients, e.name, e.env, e.task_defs),
                 mine,
                 timeout=limit,
-                on_change=lambda st: say(
-                    f"{e.name}/{st.service}: "
-                    + (st.detail or f"{st.state} ({st.running}/{st.desired} running)")
-                ),
+                on_change=lambda st: rollout_changed(say, e.name, st),
             )
         except TierupError as err:
             states = {
@@ -508,8 +560,13 @@ def _env_outcome(
                 so.status = {
                     wait_stage.COMPLETED: "completed",
                     wait_stage.TIMED_OUT: "timed_out",
+                    wait_stage.ROLLED_BACK: wait_stage.ROLLED_BACK,
                 }.get(st.state, "failed")
-                if so.status == "failed":
+                if so.status == wait_stage.ROLLED_BACK:
+                    so.error = wait_stage.rolled_back_message(st)
+                    so.hint = "the new image did not start; see the service events below"
+                    so.events = list(st.events)
+                elif so.status == "failed":
                     so.error = st.reason or st.state
                     so.hint = "see the service events below and `tierup where`"
                     so.events = list(st.events)
@@ -587,5 +644,6 @@ def promote(
         now=now(),
         command=command,
         progress=progress,
+        protected=opts.protected,
     )
     return execute(config, clients, plan, options=opts, recorder=recorder, progress=progress)

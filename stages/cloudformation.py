@@ -415,6 +415,7 @@ class CloudFormationStrategy:
         by_stack: dict[str, dict[str, Applied]] = {}
         for service, a in applied.items():
             if a.deployment_id is None:
+                out[service] = _already_there(ctx, service, a)
                 continue
             by_stack.setdefault(str(a.extra["stack"]), {})[service] = a
         for stack, group in by_stack.items():
@@ -510,6 +511,20 @@ class CloudFormationStrategy:
                 # a preview left behind changes nothing; the next run makes its own
                 with contextlib.suppress(TierupError):
                     discard(ctx.cloudformation(), update)
+
+
+def _already_there(ctx: Context, service: str, applied: Applied) -> wait_stage.RolloutState:
+    """A rollback that had nothing to write: the stack already holds the previous value."""
+    state = ctx.ecs.describe_services(ctx.cluster, [service], allow_missing=True).get(service)
+    return wait_stage.RolloutState(
+        service,
+        "",
+        wait_stage.COMPLETED,
+        running=state.running if state else 0,
+        desired=state.desired if state else 0,
+        task_definition=state.task_definition if state else None,
+        detail=f"stack {applied.extra.get('stack')} already holds the previous value",
+    )
 
 
 def _update_of(plans: Sequence[ServicePlan]) -> StackUpdate:

@@ -407,6 +407,18 @@ class CodeDeployStrategy:
         out: dict[str, wait_stage.RolloutState] = {}
         for service, a in applied.items():
             if a.deployment_id is None:
+                # a rollback with nothing to write: the service already runs that revision
+                found = ctx.ecs.describe_services(ctx.cluster, [service], allow_missing=True)
+                there = found.get(service)
+                out[service] = wait_stage.RolloutState(
+                    service,
+                    "",
+                    wait_stage.COMPLETED,
+                    running=there.running if there else 0,
+                    desired=there.desired if there else 0,
+                    task_definition=there.task_definition if there else None,
+                    detail="it already runs the revision it ran before",
+                )
                 continue
             deployment_id = a.deployment_id
 

@@ -8,7 +8,9 @@ by CloudFormation), so such a revision is registered again as a copy and the cop
 from __future__ import annotations
 
 from stages.adapters.ecs import Ecs
+from stages.adapters.registry import Registry, TagWrite
 from stages.deploy import Applied, registration_input
+from stages.errors import RegistryError
 from stages.types import ServiceState
 
 
@@ -60,3 +62,15 @@ def rollback_service(
         registered=registered,
         extra={**extra, "written": True},
     )
+
+
+def rollback_tag(registry: Registry, repository: str, tag: str, to_digest: str) -> TagWrite:
+    """Point ``tag`` back at ``to_digest`` (the manifest as the registry keeps it)."""
+    manifest = registry.get_manifest(repository, to_digest)
+    if manifest is None:
+        raise RegistryError(
+            f"{repository}@{to_digest} is gone (a lifecycle policy may have expired it): "
+            f"{repository}:{tag} cannot go back to it",
+            hint="push or restore that image, or promote a known-good digest with --digest",
+        )
+    return registry.put_tag(repository, tag, manifest)

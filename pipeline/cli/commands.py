@@ -8,10 +8,12 @@ from typing import Annotated
 import typer
 
 from pipeline.cli import (
+    AtomicOpt,
     DryRunOpt,
     FileOpt,
     ImagesOpt,
     JsonOpt,
+    RollbackOnFailureOpt,
     TimeoutOpt,
     WaitOpt,
     emit,
@@ -40,6 +42,8 @@ def promote(
     no_deploy: Annotated[bool, typer.Option("--no-deploy", help="move tags only")] = False,
     wait: WaitOpt = True,
     timeout: TimeoutOpt = None,
+    rollback_on_failure: RollbackOnFailureOpt = None,
+    atomic: AtomicOpt = None,
     dry_run: DryRunOpt = False,
     file: FileOpt = None,
     as_json: JsonOpt = False,
@@ -47,22 +51,31 @@ def promote(
     """Point the tier's tag at its source's digest and deploy every environment of the tier."""
 
     def body() -> CommandResult:
-        from pipeline.output import progress_printer
+        from pipeline.progress import progress_display
         from pipeline.promote import RunOptions, Source, promote
+        from pipeline.rollback_on_failure import check_flags
 
         cfg = load_config(file)
         source = Source.from_flags(from_tier=from_tier, commit=commit, digest=digest)
-        opts = RunOptions(wait=wait, timeout=parse_duration_flag(timeout), dry_run=dry_run)
-        return promote(
-            cfg,
-            make_clients(cfg),
-            tier=tier,
-            source=source,
-            images=image or None,
-            deploy=not no_deploy,
-            options=opts,
-            progress=progress_printer(),
+        check_flags(wait=wait, rollback_on_failure=rollback_on_failure, atomic=atomic)
+        opts = RunOptions(
+            wait=wait,
+            timeout=parse_duration_flag(timeout),
+            dry_run=dry_run,
+            rollback_on_failure=rollback_on_failure,
+            atomic=atomic,
         )
+        with progress_display() as progress:
+            return promote(
+                cfg,
+                make_clients(cfg),
+                tier=tier,
+                source=source,
+                images=image or None,
+                deploy=not no_deploy,
+                options=opts,
+                progress=progress,
+            )
 
     run(as_json, body)
 
@@ -79,14 +92,15 @@ def deploy(
 
     def body() -> CommandResult:
         from pipeline.deploy import deploy_environment
-        from pipeline.output import progress_printer
+        from pipeline.progress import progress_display
         from pipeline.promote import RunOptions
 
         cfg = load_config(file)
         opts = RunOptions(wait=wait, timeout=parse_duration_flag(timeout), dry_run=dry_run)
-        return deploy_environment(
-            cfg, make_clients(cfg), env=env, options=opts, progress=progress_printer()
-        )
+        with progress_display() as progress:
+            return deploy_environment(
+                cfg, make_clients(cfg), env=env, options=opts, progress=progress
+            )
 
     run(as_json, body)
 
