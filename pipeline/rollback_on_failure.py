@@ -29,6 +29,7 @@ from pipeline.clients import Clients
 from pipeline.config import Config, Tier
 from pipeline.progress import rollout_changed
 from pipeline.results import SUCCESS, CommandResult, RollbackOutcome, ServiceOutcome, Status
+from stages import cloudformation as cfn_stage
 from stages import rollback as rollback_stage
 from stages import strategy as strategy_stage
 from stages import wait as wait_stage
@@ -223,7 +224,7 @@ def _decide(job: _Job, plan: PromotionPlan, rec: Recovery) -> None:
     if job.env.strategy in OWN_ROLLBACK:
         job.action = job.env.strategy
         job.reason = (
-            f"a change set back to {job.applied.extra.get('previous_value')}"
+            f"a change set back to {cfn_stage.rollback_reference(job.applied)}"
             if job.env.strategy == "cloudformation"
             else f"CodeDeploy back to the revision it ran before, "
             f"{job.applied.previous_task_definition}"
