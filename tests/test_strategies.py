@@ -6,12 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import config as config_mod
 from pipeline.promote import RunOptions, promote
 from pipeline.sandbox import emulation
 from stages import strategy
 from stages.adapters.ecs import Ecs
 from stages.deploy import DeployError
-from tests.world import World, Writes, env_block, make_world
+from stages.errors import ConfigError
+from tests.world import CONFIG, REGISTRY, World, Writes, env_block, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
@@ -159,3 +161,12 @@ def test_every_strategy_is_available_by_name() -> None:
     ]
     with pytest.raises(DeployError, match="unknown deploy strategy 'blue-green'"):
         strategy.get("blue-green")
+
+
+def test_an_unknown_lifecycle_hook_is_a_config_error(tmp_path: Path) -> None:
+    text = CONFIG.format(registry=REGISTRY, environments=FOUR).replace(
+        "hooks: {AfterAllowTestTraffic: smoke-test}", "hooks: {AfterTraffic: smoke-test}"
+    )
+    with pytest.raises(ConfigError, match="AfterTraffic: not an ECS lifecycle hook") as e:
+        config_mod.loads(text, "envs.yaml")
+    assert "environments.bluegreen.codedeploy.hooks" in e.value.message

@@ -546,8 +546,9 @@ class CodeDeployEmulation:
         rollback = self._runs[rollback_id]
         rollback.info.creator = ROLLBACK_CREATOR
         rollback.images = run.original.images
+        what = "was stopped" if run.info.status == "Stopped" else "failed"
         message = (
-            f"Deployment {run.info.deployment_id} failed and was rolled back by "
+            f"Deployment {run.info.deployment_id} {what} and was rolled back by "
             f"deployment {rollback_id}"
         )
         run.rollback = {"rollbackDeploymentId": rollback_id, "rollbackMessage": message}
