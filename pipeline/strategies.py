@@ -42,6 +42,8 @@ def context(
         sleep=clients.sleep,
         clock=clients.clock,
         interval=clients.poll_interval,
+        stack=stack_settings(env),
+        route=codedeploy_settings(env),
     )
     if task_defs is not None:
         ctx.task_defs = task_defs  # the plan's cache: what planning described is not read again

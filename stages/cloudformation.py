@@ -31,7 +31,7 @@ from stages.deploy import (
     pick_container,
 )
 from stages.errors import TierupError
-from stages.strategy import Context, OnChange, Planned, StackSettings, Target
+from stages.strategy import Context, OnChange, Planned, RestoreTarget, StackSettings, Target
 from stages.types import ImageRef
 
 STRATEGY = "cloudformation"
@@ -501,6 +501,53 @@ class CloudFormationStrategy:
                 out[service] = _applied(service, a.task_definition, back_update, since)
                 out[service] = replace(out[service], task_definition=a.previous_task_definition)
         return out
+
+    def restore(self, ctx: Context, targets: Mapping[str, RestoreTarget]) -> dict[str, Applied]:
+        """One change set: the image parameter set to what the targets' revisions run."""
+        settings = ctx.stack
+        if settings is None:
+            raise DeployError(
+                f"environment {ctx.environment!r} has no `cloudformation: {{stack, "
+                "image_parameter}`",
+                hint="add it to the environment in envs.yaml",
+            )
+        references = set()
+        for t in targets.values():
+            td = ctx.task_definition(t.task_definition)
+            for c in td.containers:
+                references.add(t.images.get(c.name, c.image))
+        if len(references) != 1:
+            raise DeployError(
+                f"stack {settings.stack!r}: the target revisions run "
+                f"{', '.join(sorted(references)) or 'no image'}, but its one image parameter "
+                f"{settings.image_parameter} can name only one",
+                hint="restore the services of this stack to revisions of one image",
+            )
+        reference = references.pop()
+        cfn = ctx.cloudformation()
+        update = plan_stack_update(
+            cfn,
+            environment=ctx.environment,
+            settings=settings,
+            reference=reference,
+            description=f"tierup: restore of {ctx.environment}",
+            sleep=ctx.sleep,
+            clock=ctx.clock,
+            interval=min(ctx.interval, 2.0),
+        )
+        if update.unchanged:
+            return {
+                s: Applied(
+                    s,
+                    None,
+                    t.task_definition,
+                    t.task_definition,
+                    extra={"written": False, "stack": settings.stack},
+                )
+                for s, t in targets.items()
+            }
+        since = execute(cfn, update)
+        return {s: _applied(s, t.task_definition, update, since) for s, t in targets.items()}
 
     def discard(self, ctx: Context, plans: Sequence[ServicePlan]) -> None:
         seen: set[str] = set()

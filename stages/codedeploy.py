@@ -26,7 +26,14 @@ from stages.adapters.codedeploy import CodeDeploy, DeploymentStatus, TargetProgr
 from stages.adapters.ecs import Ecs
 from stages.deploy import Applied, DeployError, ServicePlan, registration_input, with_images
 from stages.errors import TierupError
-from stages.strategy import CodeDeploySettings, Context, OnChange, Planned, Target
+from stages.strategy import (
+    CodeDeploySettings,
+    Context,
+    OnChange,
+    Planned,
+    RestoreTarget,
+    Target,
+)
 from stages.types import ImageRef, TaskDefinition
 
 STRATEGY = "codedeploy"
@@ -528,6 +535,43 @@ class CodeDeployStrategy:
                 register=previous.status != "ACTIVE" or bool(pinned),
             )
             out[service] = replace(started, previous_task_definition=a.task_definition)
+        return out
+
+    def restore(self, ctx: Context, targets: Mapping[str, RestoreTarget]) -> dict[str, Applied]:
+        """A deployment of each target revision (a copy where it names other images)."""
+        settings = ctx.route
+        if settings is None:
+            raise DeployError(
+                f"environment {ctx.environment!r} has no `codedeploy: {{application, "
+                "deployment_group, ...}`",
+                hint="add it to the environment in envs.yaml",
+            )
+        out: dict[str, Applied] = {}
+        states = ctx.ecs.describe_services(ctx.cluster, list(targets))
+        for service, t in targets.items():
+            td = ctx.task_definition(t.task_definition)
+            images = {c: ref for c, ref in t.images.items() if td.image_of(c) != ref}
+            plan = plan_deployment(
+                ctx.codedeploy(),
+                settings=settings,
+                cluster=ctx.cluster,
+                service=service,
+                controller=states[service].deployment_controller,
+                task_def=td,
+                containers=[c.name for c in td.containers],
+            )
+            started = start(
+                ctx.ecs,
+                ctx.codedeploy(),
+                plan,
+                td,
+                images,
+                description=f"tierup: restore of {ctx.environment}/{service} to {td.arn}",
+                register=td.status != "ACTIVE" or bool(images),
+            )
+            out[service] = replace(
+                started, previous_task_definition=states[service].task_definition
+            )
         return out
 
     def discard(self, ctx: Context, plans: Sequence[ServicePlan]) -> None:

@@ -94,6 +94,9 @@ class Context:
     clock: Callable[[], float] = time.monotonic
     interval: float = 5.0
     task_defs: dict[str, TaskDefinition] = field(default_factory=dict)
+    # the environment's strategy settings, for writes that start from a target, not a plan
+    stack: StackSettings | None = None
+    route: CodeDeploySettings | None = None
     _cloudformation: CloudFormation | None = None
     _codedeploy: CodeDeploy | None = None
 
@@ -113,6 +116,18 @@ class Context:
             td = self.ecs.describe_task_definition(arn)
             self.task_defs[arn] = td
         return td
+
+
+@dataclass(frozen=True)
+class RestoreTarget:
+    """What a service should run again (a rollback to a revision, a snapshot's restore).
+
+    ``images`` gives, per container, the exact reference to run where it differs from what the
+    revision names (a tag that has moved on since, pinned to the digest that ran then).
+    """
+
+    task_definition: str
+    images: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -147,6 +162,10 @@ class Strategy(Protocol):
 
     def rollback(self, ctx: Context, applied: Mapping[str, Applied]) -> dict[str, Applied]:
         """Put the services back where they were before ``applied``; follow it with ``wait``."""
+        ...
+
+    def restore(self, ctx: Context, targets: Mapping[str, RestoreTarget]) -> dict[str, Applied]:
+        """Put the services on the given revisions (one write per group); follow with ``wait``."""
         ...
 
     def discard(self, ctx: Context, plans: Sequence[ServicePlan]) -> None:
@@ -226,8 +245,27 @@ class Rolling:
             for s, a in applied.items()
         }
 
+    def restore(self, ctx: Context, targets: Mapping[str, RestoreTarget]) -> dict[str, Applied]:
+        from stages.rollback import rollback_service
+
+        out: dict[str, Applied] = {}
+        for service, t in targets.items():
+            arn = revision_for(ctx, t)
+            out[service] = rollback_service(ctx.ecs, ctx.cluster, service, arn)
+        return out
+
     def discard(self, ctx: Context, plans: Sequence[ServicePlan]) -> None:
         return None
+
+
+def revision_for(ctx: Context, target: RestoreTarget) -> str:
+    """The target's revision, or a copy of it naming ``target.images`` (registered now)."""
+    td = ctx.task_definition(target.task_definition)
+    images = {c: ref for c, ref in target.images.items() if td.image_of(c) != ref}
+    if not images:
+        return td.arn
+    params = deploy_stage.with_images(deploy_stage.registration_input(ctx.ecs, td), images)
+    return ctx.ecs.register_task_definition(params).arn
 
 
 _REGISTRY: dict[str, Strategy] = {}

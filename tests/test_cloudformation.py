@@ -21,7 +21,7 @@ from stages import cloudformation as cfn_stage
 from stages import wait as wait_stage
 from stages.adapters.ecs import Ecs
 from stages.deploy import Applied, DeployError, ImageTarget
-from stages.strategy import Context, ServiceTarget, StackSettings, Target
+from stages.strategy import Context, RestoreTarget, ServiceTarget, StackSettings, Target
 from stages.types import ServiceState, TaskDefinition
 from tests.world import REGION, REGISTRY, World, Writes, env_block, make_world
 
@@ -501,3 +501,22 @@ def test_emulated_failure_rolls_back_with_the_reason(cfn: Any, aws_env: str) -> 
         ("Service", "told to fail")
     ]
     assert json.dumps(events, default=str).count("UPDATE_ROLLBACK_IN_PROGRESS") == 1
+
+
+def test_restore_sets_the_parameter_to_what_a_revision_runs(world: World) -> None:
+    first = promote(world.config, world.clients(), tier="staging")
+    assert first.exit_code == 0
+    revision = str(first.environments[0].services[0].task_definition)
+    old_digest = world.tag_digest("api", "staging")
+    world.push_images(world.commit("third"))
+    assert promote(world.config, world.clients(), tier="dev").exit_code == 0
+    assert promote(world.config, world.clients(), tier="staging").exit_code == 0
+    assert running(world) != {old_digest}
+
+    ctx = strategies.context(world.clients(), "stack", world.config.environment("stack"))
+    strategy = cfn_stage.CloudFormationStrategy()
+    back = strategy.restore(ctx, {"api": RestoreTarget(revision)})
+    states = strategy.wait(ctx, back, timeout=60)
+    assert states["api"].state == wait_stage.COMPLETED, states
+    assert parameters(world)["ImageUrl"] == image_of(world, revision)
+    assert running(world) == {old_digest}

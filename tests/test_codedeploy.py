@@ -21,6 +21,7 @@ from stages import wait as wait_stage
 from stages.adapters.ecs import Ecs
 from stages.codedeploy import CodeDeployStrategy, appspec
 from stages.deploy import Applied
+from stages.strategy import RestoreTarget
 from tests.test_cloudformation import tenant
 from tests.world import World, Writes, env_block, make_world
 
@@ -392,3 +393,21 @@ def test_emulated_service_refuses_a_task_definition_outside_codedeploy(world: Wo
     current = service(world)["taskDefinition"]
     with pytest.raises(ecs.exceptions.InvalidParameterException):
         ecs.update_service(cluster=CLUSTER, service="api", taskDefinition=current)
+
+
+def test_restore_deploys_a_revision_pinned_to_the_digest_it_ran(world: World) -> None:
+    seeded = service(world)["taskDefinition"]
+    (old_digest,) = running(world)
+    assert promote(world.config, world.clients(), tier="staging").exit_code == 0
+    assert running(world) != {old_digest}
+    clients = world.clients(writes := Writes())
+    ctx = strategies.context(clients, "bluegreen", world.config.environment("bluegreen"))
+    strategy = CodeDeployStrategy()
+    pinned = f"012345678922.dkr.ecr.us-east-1.amazonaws.com/api@{old_digest}"
+    back = strategy.restore(ctx, {"api": RestoreTarget(seeded, {"api": pinned})})
+    assert writes.names() == ["RegisterTaskDefinition", "CreateDeployment"]
+    assert [c["image"] for c in writes.calls[0][1]["containerDefinitions"]] == [pinned]
+    states = strategy.wait(ctx, back, timeout=60)
+    assert states["api"].state == wait_stage.COMPLETED, states
+    assert service(world)["taskDefinition"] == back["api"].task_definition
+    assert running(world) == {old_digest}
