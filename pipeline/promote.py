@@ -6,12 +6,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pipeline import retention as retention_mod
 from pipeline import strategies
@@ -24,15 +25,18 @@ from stages import deploy as deploy_stage
 from stages import resolve, retag
 from stages import strategy as strategy_stage
 from stages import wait as wait_stage
-from stages.adapters.registry import TagWrite
+from stages.adapters.ecs import Ecs
+from stages.adapters.registry import Registry, TagWrite
 from stages.deploy import Applied, ImageTarget, ServicePlan
 from stages.errors import InputError, TierupError
 from stages.record import NullRecorder, Recorder
 from stages.retention import RetentionPlan
 from stages.types import ServiceState, TaskDefinition, TaskImage
 
-MAX_WORKERS = 32
+MAX_WORKERS = 64
 Progress = Callable[[str], None]
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -117,30 +121,40 @@ def resolve_sources(
     src_tier = config.tier(source.value) if source.kind == "tier" and source.value else None
     if source.kind == "default":
         src_tier = config.source_tier(tier.name)
+    if src_tier is not None and src_tier.name == tier.name:
+        raise InputError(f"tier {tier.name!r} cannot be promoted from itself")
     head: tuple[str, list[str]] | None = None
-    out: list[resolve.Resolved] = []
-    for name in images:
+    if source.kind == "default" and src_tier is None:
+        head = clients.head_commit()
+
+    def one(name: str) -> resolve.Resolved:
         repo = config.image(name).repository
         registry.describe_repository(repo)
         if source.kind == "digest":
             assert source.value is not None
-            out.append(resolve.resolve_digest(registry, name, repo, source.value))
-        elif source.kind == "commit":
+            return resolve.resolve_digest(registry, name, repo, source.value)
+        if source.kind == "commit":
             assert source.value is not None
-            out.append(resolve.resolve_commit(registry, name, repo, source.value))
-        elif src_tier is not None:
-            if src_tier.name == tier.name:
-                raise InputError(f"tier {tier.name!r} cannot be promoted from itself")
-            out.append(
-                resolve.resolve_tier(
-                    registry, name, repo, tier=src_tier.name, template=src_tier.tag
-                )
+            return resolve.resolve_commit(registry, name, repo, source.value)
+        if src_tier is not None:
+            return resolve.resolve_tier(
+                registry, name, repo, tier=src_tier.name, template=src_tier.tag
             )
-        else:
-            if head is None:
-                head = clients.head_commit()
-            out.append(resolve.resolve_commit(registry, name, repo, head[0], ancestors=head[1]))
-    return out
+        assert head is not None
+        return resolve.resolve_commit(registry, name, repo, head[0], ancestors=head[1])
+
+    return _each(one, images)
+
+
+def _each(fn: Callable[[_T], _R], items: list[_T]) -> list[_R]:
+    """``fn`` over ``items`` concurrently (each is a few requests); results in order.
+
+    The first error raises, as a plain loop would.
+    """
+    if len(items) <= 1:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(items))) as pool:
+        return list(pool.map(fn, items))
 
 
 def _render(tier: Tier, resolved: resolve.Resolved, now: datetime) -> str:
@@ -152,6 +166,31 @@ def _render(tier: Tier, resolved: resolve.Resolved, now: datetime) -> str:
             hint="promote from a commit (--commit SHA) or a source whose digest has a commit tag",
         )
     return render_tag(tier.tag, timestamp=_timestamp(now), commit=commit)
+
+
+def _plan_image(
+    config: Config, registry: Registry, tier: Tier, r: resolve.Resolved, now: datetime
+) -> tuple[retag.RetagPlan, ImageTarget]:
+    repo = config.image(r.image).repository
+    tag = _render(tier, r, now)
+    if resolve.is_template(tier.tag):
+        # a stamp already on this digest is reused: re-running a stamp changes nothing
+        existing = resolve.newest_tag(registry.list_images(repo), tier.tag)
+        if existing is not None and existing[1].digest == r.manifest.digest:
+            tag = existing[0]
+    plan = retag.plan_retag(
+        registry, r.image, repo, tag, r.manifest, immutable_tag=resolve.is_template(tier.tag)
+    )
+    return plan, ImageTarget(
+        image=r.image,
+        repository=repo,
+        tag=tag,
+        digest=r.manifest.digest,
+        tag_uri=registry.image_uri(repo, tag),
+        digest_uri=registry.image_uri(repo, r.manifest.digest),
+        commit_uri=registry.image_uri(repo, r.commit) if r.commit else None,
+        immutable_tag=resolve.is_template(tier.tag),
+    )
 
 
 def plan_promotion(
@@ -172,31 +211,15 @@ def plan_promotion(
     for n in names:
         config.image(n)
     registry = clients.registry
-    resolved = resolve_sources(config, clients, tier=tier, source=source, images=names)
-    retags: list[retag.RetagPlan] = []
-    targets: dict[str, ImageTarget] = {}
-    for r in resolved:
-        repo = config.image(r.image).repository
-        tag = _render(tier, r, now)
-        if resolve.is_template(tier.tag):
-            # a stamp already on this digest is reused: re-running a stamp changes nothing
-            existing = resolve.newest_tag(registry.list_images(repo), tier.tag)
-            if existing is not None and existing[1].digest == r.manifest.digest:
-                tag = existing[0]
-        plan = retag.plan_retag(
-            registry, r.image, repo, tag, r.manifest, immutable_tag=resolve.is_template(tier.tag)
+    with ThreadPoolExecutor(max_workers=1) as background:
+        reading = (
+            background.submit(read_environments, config, clients, tier=tier) if deploy else None
         )
-        retags.append(plan)
-        targets[r.image] = ImageTarget(
-            image=r.image,
-            repository=repo,
-            tag=tag,
-            digest=r.manifest.digest,
-            tag_uri=registry.image_uri(repo, tag),
-            digest_uri=registry.image_uri(repo, r.manifest.digest),
-            commit_uri=registry.image_uri(repo, r.commit) if r.commit else None,
-            immutable_tag=resolve.is_template(tier.tag),
-        )
+        resolved = resolve_sources(config, clients, tier=tier, source=source, images=names)
+        planned = _each(lambda r: _plan_image(config, registry, tier, r, now), resolved)
+        read = reading.result() if reading is not None else None
+    retags = [p for p, _t in planned]
+    targets = {t.image: t for _p, t in planned}
     moved = {p.image for p in retags if p.action is not TagWrite.UNCHANGED}
     envs: list[EnvPlan] = []
     if deploy:
@@ -208,6 +231,7 @@ def plan_promotion(
             moved=moved,
             progress=progress,
             protected=protected,
+            read=read,
         )
     return PromotionPlan(
         command=command,
@@ -231,7 +255,26 @@ def plan_environments(
     env_names: list[str] | None = None,
     progress: Progress | None = None,
     protected: frozenset[str] = frozenset(),
+    read: list[EnvPlan] | None = None,
 ) -> list[EnvPlan]:
+    """Decide every service of the tier's environments (``read``: already read, see below)."""
+    plans = (
+        read
+        if read is not None
+        else read_environments(config, clients, tier=tier, env_names=env_names)
+    )
+    keep = {p.name: config.retention_for(p.name) for p in plans}
+    _each(lambda p: _plan_env(clients, p, targets, moved, keep[p.name], protected), plans)
+    return plans
+
+
+def read_environments(
+    config: Config, clients: Clients, *, tier: Tier, env_names: list[str] | None = None
+) -> list[EnvPlan]:
+    """What planning reads of each environment: its services, their tasks and revisions.
+
+    None of it depends on the images, so a promotion reads it while the images resolve.
+    """
     envs = config.environments_of(tier.name)
     if env_names is not None:
         envs = {n: config.environment(n) for n in env_names}
@@ -239,14 +282,24 @@ def plan_environments(
         EnvPlan(name=n, env=e, strategy=config.strategy_for(n), pin=config.pin_for(n))
         for n, e in envs.items()
     ]
-    keep = {p.name: config.retention_for(p.name) for p in plans}
-    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(plans)))) as pool:
-        list(
-            pool.map(
-                lambda p: _plan_env(clients, p, targets, moved, keep[p.name], protected), plans
-            )
-        )
+    _each(lambda p: _read_env(clients, p), plans)
     return plans
+
+
+def _read_env(clients: Clients, plan: EnvPlan) -> None:
+    env = plan.env
+    try:
+        ecs = clients.ecs(env)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            services = pool.submit(
+                ecs.describe_services, env.cluster, list(env.services), allow_missing=True
+            )
+            tasks = pool.submit(ecs.running_images, env.cluster)
+            plan.states, plan.running = services.result(), tasks.result()
+    except TierupError as e:
+        plan.error = e
+        return
+    _describe_task_definitions(ecs, plan)
 
 
 def _plan_env(
@@ -257,16 +310,11 @@ def _plan_env(
     keep: int,
     protected: frozenset[str],
 ) -> None:
-    env = plan.env
-    try:
-        ecs = clients.ecs(env)
-        states = ecs.describe_services(env.cluster, list(env.services), allow_missing=True)
-        running = ecs.running_images(env.cluster)
-    except TierupError as e:
-        plan.error = e
+    if plan.error is not None:
         return
-    plan.running = running
-    plan.states = states
+    env = plan.env
+    ecs = clients.ecs(env)
+    states, running = plan.states, plan.running
     services: list[strategy_stage.ServiceTarget] = []
     for svc_name, svc in env.services.items():
         state = states.get(svc_name)
@@ -325,6 +373,28 @@ def _plan_strategy(
     plan.service_errors.update(planned.errors)
 
 
+def _describe_task_definitions(ecs: Ecs, plan: EnvPlan) -> None:
+    """Every revision the environment's services run, read concurrently (or from their tasks).
+
+    A revision that cannot be read is left out: reading it again for its service reports the
+    error there, for that service alone.
+    """
+    if plan.strategy == deploy_stage.FORCE_NEW_DEPLOYMENT:
+        # what a forced deployment needs of a revision, its tasks report: one request less
+        # per service
+        for name, state in plan.states.items():
+            td = deploy_stage.revision_from_tasks(state, plan.running.get(name, []))
+            if td is not None:
+                plan.task_defs.setdefault(td.arn, td)
+    arns = sorted({s.task_definition for s in plan.states.values()} - set(plan.task_defs))
+
+    def one(arn: str) -> None:
+        with contextlib.suppress(TierupError):
+            plan.task_defs[arn] = ecs.describe_task_definition(arn)
+
+    _each(one, arns)
+
+
 # -- run ---------------------------------------------------------------------------
 
 
@@ -381,16 +451,23 @@ def execute(
             pass
         return result
 
-    retag_failed = False
-    for r, outcome in zip(plan.retags, result.images, strict=True):
-        if r.action is TagWrite.UNCHANGED:
-            continue
+    def write_tag(job: tuple[retag.RetagPlan, ImageOutcome]) -> None:
+        r, outcome = job
         try:
             outcome.status = str(retag.retag(clients.registry, r))
             say(f"{r.repository}:{r.tag} -> {r.manifest.digest} ({outcome.status})")
         except TierupError as e:
             outcome.status, outcome.error, outcome.hint = "failed", e.message, e.hint
-            retag_failed = True
+
+    _each(
+        write_tag,
+        [
+            (r, o)
+            for r, o in zip(plan.retags, result.images, strict=True)
+            if r.action is not TagWrite.UNCHANGED
+        ],
+    )
+    retag_failed = any(o.status == "failed" for o in result.images)
     if retag_failed:
         _discard(clients, plan.envs)
         result.notes.append("a tag write failed: no environment was deployed")

@@ -12,7 +12,7 @@ from typing import Any
 
 from stages.adapters.ecs import Ecs
 from stages.errors import TierupError
-from stages.types import ImageRef, ServiceState, TaskDefinition, TaskImage
+from stages.types import ContainerImage, ImageRef, ServiceState, TaskDefinition, TaskImage
 
 FORCE_NEW_DEPLOYMENT = "force-new-deployment"
 TASK_DEFINITION = "task-definition"
@@ -324,3 +324,34 @@ def apply(ecs: Ecs, plan: ServicePlan, task_def: TaskDefinition | None = None) -
 def agreed_digest(running: list[TaskImage], container: str) -> str | None:
     """The digest every running task reports for ``container``; None if they disagree or none."""
     return _agreed_digest(running, container)
+
+
+def revision_from_tasks(state: ServiceState, running: list[TaskImage]) -> TaskDefinition | None:
+    """The images of the revision a service runs, as its PRIMARY deployment's tasks report them.
+
+    A task reports every container of the revision it was started from, with the image string
+    that revision names: enough for a force-new-deployment decision, without reading the
+    revision itself. None when no such task runs (then read the revision). The result has no
+    ``raw``: it cannot be copied into a new registration.
+    """
+    primary = state.primary
+    if primary is None or primary.task_definition != state.task_definition:
+        return None
+    tasks: dict[str, list[TaskImage]] = {}
+    for t in running:
+        if t.started_by == primary.id:
+            tasks.setdefault(t.task_arn, []).append(t)
+    if not tasks:
+        return None
+    containers = next(iter(tasks.values()))
+    name = state.task_definition.rsplit("/", 1)[-1]
+    family, _, revision = name.rpartition(":")
+    if not family or not revision.isdigit():
+        return None
+    return TaskDefinition(
+        arn=state.task_definition,
+        family=family,
+        revision=int(revision),
+        status="ACTIVE",
+        containers=tuple(ContainerImage(name=c.container, image=c.image) for c in containers),
+    )
