@@ -520,3 +520,40 @@ def test_restore_sets_the_parameter_to_what_a_revision_runs(world: World) -> Non
     assert states["api"].state == wait_stage.COMPLETED, states
     assert parameters(world)["ImageUrl"] == image_of(world, revision)
     assert running(world) == {old_digest}
+
+
+def test_a_stamp_passes_the_stamp_to_a_seeded_stack(tmp_path: Path, aws_env: str) -> None:
+    envs = "\n".join(
+        [
+            env_block("dev", "dev", "111111111111", {"api": "{image: api}"}),
+            env_block("staging", "staging", "333333333333", {"api": "{image: api}"}),
+            env_block(
+                "prod",
+                "prod",
+                ACCOUNT,
+                {"api": "{image: api}", "api-jobs": "{image: api}"},
+                strategy="cloudformation",
+                cloudformation="{stack: api-prod, image_parameter: Image}",
+            ),
+        ]
+    )
+    world = make_world(tmp_path, aws_env, envs)  # the sandbox's seeding makes the stack
+    cfn = tenant(aws_env, "cloudformation")
+    resources = cfn.list_stack_resources(StackName="api-prod")["StackResourceSummaries"]
+    assert sorted(r["ResourceType"] for r in resources) == [
+        "AWS::ECS::Service",
+        "AWS::ECS::Service",
+        "AWS::ECS::TaskDefinition",
+        "AWS::ECS::TaskDefinition",
+    ]
+    result = promote(world.config, world.clients(), tier="prod", command="stamp")
+    assert result.exit_code == 0, result.to_json()
+    stamp = result.images[0].tag
+    assert stamp is not None and stamp.startswith("prod-")
+    doc = cfn.describe_stacks(StackName="api-prod")["Stacks"][0]
+    assert doc["StackStatus"] == "UPDATE_COMPLETE"
+    assert doc["Parameters"] == [{"ParameterKey": "Image", "ParameterValue": f"{HOST}/api:{stamp}"}]
+    digest = world.tag_digest("api", stamp)
+    images = Ecs(world.ecs(ACCOUNT)).running_images("prod-cluster")
+    assert {t.digest for ts in images.values() for t in ts} == {digest}
+    assert {s.status for s in result.environments[0].services} == {"completed"}

@@ -116,9 +116,9 @@ def test_a_failure_is_reported_with_its_reason_and_atomic_rolls_the_others_back(
             if env != failing:
                 assert svc["status"] == "reverted", (env, name, svc)
     assert world.tag_digest("api", "staging") == old
-    assert _where_digests(world) == dict.fromkeys(
-        ("rolling", "revision", "stack", "bluegreen"), {old}
-    )
+    assert _where_digests(world) == {
+        env: {old} for env in ("rolling", "revision", "stack", "bluegreen")
+    }
 
 
 def test_dry_run_lists_exactly_the_writes_of_the_real_run(world: World) -> None:
