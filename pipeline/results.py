@@ -51,6 +51,19 @@ TIMEOUT = frozenset({"timed_out"})
 
 
 @dataclass
+class RollbackOutcome:
+    """What a promotion did to put one service back after a failure, and how that went."""
+
+    action: str  # task-definition | force-new-deployment | none
+    status: str  # completed | failed | rolled_back_by_ecs | timed_out | deployed | not_rolled_back
+    task_definition: str | None = None
+    deployment_id: str | None = None
+    reason: str | None = None
+    error: str | None = None
+    events: list[str] = field(default_factory=list)
+
+
+@dataclass
 class ServiceOutcome:
     service: str
     status: str
@@ -64,6 +77,7 @@ class ServiceOutcome:
     error: str | None = None
     hint: str | None = None
     events: list[str] = field(default_factory=list)
+    rollback: RollbackOutcome | None = None
 
 
 @dataclass
@@ -137,6 +151,8 @@ class CommandResult:
     data: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     hint: str | None = None
+    # a decision item statuses cannot express: an --atomic rollback is a failure (exit 1)
+    status_override: Status | None = None
 
     @property
     def exit_code(self) -> ExitCode:
@@ -145,7 +161,9 @@ class CommandResult:
     def settle(self) -> Status:
         for env in self.environments:
             env.settle()
-        if self.error is not None or any(i.status == "failed" for i in self.images):
+        if self.status_override is not None:
+            self.status = self.status_override
+        elif self.error is not None or any(i.status == "failed" for i in self.images):
             self.status = Status.FAILED
         elif self.environments:
             # the new state is what the environments run: a moved tag alone is not success
@@ -182,4 +200,8 @@ class CommandResult:
 
 
 def _clean(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if v is not None and v != [] and k not in ("image_name",)}
+    return {
+        k: _clean(v) if isinstance(v, dict) else v
+        for k, v in d.items()
+        if v is not None and v != [] and k not in ("image_name",)
+    }

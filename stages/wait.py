@@ -8,7 +8,7 @@ rolled it back), however healthy the service looks afterwards.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from stages.adapters.ecs import Ecs
 from stages.types import Deployment, ServiceState
@@ -18,6 +18,15 @@ FAILED = "failed"
 ROLLED_BACK = "rolled_back_by_ecs"
 TIMED_OUT = "timed_out"
 IN_PROGRESS = "in_progress"
+
+EVENTS_SHOWN = 5
+# what ECS says about every rollout; the reasons a rollout is stuck or failed are the others
+ROUTINE_EVENTS = (
+    "has started",
+    "has stopped",
+    "has reached a steady state",
+    "deployment completed",
+)
 
 
 @dataclass(frozen=True)
@@ -29,33 +38,49 @@ class RolloutState:
     desired: int = 0
     reason: str | None = None
     events: tuple[str, ...] = ()
+    # when ECS rolled the deployment back: the deployment it started, and where that stands
+    rollback_deployment: str | None = None
+    rollback_state: str | None = None  # in_progress | completed | failed
+    # what the service runs once done, when the write could not know it (a stack update
+    # registers its own revision), and a strategy's own words for where it stands
+    task_definition: str | None = None
+    detail: str | None = None
 
     @property
     def done(self) -> bool:
+        if self.state == ROLLED_BACK:
+            # the answer is known (a failure); keep watching until ECS's own rollback settles
+            return self.rollback_state != IN_PROGRESS
         return self.state != IN_PROGRESS
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state == COMPLETED
+
+
+def telling_events(service: ServiceState) -> tuple[str, ...]:
+    """The latest events, those that explain something first (routine ones only if none do)."""
+    messages = [e.message for e in service.events]
+    telling = [m for m in messages if not any(r in m for r in ROUTINE_EVENTS)]
+    return tuple((telling or messages)[:EVENTS_SHOWN])
+
+
+def stable(service: ServiceState, deployment: Deployment) -> bool:
+    """PRIMARY, COMPLETED (or the only one, for controllers without rolloutState), all running."""
+    if deployment.status != "PRIMARY":
+        return False
+    done = deployment.rollout_state == "COMPLETED" or (
+        deployment.rollout_state is None and len(service.deployments) == 1
+    )
+    return done and deployment.running == deployment.desired
 
 
 def judge(service: ServiceState, deployment_id: str) -> RolloutState:
     """Where one deployment stands now."""
     mine: Deployment | None = next((d for d in service.deployments if d.id == deployment_id), None)
-    events = tuple(e.message for e in service.events[:5])
+    events = telling_events(service)
     if mine is None or mine.status != "PRIMARY":
-        reason = "ECS rolled the deployment back (it is no longer PRIMARY)"
-        if mine is not None and mine.reason:
-            reason += f": {mine.reason}"
-        if mine is not None and mine.rollout_state == "FAILED":
-            return RolloutState(
-                service.name,
-                deployment_id,
-                FAILED,
-                mine.running,
-                mine.desired,
-                mine.reason or reason,
-                events,
-            )
-        return RolloutState(
-            service.name, deployment_id, ROLLED_BACK, 0, service.desired, reason, events
-        )
+        return _not_primary(service, deployment_id, mine, events)
     if mine.rollout_state == "FAILED":
         return RolloutState(
             service.name,
@@ -66,14 +91,68 @@ def judge(service: ServiceState, deployment_id: str) -> RolloutState:
             mine.reason or "the deployment FAILED",
             events,
         )
-    done = mine.rollout_state == "COMPLETED" or (
-        mine.rollout_state is None and len(service.deployments) == 1
-    )
-    if done and mine.running == mine.desired:
+    if stable(service, mine):
         return RolloutState(service.name, deployment_id, COMPLETED, mine.running, mine.desired)
     return RolloutState(
         service.name, deployment_id, IN_PROGRESS, mine.running, mine.desired, mine.reason, events
     )
+
+
+def _not_primary(
+    service: ServiceState, deployment_id: str, mine: Deployment | None, events: tuple[str, ...]
+) -> RolloutState:
+    primary = service.primary
+    if mine is not None and mine.rollout_state != "FAILED":
+        # another update of the service replaced it before it finished: not ours to report
+        # as a success, and not the circuit breaker either
+        other = f" by deployment {primary.id}" if primary else ""
+        return RolloutState(
+            service.name,
+            deployment_id,
+            FAILED,
+            mine.running,
+            mine.desired,
+            f"the deployment was replaced{other} before it completed (another update of the "
+            "service)",
+            events,
+        )
+    reason = "ECS rolled the deployment back (it is no longer PRIMARY)"
+    if mine is not None and mine.reason:
+        reason += f": {mine.reason}"
+    rb_state: str | None = None
+    if primary is not None:
+        if primary.rollout_state == "FAILED":
+            rb_state = FAILED
+        elif stable(service, primary):
+            rb_state = COMPLETED
+        else:
+            rb_state = IN_PROGRESS
+    return RolloutState(
+        service.name,
+        deployment_id,
+        ROLLED_BACK,
+        mine.running if mine else 0,
+        mine.desired if mine else service.desired,
+        reason,
+        events,
+        rollback_deployment=primary.id if primary else None,
+        rollback_state=rb_state,
+    )
+
+
+def rolled_back_message(state: RolloutState) -> str:
+    """The error a user reads for a deployment ECS rolled back."""
+    out = state.reason or "ECS rolled the deployment back"
+    if state.rollback_deployment:
+        stable_now = {
+            COMPLETED: "the service is stable again on the previous version",
+            FAILED: "that rollback FAILED too",
+            IN_PROGRESS: "that rollback had not finished",
+        }.get(state.rollback_state or "", "")
+        out += f"; ECS's rollback deployment {state.rollback_deployment}" + (
+            f": {stable_now}" if stable_now else ""
+        )
+    return out
 
 
 def wait_for(
@@ -87,7 +166,12 @@ def wait_for(
     interval: float = 5.0,
     on_change: Callable[[RolloutState], None] | None = None,
 ) -> dict[str, RolloutState]:
-    """Poll describe_services (10 a call) until every service's deployment has an answer."""
+    """Poll describe_services (10 a call) until every service's deployment has an answer.
+
+    A deployment ECS rolled back is a failure from the moment it is seen; the poll goes on
+    until ECS's rollback deployment settles too (or time runs out), so that the result can
+    say whether the service is stable again.
+    """
     deadline = clock() + timeout
     last: dict[str, RolloutState] = {}
     pending = dict(deployments)
@@ -96,8 +180,13 @@ def wait_for(
         for name, dep_id in list(pending.items()):
             now = judge(states[name], dep_id)
             before = last.get(name)
+            if before is not None and before.state == ROLLED_BACK and now.state == ROLLED_BACK:
+                # the events that explain the failure, not those of ECS's rollback after it
+                now = replace(now, events=before.events)
             if on_change is not None and (
-                before is None or (before.state, before.running) != (now.state, now.running)
+                before is None
+                or (before.state, before.running, before.rollback_state)
+                != (now.state, now.running, now.rollback_state)
             ):
                 on_change(now)
             last[name] = now
@@ -108,14 +197,12 @@ def wait_for(
         if clock() >= deadline:
             for name in pending:
                 s = last[name]
-                timed = RolloutState(
-                    name,
-                    s.deployment_id,
-                    TIMED_OUT,
-                    s.running,
-                    s.desired,
-                    f"not stable after {int(timeout)}s ({s.running}/{s.desired} running)",
-                    s.events,
+                if s.state == ROLLED_BACK:
+                    continue  # already a failure; its rollback_state says it is not stable yet
+                timed = replace(
+                    s,
+                    state=TIMED_OUT,
+                    reason=f"not stable after {int(timeout)}s ({s.running}/{s.desired} running)",
                 )
                 last[name] = timed
                 if on_change is not None:
