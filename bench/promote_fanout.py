@@ -3,13 +3,16 @@
 Compares, in one run, the whole-process wall time of `tierup promote` with the same work
 scripted the way the seed article does it with the aws CLI (batch-get-image + put-image per
 image, then assume-role and update-service per service, one after the other). Median of 3.
+Then both again behind a TCP proxy that adds 50 ms to every request (bench/delay_proxy.py),
+`tierup promote --no-wait` against the aws CLI script.
 
-    .venv/bin/python bench/promote_fanout.py [--runs 3] [--skip-aws]
+    .venv/bin/python bench/promote_fanout.py [--runs 3] [--skip-aws] [--skip-proxy]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -29,6 +32,8 @@ from pipeline import config as config_mod  # noqa: E402
 from pipeline.sandbox import seed as seed_mod  # noqa: E402
 from pipeline.sandbox import server  # noqa: E402
 from pipeline.sandbox.control import SANDBOX_SECRET, caller_credentials  # noqa: E402
+
+from bench.promote_fanout_proxy import ProxyFigures, run_behind_proxy  # noqa: E402
 
 REGISTRY = "012345678922"
 IMAGES = ("api", "worker", "web")
@@ -130,6 +135,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-aws", action="store_true", help="time tierup only")
+    parser.add_argument("--skip-proxy", action="store_true", help="no run behind the 50 ms proxy")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tierup-bench-"))
     cfg_path = tmp / "envs.yaml"
@@ -152,15 +158,17 @@ def main() -> int:
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "TIERUP_POLL_INTERVAL": "0.5",
+            # the checkout this bench belongs to, whatever the virtualenv installed
+            "PYTHONPATH": str(ROOT),
         }
         tierup = [str(Path(sys.executable).parent / "tierup")]
         n = 1
 
-        def run_tierup(*extra: str) -> Callable[[], None]:
+        def run_tierup(*extra: str, run_env: dict[str, str] | None = None) -> Callable[[], None]:
             def go() -> None:
                 out = subprocess.run([*tierup, "promote", "--tier", "staging", "-f", str(cfg_path),
-                                      "--json", *extra], env=env, capture_output=True, text=True,
-                                     cwd=tmp)
+                                      "--json", *extra], env=run_env or env, capture_output=True,
+                                     text=True, cwd=tmp)
                 doc = json.loads(out.stdout)
                 moved = sum(1 for i in doc["images"].values() if i["status"] == "moved")
                 deployed = sum(1 for e in doc["environments"].values()
@@ -179,8 +187,20 @@ def main() -> int:
             if not args.skip_aws:
                 fresh_dev(cfg, endpoint, n := n + 1)
                 results["aws CLI script"].append(timed(lambda: aws_script(cfg, endpoint, env)))
+        proxied: ProxyFigures | None = None
+        if not args.skip_proxy:
+            builds = itertools.count(n + 1)
+            proxied = run_behind_proxy(
+                endpoint=endpoint,
+                env=env,
+                prepare=lambda: fresh_dev(cfg, endpoint, next(builds)),
+                tierup_no_wait=lambda slow_env: run_tierup("--no-wait", run_env=slow_env)(),
+                aws_script=None if args.skip_aws else lambda url, slow_env: aws_script(
+                    cfg, url, slow_env),
+                runs=args.runs,
+            )
         help_times = [timed(lambda: subprocess.run([*tierup, "--help"], capture_output=True,
-                                                   check=True)) for _ in range(5)]
+                                                   env=env, check=True)) for _ in range(5)]
     finally:
         server.stop_background(state_dir)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -196,6 +216,8 @@ def main() -> int:
         print(f"  speed-up (aws CLI script / tierup with wait): "
               f"{medians['aws CLI script'] / medians['tierup (wait)']:.1f}x")
     print(f"  tierup --help      {statistics.median(help_times):7.2f} s")
+    if proxied is not None:
+        print("\n".join(proxied.lines()))
     return 0
 
 

@@ -6,27 +6,37 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from pipeline import retention as retention_mod
+from pipeline import strategies
 from pipeline.clients import Clients
 from pipeline.config import TIMESTAMP_FORMAT, Config, Environment, Tier, render_tag
+from pipeline.progress import rollout_changed
 from pipeline.results import CommandResult, EnvironmentOutcome, ImageOutcome, ServiceOutcome
+from pipeline.rollback_on_failure import mode_for, recover
 from stages import deploy as deploy_stage
 from stages import resolve, retag
+from stages import strategy as strategy_stage
 from stages import wait as wait_stage
-from stages.adapters.registry import TagWrite
+from stages.adapters.ecs import Ecs
+from stages.adapters.registry import Registry, TagWrite
 from stages.deploy import Applied, ImageTarget, ServicePlan
 from stages.errors import InputError, TierupError
 from stages.record import NullRecorder, Recorder
-from stages.types import TaskDefinition, TaskImage
+from stages.retention import RetentionPlan
+from stages.types import ServiceState, TaskDefinition, TaskImage
 
-MAX_WORKERS = 32
+MAX_WORKERS = 64
 Progress = Callable[[str], None]
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,8 @@ class EnvPlan:
     task_defs: dict[str, TaskDefinition] = field(default_factory=dict)
     running: dict[str, list[TaskImage]] = field(default_factory=dict)
     error: TierupError | None = None
+    states: dict[str, ServiceState] = field(default_factory=dict)
+    retention: list[RetentionPlan] = field(default_factory=list)
 
 
 @dataclass
@@ -90,9 +102,10 @@ class PromotionPlan:
                 )
         if self.deploy:
             for e in self.envs:
-                for s in e.services:
-                    if s.writes:
-                        out.append(s.describe())
+                for group in strategy_stage.groups(e.services):
+                    out.append(group[0].describe())  # the services of one stack: one write
+            for e in self.envs:
+                out.extend(retention_mod.steps(e))
         return out
 
 
@@ -108,30 +121,40 @@ def resolve_sources(
     src_tier = config.tier(source.value) if source.kind == "tier" and source.value else None
     if source.kind == "default":
         src_tier = config.source_tier(tier.name)
+    if src_tier is not None and src_tier.name == tier.name:
+        raise InputError(f"tier {tier.name!r} cannot be promoted from itself")
     head: tuple[str, list[str]] | None = None
-    out: list[resolve.Resolved] = []
-    for name in images:
+    if source.kind == "default" and src_tier is None:
+        head = clients.head_commit()
+
+    def one(name: str) -> resolve.Resolved:
         repo = config.image(name).repository
         registry.describe_repository(repo)
         if source.kind == "digest":
             assert source.value is not None
-            out.append(resolve.resolve_digest(registry, name, repo, source.value))
-        elif source.kind == "commit":
+            return resolve.resolve_digest(registry, name, repo, source.value)
+        if source.kind == "commit":
             assert source.value is not None
-            out.append(resolve.resolve_commit(registry, name, repo, source.value))
-        elif src_tier is not None:
-            if src_tier.name == tier.name:
-                raise InputError(f"tier {tier.name!r} cannot be promoted from itself")
-            out.append(
-                resolve.resolve_tier(
-                    registry, name, repo, tier=src_tier.name, template=src_tier.tag
-                )
+            return resolve.resolve_commit(registry, name, repo, source.value)
+        if src_tier is not None:
+            return resolve.resolve_tier(
+                registry, name, repo, tier=src_tier.name, template=src_tier.tag
             )
-        else:
-            if head is None:
-                head = clients.head_commit()
-            out.append(resolve.resolve_commit(registry, name, repo, head[0], ancestors=head[1]))
-    return out
+        assert head is not None
+        return resolve.resolve_commit(registry, name, repo, head[0], ancestors=head[1])
+
+    return _each(one, images)
+
+
+def _each(fn: Callable[[_T], _R], items: list[_T]) -> list[_R]:
+    """``fn`` over ``items`` concurrently (each is a few requests); results in order.
+
+    The first error raises, as a plain loop would.
+    """
+    if len(items) <= 1:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(items))) as pool:
+        return list(pool.map(fn, items))
 
 
 def _render(tier: Tier, resolved: resolve.Resolved, now: datetime) -> str:
@@ -145,6 +168,31 @@ def _render(tier: Tier, resolved: resolve.Resolved, now: datetime) -> str:
     return render_tag(tier.tag, timestamp=_timestamp(now), commit=commit)
 
 
+def _plan_image(
+    config: Config, registry: Registry, tier: Tier, r: resolve.Resolved, now: datetime
+) -> tuple[retag.RetagPlan, ImageTarget]:
+    repo = config.image(r.image).repository
+    tag = _render(tier, r, now)
+    if resolve.is_template(tier.tag):
+        # a stamp already on this digest is reused: re-running a stamp changes nothing
+        existing = resolve.newest_tag(registry.list_images(repo), tier.tag)
+        if existing is not None and existing[1].digest == r.manifest.digest:
+            tag = existing[0]
+    plan = retag.plan_retag(
+        registry, r.image, repo, tag, r.manifest, immutable_tag=resolve.is_template(tier.tag)
+    )
+    return plan, ImageTarget(
+        image=r.image,
+        repository=repo,
+        tag=tag,
+        digest=r.manifest.digest,
+        tag_uri=registry.image_uri(repo, tag),
+        digest_uri=registry.image_uri(repo, r.manifest.digest),
+        commit_uri=registry.image_uri(repo, r.commit) if r.commit else None,
+        immutable_tag=resolve.is_template(tier.tag),
+    )
+
+
 def plan_promotion(
     config: Config,
     clients: Clients,
@@ -156,40 +204,34 @@ def plan_promotion(
     now: datetime,
     command: str = "promote",
     progress: Progress | None = None,
+    protected: frozenset[str] = frozenset(),
 ) -> PromotionPlan:
     tier = config.tier(tier_name)
     names = images or list(config.images)
     for n in names:
         config.image(n)
     registry = clients.registry
-    resolved = resolve_sources(config, clients, tier=tier, source=source, images=names)
-    retags: list[retag.RetagPlan] = []
-    targets: dict[str, ImageTarget] = {}
-    for r in resolved:
-        repo = config.image(r.image).repository
-        tag = _render(tier, r, now)
-        if resolve.is_template(tier.tag):
-            # a stamp already on this digest is reused: re-running a stamp changes nothing
-            existing = resolve.newest_tag(registry.list_images(repo), tier.tag)
-            if existing is not None and existing[1].digest == r.manifest.digest:
-                tag = existing[0]
-        plan = retag.plan_retag(
-            registry, r.image, repo, tag, r.manifest, immutable_tag=resolve.is_template(tier.tag)
+    with ThreadPoolExecutor(max_workers=1) as background:
+        reading = (
+            background.submit(read_environments, config, clients, tier=tier) if deploy else None
         )
-        retags.append(plan)
-        targets[r.image] = ImageTarget(
-            image=r.image,
-            repository=repo,
-            tag=tag,
-            digest=r.manifest.digest,
-            tag_uri=registry.image_uri(repo, tag),
-            digest_uri=registry.image_uri(repo, r.manifest.digest),
-        )
+        resolved = resolve_sources(config, clients, tier=tier, source=source, images=names)
+        planned = _each(lambda r: _plan_image(config, registry, tier, r, now), resolved)
+        read = reading.result() if reading is not None else None
+    retags = [p for p, _t in planned]
+    targets = {t.image: t for _p, t in planned}
     moved = {p.image for p in retags if p.action is not TagWrite.UNCHANGED}
     envs: list[EnvPlan] = []
     if deploy:
         envs = plan_environments(
-            config, clients, tier=tier, targets=targets, moved=moved, progress=progress
+            config,
+            clients,
+            tier=tier,
+            targets=targets,
+            moved=moved,
+            progress=progress,
+            protected=protected,
+            read=read,
         )
     return PromotionPlan(
         command=command,
@@ -212,7 +254,27 @@ def plan_environments(
     moved: set[str],
     env_names: list[str] | None = None,
     progress: Progress | None = None,
+    protected: frozenset[str] = frozenset(),
+    read: list[EnvPlan] | None = None,
 ) -> list[EnvPlan]:
+    """Decide every service of the tier's environments (``read``: already read, see below)."""
+    plans = (
+        read
+        if read is not None
+        else read_environments(config, clients, tier=tier, env_names=env_names)
+    )
+    keep = {p.name: config.retention_for(p.name) for p in plans}
+    _each(lambda p: _plan_env(clients, p, targets, moved, keep[p.name], protected), plans)
+    return plans
+
+
+def read_environments(
+    config: Config, clients: Clients, *, tier: Tier, env_names: list[str] | None = None
+) -> list[EnvPlan]:
+    """What planning reads of each environment: its services, their tasks and revisions.
+
+    None of it depends on the images, so a promotion reads it while the images resolve.
+    """
     envs = config.environments_of(tier.name)
     if env_names is not None:
         envs = {n: config.environment(n) for n in env_names}
@@ -220,23 +282,40 @@ def plan_environments(
         EnvPlan(name=n, env=e, strategy=config.strategy_for(n), pin=config.pin_for(n))
         for n, e in envs.items()
     ]
-    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(plans)))) as pool:
-        list(pool.map(lambda p: _plan_env(clients, p, targets, moved), plans))
+    _each(lambda p: _read_env(clients, p), plans)
     return plans
 
 
-def _plan_env(
-    clients: Clients, plan: EnvPlan, targets: dict[str, ImageTarget], moved: set[str]
-) -> None:
+def _read_env(clients: Clients, plan: EnvPlan) -> None:
     env = plan.env
     try:
         ecs = clients.ecs(env)
-        states = ecs.describe_services(env.cluster, list(env.services), allow_missing=True)
-        running = ecs.running_images(env.cluster)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            services = pool.submit(
+                ecs.describe_services, env.cluster, list(env.services), allow_missing=True
+            )
+            tasks = pool.submit(ecs.running_images, env.cluster)
+            plan.states, plan.running = services.result(), tasks.result()
     except TierupError as e:
         plan.error = e
         return
-    plan.running = running
+    _describe_task_definitions(ecs, plan)
+
+
+def _plan_env(
+    clients: Clients,
+    plan: EnvPlan,
+    targets: dict[str, ImageTarget],
+    moved: set[str],
+    keep: int,
+    protected: frozenset[str],
+) -> None:
+    if plan.error is not None:
+        return
+    env = plan.env
+    ecs = clients.ecs(env)
+    states, running = plan.states, plan.running
+    services: list[strategy_stage.ServiceTarget] = []
     for svc_name, svc in env.services.items():
         state = states.get(svc_name)
         if state is None:
@@ -253,21 +332,67 @@ def _plan_env(
             wanted = {c: targets[img] for c, img in svc.images().items() if img in targets}
             if not wanted:
                 continue
-            plan.services.append(
-                deploy_stage.plan_service(
-                    environment=plan.name,
-                    strategy=plan.strategy,
-                    pin=plan.pin,
+            services.append(
+                strategy_stage.ServiceTarget(
                     service=svc_name,
                     wanted=wanted,
                     state=state,
                     task_def=td,
-                    running=running.get(svc_name, []),
+                    running=tuple(running.get(svc_name, [])),
                     tag_moved=any(t.image in moved for t in wanted.values()),
                 )
             )
         except TierupError as e:
             plan.service_errors[svc_name] = e
+    if services:
+        _plan_strategy(clients, plan, services)
+    plan.retention = retention_mod.plan_env(ecs, plan, keep=keep, protected=protected)
+
+
+def _plan_strategy(
+    clients: Clients, plan: EnvPlan, services: list[strategy_stage.ServiceTarget]
+) -> None:
+    env = plan.env
+    try:
+        planned = strategy_stage.get(plan.strategy).plan(
+            strategies.context(clients, plan.name, env, plan.task_defs),
+            strategy_stage.Target(
+                environment=plan.name,
+                cluster=env.cluster,
+                strategy=plan.strategy,
+                pin=plan.pin,
+                services=tuple(services),
+                cloudformation=strategies.stack_settings(env),
+                codedeploy=strategies.codedeploy_settings(env),
+            ),
+        )
+    except TierupError as e:
+        plan.error = e
+        return
+    plan.services.extend(planned.services)
+    plan.service_errors.update(planned.errors)
+
+
+def _describe_task_definitions(ecs: Ecs, plan: EnvPlan) -> None:
+    """Every revision the environment's services run, read concurrently (or from their tasks).
+
+    A revision that cannot be read is left out: reading it again for its service reports the
+    error there, for that service alone.
+    """
+    if plan.strategy == deploy_stage.FORCE_NEW_DEPLOYMENT:
+        # what a forced deployment needs of a revision, its tasks report: one request less
+        # per service
+        for name, state in plan.states.items():
+            td = deploy_stage.revision_from_tasks(state, plan.running.get(name, []))
+            if td is not None:
+                plan.task_defs.setdefault(td.arn, td)
+    arns = sorted({s.task_definition for s in plan.states.values()} - set(plan.task_defs))
+
+    def one(arn: str) -> None:
+        with contextlib.suppress(TierupError):
+            plan.task_defs[arn] = ecs.describe_task_definition(arn)
+
+    _each(one, arns)
 
 
 # -- run ---------------------------------------------------------------------------
@@ -278,6 +403,11 @@ class RunOptions:
     wait: bool = True
     timeout: int | None = None
     dry_run: bool = False
+    # None: the tier's setting in envs.yaml
+    rollback_on_failure: bool | None = None
+    atomic: bool | None = None
+    # task definitions retention must keep (revisions that records such as the ledger name)
+    protected: frozenset[str] = frozenset()
 
 
 def execute(
@@ -312,6 +442,7 @@ def execute(
             result.notes.append(n)
     result.plan = plan.steps()
     if options.dry_run:
+        _discard(clients, plan.envs)
         for e in plan.envs:
             result.environments.append(_env_outcome(e, {}, {}))
         result.settle()
@@ -320,17 +451,25 @@ def execute(
             pass
         return result
 
-    retag_failed = False
-    for r, outcome in zip(plan.retags, result.images, strict=True):
-        if r.action is TagWrite.UNCHANGED:
-            continue
+    def write_tag(job: tuple[retag.RetagPlan, ImageOutcome]) -> None:
+        r, outcome = job
         try:
             outcome.status = str(retag.retag(clients.registry, r))
             say(f"{r.repository}:{r.tag} -> {r.manifest.digest} ({outcome.status})")
         except TierupError as e:
             outcome.status, outcome.error, outcome.hint = "failed", e.message, e.hint
-            retag_failed = True
+
+    _each(
+        write_tag,
+        [
+            (r, o)
+            for r, o in zip(plan.retags, result.images, strict=True)
+            if r.action is not TagWrite.UNCHANGED
+        ],
+    )
+    retag_failed = any(o.status == "failed" for o in result.images)
     if retag_failed:
+        _discard(clients, plan.envs)
         result.notes.append("a tag write failed: no environment was deployed")
         for ep in plan.envs:
             env_out = _env_outcome(ep, {}, {})
@@ -347,31 +486,63 @@ def execute(
     for ep in plan.envs:
         result.environments.append(_env_outcome(ep, applied, errors, waited, options.wait))
     result.settle()
+    mode = mode_for(
+        plan.tier, rollback_on_failure=options.rollback_on_failure, atomic=options.atomic
+    )
+    recover(
+        config,
+        clients,
+        plan,
+        result,
+        applied,
+        mode=mode,
+        wait=options.wait,
+        timeout=options.timeout,
+        say=say,
+    )
+    retention_mod.run(clients, plan.envs, applied, result, say)
+    result.settle()
     rec = recorder or NullRecorder()
     rec.record(_event(plan, result))
     return result
 
 
+def _discard(clients: Clients, envs: list[EnvPlan]) -> None:
+    """Drop what planning left behind (a change set shown by a dry run)."""
+    for e in envs:
+        if e.error is None and e.services:
+            try:
+                ctx = strategies.context(clients, e.name, e.env, e.task_defs)
+                strategy_stage.get(e.strategy).discard(ctx, e.services)
+            except TierupError:
+                pass  # a preview left behind changes nothing
+
+
 def _apply_all(
     clients: Clients, envs: list[EnvPlan], say: Progress
 ) -> tuple[dict[tuple[str, str], Applied], dict[tuple[str, str], TierupError]]:
-    jobs = [(e, s) for e in envs if e.error is None for s in e.services if s.writes]
+    # one job per write: a service, or the services of one stack
+    jobs = [(e, g) for e in envs if e.error is None for g in strategy_stage.groups(e.services)]
     applied: dict[tuple[str, str], Applied] = {}
     errors: dict[tuple[str, str], TierupError] = {}
     lock = threading.Lock()
 
-    def one(job: tuple[EnvPlan, ServicePlan]) -> None:
-        e, s = job
+    def one(job: tuple[EnvPlan, list[ServicePlan]]) -> None:
+        e, group = job
         try:
-            ecs = clients.ecs(e.env)
-            done = deploy_stage.apply(ecs, s, e.task_defs.get(s.task_definition))
+            ctx = strategies.context(clients, e.name, e.env, e.task_defs)
+            done = strategy_stage.get(e.strategy).apply(ctx, group)
             with lock:
-                applied[(e.name, s.service)] = done
-            say(f"{e.name}/{s.service}: {s.action} -> deployment {done.deployment_id}")
+                for svc, a in done.items():
+                    applied[(e.name, svc)] = a
+            for s in group:
+                a = done[s.service]
+                say(f"{e.name}/{s.service}: {s.action} -> deployment {a.deployment_id}")
         except TierupError as err:
             with lock:
-                errors[(e.name, s.service)] = err
-            say(f"{e.name}/{s.service}: failed: {err.message}")
+                for s in group:
+                    errors[(e.name, s.service)] = err
+            say(f"{e.name}/{', '.join(s.service for s in group)}: failed: {err.message}")
 
     if jobs:
         with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(jobs))) as pool:
@@ -391,31 +562,25 @@ def _wait_all(
     lock = threading.Lock()
 
     def one(e: EnvPlan) -> None:
-        deps = {
-            s: a.deployment_id
-            for (env, s), a in applied.items()
-            if env == e.name and a.deployment_id is not None
+        mine = {
+            s: a for (env, s), a in applied.items() if env == e.name and a.deployment_id is not None
         }
-        if not deps:
+        if not mine:
             return
         limit = timeout if timeout is not None else config.wait_timeout_for(e.name)
         try:
-            states = wait_stage.wait_for(
-                clients.ecs(e.env),
-                e.env.cluster,
-                deps,
+            states = strategy_stage.get(e.strategy).wait(
+                strategies.context(clients, e.name, e.env, e.task_defs),
+                mine,
                 timeout=limit,
-                sleep=clients.sleep,
-                clock=clients.clock,
-                interval=clients.poll_interval,
-                on_change=lambda st: say(
-                    f"{e.name}/{st.service}: {st.state} ({st.running}/{st.desired} running)"
-                ),
+                on_change=lambda st: rollout_changed(say, e.name, st),
             )
         except TierupError as err:
             states = {
-                s: wait_stage.RolloutState(s, d, wait_stage.FAILED, reason=f"waiting failed: {err}")
-                for s, d in deps.items()
+                s: wait_stage.RolloutState(
+                    s, str(a.deployment_id), wait_stage.FAILED, reason=f"waiting failed: {err}"
+                )
+                for s, a in mine.items()
             }
         with lock:
             for s, st in states.items():
@@ -467,12 +632,19 @@ def _env_outcome(
             so.deployment_id, so.task_definition = a.deployment_id, a.task_definition
             so.status = "deployed"
             st = (waited or {}).get(key)
+            if st is not None and st.task_definition:
+                so.task_definition = st.task_definition
             if wait and st is not None:
                 so.status = {
                     wait_stage.COMPLETED: "completed",
                     wait_stage.TIMED_OUT: "timed_out",
+                    wait_stage.ROLLED_BACK: wait_stage.ROLLED_BACK,
                 }.get(st.state, "failed")
-                if so.status == "failed":
+                if so.status == wait_stage.ROLLED_BACK:
+                    so.error = wait_stage.rolled_back_message(st)
+                    so.hint = "the new image did not start; see the service events below"
+                    so.events = list(st.events)
+                elif so.status == "failed":
                     so.error = st.reason or st.state
                     so.hint = "see the service events below and `tierup where`"
                     so.events = list(st.events)
@@ -551,5 +723,6 @@ def promote(
         now=now(),
         command=command,
         progress=progress,
+        protected=opts.protected,
     )
     return execute(config, clients, plan, options=opts, recorder=recorder, progress=progress)

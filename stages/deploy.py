@@ -6,12 +6,13 @@ and running tasks, so that ``--dry-run`` shows exactly what ``apply`` will write
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from stages.adapters.ecs import Ecs
 from stages.errors import TierupError
-from stages.types import ImageRef, ServiceState, TaskDefinition, TaskImage
+from stages.types import ContainerImage, ImageRef, ServiceState, TaskDefinition, TaskImage
 
 FORCE_NEW_DEPLOYMENT = "force-new-deployment"
 TASK_DEFINITION = "task-definition"
@@ -49,6 +50,19 @@ class ImageTarget:
     digest: str
     tag_uri: str
     digest_uri: str
+    commit_uri: str | None = None  # the commit SHA tag on the same digest, when known
+    immutable_tag: bool = False  # the tier's tag is a stamp: it never moves
+
+    @property
+    def immutable_uri(self) -> str:
+        """A reference that names this digest for good: the stamp, the commit tag, or the digest.
+
+        Strategies that only act when a reference changes (a stack parameter) need one; a
+        mutable tier tag would read the same at every promotion.
+        """
+        if self.immutable_tag:
+            return self.tag_uri
+        return self.commit_uri or self.digest_uri
 
 
 @dataclass(frozen=True)
@@ -71,12 +85,20 @@ class ServicePlan:
     task_definition: str
     containers: tuple[ContainerTarget, ...]
     previous_digests: tuple[tuple[str, str | None], ...] = ()
+    # services whose write is one (the services of one stack): planned, applied and rolled
+    # back together, and listed once in the plan
+    group: str | None = None
+    # a strategy's own description of the write and its own plan (a change set, an AppSpec)
+    step: Mapping[str, Any] | None = field(default=None, compare=False)
+    payload: object = field(default=None, compare=False, repr=False)
 
     @property
     def writes(self) -> bool:
         return self.action != "skip"
 
     def describe(self) -> dict[str, Any]:
+        if self.step is not None:
+            return dict(self.step)
         out: dict[str, Any] = {
             "write": "ecs:UpdateService"
             if self.action == FORCE_NEW_DEPLOYMENT
@@ -152,8 +174,8 @@ def plan_service(
     """Decide what to do with one service; raise DeployError when it cannot be deployed."""
     if strategy not in (FORCE_NEW_DEPLOYMENT, TASK_DEFINITION):
         raise DeployError(
-            f"service {service!r}: strategy {strategy!r} is not available in this version",
-            hint="use force-new-deployment or task-definition",
+            f"service {service!r}: plan_service plans the rolling strategies, not {strategy!r}",
+            hint="plan an environment with stages.strategy.get(strategy).plan",
         )
     containers: list[ContainerTarget] = []
     for wanted_container, target in wanted.items():
@@ -318,4 +340,40 @@ def apply(ecs: Ecs, plan: ServicePlan, task_def: TaskDefinition | None = None) -
         task_definition=new_arn,
         previous_task_definition=plan.task_definition,
         registered=registered,
+    )
+
+
+def agreed_digest(running: list[TaskImage], container: str) -> str | None:
+    """The digest every running task reports for ``container``; None if they disagree or none."""
+    return _agreed_digest(running, container)
+
+
+def revision_from_tasks(state: ServiceState, running: list[TaskImage]) -> TaskDefinition | None:
+    """The images of the revision a service runs, as its PRIMARY deployment's tasks report them.
+
+    A task reports every container of the revision it was started from, with the image string
+    that revision names: enough for a force-new-deployment decision, without reading the
+    revision itself. None when no such task runs (then read the revision). The result has no
+    ``raw``: it cannot be copied into a new registration.
+    """
+    primary = state.primary
+    if primary is None or primary.task_definition != state.task_definition:
+        return None
+    tasks: dict[str, list[TaskImage]] = {}
+    for t in running:
+        if t.started_by == primary.id:
+            tasks.setdefault(t.task_arn, []).append(t)
+    if not tasks:
+        return None
+    containers = next(iter(tasks.values()))
+    name = state.task_definition.rsplit("/", 1)[-1]
+    family, _, revision = name.rpartition(":")
+    if not family or not revision.isdigit():
+        return None
+    return TaskDefinition(
+        arn=state.task_definition,
+        family=family,
+        revision=int(revision),
+        status="ACTIVE",
+        containers=tuple(ContainerImage(name=c.container, image=c.image) for c in containers),
     )

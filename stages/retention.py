@@ -19,6 +19,7 @@ class RetentionPlan:
     keep: int
     deregister: tuple[str, ...]
     kept_for_safety: tuple[str, ...] = ()  # beyond `keep`, but in use, previous or protected
+    error: str | None = None  # the family could not be read: nothing will be deregistered
 
 
 def revision_of(arn: str) -> int:

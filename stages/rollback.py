@@ -22,8 +22,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stages.adapters.ecs import Ecs
+from stages.adapters.registry import Registry, TagWrite
 from stages.deploy import Applied, registration_input, with_images
-from stages.errors import InputError
+from stages.errors import InputError, RegistryError
 from stages.types import ImageRef, ServiceState, TaskDefinition, TaskImage
 
 LEDGER = "ledger"
@@ -484,3 +485,15 @@ def apply_rollback(ecs: Ecs, plan: RollbackPlan) -> Applied:
         state=plan.state,
         task_def=plan.target_def,
     )
+
+
+def rollback_tag(registry: Registry, repository: str, tag: str, to_digest: str) -> TagWrite:
+    """Point ``tag`` back at ``to_digest`` (the manifest as the registry keeps it)."""
+    manifest = registry.get_manifest(repository, to_digest)
+    if manifest is None:
+        raise RegistryError(
+            f"{repository}@{to_digest} is gone (a lifecycle policy may have expired it): "
+            f"{repository}:{tag} cannot go back to it",
+            hint="push or restore that image, or promote a known-good digest with --digest",
+        )
+    return registry.put_tag(repository, tag, manifest)

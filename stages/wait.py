@@ -20,6 +20,13 @@ TIMED_OUT = "timed_out"
 IN_PROGRESS = "in_progress"
 
 EVENTS_SHOWN = 5
+# what ECS says about every rollout; the reasons a rollout is stuck or failed are the others
+ROUTINE_EVENTS = (
+    "has started",
+    "has stopped",
+    "has reached a steady state",
+    "deployment completed",
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,10 @@ class RolloutState:
     # when ECS rolled the deployment back: the deployment it started, and where that stands
     rollback_deployment: str | None = None
     rollback_state: str | None = None  # in_progress | completed | failed
+    # what the service runs once done, when the write could not know it (a stack update
+    # registers its own revision), and a strategy's own words for where it stands
+    task_definition: str | None = None
+    detail: str | None = None
 
     @property
     def done(self) -> bool:
@@ -45,6 +56,13 @@ class RolloutState:
     @property
     def succeeded(self) -> bool:
         return self.state == COMPLETED
+
+
+def telling_events(service: ServiceState) -> tuple[str, ...]:
+    """The latest events, those that explain something first (routine ones only if none do)."""
+    messages = [e.message for e in service.events]
+    telling = [m for m in messages if not any(r in m for r in ROUTINE_EVENTS)]
+    return tuple((telling or messages)[:EVENTS_SHOWN])
 
 
 def stable(service: ServiceState, deployment: Deployment) -> bool:
@@ -60,7 +78,7 @@ def stable(service: ServiceState, deployment: Deployment) -> bool:
 def judge(service: ServiceState, deployment_id: str) -> RolloutState:
     """Where one deployment stands now."""
     mine: Deployment | None = next((d for d in service.deployments if d.id == deployment_id), None)
-    events = tuple(e.message for e in service.events[:EVENTS_SHOWN])
+    events = telling_events(service)
     if mine is None or mine.status != "PRIMARY":
         return _not_primary(service, deployment_id, mine, events)
     if mine.rollout_state == "FAILED":
@@ -122,6 +140,21 @@ def _not_primary(
     )
 
 
+def rolled_back_message(state: RolloutState) -> str:
+    """The error a user reads for a deployment ECS rolled back."""
+    out = state.reason or "ECS rolled the deployment back"
+    if state.rollback_deployment:
+        stable_now = {
+            COMPLETED: "the service is stable again on the previous version",
+            FAILED: "that rollback FAILED too",
+            IN_PROGRESS: "that rollback had not finished",
+        }.get(state.rollback_state or "", "")
+        out += f"; ECS's rollback deployment {state.rollback_deployment}" + (
+            f": {stable_now}" if stable_now else ""
+        )
+    return out
+
+
 def wait_for(
     ecs: Ecs,
     cluster: str,
@@ -147,6 +180,9 @@ def wait_for(
         for name, dep_id in list(pending.items()):
             now = judge(states[name], dep_id)
             before = last.get(name)
+            if before is not None and before.state == ROLLED_BACK and now.state == ROLLED_BACK:
+                # the events that explain the failure, not those of ECS's rollback after it
+                now = replace(now, events=before.events)
             if on_change is not None and (
                 before is None
                 or (before.state, before.running, before.rollback_state)

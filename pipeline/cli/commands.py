@@ -8,10 +8,12 @@ from typing import Annotated
 import typer
 
 from pipeline.cli import (
+    AtomicOpt,
     DryRunOpt,
     FileOpt,
     ImagesOpt,
     JsonOpt,
+    RollbackOnFailureOpt,
     TimeoutOpt,
     WaitOpt,
     emit,
@@ -21,12 +23,10 @@ from pipeline.cli import (
     run,
 )
 from pipeline.cli.release import (
-    AtomicFlag,
     ForceOpt,
     LockTimeoutOpt,
     MessageOpt,
     ReasonOpt,
-    RollbackOnFailureFlag,
     make_guard,
     open_ledger_for,
     run_options,
@@ -51,8 +51,8 @@ def promote(
     no_deploy: Annotated[bool, typer.Option("--no-deploy", help="move tags only")] = False,
     wait: WaitOpt = True,
     timeout: TimeoutOpt = None,
-    rollback_on_failure: RollbackOnFailureFlag = None,
-    atomic: AtomicFlag = None,
+    rollback_on_failure: RollbackOnFailureOpt = None,
+    atomic: AtomicOpt = None,
     force: ForceOpt = False,
     reason: ReasonOpt = None,
     lock_timeout: LockTimeoutOpt = None,
@@ -64,7 +64,7 @@ def promote(
     """Point the tier's tag at its source's digest and deploy every environment of the tier."""
 
     def body() -> CommandResult:
-        from pipeline.output import progress_printer
+        from pipeline.progress import progress_display
         from pipeline.promote import Source
         from pipeline.release import run_promotion
 
@@ -79,18 +79,19 @@ def promote(
             atomic=atomic,
         )
         guard = make_guard(force=force, reason=reason, message=message, lock_timeout=lock_timeout)
-        return run_promotion(
-            cfg,
-            clients,
-            open_ledger_for(cfg, clients),
-            tier=tier,
-            source=source,
-            images=image or None,
-            deploy=not no_deploy,
-            options=opts,
-            guard=guard,
-            progress=progress_printer(),
-        )
+        with progress_display() as progress:
+            return run_promotion(
+                cfg,
+                clients,
+                open_ledger_for(cfg, clients),
+                tier=tier,
+                source=source,
+                images=image or None,
+                deploy=not no_deploy,
+                options=opts,
+                guard=guard,
+                progress=progress,
+            )
 
     run(as_json, body)
 
@@ -107,22 +108,23 @@ def deploy(
     """Deploy one environment to what its tier's tag points at now (no tag moves)."""
 
     def body() -> CommandResult:
-        from pipeline.output import progress_printer
+        from pipeline.progress import progress_display
         from pipeline.promote import RunOptions
         from pipeline.release import run_deploy
 
         cfg = load_config(file)
         clients = make_clients(cfg)
         opts = RunOptions(wait=wait, timeout=parse_duration_flag(timeout), dry_run=dry_run)
-        return run_deploy(
-            cfg,
-            clients,
-            open_ledger_for(cfg, clients),
-            env=env,
-            options=opts,
-            guard=make_guard(lock_timeout=lock_timeout),
-            progress=progress_printer(),
-        )
+        with progress_display() as progress:
+            return run_deploy(
+                cfg,
+                clients,
+                open_ledger_for(cfg, clients),
+                env=env,
+                options=opts,
+                guard=make_guard(lock_timeout=lock_timeout),
+                progress=progress,
+            )
 
     run(as_json, body)
 

@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from pipeline.cli import (
+    AtomicOpt,
     DryRunOpt,
     FileOpt,
     ImagesOpt,
     JsonOpt,
+    RollbackOnFailureOpt,
     TimeoutOpt,
     WaitOpt,
     load_config,
@@ -41,17 +43,6 @@ LockTimeoutOpt = Annotated[
         "--lock-timeout",
         help="wait this long for another run's lock on the tier (default 0: fail at once)",
     ),
-]
-RollbackOnFailureFlag = Annotated[
-    bool | None,
-    typer.Option(
-        "--rollback-on-failure/--no-rollback-on-failure",
-        help="roll a failed environment back (default: the tier's setting)",
-    ),
-]
-AtomicFlag = Annotated[
-    bool | None,
-    typer.Option("--atomic/--no-atomic", help="one failure rolls every environment back"),
 ]
 MessageOpt = Annotated[
     str | None, typer.Option("--message", help="a note kept with the ledger event")
@@ -85,24 +76,18 @@ def run_options(
     rollback_on_failure: bool | None = None,
     atomic: bool | None = None,
 ) -> RunOptions:
-    """RunOptions from the flags; the rollout flags only where this version has them."""
-    import dataclasses
-
+    """RunOptions from the flags (None: the tier's setting)."""
     from pipeline.promote import RunOptions
-    from stages.errors import InputError
+    from pipeline.rollback_on_failure import check_flags
 
-    known = {f.name for f in dataclasses.fields(RunOptions)}
-    extra: dict[str, bool] = {}
-    for name, flag, value in (
-        ("rollback_on_failure", "--rollback-on-failure", rollback_on_failure),
-        ("atomic", "--atomic", atomic),
-    ):
-        if value is None:
-            continue
-        if name not in known:
-            raise InputError(f"{flag} is not available in this version", hint=f"drop {flag}")
-        extra[name] = value
-    return RunOptions(wait=wait, timeout=parse_duration_flag(timeout), dry_run=dry_run, **extra)
+    check_flags(wait=wait, rollback_on_failure=rollback_on_failure, atomic=atomic)
+    return RunOptions(
+        wait=wait,
+        timeout=parse_duration_flag(timeout),
+        dry_run=dry_run,
+        rollback_on_failure=rollback_on_failure,
+        atomic=atomic,
+    )
 
 
 def stamp(
@@ -119,8 +104,8 @@ def stamp(
     no_deploy: Annotated[bool, typer.Option("--no-deploy", help="write the stamp only")] = False,
     wait: WaitOpt = True,
     timeout: TimeoutOpt = None,
-    rollback_on_failure: RollbackOnFailureFlag = None,
-    atomic: AtomicFlag = None,
+    rollback_on_failure: RollbackOnFailureOpt = None,
+    atomic: AtomicOpt = None,
     force: ForceOpt = False,
     reason: ReasonOpt = None,
     lock_timeout: LockTimeoutOpt = None,
@@ -131,7 +116,7 @@ def stamp(
     """Give the source tier's digest the tier's timestamped tag and deploy every environment."""
 
     def body() -> CommandResult:
-        from pipeline.output import progress_printer
+        from pipeline.progress import progress_display
         from pipeline.promote import Source
         from pipeline.release import stamp as stamp_tier
 
@@ -144,20 +129,21 @@ def stamp(
             rollback_on_failure=rollback_on_failure,
             atomic=atomic,
         )
-        return stamp_tier(
-            cfg,
-            clients,
-            open_ledger_for(cfg, clients),
-            tier=tier,
-            source=Source.from_flags(from_tier=from_tier, commit=commit, digest=digest),
-            images=image or None,
-            deploy=not no_deploy,
-            options=opts,
-            guard=make_guard(
-                force=force, reason=reason, message=message, lock_timeout=lock_timeout
-            ),
-            progress=progress_printer(),
-        )
+        with progress_display() as progress:
+            return stamp_tier(
+                cfg,
+                clients,
+                open_ledger_for(cfg, clients),
+                tier=tier,
+                source=Source.from_flags(from_tier=from_tier, commit=commit, digest=digest),
+                images=image or None,
+                deploy=not no_deploy,
+                options=opts,
+                guard=make_guard(
+                    force=force, reason=reason, message=message, lock_timeout=lock_timeout
+                ),
+                progress=progress,
+            )
 
     run(as_json, body)
 
@@ -231,25 +217,26 @@ def rollback_tier(
     """Put a tier back on the digest it had before, from the ledger, and redeploy it."""
 
     def body() -> CommandResult:
-        from pipeline.output import progress_printer
+        from pipeline.progress import progress_display
         from pipeline.promote import RunOptions
         from pipeline.release import rollback_tier as roll_back
 
         cfg = load_config(file)
         clients = make_clients(cfg)
         opts = RunOptions(wait=wait, timeout=parse_duration_flag(timeout), dry_run=dry_run)
-        return roll_back(
-            cfg,
-            clients,
-            open_ledger_for(cfg, clients),
-            tier=tier,
-            to=to,
-            steps=steps,
-            images=image or None,
-            options=opts,
-            guard=make_guard(message=message, lock_timeout=lock_timeout),
-            progress=progress_printer(),
-        )
+        with progress_display() as progress:
+            return roll_back(
+                cfg,
+                clients,
+                open_ledger_for(cfg, clients),
+                tier=tier,
+                to=to,
+                steps=steps,
+                images=image or None,
+                options=opts,
+                guard=make_guard(message=message, lock_timeout=lock_timeout),
+                progress=progress,
+            )
 
     run(as_json, body)
 

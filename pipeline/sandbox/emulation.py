@@ -19,12 +19,21 @@ own methods (never boto3's, never tierup's) so that, seen through moto's HTTP se
 - a hanging image never completes (its tasks stay PENDING), to exercise timeouts.
 
 Images are marked bad with `mark_bad(digest)` or by giving the digest, in ECR, a tag that starts
-with `sandbox-fail` (`aws ecr put-image ... --image-tag sandbox-fail`); an image reference that
-does not resolve in ECR, or that another account may not pull (repository policy), fails with
-CannotPullContainerError as on ECS. Images hang with `mark_hang(digest)` or a `sandbox-hang*` tag.
+with `sandbox-fail` (`aws ecr put-image ... --image-tag sandbox-fail`); a tag
+`sandbox-fail.<cluster>` marks it bad in that cluster only (one environment of a tier fails, the
+others run it). An image reference that does not resolve in ECR, or that another account may not
+pull (repository policy), fails with CannotPullContainerError as on ECS. Images hang with
+`mark_hang(digest)`, a `sandbox-hang*` tag, or `sandbox-hang.<cluster>` for one cluster.
 Image references outside ECR are taken as pullable, with no digest.
 
-Services with a CODE_DEPLOY or EXTERNAL deployment controller are left to moto.
+Beyond rollouts, as ECS does: DescribeServices takes at most 10 services a call; task
+definitions keep every field RegisterTaskDefinition accepts (moto drops `enableFaultInjection`
+and `trustedExecutionConfiguration`) and report `registeredAt` / `deregisteredAt`.
+
+Services with the CODE_DEPLOY deployment controller start stable as the others do but take a
+new task definition only from a CodeDeploy deployment (`emulation_codedeploy`); EXTERNAL ones are
+left to moto. CloudFormation stack updates (`emulation_cfn`) reach ECS through the same wrapped
+methods, so their services roll out as above.
 """
 
 from __future__ import annotations
@@ -66,6 +75,7 @@ __all__ = [
     "FAIL_TAG_PREFIX",
     "HANG_TAG_PREFIX",
     "Emulation",
+    "RolloutView",
     "Verdict",
     "current",
     "install",
@@ -76,6 +86,12 @@ __all__ = [
 ]
 
 DEFAULT_POLLS_TO_COMPLETE = 2
+DESCRIBE_SERVICES_MAX = 10
+# RegisterTaskDefinition fields moto's own model drops, and the attribute that carries each
+TASK_DEFINITION_KEEPS = {
+    "enableFaultInjection": "enable_fault_injection",
+    "trustedExecutionConfiguration": "trusted_execution_configuration",
+}
 FAIL_TAG_PREFIX = "sandbox-fail"
 HANG_TAG_PREFIX = "sandbox-hang"
 MAX_EVENTS = 100
@@ -228,6 +244,22 @@ class _ServiceState:
         self.events = [entry, *self.events][:MAX_EVENTS]
 
 
+@dataclass(frozen=True)
+class RolloutView:
+    """One deployment of a service, as the other emulations see it."""
+
+    id: str
+    status: str  # PRIMARY | ACTIVE
+    rollout: str  # IN_PROGRESS | COMPLETED | FAILED
+    task_definition: str
+    running: int
+    desired: int
+    failed_tasks: int
+    reason: str
+    failure: str | None  # the latest service event saying why its tasks fail
+    images: tuple[_Image, ...]
+
+
 def _new_deployment_id() -> str:
     return f"ecs-svc/{mock_random.randint(10**18, 10**19 - 1)}"
 
@@ -321,6 +353,17 @@ def _circuit_breaker(service: Service) -> dict[str, Any]:
     return breaker if isinstance(breaker, dict) else {}
 
 
+def _task_network(config: object) -> dict[str, Any] | None:
+    """A service's network configuration as its tasks get it: without security groups, ECS
+    uses the VPC's default one (moto's task wants the key)."""
+    if not isinstance(config, dict) or not config:
+        return None
+    awsvpc = config.get("awsvpcConfiguration")
+    if isinstance(awsvpc, dict) and "securityGroups" not in awsvpc:
+        return {**config, "awsvpcConfiguration": {**awsvpc, "securityGroups": []}}
+    return config
+
+
 def _not_found(image: str) -> str:
     return (
         "CannotPullContainerError: pull image manifest has been retried 5 time(s): "
@@ -350,6 +393,10 @@ class Emulation:
             weakref.WeakKeyDictionary()
         )
         self._originals: dict[tuple[type, str], Any] = {}
+        self._added: list[tuple[type, str]] = []
+        # the CloudFormation and CodeDeploy emulations, set by `install()`
+        self.cloudformation: Any = None
+        self.codedeploy: Any = None
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -371,10 +418,28 @@ class Emulation:
             self.hang_digests.clear()
             self.polls_to_complete = DEFAULT_POLLS_TO_COMPLETE
             self.enforce_pull_permissions = True
+            for part in (self.cloudformation, self.codedeploy):
+                if part is not None:
+                    part.reset()
+
+    def fail_next_stack_update(self, stack: str, reason: str) -> None:
+        """The next update of CloudFormation stack `stack` fails with `reason` and rolls back."""
+        self.cloudformation.fail_next_stack_update(stack, reason)
+
+    def fail_next_codedeploy(
+        self, deployment_group: str, reason: str, *, code: str = "HOOK_EXECUTION_FAILURE"
+    ) -> None:
+        """The next CodeDeploy deployment of `deployment_group` fails with `code`: `reason`."""
+        self.codedeploy.fail_next(deployment_group, reason, code=code)
 
     @property
     def installed(self) -> bool:
         return bool(self._originals)
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held around every wrapped call; the other emulations share it."""
+        return self._lock
 
     # -- installing ------------------------------------------------------------------------
 
@@ -390,6 +455,16 @@ class Emulation:
             self._wrap(backend, "delete_service", self._delete_service)
             self._wrap(backend, "stop_task", self._passthrough)
             self._wrap(EC2ContainerServiceResponse, "create_service", self._response_create_service)
+            self._wrap(
+                EC2ContainerServiceResponse,
+                "register_task_definition",
+                self._response_register_task_definition,
+            )
+            self._wrap(backend, "deregister_task_definition", self._deregister_task_definition)
+            from pipeline.sandbox import emulation_cfn, emulation_codedeploy
+
+            self.cloudformation = emulation_cfn.install(self)
+            self.codedeploy = emulation_codedeploy.install(self)
 
     def uninstall(self) -> None:
         """Put moto's own methods back."""
@@ -397,6 +472,51 @@ class Emulation:
             for (cls, name), original in self._originals.items():
                 setattr(cls, name, original)
             self._originals.clear()
+            for cls, name in self._added:
+                if name in cls.__dict__:
+                    delattr(cls, name)
+            self._added.clear()
+
+    def wrap(self, cls: type, name: str, handler: Callable[..., Any]) -> None:
+        """Replace moto's `cls.name` by `handler(original, obj, arguments)`, under the lock."""
+        self._wrap(cls, name, handler)
+
+    def wrap_classmethod(self, cls: type, name: str, handler: Callable[..., Any]) -> None:
+        """As `wrap`, for a classmethod: `handler(original, cls, arguments)`."""
+        original = cls.__dict__[name]
+        self._originals[(cls, name)] = original
+        function = original.__func__
+        signature = inspect.signature(function)
+
+        def wrapper(klass: Any, *args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(klass, *args, **kwargs)
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
+            arguments.pop(next(iter(signature.parameters)))
+            with self._lock:
+                return handler(lambda **kw: function(klass, **kw), klass, arguments)
+
+        wrapper.__name__ = name
+        setattr(cls, name, classmethod(wrapper))
+
+    def add_method(self, cls: type, name: str, method: Callable[..., Any]) -> None:
+        """Give moto's `cls` an operation it lacks (removed again by `uninstall`)."""
+        existing = cls.__dict__.get(name)
+        if existing is not None and not getattr(existing, "_tierup_added", False):
+            raise ValueError(f"{cls.__name__}.{name} exists; wrap it instead")
+        lock = self._lock
+
+        def locked(obj: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(obj, *args, **kwargs)
+
+        locked.__name__ = name
+        locked._tierup_added = True  # type: ignore[attr-defined]
+        if existing is not None:  # another emulation's: it comes back on uninstall
+            self._originals[(cls, name)] = existing
+        else:
+            self._added.append((cls, name))
+        setattr(cls, name, locked)
 
     def _wrap(self, cls: type, name: str, handler: Callable[..., Any]) -> None:
         original = cls.__dict__[name]
@@ -431,14 +551,35 @@ class Emulation:
         self, original: Any, response: EC2ContainerServiceResponse, args: dict[str, Any]
     ) -> Any:
         result = original(**args)
-        config = normalize_deployment_configuration(
-            response._get_param("deploymentConfiguration")
-        )
+        config = normalize_deployment_configuration(response._get_param("deploymentConfiguration"))
         payload = getattr(result, "result", None)
         service = payload.get("service") if isinstance(payload, dict) else None
         if isinstance(service, Service):
             _set_deployment_configuration(service, config)
         return result
+
+    def _response_register_task_definition(
+        self, original: Any, response: EC2ContainerServiceResponse, args: dict[str, Any]
+    ) -> Any:
+        result = original(**args)
+        payload = getattr(result, "result", None)
+        task_definition = payload.get("taskDefinition") if isinstance(payload, dict) else None
+        if isinstance(task_definition, TaskDefinition):
+            # moto's serializer reads these snake_case attributes for the response's fields
+            for key, attribute in TASK_DEFINITION_KEEPS.items():
+                value = response._get_param(key)
+                if value is not None:
+                    setattr(task_definition, attribute, copy.deepcopy(value))
+            setattr(task_definition, "registered_at", utcnow())  # noqa: B010
+        return result
+
+    def _deregister_task_definition(
+        self, original: Any, backend: EC2ContainerServiceBackend, args: dict[str, Any]
+    ) -> TaskDefinition:
+        task_definition: TaskDefinition = original(**args)
+        if getattr(task_definition, "deregistered_at", None) is None:
+            setattr(task_definition, "deregistered_at", utcnow())  # noqa: B010
+        return task_definition
 
     def _update_service(
         self, original: Any, backend: EC2ContainerServiceBackend, args: dict[str, Any]
@@ -485,6 +626,11 @@ class Emulation:
     def _describe_services(
         self, original: Any, backend: EC2ContainerServiceBackend, args: dict[str, Any]
     ) -> tuple[list[Service], list[dict[str, str]]]:
+        names = args.get("service_names_or_arns") or []
+        if len(names) > DESCRIBE_SERVICES_MAX:
+            raise InvalidParameterException(
+                f"services can have at most {DESCRIBE_SERVICES_MAX} items, got {len(names)}."
+            )
         services, failures = original(**args)
         seen: set[int] = set()
         for service in services:
@@ -553,6 +699,70 @@ class Emulation:
             self._render(backend, service, state)
         return service
 
+    # -- for the CloudFormation and CodeDeploy emulations -----------------------------------
+
+    def deploy(
+        self,
+        backend: EC2ContainerServiceBackend,
+        service: Service,
+        task_definition_arn: str,
+        *,
+        images: tuple[_Image, ...] | None = None,
+        is_rollback: bool = False,
+    ) -> str | None:
+        """Start a new PRIMARY deployment of `task_definition_arn`, whatever the controller.
+
+        `images` (from a `RolloutView`) reuses what an earlier deployment resolved, as a
+        reroute to an original task set does. Returns the deployment id.
+        """
+        state = self._state(backend, service)
+        if state is None:
+            return None
+        deployment = self._start_deployment(
+            backend, service, state, task_definition_arn, images=images, is_rollback=is_rollback
+        )
+        self._render(backend, service, state)
+        return deployment.id
+
+    def advance(self, backend: EC2ContainerServiceBackend, service: Service) -> None:
+        """One step of the service's rollout, as one DescribeServices makes."""
+        state = self._state(backend, service)
+        if state is not None and service.status == "ACTIVE":
+            self._step(backend, service, state)
+            self._render(backend, service, state)
+
+    def rollout(self, service: Service, deployment_id: str | None = None) -> RolloutView | None:
+        """Where deployment `deployment_id` (default: the PRIMARY one) of `service` stands."""
+        state = self._services.get(service)
+        if state is None:
+            return None
+        if deployment_id is None:
+            deployment: _Deployment | None = state.primary
+        else:
+            deployment = next((d for d in state.deployments if d.id == deployment_id), None)
+        if deployment is None:
+            return None
+        failure = next(
+            (
+                e["message"]
+                for e in state.events
+                if "unable to consistently start tasks" in str(e["message"])
+            ),
+            None,
+        )
+        return RolloutView(
+            id=deployment.id,
+            status=deployment.status,
+            rollout=deployment.rollout,
+            task_definition=deployment.task_definition,
+            running=deployment.count("RUNNING"),
+            desired=deployment.desired,
+            failed_tasks=deployment.failed_tasks,
+            reason=deployment.reason,
+            failure=failure if deployment.failed_tasks else None,
+            images=deployment.images,
+        )
+
     # -- rollouts ----------------------------------------------------------------------------
 
     def _state(self, backend: EC2ContainerServiceBackend, service: Service) -> _ServiceState | None:
@@ -563,7 +773,7 @@ class Emulation:
 
     def _adopt(self, backend: EC2ContainerServiceBackend, service: Service) -> _ServiceState | None:
         """A service the emulation has not seen yet starts stable, as after CreateService."""
-        if service.deployment_controller.get("type", "ECS") != "ECS":
+        if service.deployment_controller.get("type", "ECS") not in ("ECS", "CODE_DEPLOY"):
             return None
         if not service.task_definition:
             return None
@@ -595,8 +805,9 @@ class Emulation:
         service.task_definition = task_definition.arn
         started = self._start_tasks(backend, service, deployment, deployment.desired, "RUNNING")
         if started:
-            state.event(f"(service {service.name}) has started {len(started)} tasks: "
-                        f"{_task_list(started)}.")
+            state.event(
+                f"(service {service.name}) has started {len(started)} tasks: {_task_list(started)}."
+            )
         state.event(f"(service {service.name}) has reached a steady state.")
         self._render(backend, service, state)
         return state
@@ -634,8 +845,9 @@ class Emulation:
         service.task_definition = task_definition.arn
         started = self._start_tasks(backend, service, deployment, deployment.desired, "PENDING")
         if started:
-            state.event(f"(service {service.name}) has started {len(started)} tasks: "
-                        f"{_task_list(started)}.")
+            state.event(
+                f"(service {service.name}) has started {len(started)} tasks: {_task_list(started)}."
+            )
         return deployment
 
     def _step(
@@ -650,7 +862,9 @@ class Emulation:
         deployment.steps += 1
         deployment.updated_at = utcnow()
         needed = max(1, self.polls_to_complete)
-        verdict = self.verdict_for(backend.account_id, deployment.images)
+        verdict = self.verdict_for(
+            backend.account_id, deployment.images, cluster=str(service.cluster_name)
+        )
         if verdict.kind == "fail":
             self._fail_step(backend, service, state, deployment, verdict, needed)
         elif verdict.kind == "hang":
@@ -686,12 +900,12 @@ class Emulation:
         )
         breaker = _circuit_breaker(service)
         if deployment.steps < needed or not breaker.get("enable"):
-            started = self._start_tasks(
-                backend, service, deployment, deployment.desired, "PENDING"
-            )
+            started = self._start_tasks(backend, service, deployment, deployment.desired, "PENDING")
             if started:
-                state.event(f"(service {service.name}) has started {len(started)} tasks: "
-                            f"{_task_list(started)}.")
+                state.event(
+                    f"(service {service.name}) has started {len(started)} tasks: "
+                    f"{_task_list(started)}."
+                )
             return
         deployment.rollout = "FAILED"
         deployment.reason = "ECS deployment circuit breaker: tasks failed to start."
@@ -751,8 +965,10 @@ class Emulation:
         state.deployments = [deployment]
         state.last_completed = deployment
         if stopped:
-            state.event(f"(service {service.name}) has stopped {len(stopped)} running tasks: "
-                        f"{_task_list(stopped)}.")
+            state.event(
+                f"(service {service.name}) has stopped {len(stopped)} running tasks: "
+                f"{_task_list(stopped)}."
+            )
         state.event(f"(service {service.name}) (deployment {deployment.id}) deployment completed.")
         state.event(f"(service {service.name}) has reached a steady state.")
 
@@ -770,8 +986,9 @@ class Emulation:
             started = self._start_tasks(
                 backend, service, deployment, deployment.desired - len(live), status
             )
-            state.event(f"(service {service.name}) has started {len(started)} tasks: "
-                        f"{_task_list(started)}.")
+            state.event(
+                f"(service {service.name}) has started {len(started)} tasks: {_task_list(started)}."
+            )
         elif len(live) > deployment.desired:
             extra = live[deployment.desired :]
             self._stop(
@@ -779,8 +996,10 @@ class Emulation:
                 f"Scaling activity initiated by (deployment {deployment.id})",
                 "ServiceSchedulerInitiated",
             )
-            state.event(f"(service {service.name}) has stopped {len(extra)} running tasks: "
-                        f"{_task_list(extra)}.")
+            state.event(
+                f"(service {service.name}) has stopped {len(extra)} running tasks: "
+                f"{_task_list(extra)}."
+            )
 
     def _start_tasks(
         self,
@@ -809,7 +1028,7 @@ class Emulation:
                 launch_type=service.launch_type or "",
                 started_by=deployment.id,
                 tags=[],
-                networking_configuration=service.network_configuration or None,
+                networking_configuration=_task_network(service.network_configuration),
                 platform_version=service.platform_version,
             )
             task.containers = [
@@ -953,8 +1172,13 @@ class Emulation:
             for tag in candidate.image_tags
         ]
 
-    def verdict_for(self, task_account: str, images: tuple[_Image, ...]) -> Verdict:
-        """Fail if an image could not be pulled or is marked bad; hang if one is marked so."""
+    def verdict_for(
+        self, task_account: str, images: tuple[_Image, ...], *, cluster: str | None = None
+    ) -> Verdict:
+        """Fail if an image could not be pulled or is marked bad; hang if one is marked so.
+
+        A mark tag `<prefix>.<cluster>` applies in that cluster only.
+        """
         for image in images:
             if image.pull_error:
                 return Verdict("fail", image.pull_error, "TaskFailedToStart")
@@ -963,7 +1187,7 @@ class Emulation:
                 continue
             tags = self._tags_of(image)
             if image.digest in self.bad_digests or any(
-                t.startswith(FAIL_TAG_PREFIX) for t in tags
+                _marked(t, FAIL_TAG_PREFIX, cluster) for t in tags
             ):
                 return Verdict(
                     "fail",
@@ -976,12 +1200,19 @@ class Emulation:
                 continue
             tags = self._tags_of(image)
             if image.digest in self.hang_digests or any(
-                t.startswith(HANG_TAG_PREFIX) for t in tags
+                _marked(t, HANG_TAG_PREFIX, cluster) for t in tags
             ):
-                return Verdict(
-                    "hang", f"image {image.image} ({image.digest}) is marked to hang"
-                )
+                return Verdict("hang", f"image {image.image} ({image.digest}) is marked to hang")
         return _OK
+
+
+def _marked(tag: str, prefix: str, cluster: str | None) -> bool:
+    if not tag.startswith(prefix):
+        return False
+    rest = tag[len(prefix) :]
+    if rest.startswith("."):
+        return cluster is not None and rest[1:] == cluster
+    return True
 
 
 _installed: Emulation | None = None

@@ -1,0 +1,163 @@
+"""Task definition retention for the environments a promotion registers revisions in.
+
+Planned with the promotion (reads only, so that `--dry-run` lists the deregistrations), run
+after the rollouts and any rollback, sparing whatever came into use in between.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from pipeline.clients import Clients
+from pipeline.results import CommandResult
+from stages import retention as retention_stage
+from stages.adapters.ecs import Ecs
+from stages.deploy import Applied
+from stages.errors import TierupError
+from stages.types import ServiceState
+
+if TYPE_CHECKING:
+    from pipeline.promote import EnvPlan
+
+# the plan actions that register a revision (``unpin`` names the tier's tag again)
+REGISTERS = ("register-task-definition", "unpin")
+MAX_WORKERS = 32
+
+
+def in_use(states: Iterable[ServiceState]) -> set[str]:
+    """Every revision a deployment of these services runs (PRIMARY and ACTIVE alike)."""
+    out: set[str] = set()
+    for s in states:
+        out.add(s.task_definition)
+        out.update(d.task_definition for d in s.deployments)
+    return {u for u in out if u}
+
+
+def plan_env(
+    ecs: Ecs, plan: EnvPlan, *, keep: int, protected: Iterable[str]
+) -> list[retention_stage.RetentionPlan]:
+    """One plan per family a service of ``plan`` registers a new revision in."""
+    registering = Counter(
+        retention_stage.family_of(s.task_definition) for s in plan.services if s.action in REGISTERS
+    )
+    used = in_use(plan.states.values())
+    protected = list(protected)
+    out = []
+    for family, count in sorted(registering.items()):
+        try:
+            rp = retention_stage.plan_family(
+                ecs, family, keep=keep, in_use=used, protected=protected, registering=count
+            )
+        except TierupError as e:
+            # cleaning up is not worth failing a deployment for (a role may lack the permission)
+            rp = retention_stage.RetentionPlan(family, keep, (), error=e.message)
+        if rp.deregister or rp.kept_for_safety or rp.error:
+            out.append(rp)
+    return out
+
+
+def steps(plan: EnvPlan) -> list[dict[str, Any]]:
+    """The deregistrations, as plan steps (one per family)."""
+    out: list[dict[str, Any]] = []
+    for rp in plan.retention:
+        if not rp.deregister:
+            continue
+        service = next(
+            (
+                s.service
+                for s in plan.services
+                if s.action in REGISTERS
+                and retention_stage.family_of(s.task_definition) == rp.family
+            ),
+            None,
+        )
+        out.append(
+            {
+                "write": "ecs:DeregisterTaskDefinition",
+                "environment": plan.name,
+                "cluster": plan.env.cluster,
+                "service": service,
+                "family": rp.family,
+                "action": "deregister-task-definitions",
+                "reason": f"retention: keep {rp.keep} revisions of {rp.family}",
+                "task_definitions": list(rp.deregister),
+            }
+        )
+    return out
+
+
+def run(
+    clients: Clients,
+    envs: list[EnvPlan],
+    applied: dict[tuple[str, str], Applied],
+    result: CommandResult,
+    say: Callable[[str], None],
+) -> None:
+    """Deregister what each environment's plan names; record it in ``result.data``."""
+    report: list[dict[str, Any]] = []
+    lock = threading.Lock()
+
+    def one(plan: EnvPlan) -> None:
+        for rp in plan.retention:
+            entry: dict[str, Any] = {"environment": plan.name, "family": rp.family}
+            if rp.error is not None:
+                entry.update(status="failed", error=rp.error)
+                with lock:
+                    report.append(entry)
+                continue
+            if not rp.deregister:
+                continue
+            registering = [
+                s
+                for s in plan.services
+                if s.action in REGISTERS
+                and retention_stage.family_of(s.task_definition) == rp.family
+            ]
+            missing = [
+                s.service
+                for s in registering
+                if not (a := applied.get((plan.name, s.service))) or not a.registered
+            ]
+            if missing:
+                # the count assumed those registrations: keep everything rather than too little
+                entry["status"] = "skipped"
+                entry["reason"] = f"no new revision was registered for {', '.join(missing)}"
+            else:
+                try:
+                    ecs = clients.ecs(plan.env)
+                    states = ecs.describe_services(
+                        plan.env.cluster, list(plan.env.services), allow_missing=True
+                    )
+                    now = in_use(states.values())
+                    now.update(
+                        a.task_definition for (e, _s), a in applied.items() if e == plan.name
+                    )
+                    done, spared = retention_stage.apply_retention(ecs, rp, in_use_now=now)
+                    entry.update(status="ok", deregistered=done)
+                    if spared:
+                        entry["spared"] = spared
+                    if done:
+                        say(f"{plan.name}: deregistered {len(done)} old revision(s) of {rp.family}")
+                except TierupError as e:
+                    entry.update(status="failed", error=e.message, hint=e.hint)
+            with lock:
+                report.append(entry)
+
+    with_plans = [
+        e for e in envs if e.error is None and any(r.deregister or r.error for r in e.retention)
+    ]
+    if with_plans:
+        with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(with_plans))) as pool:
+            list(pool.map(one, with_plans))
+    if report:
+        result.data["retention"] = sorted(report, key=lambda r: (r["environment"], r["family"]))
+        failed = [r for r in report if r["status"] == "failed"]
+        for r in failed:
+            result.notes.append(
+                f"{r['environment']}: old revisions of {r['family']} were not deregistered: "
+                f"{r['error']}"
+            )

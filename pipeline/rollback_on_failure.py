@@ -1,0 +1,429 @@
+"""After a promotion's rollouts: put back what failed (`--rollback-on-failure`) or everything
+(`--atomic`), and say what was put back and whether that itself became stable.
+
+- task-definition environments go back to the revision each service ran before;
+- force-new-deployment environments share the tier's tag: going back means moving the tag back
+  to the digest it had and forcing a new deployment of every service that runs it, in every
+  environment of the tier (the result says so);
+- a revision that names a mutable tag moved by this promotion only means the old image once the
+  tag is back, so such a tag goes back first, and every service that depends on it follows;
+- cloudformation and codedeploy environments roll back through their strategy (a change set
+  back to the previous parameter value; CodeDeploy's stop-and-roll-back, or a deployment of
+  the previous revision), once per write (the services of one stack together).
+
+`--rollback-on-failure` acts on failures (FAILED, or rolled back by ECS's circuit breaker); a
+timeout is not a failure (the rollout may still finish). `--atomic` acts when any environment
+of the tier did not end on the new state, timeouts included, and the command then fails (exit 1).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pipeline import strategies
+from pipeline.clients import Clients
+from pipeline.config import Config, Tier
+from pipeline.progress import rollout_changed
+from pipeline.results import SUCCESS, CommandResult, RollbackOutcome, ServiceOutcome, Status
+from stages import cloudformation as cfn_stage
+from stages import rollback as rollback_stage
+from stages import strategy as strategy_stage
+from stages import wait as wait_stage
+from stages.adapters.registry import TagWrite
+from stages.deploy import Applied, ServicePlan
+from stages.errors import InputError, TierupError
+
+if TYPE_CHECKING:
+    from pipeline.promote import EnvPlan, PromotionPlan
+
+ON_FAILURE = "rollback-on-failure"
+ATOMIC = "atomic"
+
+FAILURES = frozenset({wait_stage.FAILED, wait_stage.ROLLED_BACK})
+# strategies whose writes only their own machinery may undo (a stack, a CodeDeploy group)
+OWN_ROLLBACK = frozenset({"cloudformation", "codedeploy"})
+NOT_NEW = FAILURES | {wait_stage.TIMED_OUT}
+MAX_WORKERS = 32
+
+Key = tuple[str, str]  # (environment, service)
+
+
+def check_flags(*, wait: bool, rollback_on_failure: bool | None, atomic: bool | None) -> None:
+    """Rolling back on failure needs to know the failure: refuse it with --no-wait."""
+    if not wait and (rollback_on_failure or atomic):
+        flag = "--atomic" if atomic else "--rollback-on-failure"
+        raise InputError(
+            f"{flag} needs --wait: failures are only known by waiting for the rollouts",
+            hint=f"drop --no-wait, or drop {flag}",
+        )
+
+
+def mode_for(tier: Tier, *, rollback_on_failure: bool | None, atomic: bool | None) -> str | None:
+    """Flags win over the tier's settings."""
+    if atomic if atomic is not None else tier.atomic:
+        return ATOMIC
+    if rollback_on_failure if rollback_on_failure is not None else tier.rollback_on_failure:
+        return ON_FAILURE
+    return None
+
+
+@dataclass
+class _Job:
+    env: EnvPlan
+    plan: ServicePlan
+    applied: Applied
+    outcome: ServiceOutcome
+    action: str = "none"  # task-definition | force-new-deployment | <own strategy> | none
+    reason: str = ""
+    error: str | None = None
+    done: Applied | None = None
+
+
+@dataclass
+class _TagBack:
+    image: str
+    repository: str
+    tag: str
+    from_digest: str
+    to_digest: str
+    status: str = "planned"
+    error: str | None = None
+
+
+@dataclass
+class Recovery:
+    mode: str
+    trigger: list[str] = field(default_factory=list)
+    tags: dict[str, _TagBack] = field(default_factory=dict)
+    jobs: dict[Key, _Job] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "trigger": self.trigger,
+            "tags": {
+                i: {
+                    k: v
+                    for k, v in {
+                        "repository": t.repository,
+                        "tag": t.tag,
+                        "from_digest": t.from_digest,
+                        "to_digest": t.to_digest,
+                        "status": t.status,
+                        "error": t.error,
+                    }.items()
+                    if v is not None
+                }
+                for i, t in self.tags.items()
+            },
+            "services": [f"{e}/{s}" for (e, s), j in self.jobs.items() if j.action != "none"],
+        }
+
+
+def recover(
+    config: Config,
+    clients: Clients,
+    plan: PromotionPlan,
+    result: CommandResult,
+    applied: dict[Key, Applied],
+    *,
+    mode: str | None,
+    wait: bool,
+    timeout: int | None,
+    say: Callable[[str], None],
+) -> Recovery | None:
+    """Roll back per ``mode`` when the rollouts call for it; update ``result`` in place."""
+    if mode is None or result.dry_run:
+        return None
+    if not wait:
+        result.notes.append(
+            f"{mode}: not applied with --no-wait (failures are only known by waiting)"
+        )
+        return None
+    outcomes = {(e.name, s.service): s for e in result.environments for s in e.services}
+    envs = {e.name: e for e in plan.envs}
+    candidates = {
+        k: _Job(envs[k[0]], _service_plan(envs[k[0]], k[1]), a, outcomes[k])
+        for k, a in applied.items()
+        if k in outcomes and a.deployment_id is not None
+    }
+    if mode == ATOMIC:
+        trigger = [f"{e}/{s}" for (e, s), o in outcomes.items() if o.status in NOT_NEW]
+        trigger += [e.name for e in result.environments if e.error is not None]
+        chosen = set(candidates) if trigger else set()
+    else:
+        chosen = {k for k in candidates if outcomes[k].status in FAILURES}
+        trigger = [f"{e}/{s}" for (e, s) in chosen]
+    if not chosen:
+        return None
+    rec = Recovery(mode=mode, trigger=sorted(set(trigger)))
+    moved = {r.image: r for r in plan.retags if r.action is TagWrite.MOVED and r.current_digest}
+
+    # a tag goes back when a chosen service depends on it; every service on it follows
+    while True:
+        for k in chosen:
+            for image in _tag_images(candidates[k].plan) & set(moved):
+                if image not in rec.tags:
+                    r = moved[image]
+                    assert r.current_digest is not None
+                    rec.tags[image] = _TagBack(
+                        image, r.repository, r.tag, r.manifest.digest, r.current_digest
+                    )
+        more = {
+            k
+            for k, j in candidates.items()
+            if k not in chosen and _tag_images(j.plan) & set(rec.tags)
+        }
+        if not more:
+            break
+        chosen |= more
+
+    for k in sorted(chosen):
+        job = candidates[k]
+        rec.jobs[k] = job
+        _decide(job, plan, rec)
+    if rec.tags:
+        _move_tags_back(clients, rec, say)
+        for job in rec.jobs.values():
+            if job.action == "force-new-deployment":
+                bad = [t for i, t in rec.tags.items() if i in _tag_images(job.plan) and t.error]
+                if bad:
+                    job.action, job.error = "none", f"the tag {bad[0].tag} could not move back"
+        result.notes.append(_tag_note(plan, rec))
+    _apply(clients, rec, say)
+    waited = _wait(config, clients, rec, timeout, say)
+    _report(rec, waited)
+    if mode == ATOMIC:
+        result.notes.append(
+            f"--atomic: {', '.join(rec.trigger)} did not end on the new state, so every "
+            f"environment of tier {plan.tier.name!r} was rolled back"
+        )
+        result.status_override = Status.FAILED
+    result.data["rollback"] = rec.to_json()
+    return rec
+
+
+def _service_plan(env: EnvPlan, service: str) -> ServicePlan:
+    return next(s for s in env.services if s.service == service)
+
+
+def _tag_images(plan: ServicePlan) -> set[str]:
+    """Images a service takes through a tag (not a digest): they follow the tag's moves."""
+    return {
+        c.target.image
+        for c in plan.containers
+        if c.reference == c.target.tag_uri and c.reference != c.target.digest_uri
+    }
+
+
+def _decide(job: _Job, plan: PromotionPlan, rec: Recovery) -> None:
+    if job.env.strategy in OWN_ROLLBACK:
+        job.action = job.env.strategy
+        job.reason = (
+            f"a change set back to {cfn_stage.rollback_reference(job.applied)}"
+            if job.env.strategy == "cloudformation"
+            else f"CodeDeploy back to the revision it ran before, "
+            f"{job.applied.previous_task_definition}"
+        )
+        return
+    if job.applied.registered:
+        job.action = "task-definition"
+        job.reason = f"back to the revision it ran before, {job.applied.previous_task_definition}"
+        return
+    images = _tag_images(job.plan)
+    back = images & set(rec.tags)
+    if back:
+        job.action = "force-new-deployment"
+        tags = ", ".join(f"{rec.tags[i].tag} -> {rec.tags[i].to_digest[:19]}" for i in sorted(back))
+        job.reason = f"the tier's tag moved back ({tags}); a new deployment picks it up"
+        return
+    retag = {r.image: r for r in plan.retags}
+    why = []
+    for i in sorted(images):
+        r = retag.get(i)
+        if r is None or r.action is TagWrite.UNCHANGED:
+            why.append(f"the tag of {i} did not move in this run: there is nothing before it")
+        elif r.action is TagWrite.CREATED:
+            why.append(f"the tag {r.tag} is new: it has no previous digest to go back to")
+    job.action = "none"
+    job.reason = "; ".join(why) or "nothing to go back to"
+
+
+def _move_tags_back(clients: Clients, rec: Recovery, say: Callable[[str], None]) -> None:
+    registry = clients.registry
+    for t in rec.tags.values():
+        try:
+            outcome = rollback_stage.rollback_tag(registry, t.repository, t.tag, t.to_digest)
+            t.status = "moved_back" if outcome is not TagWrite.UNCHANGED else "unchanged"
+            say(f"{t.repository}:{t.tag} -> {t.to_digest} (moved back)")
+        except TierupError as e:
+            t.status, t.error = "failed", e.message
+            say(f"{t.repository}:{t.tag}: could not move back: {e.message}")
+
+
+def _tag_note(plan: PromotionPlan, rec: Recovery) -> str:
+    tags = ", ".join(f"{t.repository}:{t.tag} -> {t.to_digest[:19]}" for t in rec.tags.values())
+    envs = sorted({e for (e, _s), j in rec.jobs.items() if j.action == "force-new-deployment"})
+    return (
+        f"a tier's tag is shared by every environment of tier {plan.tier.name!r}: rolling back "
+        f"moved it back ({tags}) and forced a new deployment of every service that runs it "
+        f"(in {', '.join(envs) or 'no environment'})"
+    )
+
+
+def _apply(clients: Clients, rec: Recovery, say: Callable[[str], None]) -> None:
+    lock = threading.Lock()
+
+    def one(jobs: list[_Job]) -> None:
+        e, job = jobs[0].env, jobs[0]
+        try:
+            if job.action in OWN_ROLLBACK:
+                ctx = strategies.context(clients, e.name, e.env, e.task_defs)
+                back = strategy_stage.get(job.action).rollback(
+                    ctx, {j.plan.service: j.applied for j in jobs}
+                )
+                with lock:
+                    for j in jobs:
+                        j.done = back[j.plan.service]
+                for j in jobs:
+                    assert j.done is not None
+                    say(
+                        f"{e.name}/{j.plan.service}: rollback ({j.action}) -> deployment "
+                        f"{j.done.deployment_id or 'none needed'}"
+                    )
+                return
+            s = job.plan
+            ecs = clients.ecs(e.env)
+            if job.action == "task-definition":
+                done = rollback_stage.rollback_service(
+                    ecs, e.env.cluster, s.service, job.applied.previous_task_definition
+                )
+            else:
+                state = ecs.force_new_deployment(e.env.cluster, s.service)
+                primary = state.primary
+                done = Applied(
+                    s.service,
+                    primary.id if primary else None,
+                    state.task_definition,
+                    job.applied.task_definition,
+                )
+            with lock:
+                job.done = done
+            say(f"{e.name}/{s.service}: rollback ({job.action}) -> deployment {done.deployment_id}")
+        except TierupError as err:
+            with lock:
+                for j in jobs:
+                    j.error = err.message
+            names = ", ".join(j.plan.service for j in jobs)
+            say(f"{e.name}/{names}: rollback failed: {err.message}")
+
+    # one job per write: the services of one stack are rolled back by one change set
+    groups: dict[tuple[str, str], list[_Job]] = {}
+    for j in rec.jobs.values():
+        if j.action != "none" and j.error is None:
+            key = j.plan.group if j.action in OWN_ROLLBACK and j.plan.group else j.plan.service
+            groups.setdefault((j.env.name, key), []).append(j)
+    if groups:
+        with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(groups))) as pool:
+            list(pool.map(one, groups.values()))
+
+
+def _wait(
+    config: Config,
+    clients: Clients,
+    rec: Recovery,
+    timeout: int | None,
+    say: Callable[[str], None],
+) -> dict[Key, wait_stage.RolloutState]:
+    by_env: dict[str, list[_Job]] = {}
+    for job in rec.jobs.values():
+        if job.done is None:
+            continue
+        # a strategy's rollback that wrote nothing (the stack already rolled back) still says
+        # where the service stands
+        if job.done.deployment_id is not None or job.action in OWN_ROLLBACK:
+            by_env.setdefault(job.env.name, []).append(job)
+    out: dict[Key, wait_stage.RolloutState] = {}
+    lock = threading.Lock()
+
+    def one(jobs: list[_Job]) -> None:
+        env = jobs[0].env
+        limit = timeout if timeout is not None else config.wait_timeout_for(env.name)
+        own = {j.plan.service: j.done for j in jobs if j.action in OWN_ROLLBACK and j.done}
+        deps = {
+            j.plan.service: str(j.done.deployment_id)
+            for j in jobs
+            if j.done is not None and j.plan.service not in own
+        }
+        states: dict[str, wait_stage.RolloutState] = {}
+        try:
+            if own:
+                states.update(
+                    strategy_stage.get(env.strategy).wait(
+                        strategies.context(clients, env.name, env.env, env.task_defs),
+                        own,
+                        timeout=limit,
+                        on_change=lambda st: rollout_changed(say, env.name, st, phase="rollback"),
+                    )
+                )
+            if deps:
+                states.update(
+                    wait_stage.wait_for(
+                        clients.ecs(env.env),
+                        env.env.cluster,
+                        deps,
+                        timeout=limit,
+                        sleep=clients.sleep,
+                        clock=clients.clock,
+                        interval=clients.poll_interval,
+                        on_change=lambda st: rollout_changed(say, env.name, st, phase="rollback"),
+                    )
+                )
+        except TierupError as err:
+            ids = {**deps, **{s: str(a.deployment_id) for s, a in own.items()}}
+            states = {
+                s: wait_stage.RolloutState(s, d, wait_stage.FAILED, reason=f"waiting failed: {err}")
+                for s, d in ids.items()
+            }
+        with lock:
+            for s, st in states.items():
+                out[(env.name, s)] = st
+
+    groups = list(by_env.values())
+    if groups:
+        with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(groups))) as pool:
+            list(pool.map(one, groups))
+    return out
+
+
+def _report(rec: Recovery, waited: dict[Key, wait_stage.RolloutState]) -> None:
+    for key, job in rec.jobs.items():
+        o = job.outcome
+        if job.done is None:
+            failed = job.error is not None and job.action != "none"
+            o.rollback = RollbackOutcome(
+                action=job.action,
+                status="failed" if failed else "not_rolled_back",
+                reason=job.reason,
+                error=job.error,
+            )
+            continue
+        st = waited.get(key)
+        status = st.state if st is not None else "deployed"
+        o.rollback = RollbackOutcome(
+            action=job.action,
+            status=status,
+            task_definition=job.done.task_definition,
+            deployment_id=job.done.deployment_id,
+            reason=job.reason,
+            error=None if status == wait_stage.COMPLETED or st is None else st.reason,
+            events=list(st.events) if st is not None and status != wait_stage.COMPLETED else [],
+        )
+        if o.status in SUCCESS:
+            # it had reached the new state; it no longer runs it
+            o.status = "reverted"
+            o.reason = "rolled back: " + job.reason
