@@ -7,23 +7,27 @@ the run waits as a promotion does and records what moved in the ledger.
 A rollback's target is what the service ran before its current deployment: from the ledger
 when its newest record of the service is the deployment running now; else from ECS's
 deployment history; else the previous ACTIVE revision of the family. The result names the
-source used.
+source used. Rolling strategies write with update_service; a stack or CodeDeploy writes through
+its strategy's ``restore`` (a change set, a blue/green deployment).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from pipeline import strategies
 from pipeline.clients import Clients
 from pipeline.config import Config, Environment
 from pipeline.ledger import Ledger
 from pipeline.promote import Progress, RunOptions
 from pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome
 from stages import rollback as rb
+from stages import strategy as strategy_stage
 from stages import wait as wait_stage
 from stages.adapters.ecs import Ecs
 from stages.adapters.registry import Registry
@@ -34,6 +38,9 @@ from stages.resolve import tag_pattern
 from stages.types import ImageRef, ServiceState, TaskDefinition, TaskImage, is_commit_sha
 
 MAX_WORKERS = 32
+# strategies that put services back through their own writes (a change set, a CodeDeploy
+# deployment): update_service would drift a stack, and CodeDeploy's services reject it
+OWN_ROLLBACK = ("cloudformation", "codedeploy")
 # the ledger is read newest first: a first window finds most services' newest move; a service
 # not in it widens the window once (an S3 ledger costs one GET per event)
 LEDGER_WINDOW = 50
@@ -285,6 +292,7 @@ class UndoPlan:
     errors: dict[str, TierupError] = field(default_factory=dict)
     snapshot: str | None = None
     notes: list[str] = field(default_factory=list)
+    task_defs: dict[str, TaskDefinition] = field(default_factory=dict)
 
     @property
     def event_command(self) -> str:
@@ -293,7 +301,36 @@ class UndoPlan:
 
     def steps(self) -> list[dict[str, Any]]:
         """The writes a real run makes, in order."""
-        return [p.describe() for p in self.services if p.writes]
+        writing = [p for p in self.services if p.writes]
+        if self.strategy == "cloudformation" and writing:
+            return [self._stack_step(writing)]
+        if self.strategy == "codedeploy":
+            return [
+                {
+                    **p.describe(),
+                    "write": ("ecs:RegisterTaskDefinition+" if p.action == rb.REGISTER else "")
+                    + "codedeploy:CreateDeployment",
+                    "action": "codedeploy-deployment",
+                }
+                for p in writing
+            ]
+        return [p.describe() for p in writing]
+
+    def _stack_step(self, writing: list[rb.RollbackPlan]) -> dict[str, Any]:
+        stack = self.env.cloudformation.stack if self.env.cloudformation else "?"
+        references = sorted({ref for p in writing for _, ref in p.images})
+        names = ", ".join(p.service for p in writing)
+        return {
+            "write": "cloudformation:CreateChangeSet+ExecuteChangeSet",
+            "environment": self.env_name,
+            "cluster": self.env.cluster,
+            "stack": stack,
+            "services": [p.service for p in writing],
+            "action": "change-set",
+            "images": references,
+            "summary": f"{self.env_name}: stack {stack}: image parameter -> "
+            f"{', '.join(references)} ({names})",
+        }
 
 
 TargetFinder = Callable[[ServiceView], rb.RollbackTarget]
@@ -313,7 +350,7 @@ def plan_services(
     snapshot: str | None = None,
 ) -> UndoPlan:
     """Read everything and decide every service's rollback; raise before any write when the
-    rollback must be refused (strategy, controller, missing images)."""
+    rollback must be refused (a controller update_service cannot move, missing images)."""
     env = config.environment(env_name)
     strategy = config.strategy_for(env_name)
     plan = UndoPlan(
@@ -324,7 +361,6 @@ def plan_services(
         strategy=strategy,
         snapshot=snapshot,
     )
-    rb.check_strategy(env_name, strategy)
     ecs = clients.ecs(env)
     if services is None:
         services = ecs.list_services(env.cluster) if all_services else list(env.services)
@@ -342,8 +378,9 @@ def plan_services(
                 if fail_fast:
                     raise missing_service
                 plan.errors[name] = missing_service
-        for state in states.values():
-            rb.check_controller(env_name, state)
+        if strategy not in OWN_ROLLBACK:
+            for state in states.values():
+                rb.check_controller(env_name, state)
         running = running_f.result() if states else {}
     lookup = RegistryLookup(clients.registry)
     mutable = mutable_tag_predicate(config)
@@ -413,7 +450,38 @@ def plan_services(
     order = {n: i for i, n in enumerate(services)}
     plan.services.sort(key=lambda p: order.get(p.service, 0))
     rb.refuse_missing(plan.services, missing)
+    plan.task_defs = defs
+    if strategy in OWN_ROLLBACK:
+        _through_strategy(plan, list(env.services))
     return plan
+
+
+def _through_strategy(plan: UndoPlan, configured: list[str]) -> None:
+    """A stack or CodeDeploy writes the rollback: every move is one of its writes."""
+    out: list[rb.RollbackPlan] = []
+    for p in plan.services:
+        if p.action in (rb.FOLLOW, rb.REDEPLOY):
+            p = dataclasses.replace(p, action=rb.UPDATE)
+        if plan.strategy == "cloudformation" and p.writes:
+            # the stack registers the revision itself, from its image parameter
+            revision = p.target_task_definition.rsplit("/", 1)[-1]
+            refs = ", ".join(ref for _, ref in p.images)
+            p = dataclasses.replace(
+                p,
+                reregistered=False,
+                reason=f"back to {revision} ({rb.source_text(p.target)}): the stack's image "
+                f"parameter -> {refs}",
+            )
+        out.append(p)
+    plan.services = out
+    moving = {p.service for p in plan.services if p.writes}
+    if plan.strategy == "cloudformation" and moving:
+        others = [s for s in configured if s not in moving]
+        if others:
+            plan.notes.append(
+                f"{plan.env_name}: the stack's image parameter is shared: "
+                f"{', '.join(others)} run what it names too"
+            )
 
 
 def _describe_target(
@@ -492,10 +560,17 @@ def execute(
         result.settle()
         return result
 
-    applied, errors = _apply_all(clients, plan, say)
     waited: dict[str, wait_stage.RolloutState] = {}
-    if options.wait:
-        waited = _wait(config, clients, plan, applied, options.timeout, say)
+    if plan.strategy in OWN_ROLLBACK:
+        ctx = strategies.context(clients, plan.env_name, plan.env, plan.task_defs)
+        applied, errors = _apply_strategy(ctx, plan, say)
+        if options.wait:
+            waited = _wait_strategy(config, ctx, plan, applied, options.timeout, say)
+            applied = _landed(ctx, plan, applied, waited)
+    else:
+        applied, errors = _apply_all(clients, plan, say)
+        if options.wait:
+            waited = _wait(config, clients, plan, applied, options.timeout, say)
     result.environments.append(_outcome(plan, applied, errors, waited, wait=options.wait))
     result.settle()
     event = _event(plan, result)
@@ -527,6 +602,91 @@ def _apply_all(
 
     parallel(one, [p for p in plan.services if p.action != rb.SKIP])
     return applied, errors
+
+
+def _apply_strategy(
+    ctx: strategy_stage.Context, plan: UndoPlan, say: Progress
+) -> tuple[dict[str, Applied], dict[str, TierupError]]:
+    """One change set for a stack's services; one CodeDeploy deployment per service."""
+    strategy = strategy_stage.get(plan.strategy)
+    targets = {
+        p.service: strategy_stage.RestoreTarget(
+            p.target_task_definition, {c: dict(p.images)[c] for c in p.pinned}
+        )
+        for p in plan.services
+        if p.writes
+    }
+    groups = (
+        [targets]
+        if plan.strategy == "cloudformation"
+        else [{service: t} for service, t in targets.items()]
+    )
+    applied: dict[str, Applied] = {}
+    errors: dict[str, TierupError] = {}
+    lock = threading.Lock()
+
+    def one(group: dict[str, strategy_stage.RestoreTarget]) -> None:
+        try:
+            done = strategy.restore(ctx, group)
+        except TierupError as e:
+            with lock:
+                errors.update(dict.fromkeys(group, e))
+            say(f"{plan.env_name}/{', '.join(group)}: failed: {e.message}")
+            return
+        with lock:
+            applied.update(done)
+        for service, a in done.items():
+            started = a.deployment_id or "nothing to do"
+            say(f"{plan.env_name}/{service}: {plan.strategy} -> {started}")
+
+    parallel(one, [g for g in groups if g])
+    return applied, errors
+
+
+def _landed(
+    ctx: strategy_stage.Context,
+    plan: UndoPlan,
+    applied: dict[str, Applied],
+    waited: dict[str, wait_stage.RolloutState],
+) -> dict[str, Applied]:
+    """The revisions the services run once the strategy is done (a stack registers its own)."""
+    done = [s for s, st in waited.items() if st.state == wait_stage.COMPLETED]
+    if not done:
+        return applied
+    try:
+        states = ctx.ecs.describe_services(plan.env.cluster, done, allow_missing=True)
+    except TierupError:
+        return applied
+    return {
+        s: dataclasses.replace(a, task_definition=states[s].task_definition) if s in states else a
+        for s, a in applied.items()
+    }
+
+
+def _wait_strategy(
+    config: Config,
+    ctx: strategy_stage.Context,
+    plan: UndoPlan,
+    applied: dict[str, Applied],
+    timeout: int | None,
+    say: Progress,
+) -> dict[str, wait_stage.RolloutState]:
+    moving = {s: a for s, a in applied.items() if a.deployment_id is not None}
+    if not moving:
+        return {}
+    limit = timeout if timeout is not None else config.wait_timeout_for(plan.env_name)
+    try:
+        return strategy_stage.get(plan.strategy).wait(
+            ctx,
+            moving,
+            timeout=limit,
+            on_change=lambda st: say(f"{plan.env_name}/{st.service}: {st.state}"),
+        )
+    except TierupError as e:
+        return {
+            s: wait_stage.RolloutState(s, str(a.deployment_id), wait_stage.FAILED, reason=str(e))
+            for s, a in moving.items()
+        }
 
 
 def _wait(
@@ -607,7 +767,9 @@ def _outcome(
         elif p.service in applied:
             a = applied[p.service]
             so.deployment_id, so.task_definition = a.deployment_id, a.task_definition
-            so.status = "deployed" if p.writes else "unchanged"
+            so.status = (
+                "deployed" if p.writes and a.extra.get("written") is not False else ("unchanged")
+            )
             st = waited.get(p.service)
             if wait and st is not None:
                 if st.state == wait_stage.COMPLETED:

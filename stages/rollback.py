@@ -39,9 +39,6 @@ REDEPLOY = "force-new-deployment"  # the service is on the target's content but 
 FOLLOW = "follow"  # ECS is already rolling out the target: follow that deployment, write nothing
 SKIP = "skip"
 
-# strategies whose services a direct update_service would fight (their own rollback comes later)
-UNMOVABLE_STRATEGIES = ("cloudformation", "codedeploy")
-
 
 class RollbackRefused(InputError):
     """A rollback that must not be attempted; found before any write."""
@@ -128,25 +125,8 @@ class RollbackPlan:
 # -- refusals --------------------------------------------------------------------------------
 
 
-def check_strategy(environment: str, strategy: str) -> None:
-    """Refuse environments whose strategy update_service must not bypass."""
-    if strategy not in UNMOVABLE_STRATEGIES:
-        return
-    why = (
-        "CodeDeploy-controlled services reject a new task definition through update_service"
-        if strategy == "codedeploy"
-        else "services owned by a CloudFormation stack would drift from the stack"
-    )
-    owner = "CodeDeploy" if strategy == "codedeploy" else "the CloudFormation stack"
-    raise RollbackRefused(
-        f"environment {environment!r} deploys with strategy {strategy}: a rollback by "
-        f"update_service is refused ({why})",
-        hint=f"roll back through {owner} until tierup rolls back strategy {strategy} itself",
-    )
-
-
 def check_controller(environment: str, state: ServiceState) -> None:
-    """Refuse a service that ECS will not move with update_service."""
+    """Refuse a service that ECS will not move with update_service (a rolling strategy's write)."""
     if state.deployment_controller == "CODE_DEPLOY":
         raise RollbackRefused(
             f"{environment}/{state.name}: the service has the CODE_DEPLOY deployment "
@@ -318,7 +298,7 @@ def plan_rollback(
     same_content = params == registration_input(ecs, current)
     now = agreed_digests(running, state)
     runs_target = all(d is None or now.get(c) == d for c, d in expected)
-    source = _source_text(target)
+    source = source_text(target)
     if same_content and is_stable(state) and runs_target:
         action, reason = SKIP, f"already runs {_revision(target_def)} ({source})"
         reregister = False
@@ -382,7 +362,7 @@ def _short(digest: str | None) -> str:
     return (digest or "-")[:19]
 
 
-def _source_text(target: RollbackTarget) -> str:
+def source_text(target: RollbackTarget) -> str:
     return f"{target.source}: {target.detail}" if target.detail else target.source
 
 

@@ -538,34 +538,91 @@ def test_cluster_rollback_dry_run_writes_nothing_and_plans_the_real_writes(
     assert len(made) == 4
 
 
-@pytest.mark.parametrize(
-    ("strategy", "block"),
+STRATEGIES = "\n".join(
     [
-        ("codedeploy", "{application: api, deployment_group: api-prod}"),
-        ("cloudformation", "{stack: api-prod, image_parameter: ImageUrl}"),
-    ],
+        env_block("dev", "dev", "111111111111", {"api": "{image: api}"}),
+        env_block(
+            "stack",
+            "staging",
+            "666666666666",
+            {"api": "{image: api}", "api-admin": "{image: api}"},
+            strategy="cloudformation",
+            cloudformation="{stack: api-stack, image_parameter: ImageUrl}",
+        ),
+        env_block(
+            "bluegreen",
+            "staging",
+            "777777777777",
+            {"api": "{image: api}"},
+            strategy="codedeploy",
+            codedeploy="{application: api, deployment_group: api-bg, container_port: 8080}",
+        ),
+    ]
 )
-def test_services_of_cloudformation_and_codedeploy_strategies_are_refused(
-    tmp_path: Path, aws_env: str, strategy: str, block: str
+
+
+def test_cloudformation_and_codedeploy_services_roll_back_through_their_strategy(
+    tmp_path: Path, aws_env: str
 ) -> None:
-    envs = env_block(
-        "prod",
-        "prod",
-        "555555555555",
-        {"api": "{image: api}"},
-        strategy=strategy,
-        **{strategy: block},
-    )
-    world = make_world(tmp_path, aws_env, envs)
+    """update_service would drift a stack and CodeDeploy rejects it: a change set, a deployment."""
+    world = make_world(tmp_path, aws_env, STRATEGIES)
+    before = world.tag_digest("api", "staging")
+    new_commit(world, "one")
+    ship(world, "dev", "staging")
+    after = world.tag_digest("api", "staging")
+    assert after != before
+    for env in ("stack", "bluegreen"):
+        for svc in world.config.environment(env).services:
+            assert running_digests(world, env, svc) == {svc: {after}}
     writes = Writes()
-    for args in (("service", "--service", "api"), ("cluster",)):
-        r = world.cli("rollback", *args, "--env", "prod")
-        assert r.exit_code == 2, r.output
-        assert f"strategy {strategy}" in r.stderr
-        assert "refused" in r.stderr
-    with pytest.raises(rb.RollbackRefused):
-        rollback(world.config, world.clients(writes), None, env="prod")
+
+    dry = rollback(
+        world.config,
+        world.clients(writes),
+        ledger_of(world),
+        env="stack",
+        options=RunOptions(dry_run=True),
+    )
     assert writes.calls == []
+    assert [s["write"] for s in dry.plan] == ["cloudformation:CreateChangeSet+ExecuteChangeSet"]
+    assert dry.plan[0]["stack"] == "api-stack"
+    assert dry.plan[0]["images"] == [f"{HOST}/api@{before}"]
+
+    code, doc = world.cli_json("rollback", "cluster", "--env", "stack")
+
+    assert code == 0, doc
+    for svc in ("api", "api-admin"):
+        outcome = doc["environments"]["stack"]["services"][svc]
+        assert outcome["status"] == "rolled_back", outcome
+        assert outcome["source"] == "ledger"
+        assert running_digests(world, "stack", svc) == {svc: {before}}
+
+    code, doc = world.cli_json("rollback", "service", "--env", "bluegreen", "--service", "api")
+
+    assert code == 0, doc
+    outcome = doc["environments"]["bluegreen"]["services"]["api"]
+    assert outcome["status"] == "rolled_back", outcome
+    assert doc["plan"][0]["write"].endswith("codedeploy:CreateDeployment")
+    assert running_digests(world, "bluegreen", "api") == {"api": {before}}
+    assert [e["command"] for e in ledger_of(world).events(env="bluegreen", limit=1)] == [
+        "rollback service"
+    ]
+    # the ledger holds the revisions the services landed on: a stack registers its own
+    landed = task_definition_of(world, "stack", "api")["taskDefinitionArn"]
+    event = ledger_of(world).events(env="stack", command="rollback", limit=1)[0]
+    assert event["environments"]["stack"]["services"]["api"]["task_definition_after"] == landed
+
+    code, doc = world.cli_json("snapshot", "--tier", "staging", "--name", "strategies")
+    assert code == 0, doc
+    new_commit(world, "two")
+    ship(world, "dev", "staging", minute=2)
+    assert running_digests(world, "bluegreen", "api") != {"api": {before}}
+    for env in ("stack", "bluegreen"):
+        code, doc = world.cli_json("restore", "--env", env)
+        assert code == 0, doc
+        for svc in world.config.environment(env).services:
+            assert doc["environments"][env]["services"][svc]["status"] == "restored"
+            assert running_digests(world, env, svc) == {svc: {before}}
 
 
 def test_an_unknown_service_is_bad_input(world: World) -> None:
