@@ -324,7 +324,10 @@ def apply(ecs: Ecs, plan: ServicePlan, task_def: TaskDefinition | None = None) -
     new_arn = plan.task_definition
     registered = False
     if plan.action in (REGISTER, UNPIN):
-        current = task_def or ecs.describe_task_definition(plan.task_definition)
+        current = task_def
+        if current is None or not current.raw:
+            # a revision known only from its tasks cannot be copied: read it whole
+            current = ecs.describe_task_definition(plan.task_definition)
         params = with_images(
             registration_input(ecs, current), {c.container: c.reference for c in plan.containers}
         )

@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto.ecs.models import EC2ContainerServiceBackend
+from moto.ecs.responses import EC2ContainerServiceResponse
 
 from pipeline.ledger import Ledger, open_ledger
 from pipeline.promote import RunOptions, promote
@@ -442,14 +442,14 @@ def ten(tmp_path: Path, aws_env: str) -> World:
 
 @pytest.fixture
 def in_flight(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """The most RegisterTaskDefinition calls moto served at once (each held 50 ms)."""
+    """The most UpdateService requests moto's server handled at once (each held 50 ms)."""
     peak = [0]
     now = [0]
     lock = threading.Lock()
-    original = EC2ContainerServiceBackend.register_task_definition
+    original = EC2ContainerServiceResponse.update_service
 
     @functools.wraps(original)
-    def register(self: EC2ContainerServiceBackend, *args: Any, **kwargs: Any) -> Any:
+    def update_service(self: EC2ContainerServiceResponse, *args: Any, **kwargs: Any) -> Any:
         with lock:
             now[0] += 1
             peak[0] = max(peak[0], now[0])
@@ -460,7 +460,7 @@ def in_flight(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
             with lock:
                 now[0] -= 1
 
-    monkeypatch.setattr(EC2ContainerServiceBackend, "register_task_definition", register)
+    monkeypatch.setattr(EC2ContainerServiceResponse, "update_service", update_service)
     yield peak
 
 
