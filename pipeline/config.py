@@ -196,13 +196,35 @@ class CloudFormationConfig(_Model):
     image_parameter: str
 
 
+ECS_LIFECYCLE_HOOKS = (
+    "BeforeInstall",
+    "AfterInstall",
+    "AfterAllowTestTraffic",
+    "BeforeAllowTraffic",
+    "AfterAllowTraffic",
+)
+
+
 class CodeDeployConfig(_Model):
     application: str
     deployment_group: str
     deployment_config: str | None = None
     container: str | None = None
     container_port: int | None = Field(default=None, ge=1, le=65535)
-    hooks: dict[str, str] = Field(default_factory=dict)
+    hooks: dict[str, str] = Field(
+        default_factory=dict, description="ECS lifecycle hook -> Lambda function name or ARN"
+    )
+
+    @field_validator("hooks")
+    @classmethod
+    def _hooks(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = [k for k in v if k not in ECS_LIFECYCLE_HOOKS]
+        if unknown:
+            raise ValueError(
+                f"{', '.join(unknown)}: not an ECS lifecycle hook "
+                f"({', '.join(ECS_LIFECYCLE_HOOKS)})"
+            )
+        return v
 
 
 class Environment(_Model):

@@ -38,6 +38,8 @@ def deploy_environment(
             digest=r.manifest.digest,
             tag_uri=registry.image_uri(repo, tag),
             digest_uri=registry.image_uri(repo, r.manifest.digest),
+            commit_uri=registry.image_uri(repo, r.commit) if r.commit else None,
+            immutable_tag=tier.immutable,
         )
     envs = plan_environments(
         config,

@@ -115,6 +115,37 @@ def _step_line(step: dict[str, Any]) -> str:
     )
 
 
+def _step_details(step: dict[str, Any]) -> list[str]:
+    """What a strategy's write will do: a stack's change set, a CodeDeploy route."""
+    out: list[str] = []
+    change_set = step.get("change_set")
+    if isinstance(change_set, dict):
+        p = change_set.get("parameter") or {}
+        out.append(
+            f"change set {change_set.get('name')} of stack {change_set.get('stack')}: "
+            f"{p.get('name')} {p.get('from')} -> {p.get('to')}"
+        )
+        for c in change_set.get("changes") or []:
+            line = (
+                f"  {c.get('action')} {c.get('resource')} ({c.get('type')}), "
+                f"replacement: {c.get('replacement') or '-'}"
+            )
+            if c.get("details"):
+                line += ": " + "; ".join(c["details"])
+            out.append(line)
+    codedeploy = step.get("codedeploy")
+    if isinstance(codedeploy, dict):
+        hooks = ", ".join(f"{k} -> {v}" for k, v in (codedeploy.get("hooks") or {}).items())
+        config = codedeploy.get("deployment_config") or "the group's configuration"
+        out.append(
+            f"CodeDeploy {codedeploy.get('application')}/{codedeploy.get('deployment_group')} "
+            f"({config}): AppSpec "
+            f"routes to {codedeploy.get('container')}:{codedeploy.get('container_port')}, "
+            f"hooks: {hooks or 'none'}"
+        )
+    return out
+
+
 def render_text(result: CommandResult, stream: TextIO | None = None) -> None:
     from rich.markup import escape
     from rich.table import Table
@@ -145,8 +176,18 @@ def render_text(result: CommandResult, stream: TextIO | None = None) -> None:
         console.print("[bold]plan[/bold] (the writes a real run makes):")
         for n, step in enumerate(result.plan, 1):
             console.print(f"  {n}. {_step_line(step)}", markup=False)
+            for line in _step_details(step):
+                console.print(f"       {line}", markup=False)
     elif result.dry_run:
         console.print("plan: nothing to write")
+    elif any(_step_details(step) for step in result.plan):
+        console.print("[bold]changes[/bold]:")
+        for step in result.plan:
+            details = _step_details(step)
+            if details:
+                console.print(f"  {_step_line(step)}", markup=False)
+                for line in details:
+                    console.print(f"    {line}", markup=False)
     if result.environments:
         t = Table(title="environments", title_justify="left")
         for col in ("environment", "service", "status", "deployment", "detail"):

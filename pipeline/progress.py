@@ -31,6 +31,8 @@ _STYLE = {
 def detail(state: wait_stage.RolloutState) -> str:
     """What follows the state's name on its line."""
     counts = f"{state.running}/{state.desired} running"
+    if state.detail and state.state in (wait_stage.IN_PROGRESS, wait_stage.COMPLETED):
+        return f"({state.detail})"  # a strategy's own words: a stack's status, traffic shifted
     if state.state == wait_stage.IN_PROGRESS:
         return f"({counts}, deployment {state.deployment_id})"
     if state.state == wait_stage.COMPLETED:
@@ -60,7 +62,7 @@ class LineProgress:
     def __init__(self, stream: TextIO | None = None) -> None:
         self._out = stream or sys.stderr
         self._lock = threading.Lock()
-        self._seen: dict[tuple[str, str, str], tuple[str, str | None]] = {}
+        self._seen: dict[tuple[str, str, str], tuple[str, str | None, str | None]] = {}
 
     def __call__(self, message: str) -> None:
         with self._lock:
@@ -71,7 +73,7 @@ class LineProgress:
         self, environment: str, state: wait_stage.RolloutState, *, phase: str = "deploy"
     ) -> None:
         key = (environment, state.service, phase)
-        label = (state.state, state.rollback_state)
+        label = (state.state, state.rollback_state, state.detail)
         with self._lock:
             if self._seen.get(key) == label:
                 return

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pipeline import retention as retention_mod
+from pipeline import strategies
 from pipeline.clients import Clients
 from pipeline.config import TIMESTAMP_FORMAT, Config, Environment, Tier, render_tag
 from pipeline.progress import rollout_changed
@@ -22,6 +23,7 @@ from pipeline.results import CommandResult, EnvironmentOutcome, ImageOutcome, Se
 from pipeline.rollback_on_failure import mode_for, recover
 from stages import deploy as deploy_stage
 from stages import resolve, retag
+from stages import strategy as strategy_stage
 from stages import wait as wait_stage
 from stages.adapters.ecs import Ecs
 from stages.adapters.registry import Registry, TagWrite
@@ -101,9 +103,8 @@ class PromotionPlan:
                 )
         if self.deploy:
             for e in self.envs:
-                for s in e.services:
-                    if s.writes:
-                        out.append(s.describe())
+                for group in strategy_stage.groups(e.services):
+                    out.append(group[0].describe())  # the services of one stack: one write
             for e in self.envs:
                 out.extend(retention_mod.steps(e))
         return out
@@ -188,6 +189,8 @@ def _plan_image(
         digest=r.manifest.digest,
         tag_uri=registry.image_uri(repo, tag),
         digest_uri=registry.image_uri(repo, r.manifest.digest),
+        commit_uri=registry.image_uri(repo, r.commit) if r.commit else None,
+        immutable_tag=resolve.is_template(tier.tag),
     )
 
 
@@ -313,6 +316,7 @@ def _plan_env(
     env = plan.env
     ecs = clients.ecs(env)
     states, running = plan.states, plan.running
+    services: list[strategy_stage.ServiceTarget] = []
     for svc_name, svc in env.services.items():
         state = states.get(svc_name)
         if state is None:
@@ -329,22 +333,45 @@ def _plan_env(
             wanted = {c: targets[img] for c, img in svc.images().items() if img in targets}
             if not wanted:
                 continue
-            plan.services.append(
-                deploy_stage.plan_service(
-                    environment=plan.name,
-                    strategy=plan.strategy,
-                    pin=plan.pin,
+            services.append(
+                strategy_stage.ServiceTarget(
                     service=svc_name,
                     wanted=wanted,
                     state=state,
                     task_def=td,
-                    running=running.get(svc_name, []),
+                    running=tuple(running.get(svc_name, [])),
                     tag_moved=any(t.image in moved for t in wanted.values()),
                 )
             )
         except TierupError as e:
             plan.service_errors[svc_name] = e
+    if services:
+        _plan_strategy(clients, plan, services)
     plan.retention = retention_mod.plan_env(ecs, plan, keep=keep, protected=protected)
+
+
+def _plan_strategy(
+    clients: Clients, plan: EnvPlan, services: list[strategy_stage.ServiceTarget]
+) -> None:
+    env = plan.env
+    try:
+        planned = strategy_stage.get(plan.strategy).plan(
+            strategies.context(clients, plan.name, env, plan.task_defs),
+            strategy_stage.Target(
+                environment=plan.name,
+                cluster=env.cluster,
+                strategy=plan.strategy,
+                pin=plan.pin,
+                services=tuple(services),
+                cloudformation=strategies.stack_settings(env),
+                codedeploy=strategies.codedeploy_settings(env),
+            ),
+        )
+    except TierupError as e:
+        plan.error = e
+        return
+    plan.services.extend(planned.services)
+    plan.service_errors.update(planned.errors)
 
 
 def _describe_task_definitions(ecs: Ecs, plan: EnvPlan) -> None:
@@ -416,6 +443,7 @@ def execute(
             result.notes.append(n)
     result.plan = plan.steps()
     if options.dry_run:
+        _discard(clients, plan.envs)
         for e in plan.envs:
             result.environments.append(_env_outcome(e, {}, {}))
         result.settle()
@@ -442,6 +470,7 @@ def execute(
     )
     retag_failed = any(o.status == "failed" for o in result.images)
     if retag_failed:
+        _discard(clients, plan.envs)
         result.notes.append("a tag write failed: no environment was deployed")
         for ep in plan.envs:
             env_out = _env_outcome(ep, {}, {})
@@ -479,26 +508,42 @@ def execute(
     return result
 
 
+def _discard(clients: Clients, envs: list[EnvPlan]) -> None:
+    """Drop what planning left behind (a change set shown by a dry run)."""
+    for e in envs:
+        if e.error is None and e.services:
+            try:
+                ctx = strategies.context(clients, e.name, e.env, e.task_defs)
+                strategy_stage.get(e.strategy).discard(ctx, e.services)
+            except TierupError:
+                pass  # a preview left behind changes nothing
+
+
 def _apply_all(
     clients: Clients, envs: list[EnvPlan], say: Progress
 ) -> tuple[dict[tuple[str, str], Applied], dict[tuple[str, str], TierupError]]:
-    jobs = [(e, s) for e in envs if e.error is None for s in e.services if s.writes]
+    # one job per write: a service, or the services of one stack
+    jobs = [(e, g) for e in envs if e.error is None for g in strategy_stage.groups(e.services)]
     applied: dict[tuple[str, str], Applied] = {}
     errors: dict[tuple[str, str], TierupError] = {}
     lock = threading.Lock()
 
-    def one(job: tuple[EnvPlan, ServicePlan]) -> None:
-        e, s = job
+    def one(job: tuple[EnvPlan, list[ServicePlan]]) -> None:
+        e, group = job
         try:
-            ecs = clients.ecs(e.env)
-            done = deploy_stage.apply(ecs, s, e.task_defs.get(s.task_definition))
+            ctx = strategies.context(clients, e.name, e.env, e.task_defs)
+            done = strategy_stage.get(e.strategy).apply(ctx, group)
             with lock:
-                applied[(e.name, s.service)] = done
-            say(f"{e.name}/{s.service}: {s.action} -> deployment {done.deployment_id}")
+                for svc, a in done.items():
+                    applied[(e.name, svc)] = a
+            for s in group:
+                a = done[s.service]
+                say(f"{e.name}/{s.service}: {s.action} -> deployment {a.deployment_id}")
         except TierupError as err:
             with lock:
-                errors[(e.name, s.service)] = err
-            say(f"{e.name}/{s.service}: failed: {err.message}")
+                for s in group:
+                    errors[(e.name, s.service)] = err
+            say(f"{e.name}/{', '.join(s.service for s in group)}: failed: {err.message}")
 
     if jobs:
         with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(jobs))) as pool:
@@ -518,29 +563,25 @@ def _wait_all(
     lock = threading.Lock()
 
     def one(e: EnvPlan) -> None:
-        deps = {
-            s: a.deployment_id
-            for (env, s), a in applied.items()
-            if env == e.name and a.deployment_id is not None
+        mine = {
+            s: a for (env, s), a in applied.items() if env == e.name and a.deployment_id is not None
         }
-        if not deps:
+        if not mine:
             return
         limit = timeout if timeout is not None else config.wait_timeout_for(e.name)
         try:
-            states = wait_stage.wait_for(
-                clients.ecs(e.env),
-                e.env.cluster,
-                deps,
+            states = strategy_stage.get(e.strategy).wait(
+                strategies.context(clients, e.name, e.env, e.task_defs),
+                mine,
                 timeout=limit,
-                sleep=clients.sleep,
-                clock=clients.clock,
-                interval=clients.poll_interval,
                 on_change=lambda st: rollout_changed(say, e.name, st),
             )
         except TierupError as err:
             states = {
-                s: wait_stage.RolloutState(s, d, wait_stage.FAILED, reason=f"waiting failed: {err}")
-                for s, d in deps.items()
+                s: wait_stage.RolloutState(
+                    s, str(a.deployment_id), wait_stage.FAILED, reason=f"waiting failed: {err}"
+                )
+                for s, a in mine.items()
             }
         with lock:
             for s, st in states.items():
@@ -592,6 +633,8 @@ def _env_outcome(
             so.deployment_id, so.task_definition = a.deployment_id, a.task_definition
             so.status = "deployed"
             st = (waited or {}).get(key)
+            if st is not None and st.task_definition:
+                so.task_definition = st.task_definition
             if wait and st is not None:
                 so.status = {
                     wait_stage.COMPLETED: "completed",

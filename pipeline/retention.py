@@ -23,7 +23,8 @@ from stages.types import ServiceState
 if TYPE_CHECKING:
     from pipeline.promote import EnvPlan
 
-REGISTER = "register-task-definition"
+# the plan actions that register a revision (``unpin`` names the tier's tag again)
+REGISTERS = ("register-task-definition", "unpin")
 MAX_WORKERS = 32
 
 
@@ -41,7 +42,7 @@ def plan_env(
 ) -> list[retention_stage.RetentionPlan]:
     """One plan per family a service of ``plan`` registers a new revision in."""
     registering = Counter(
-        retention_stage.family_of(s.task_definition) for s in plan.services if s.action == REGISTER
+        retention_stage.family_of(s.task_definition) for s in plan.services if s.action in REGISTERS
     )
     used = in_use(plan.states.values())
     protected = list(protected)
@@ -69,7 +70,7 @@ def steps(plan: EnvPlan) -> list[dict[str, Any]]:
             (
                 s.service
                 for s in plan.services
-                if s.action == REGISTER
+                if s.action in REGISTERS
                 and retention_stage.family_of(s.task_definition) == rp.family
             ),
             None,
@@ -123,7 +124,7 @@ def run(
             registering = [
                 s
                 for s in plan.services
-                if s.action == REGISTER
+                if s.action in REGISTERS
                 and retention_stage.family_of(s.task_definition) == rp.family
             ]
             missing = [

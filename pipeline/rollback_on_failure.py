@@ -6,7 +6,10 @@
   to the digest it had and forcing a new deployment of every service that runs it, in every
   environment of the tier (the result says so);
 - a revision that names a mutable tag moved by this promotion only means the old image once the
-  tag is back, so such a tag goes back first, and every service that depends on it follows.
+  tag is back, so such a tag goes back first, and every service that depends on it follows;
+- cloudformation and codedeploy environments roll back through their strategy (a change set
+  back to the previous parameter value; CodeDeploy's stop-and-roll-back, or a deployment of
+  the previous revision), once per write (the services of one stack together).
 
 `--rollback-on-failure` acts on failures (FAILED, or rolled back by ECS's circuit breaker); a
 timeout is not a failure (the rollout may still finish). `--atomic` acts when any environment
@@ -21,11 +24,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pipeline import strategies
 from pipeline.clients import Clients
 from pipeline.config import Config, Tier
 from pipeline.progress import rollout_changed
 from pipeline.results import SUCCESS, CommandResult, RollbackOutcome, ServiceOutcome, Status
+from stages import cloudformation as cfn_stage
 from stages import rollback as rollback_stage
+from stages import strategy as strategy_stage
 from stages import wait as wait_stage
 from stages.adapters.registry import TagWrite
 from stages.deploy import Applied, ServicePlan
@@ -38,6 +44,8 @@ ON_FAILURE = "rollback-on-failure"
 ATOMIC = "atomic"
 
 FAILURES = frozenset({wait_stage.FAILED, wait_stage.ROLLED_BACK})
+# strategies whose writes only their own machinery may undo (a stack, a CodeDeploy group)
+OWN_ROLLBACK = frozenset({"cloudformation", "codedeploy"})
 NOT_NEW = FAILURES | {wait_stage.TIMED_OUT}
 MAX_WORKERS = 32
 
@@ -69,7 +77,7 @@ class _Job:
     plan: ServicePlan
     applied: Applied
     outcome: ServiceOutcome
-    action: str = "none"  # task-definition | force-new-deployment | none
+    action: str = "none"  # task-definition | force-new-deployment | <own strategy> | none
     reason: str = ""
     error: str | None = None
     done: Applied | None = None
@@ -219,6 +227,15 @@ def _tag_images(plan: ServicePlan) -> set[str]:
 
 
 def _decide(job: _Job, plan: PromotionPlan, rec: Recovery) -> None:
+    if job.env.strategy in OWN_ROLLBACK:
+        job.action = job.env.strategy
+        job.reason = (
+            f"a change set back to {cfn_stage.rollback_reference(job.applied)}"
+            if job.env.strategy == "cloudformation"
+            else f"CodeDeploy back to the revision it ran before, "
+            f"{job.applied.previous_task_definition}"
+        )
+        return
     if job.applied.registered:
         job.action = "task-definition"
         job.reason = f"back to the revision it ran before, {job.applied.previous_task_definition}"
@@ -267,9 +284,25 @@ def _tag_note(plan: PromotionPlan, rec: Recovery) -> str:
 def _apply(clients: Clients, rec: Recovery, say: Callable[[str], None]) -> None:
     lock = threading.Lock()
 
-    def one(job: _Job) -> None:
-        e, s = job.env, job.plan
+    def one(jobs: list[_Job]) -> None:
+        e, job = jobs[0].env, jobs[0]
         try:
+            if job.action in OWN_ROLLBACK:
+                ctx = strategies.context(clients, e.name, e.env, e.task_defs)
+                back = strategy_stage.get(job.action).rollback(
+                    ctx, {j.plan.service: j.applied for j in jobs}
+                )
+                with lock:
+                    for j in jobs:
+                        j.done = back[j.plan.service]
+                for j in jobs:
+                    assert j.done is not None
+                    say(
+                        f"{e.name}/{j.plan.service}: rollback ({j.action}) -> deployment "
+                        f"{j.done.deployment_id or 'none needed'}"
+                    )
+                return
+            s = job.plan
             ecs = clients.ecs(e.env)
             if job.action == "task-definition":
                 done = rollback_stage.rollback_service(
@@ -289,13 +322,20 @@ def _apply(clients: Clients, rec: Recovery, say: Callable[[str], None]) -> None:
             say(f"{e.name}/{s.service}: rollback ({job.action}) -> deployment {done.deployment_id}")
         except TierupError as err:
             with lock:
-                job.error = err.message
-            say(f"{e.name}/{s.service}: rollback failed: {err.message}")
+                for j in jobs:
+                    j.error = err.message
+            names = ", ".join(j.plan.service for j in jobs)
+            say(f"{e.name}/{names}: rollback failed: {err.message}")
 
-    jobs = [j for j in rec.jobs.values() if j.action != "none" and j.error is None]
-    if jobs:
-        with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(jobs))) as pool:
-            list(pool.map(one, jobs))
+    # one job per write: the services of one stack are rolled back by one change set
+    groups: dict[tuple[str, str], list[_Job]] = {}
+    for j in rec.jobs.values():
+        if j.action != "none" and j.error is None:
+            key = j.plan.group if j.action in OWN_ROLLBACK and j.plan.group else j.plan.service
+            groups.setdefault((j.env.name, key), []).append(j)
+    if groups:
+        with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(groups))) as pool:
+            list(pool.map(one, groups.values()))
 
 
 def _wait(
@@ -307,30 +347,53 @@ def _wait(
 ) -> dict[Key, wait_stage.RolloutState]:
     by_env: dict[str, list[_Job]] = {}
     for job in rec.jobs.values():
-        if job.done is not None and job.done.deployment_id is not None:
+        if job.done is None:
+            continue
+        # a strategy's rollback that wrote nothing (the stack already rolled back) still says
+        # where the service stands
+        if job.done.deployment_id is not None or job.action in OWN_ROLLBACK:
             by_env.setdefault(job.env.name, []).append(job)
     out: dict[Key, wait_stage.RolloutState] = {}
     lock = threading.Lock()
 
     def one(jobs: list[_Job]) -> None:
         env = jobs[0].env
-        deps = {j.plan.service: str(j.done.deployment_id) for j in jobs if j.done is not None}
         limit = timeout if timeout is not None else config.wait_timeout_for(env.name)
+        own = {j.plan.service: j.done for j in jobs if j.action in OWN_ROLLBACK and j.done}
+        deps = {
+            j.plan.service: str(j.done.deployment_id)
+            for j in jobs
+            if j.done is not None and j.plan.service not in own
+        }
+        states: dict[str, wait_stage.RolloutState] = {}
         try:
-            states = wait_stage.wait_for(
-                clients.ecs(env.env),
-                env.env.cluster,
-                deps,
-                timeout=limit,
-                sleep=clients.sleep,
-                clock=clients.clock,
-                interval=clients.poll_interval,
-                on_change=lambda st: rollout_changed(say, env.name, st, phase="rollback"),
-            )
+            if own:
+                states.update(
+                    strategy_stage.get(env.strategy).wait(
+                        strategies.context(clients, env.name, env.env, env.task_defs),
+                        own,
+                        timeout=limit,
+                        on_change=lambda st: rollout_changed(say, env.name, st, phase="rollback"),
+                    )
+                )
+            if deps:
+                states.update(
+                    wait_stage.wait_for(
+                        clients.ecs(env.env),
+                        env.env.cluster,
+                        deps,
+                        timeout=limit,
+                        sleep=clients.sleep,
+                        clock=clients.clock,
+                        interval=clients.poll_interval,
+                        on_change=lambda st: rollout_changed(say, env.name, st, phase="rollback"),
+                    )
+                )
         except TierupError as err:
+            ids = {**deps, **{s: str(a.deployment_id) for s, a in own.items()}}
             states = {
                 s: wait_stage.RolloutState(s, d, wait_stage.FAILED, reason=f"waiting failed: {err}")
-                for s, d in deps.items()
+                for s, d in ids.items()
             }
         with lock:
             for s, st in states.items():

@@ -136,6 +136,7 @@ def _environment(
         return doc
     tds: dict[str, Any] = {}
     registry = clients.registry
+    immutable_refs = config.strategy_for(env_name) == "cloudformation"
     for svc_name, svc in env.services.items():
         state = states.get(svc_name)
         if state is None:
@@ -177,6 +178,8 @@ def _environment(
                 if not (
                     names_reference(ref, tag_uri)
                     or (digest_uri and names_reference(ref, digest_uri))
+                    # a stack's image parameter names the digest for good (its commit tag)
+                    or (immutable_refs and resolved is not None and resolved == tier_digest)
                 ):
                     drift_reasons.append(f"{cname}: names {ref}, not the tier's tag {tier_tag}")
                 if known and any(d != tier_digest for d in known):

@@ -6,6 +6,7 @@ and running tasks, so that ``--dry-run`` shows exactly what ``apply`` will write
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,8 @@ from stages.types import ContainerImage, ImageRef, ServiceState, TaskDefinition,
 
 FORCE_NEW_DEPLOYMENT = "force-new-deployment"
 TASK_DEFINITION = "task-definition"
+REGISTER = "register-task-definition"
+UNPIN = "unpin"
 STRATEGIES = (FORCE_NEW_DEPLOYMENT, TASK_DEFINITION, "cloudformation", "codedeploy")
 
 # RegisterTaskDefinition accepts these; describe_task_definition also returns read-only keys
@@ -47,6 +50,19 @@ class ImageTarget:
     digest: str
     tag_uri: str
     digest_uri: str
+    commit_uri: str | None = None  # the commit SHA tag on the same digest, when known
+    immutable_tag: bool = False  # the tier's tag is a stamp: it never moves
+
+    @property
+    def immutable_uri(self) -> str:
+        """A reference that names this digest for good: the stamp, the commit tag, or the digest.
+
+        Strategies that only act when a reference changes (a stack parameter) need one; a
+        mutable tier tag would read the same at every promotion.
+        """
+        if self.immutable_tag:
+            return self.tag_uri
+        return self.commit_uri or self.digest_uri
 
 
 @dataclass(frozen=True)
@@ -69,12 +85,20 @@ class ServicePlan:
     task_definition: str
     containers: tuple[ContainerTarget, ...]
     previous_digests: tuple[tuple[str, str | None], ...] = ()
+    # services whose write is one (the services of one stack): planned, applied and rolled
+    # back together, and listed once in the plan
+    group: str | None = None
+    # a strategy's own description of the write and its own plan (a change set, an AppSpec)
+    step: Mapping[str, Any] | None = field(default=None, compare=False)
+    payload: object = field(default=None, compare=False, repr=False)
 
     @property
     def writes(self) -> bool:
         return self.action != "skip"
 
     def describe(self) -> dict[str, Any]:
+        if self.step is not None:
+            return dict(self.step)
         out: dict[str, Any] = {
             "write": "ecs:UpdateService"
             if self.action == FORCE_NEW_DEPLOYMENT
@@ -86,7 +110,7 @@ class ServicePlan:
             "reason": self.reason,
             "task_definition": self.task_definition,
         }
-        if self.action == "register-task-definition":
+        if self.action in (REGISTER, UNPIN):
             out["images"] = {c.container: c.reference for c in self.containers}
         return out
 
@@ -150,8 +174,8 @@ def plan_service(
     """Decide what to do with one service; raise DeployError when it cannot be deployed."""
     if strategy not in (FORCE_NEW_DEPLOYMENT, TASK_DEFINITION):
         raise DeployError(
-            f"service {service!r}: strategy {strategy!r} is not available in this version",
-            hint="use force-new-deployment or task-definition",
+            f"service {service!r}: plan_service plans the rolling strategies, not {strategy!r}",
+            hint="plan an environment with stages.strategy.get(strategy).plan",
         )
     containers: list[ContainerTarget] = []
     for wanted_container, target in wanted.items():
@@ -167,9 +191,12 @@ def plan_service(
     names_target = all(names_reference(current_refs[c.container], c.reference) for c in containers)
     prev = tuple((c.container, _agreed_digest(running, c.container)) for c in containers)
 
+    pinned = [c for c in containers if is_pinned_copy(current_refs[c.container], c.reference)]
     if strategy == FORCE_NEW_DEPLOYMENT:
         wrong = [
-            c for c in containers if not names_reference(current_refs[c.container], c.reference)
+            c
+            for c in containers
+            if not names_reference(current_refs[c.container], c.reference) and c not in pinned
         ]
         if wrong:
             c = wrong[0]
@@ -187,6 +214,11 @@ def plan_service(
         action = FORCE_NEW_DEPLOYMENT
 
     reason = _why_deploy(state, containers, running, names_target, tag_moved)
+    if pinned:
+        action = UNPIN
+        # a rollback or restore pinned the tier's tag to a digest; name the tag again
+        refs = ", ".join(f"{current_refs[c.container]} -> {c.reference}" for c in pinned)
+        reason = f"unpinned: {refs} ({reason})"
     if reason is None:
         return ServicePlan(
             environment=environment,
@@ -209,6 +241,18 @@ def plan_service(
         task_definition=task_def.arn,
         containers=tuple(containers),
         previous_digests=prev,
+    )
+
+
+def is_pinned_copy(current: str, wanted: str) -> bool:
+    """Does ``current`` pin by digest the repository that ``wanted`` names by tag?"""
+    if not current:
+        return False
+    a, b = ImageRef.parse(current), ImageRef.parse(wanted)
+    if a.digest is None or b.digest is not None or a.tag is not None:
+        return False
+    return a.repository == b.repository and (
+        not a.registry or not b.registry or a.registry == b.registry
     )
 
 
@@ -279,8 +323,11 @@ def apply(ecs: Ecs, plan: ServicePlan, task_def: TaskDefinition | None = None) -
         return Applied(plan.service, None, plan.task_definition, plan.task_definition)
     new_arn = plan.task_definition
     registered = False
-    if plan.action == "register-task-definition":
-        current = task_def or ecs.describe_task_definition(plan.task_definition)
+    if plan.action in (REGISTER, UNPIN):
+        current = task_def
+        if current is None or not current.raw:
+            # a revision known only from its tasks cannot be copied: read it whole
+            current = ecs.describe_task_definition(plan.task_definition)
         params = with_images(
             registration_input(ecs, current), {c.container: c.reference for c in plan.containers}
         )
@@ -297,6 +344,11 @@ def apply(ecs: Ecs, plan: ServicePlan, task_def: TaskDefinition | None = None) -
         previous_task_definition=plan.task_definition,
         registered=registered,
     )
+
+
+def agreed_digest(running: list[TaskImage], container: str) -> str | None:
+    """The digest every running task reports for ``container``; None if they disagree or none."""
+    return _agreed_digest(running, container)
 
 
 def revision_from_tasks(state: ServiceState, running: list[TaskImage]) -> TaskDefinition | None:

@@ -156,3 +156,22 @@ class ImageRef:
         if self.tag:
             return f"{base}:{self.tag}"
         return base
+
+
+@dataclass(frozen=True)
+class ServiceRevision:
+    """One revision of a service in ECS's deployment history: what a deployment ran."""
+
+    arn: str
+    task_definition: str
+    images: tuple[TaskImage, ...] = ()  # container, image and the digest ECS resolved
+
+
+@dataclass(frozen=True)
+class ServiceDeploymentRecord:
+    """One entry of ListServiceDeployments: a deployment and the revision it deployed."""
+
+    arn: str
+    status: str  # SUCCESSFUL | IN_PROGRESS | ROLLBACK_SUCCESSFUL | STOPPED | ...
+    target_revision: str
+    created_at: datetime | None = None

@@ -41,6 +41,10 @@ class RolloutState:
     # when ECS rolled the deployment back: the deployment it started, and where that stands
     rollback_deployment: str | None = None
     rollback_state: str | None = None  # in_progress | completed | failed
+    # what the service runs once done, when the write could not know it (a stack update
+    # registers its own revision), and a strategy's own words for where it stands
+    task_definition: str | None = None
+    detail: str | None = None
 
     @property
     def done(self) -> bool:

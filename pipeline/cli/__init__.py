@@ -55,6 +55,22 @@ DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="print the plan; writ
 WaitOpt = Annotated[
     bool, typer.Option("--wait/--no-wait", help="wait until every rollout is stable or failed")
 ]
+RollbackOnFailureOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--rollback-on-failure/--no-rollback-on-failure",
+        help="put failed services back on what they ran before (default: the tier's setting)",
+        show_default=False,
+    ),
+]
+AtomicOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--atomic/--no-atomic",
+        help="one failed environment rolls every environment of the tier back (exit 1)",
+        show_default=False,
+    ),
+]
 TimeoutOpt = Annotated[
     str | None,
     typer.Option("--timeout", help="how long to wait for rollouts: seconds or <n>s|m|h"),
@@ -104,9 +120,7 @@ def make_clients(cfg: Config) -> Clients:
         except ValueError as e:
             from stages.errors import InputError
 
-            raise InputError(
-                f"TIERUP_POLL_INTERVAL={interval!r} is not a number of seconds"
-            ) from e
+            raise InputError(f"TIERUP_POLL_INTERVAL={interval!r} is not a number of seconds") from e
     return clients
 
 

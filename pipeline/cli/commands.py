@@ -8,10 +8,12 @@ from typing import Annotated
 import typer
 
 from pipeline.cli import (
+    AtomicOpt,
     DryRunOpt,
     FileOpt,
     ImagesOpt,
     JsonOpt,
+    RollbackOnFailureOpt,
     TimeoutOpt,
     WaitOpt,
     emit,
@@ -21,12 +23,10 @@ from pipeline.cli import (
     run,
 )
 from pipeline.cli.release import (
-    AtomicFlag,
     ForceOpt,
     LockTimeoutOpt,
     MessageOpt,
     ReasonOpt,
-    RollbackOnFailureFlag,
     make_guard,
     open_ledger_for,
     run_options,
@@ -51,8 +51,8 @@ def promote(
     no_deploy: Annotated[bool, typer.Option("--no-deploy", help="move tags only")] = False,
     wait: WaitOpt = True,
     timeout: TimeoutOpt = None,
-    rollback_on_failure: RollbackOnFailureFlag = None,
-    atomic: AtomicFlag = None,
+    rollback_on_failure: RollbackOnFailureOpt = None,
+    atomic: AtomicOpt = None,
     force: ForceOpt = False,
     reason: ReasonOpt = None,
     lock_timeout: LockTimeoutOpt = None,

@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from pipeline.cli import (
+    AtomicOpt,
     DryRunOpt,
     FileOpt,
     ImagesOpt,
     JsonOpt,
+    RollbackOnFailureOpt,
     TimeoutOpt,
     WaitOpt,
     load_config,
@@ -41,17 +43,6 @@ LockTimeoutOpt = Annotated[
         "--lock-timeout",
         help="wait this long for another run's lock on the tier (default 0: fail at once)",
     ),
-]
-RollbackOnFailureFlag = Annotated[
-    bool | None,
-    typer.Option(
-        "--rollback-on-failure/--no-rollback-on-failure",
-        help="roll a failed environment back (default: the tier's setting)",
-    ),
-]
-AtomicFlag = Annotated[
-    bool | None,
-    typer.Option("--atomic/--no-atomic", help="one failure rolls every environment back"),
 ]
 MessageOpt = Annotated[
     str | None, typer.Option("--message", help="a note kept with the ledger event")
@@ -85,7 +76,7 @@ def run_options(
     rollback_on_failure: bool | None = None,
     atomic: bool | None = None,
 ) -> RunOptions:
-    """RunOptions from the flags; refuses rolling back without waiting (exit 2)."""
+    """RunOptions from the flags (None: the tier's setting)."""
     from pipeline.promote import RunOptions
     from pipeline.rollback_on_failure import check_flags
 
@@ -113,8 +104,8 @@ def stamp(
     no_deploy: Annotated[bool, typer.Option("--no-deploy", help="write the stamp only")] = False,
     wait: WaitOpt = True,
     timeout: TimeoutOpt = None,
-    rollback_on_failure: RollbackOnFailureFlag = None,
-    atomic: AtomicFlag = None,
+    rollback_on_failure: RollbackOnFailureOpt = None,
+    atomic: AtomicOpt = None,
     force: ForceOpt = False,
     reason: ReasonOpt = None,
     lock_timeout: LockTimeoutOpt = None,

@@ -31,7 +31,10 @@ definitions keep every field RegisterTaskDefinition accepts (moto drops `enableF
 and `trustedExecutionConfiguration`) and report `registeredAt` / `deregisteredAt`; tasks of an
 awsvpc service without security groups get the VPC's default (moto's task needs the key).
 
-Services with a CODE_DEPLOY or EXTERNAL deployment controller are left to moto.
+Services with the CODE_DEPLOY deployment controller start stable as the others do but take a
+new task definition only from a CodeDeploy deployment (`emulation_codedeploy`); EXTERNAL ones are
+left to moto. CloudFormation stack updates (`emulation_cfn`) reach ECS through the same wrapped
+methods, so their services roll out as above.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ __all__ = [
     "FAIL_TAG_PREFIX",
     "HANG_TAG_PREFIX",
     "Emulation",
+    "RolloutView",
     "Verdict",
     "current",
     "install",
@@ -241,6 +245,22 @@ class _ServiceState:
         self.events = [entry, *self.events][:MAX_EVENTS]
 
 
+@dataclass(frozen=True)
+class RolloutView:
+    """One deployment of a service, as the other emulations see it."""
+
+    id: str
+    status: str  # PRIMARY | ACTIVE
+    rollout: str  # IN_PROGRESS | COMPLETED | FAILED
+    task_definition: str
+    running: int
+    desired: int
+    failed_tasks: int
+    reason: str
+    failure: str | None  # the latest service event saying why its tasks fail
+    images: tuple[_Image, ...]
+
+
 def _new_deployment_id() -> str:
     return f"ecs-svc/{mock_random.randint(10**18, 10**19 - 1)}"
 
@@ -374,6 +394,10 @@ class Emulation:
             weakref.WeakKeyDictionary()
         )
         self._originals: dict[tuple[type, str], Any] = {}
+        self._added: list[tuple[type, str]] = []
+        # the CloudFormation and CodeDeploy emulations, set by `install()`
+        self.cloudformation: Any = None
+        self.codedeploy: Any = None
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -395,10 +419,28 @@ class Emulation:
             self.hang_digests.clear()
             self.polls_to_complete = DEFAULT_POLLS_TO_COMPLETE
             self.enforce_pull_permissions = True
+            for part in (self.cloudformation, self.codedeploy):
+                if part is not None:
+                    part.reset()
+
+    def fail_next_stack_update(self, stack: str, reason: str) -> None:
+        """The next update of CloudFormation stack `stack` fails with `reason` and rolls back."""
+        self.cloudformation.fail_next_stack_update(stack, reason)
+
+    def fail_next_codedeploy(
+        self, deployment_group: str, reason: str, *, code: str = "HOOK_EXECUTION_FAILURE"
+    ) -> None:
+        """The next CodeDeploy deployment of `deployment_group` fails with `code`: `reason`."""
+        self.codedeploy.fail_next(deployment_group, reason, code=code)
 
     @property
     def installed(self) -> bool:
         return bool(self._originals)
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held around every wrapped call; the other emulations share it."""
+        return self._lock
 
     # -- installing ------------------------------------------------------------------------
 
@@ -420,6 +462,10 @@ class Emulation:
                 self._response_register_task_definition,
             )
             self._wrap(backend, "deregister_task_definition", self._deregister_task_definition)
+            from pipeline.sandbox import emulation_cfn, emulation_codedeploy
+
+            self.cloudformation = emulation_cfn.install(self)
+            self.codedeploy = emulation_codedeploy.install(self)
 
     def uninstall(self) -> None:
         """Put moto's own methods back."""
@@ -427,6 +473,51 @@ class Emulation:
             for (cls, name), original in self._originals.items():
                 setattr(cls, name, original)
             self._originals.clear()
+            for cls, name in self._added:
+                if name in cls.__dict__:
+                    delattr(cls, name)
+            self._added.clear()
+
+    def wrap(self, cls: type, name: str, handler: Callable[..., Any]) -> None:
+        """Replace moto's `cls.name` by `handler(original, obj, arguments)`, under the lock."""
+        self._wrap(cls, name, handler)
+
+    def wrap_classmethod(self, cls: type, name: str, handler: Callable[..., Any]) -> None:
+        """As `wrap`, for a classmethod: `handler(original, cls, arguments)`."""
+        original = cls.__dict__[name]
+        self._originals[(cls, name)] = original
+        function = original.__func__
+        signature = inspect.signature(function)
+
+        def wrapper(klass: Any, *args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(klass, *args, **kwargs)
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
+            arguments.pop(next(iter(signature.parameters)))
+            with self._lock:
+                return handler(lambda **kw: function(klass, **kw), klass, arguments)
+
+        wrapper.__name__ = name
+        setattr(cls, name, classmethod(wrapper))
+
+    def add_method(self, cls: type, name: str, method: Callable[..., Any]) -> None:
+        """Give moto's `cls` an operation it lacks (removed again by `uninstall`)."""
+        existing = cls.__dict__.get(name)
+        if existing is not None and not getattr(existing, "_tierup_added", False):
+            raise ValueError(f"{cls.__name__}.{name} exists; wrap it instead")
+        lock = self._lock
+
+        def locked(obj: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(obj, *args, **kwargs)
+
+        locked.__name__ = name
+        locked._tierup_added = True  # type: ignore[attr-defined]
+        if existing is not None:  # another emulation's: it comes back on uninstall
+            self._originals[(cls, name)] = existing
+        else:
+            self._added.append((cls, name))
+        setattr(cls, name, locked)
 
     def _wrap(self, cls: type, name: str, handler: Callable[..., Any]) -> None:
         original = cls.__dict__[name]
@@ -461,9 +552,7 @@ class Emulation:
         self, original: Any, response: EC2ContainerServiceResponse, args: dict[str, Any]
     ) -> Any:
         result = original(**args)
-        config = normalize_deployment_configuration(
-            response._get_param("deploymentConfiguration")
-        )
+        config = normalize_deployment_configuration(response._get_param("deploymentConfiguration"))
         payload = getattr(result, "result", None)
         service = payload.get("service") if isinstance(payload, dict) else None
         if isinstance(service, Service):
@@ -611,6 +700,70 @@ class Emulation:
             self._render(backend, service, state)
         return service
 
+    # -- for the CloudFormation and CodeDeploy emulations -----------------------------------
+
+    def deploy(
+        self,
+        backend: EC2ContainerServiceBackend,
+        service: Service,
+        task_definition_arn: str,
+        *,
+        images: tuple[_Image, ...] | None = None,
+        is_rollback: bool = False,
+    ) -> str | None:
+        """Start a new PRIMARY deployment of `task_definition_arn`, whatever the controller.
+
+        `images` (from a `RolloutView`) reuses what an earlier deployment resolved, as a
+        reroute to an original task set does. Returns the deployment id.
+        """
+        state = self._state(backend, service)
+        if state is None:
+            return None
+        deployment = self._start_deployment(
+            backend, service, state, task_definition_arn, images=images, is_rollback=is_rollback
+        )
+        self._render(backend, service, state)
+        return deployment.id
+
+    def advance(self, backend: EC2ContainerServiceBackend, service: Service) -> None:
+        """One step of the service's rollout, as one DescribeServices makes."""
+        state = self._state(backend, service)
+        if state is not None and service.status == "ACTIVE":
+            self._step(backend, service, state)
+            self._render(backend, service, state)
+
+    def rollout(self, service: Service, deployment_id: str | None = None) -> RolloutView | None:
+        """Where deployment `deployment_id` (default: the PRIMARY one) of `service` stands."""
+        state = self._services.get(service)
+        if state is None:
+            return None
+        if deployment_id is None:
+            deployment: _Deployment | None = state.primary
+        else:
+            deployment = next((d for d in state.deployments if d.id == deployment_id), None)
+        if deployment is None:
+            return None
+        failure = next(
+            (
+                e["message"]
+                for e in state.events
+                if "unable to consistently start tasks" in str(e["message"])
+            ),
+            None,
+        )
+        return RolloutView(
+            id=deployment.id,
+            status=deployment.status,
+            rollout=deployment.rollout,
+            task_definition=deployment.task_definition,
+            running=deployment.count("RUNNING"),
+            desired=deployment.desired,
+            failed_tasks=deployment.failed_tasks,
+            reason=deployment.reason,
+            failure=failure if deployment.failed_tasks else None,
+            images=deployment.images,
+        )
+
     # -- rollouts ----------------------------------------------------------------------------
 
     def _state(self, backend: EC2ContainerServiceBackend, service: Service) -> _ServiceState | None:
@@ -621,7 +774,7 @@ class Emulation:
 
     def _adopt(self, backend: EC2ContainerServiceBackend, service: Service) -> _ServiceState | None:
         """A service the emulation has not seen yet starts stable, as after CreateService."""
-        if service.deployment_controller.get("type", "ECS") != "ECS":
+        if service.deployment_controller.get("type", "ECS") not in ("ECS", "CODE_DEPLOY"):
             return None
         if not service.task_definition:
             return None
@@ -653,8 +806,9 @@ class Emulation:
         service.task_definition = task_definition.arn
         started = self._start_tasks(backend, service, deployment, deployment.desired, "RUNNING")
         if started:
-            state.event(f"(service {service.name}) has started {len(started)} tasks: "
-                        f"{_task_list(started)}.")
+            state.event(
+                f"(service {service.name}) has started {len(started)} tasks: {_task_list(started)}."
+            )
         state.event(f"(service {service.name}) has reached a steady state.")
         self._render(backend, service, state)
         return state
@@ -692,8 +846,9 @@ class Emulation:
         service.task_definition = task_definition.arn
         started = self._start_tasks(backend, service, deployment, deployment.desired, "PENDING")
         if started:
-            state.event(f"(service {service.name}) has started {len(started)} tasks: "
-                        f"{_task_list(started)}.")
+            state.event(
+                f"(service {service.name}) has started {len(started)} tasks: {_task_list(started)}."
+            )
         return deployment
 
     def _step(
@@ -746,12 +901,12 @@ class Emulation:
         )
         breaker = _circuit_breaker(service)
         if deployment.steps < needed or not breaker.get("enable"):
-            started = self._start_tasks(
-                backend, service, deployment, deployment.desired, "PENDING"
-            )
+            started = self._start_tasks(backend, service, deployment, deployment.desired, "PENDING")
             if started:
-                state.event(f"(service {service.name}) has started {len(started)} tasks: "
-                            f"{_task_list(started)}.")
+                state.event(
+                    f"(service {service.name}) has started {len(started)} tasks: "
+                    f"{_task_list(started)}."
+                )
             return
         deployment.rollout = "FAILED"
         deployment.reason = "ECS deployment circuit breaker: tasks failed to start."
@@ -811,8 +966,10 @@ class Emulation:
         state.deployments = [deployment]
         state.last_completed = deployment
         if stopped:
-            state.event(f"(service {service.name}) has stopped {len(stopped)} running tasks: "
-                        f"{_task_list(stopped)}.")
+            state.event(
+                f"(service {service.name}) has stopped {len(stopped)} running tasks: "
+                f"{_task_list(stopped)}."
+            )
         state.event(f"(service {service.name}) (deployment {deployment.id}) deployment completed.")
         state.event(f"(service {service.name}) has reached a steady state.")
 
@@ -830,8 +987,9 @@ class Emulation:
             started = self._start_tasks(
                 backend, service, deployment, deployment.desired - len(live), status
             )
-            state.event(f"(service {service.name}) has started {len(started)} tasks: "
-                        f"{_task_list(started)}.")
+            state.event(
+                f"(service {service.name}) has started {len(started)} tasks: {_task_list(started)}."
+            )
         elif len(live) > deployment.desired:
             extra = live[deployment.desired :]
             self._stop(
@@ -839,8 +997,10 @@ class Emulation:
                 f"Scaling activity initiated by (deployment {deployment.id})",
                 "ServiceSchedulerInitiated",
             )
-            state.event(f"(service {service.name}) has stopped {len(extra)} running tasks: "
-                        f"{_task_list(extra)}.")
+            state.event(
+                f"(service {service.name}) has stopped {len(extra)} running tasks: "
+                f"{_task_list(extra)}."
+            )
 
     def _start_tasks(
         self,
@@ -1043,9 +1203,7 @@ class Emulation:
             if image.digest in self.hang_digests or any(
                 _marked(t, HANG_TAG_PREFIX, cluster) for t in tags
             ):
-                return Verdict(
-                    "hang", f"image {image.image} ({image.digest}) is marked to hang"
-                )
+                return Verdict("hang", f"image {image.image} ({image.digest}) is marked to hang")
         return _OK
 
 

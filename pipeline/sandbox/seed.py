@@ -198,9 +198,7 @@ class _Clients:
             }
         return self._assumed[key]
 
-    def client(
-        self, service: str, *, role_arn: str, external_id: str | None, region: str
-    ) -> Any:
+    def client(self, service: str, *, role_arn: str, external_id: str | None, region: str) -> Any:
         return boto3.client(
             service,
             endpoint_url=self._endpoint_url,
@@ -399,6 +397,8 @@ def _seed_environment(
     _ensure_cluster(ecs, env.cluster)
     host = registry_host(config)
     tag = _tier_tag(config, env, commit)
+    if config.strategy_for(env_name) in ("cloudformation", "codedeploy"):
+        return _seed_owned(clients, config, env_name, env, tag, desired_count, ecs)
     services: list[SeededService] = []
     for service_name, service in env.services.items():
         images = {
@@ -409,6 +409,74 @@ def _seed_environment(
         service_arn, created = _ensure_service(ecs, env.cluster, service_name, arn, desired_count)
         services.append(SeededService(service_name, service_arn, arn, images, created))
     return SeededEnvironment(env_name, env.account_id, env.region, env.cluster, tuple(services))
+
+
+def _seed_owned(
+    clients: _Clients,
+    config: Config,
+    env_name: str,
+    env: Environment,
+    tag: str,
+    desired_count: int,
+    ecs: Any,
+) -> SeededEnvironment:
+    """An environment whose services a stack or CodeDeploy owns (see seed_strategies)."""
+    from pipeline.sandbox import seed_strategies
+
+    host = registry_host(config)
+    containers = {
+        name: {
+            c: f"{host}/{config.images[i].repository}:{tag}"
+            for c, i in _containers(name, s).items()
+        }
+        for name, s in env.services.items()
+    }
+
+    def client(service: str) -> Any:
+        return clients.client(
+            service,
+            role_arn=role_arn_for(env.account_id, env.role_arn),
+            external_id=env.external_id,
+            region=env.region,
+        )
+
+    if env.cloudformation is not None and config.strategy_for(env_name) == "cloudformation":
+        seed_strategies.ensure_stack(
+            client("cloudformation"),
+            config,
+            env_name,
+            env,
+            containers=containers,
+            image_of={n: _containers(n, s) for n, s in env.services.items()},
+            family=family_name,
+            desired_count=desired_count,
+        )
+    elif env.codedeploy is not None:
+        seed_strategies.ensure_codedeploy(
+            ecs,
+            client("codedeploy"),
+            env_name,
+            env,
+            containers=containers,
+            family=family_name,
+            desired_count=desired_count,
+        )
+    found = ecs.describe_services(cluster=env.cluster, services=list(env.services))
+    by_name = {
+        s["serviceName"]: s for s in found.get("services", []) if s.get("status") == "ACTIVE"
+    }
+    services = tuple(
+        SeededService(
+            name,
+            str(by_name[name]["serviceArn"]),
+            str(by_name[name]["taskDefinition"]),
+            containers[name],
+            True,
+        )
+        for name in env.services
+        if name in by_name
+    )
+    return SeededEnvironment(env_name, env.account_id, env.region, env.cluster, services)
 
 
 def seed(

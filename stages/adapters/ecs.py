@@ -10,7 +10,9 @@ from stages.errors import AwsError
 from stages.types import (
     ContainerImage,
     Deployment,
+    ServiceDeploymentRecord,
     ServiceEvent,
+    ServiceRevision,
     ServiceState,
     TaskDefinition,
     TaskImage,
@@ -18,6 +20,8 @@ from stages.types import (
 
 DESCRIBE_SERVICES_MAX = 10
 DESCRIBE_TASKS_MAX = 100
+DESCRIBE_SERVICE_REVISIONS_MAX = 20
+HISTORY_OPERATION = "ListServiceDeployments"
 
 
 class ServiceMissing(AwsError):
@@ -91,6 +95,7 @@ class Ecs:
 
     def __init__(self, client: Any) -> None:
         self._ecs = client
+        self._history_offered: bool | None = None
 
     @property
     def client(self) -> Any:
@@ -241,3 +246,104 @@ class Ecs:
             if is_client_error(e, "ClusterNotFoundException"):
                 raise ClusterMissing(f"cluster {cluster!r} does not exist") from e
             raise_translated(e, f"listing tasks of {service} in {cluster}")
+
+    def list_services(self, cluster: str) -> list[str]:
+        """Every service name of the cluster."""
+        names: list[str] = []
+        try:
+            for page in self._ecs.get_paginator("list_services").paginate(cluster=cluster):
+                names.extend(str(a).rsplit("/", 1)[-1] for a in page.get("serviceArns", []))
+        except Exception as e:
+            if is_client_error(e, "ClusterNotFoundException"):
+                raise ClusterMissing(f"cluster {cluster!r} does not exist") from e
+            raise_translated(e, f"listing services of cluster {cluster}")
+        return sorted(names)
+
+    def service_deployments(
+        self, cluster: str, service: str, *, limit: int = 50
+    ) -> list[ServiceDeploymentRecord] | None:
+        """ECS's deployment history of a service, newest first; None where it is not offered.
+
+        The history is optional knowledge: an endpoint without the operation, a missing
+        permission or a server error all mean "not offered", answered at once (no retries
+        with backoff) and remembered for this client, so callers fall back quickly.
+        """
+        if self._history_offered is False:
+            return None
+        _answer_history_failures_at_once(self._ecs)
+        out: list[ServiceDeploymentRecord] = []
+        try:
+            params: dict[str, Any] = {"cluster": cluster, "service": service}
+            while len(out) < limit:
+                resp = self._ecs.list_service_deployments(**params)
+                for d in resp.get("serviceDeployments", []):
+                    out.append(
+                        ServiceDeploymentRecord(
+                            arn=str(d.get("serviceDeploymentArn", "")),
+                            status=str(d.get("status", "")),
+                            target_revision=str(d.get("targetServiceRevisionArn", "")),
+                            created_at=d.get("createdAt") or d.get("startedAt"),
+                        )
+                    )
+                token = resp.get("nextToken")
+                if not token:
+                    break
+                params["nextToken"] = token
+        except Exception:
+            self._history_offered = False
+            return None
+        self._history_offered = True
+        # newest first, whatever order the endpoint answers in
+        return sorted(
+            out, key=lambda d: d.created_at.timestamp() if d.created_at else 0.0, reverse=True
+        )
+
+    def service_revisions(self, arns: list[str]) -> dict[str, ServiceRevision]:
+        """Service revisions by ARN: the task definition and the digests each one ran."""
+        out: dict[str, ServiceRevision] = {}
+        for chunk in _chunks(
+            list(dict.fromkeys(a for a in arns if a)), DESCRIBE_SERVICE_REVISIONS_MAX
+        ):
+            try:
+                resp = self._ecs.describe_service_revisions(serviceRevisionArns=chunk)
+            except Exception as e:
+                raise_translated(e, "describing service revisions")
+            for r in resp.get("serviceRevisions", []):
+                arn = str(r.get("serviceRevisionArn", ""))
+                out[arn] = ServiceRevision(
+                    arn=arn,
+                    task_definition=str(r.get("taskDefinition", "")),
+                    images=tuple(
+                        TaskImage(
+                            task_arn="",
+                            container=str(c.get("containerName", "")),
+                            image=str(c.get("image", "")),
+                            digest=c.get("imageDigest"),
+                        )
+                        for c in r.get("containerImages", [])
+                    ),
+                )
+        return out
+
+
+class _HistoryNotOffered(Exception):
+    """Raised from botocore's retry hook: a failed history call is not worth a retry."""
+
+
+def _no_retry(response: Any = None, caught_exception: Any = None, **_: Any) -> None:
+    if caught_exception is not None:
+        raise _HistoryNotOffered(str(caught_exception))
+    if response is not None:
+        status = getattr(response[0], "status_code", 200)
+        if status >= 500 or status == 429:
+            raise _HistoryNotOffered(f"HTTP {status}")
+
+
+def _answer_history_failures_at_once(client: Any) -> None:
+    events = getattr(getattr(client, "meta", None), "events", None)
+    if events is None:
+        return
+    service_id = client.meta.service_model.service_id.hyphenize()
+    events.register_first(
+        f"needs-retry.{service_id}.{HISTORY_OPERATION}", _no_retry, unique_id="tierup-history"
+    )

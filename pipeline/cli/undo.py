@@ -1,0 +1,195 @@
+"""Undo commands: `rollback service`, `rollback cluster`, `snapshot`, `snapshots`, `restore`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from pipeline.cli import (
+    DryRunOpt,
+    FileOpt,
+    JsonOpt,
+    TimeoutOpt,
+    WaitOpt,
+    load_config,
+    make_clients,
+    parse_duration_flag,
+    rollback_app,
+    run,
+)
+from pipeline.cli.release import LockTimeoutOpt, open_ledger_for
+from pipeline.results import CommandResult
+
+EnvOpt = Annotated[str, typer.Option("--env", help="the environment")]
+
+
+def rollback_service(
+    env: EnvOpt,
+    service: Annotated[str, typer.Option("--service", help="the service to roll back")],
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="go to this revision: N, family:N or a task definition ARN"),
+    ] = None,
+    wait: WaitOpt = True,
+    timeout: TimeoutOpt = None,
+    lock_timeout: LockTimeoutOpt = None,
+    dry_run: DryRunOpt = False,
+    file: FileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Put one service back on what it ran before its current deployment."""
+
+    def body() -> CommandResult:
+        from pipeline.output import progress_printer
+        from pipeline.promote import RunOptions
+        from pipeline.undo import rollback
+
+        cfg = load_config(file)
+        clients = make_clients(cfg)
+        opts = RunOptions(wait=wait, timeout=parse_duration_flag(timeout), dry_run=dry_run)
+        return rollback(
+            cfg,
+            clients,
+            open_ledger_for(cfg, clients),
+            env=env,
+            service=service,
+            to=to,
+            options=opts,
+            lock_timeout=parse_duration_flag(lock_timeout, "--lock-timeout") or 0,
+            progress=progress_printer(),
+        )
+
+    run(as_json, body)
+
+
+def rollback_cluster(
+    env: EnvOpt,
+    all_services: Annotated[
+        bool,
+        typer.Option(
+            "--all-services", help="every service of the cluster, not only those envs.yaml names"
+        ),
+    ] = False,
+    wait: WaitOpt = True,
+    timeout: TimeoutOpt = None,
+    lock_timeout: LockTimeoutOpt = None,
+    dry_run: DryRunOpt = False,
+    file: FileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Put every service of an environment back on what it ran before, in parallel."""
+
+    def body() -> CommandResult:
+        from pipeline.output import progress_printer
+        from pipeline.promote import RunOptions
+        from pipeline.undo import rollback
+
+        cfg = load_config(file)
+        clients = make_clients(cfg)
+        opts = RunOptions(wait=wait, timeout=parse_duration_flag(timeout), dry_run=dry_run)
+        return rollback(
+            cfg,
+            clients,
+            open_ledger_for(cfg, clients),
+            env=env,
+            all_services=all_services,
+            options=opts,
+            lock_timeout=parse_duration_flag(lock_timeout, "--lock-timeout") or 0,
+            progress=progress_printer(),
+        )
+
+    run(as_json, body)
+
+
+def snapshot(
+    env: Annotated[str | None, typer.Option("--env", help="record this environment")] = None,
+    tier: Annotated[
+        str | None, typer.Option("--tier", help="record every environment of this tier")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="the snapshot's name (default ENV-TIMESTAMP)")
+    ] = None,
+    file: FileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record every service's task definition, image digests and desired count."""
+
+    def body() -> CommandResult:
+        from pipeline.snapshot import take_snapshot
+
+        cfg = load_config(file)
+        clients = make_clients(cfg)
+        return take_snapshot(
+            cfg, clients, open_ledger_for(cfg, clients), env=env, tier=tier, name=name
+        )
+
+    run(as_json, body)
+
+
+def snapshots(
+    env: Annotated[
+        str | None, typer.Option("--env", help="only snapshots of this environment")
+    ] = None,
+    file: FileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the snapshots, oldest first."""
+
+    def body() -> CommandResult:
+        from pipeline.snapshot import list_snapshots, render_snapshots
+
+        cfg = load_config(file)
+        if env is not None:
+            cfg.environment(env)
+        result = list_snapshots(open_ledger_for(cfg, make_clients(cfg)), env=env)
+        if not as_json:
+            render_snapshots(result)
+            raise typer.Exit(int(result.exit_code))
+        return result
+
+    run(as_json, body)
+
+
+def restore(
+    env: EnvOpt,
+    snapshot_name: Annotated[
+        str, typer.Option("--snapshot", help="the snapshot's name, or latest")
+    ] = "latest",
+    wait: WaitOpt = True,
+    timeout: TimeoutOpt = None,
+    lock_timeout: LockTimeoutOpt = None,
+    dry_run: DryRunOpt = False,
+    file: FileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Bring every service of an environment back to a snapshot."""
+
+    def body() -> CommandResult:
+        from pipeline.output import progress_printer
+        from pipeline.promote import RunOptions
+        from pipeline.snapshot import restore as restore_env
+
+        cfg = load_config(file)
+        clients = make_clients(cfg)
+        opts = RunOptions(wait=wait, timeout=parse_duration_flag(timeout), dry_run=dry_run)
+        return restore_env(
+            cfg,
+            clients,
+            open_ledger_for(cfg, clients),
+            env=env,
+            snapshot=snapshot_name,
+            options=opts,
+            lock_timeout=parse_duration_flag(lock_timeout, "--lock-timeout") or 0,
+            progress=progress_printer(),
+        )
+
+    run(as_json, body)
+
+
+def register(app: typer.Typer) -> None:
+    rollback_app.command("service")(rollback_service)
+    rollback_app.command("cluster")(rollback_cluster)
+    app.command()(snapshot)
+    app.command()(snapshots)
+    app.command()(restore)

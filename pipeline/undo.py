@@ -1,0 +1,919 @@
+"""Undo: roll services back to what ran before, or restore them to a snapshot.
+
+``plan_rollback`` and ``plan_restore`` only read; the plan's ``steps()`` are the writes
+``execute`` makes, so ``--dry-run`` prints exactly those. Services roll back in parallel;
+the run waits as a promotion does and records what moved in the ledger.
+
+A rollback's target is what the service ran before its current deployment: from the ledger
+when its newest record of the service is the deployment running now; else from ECS's
+deployment history; else the previous ACTIVE revision of the family. The result names the
+source used. Rolling strategies write with update_service; a stack or CodeDeploy writes through
+its strategy's ``restore`` (a change set, a blue/green deployment).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from pipeline import strategies
+from pipeline.clients import Clients
+from pipeline.config import Config, Environment
+from pipeline.ledger import Ledger
+from pipeline.promote import Progress, RunOptions
+from pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome
+from stages import rollback as rb
+from stages import strategy as strategy_stage
+from stages import wait as wait_stage
+from stages.adapters.ecs import Ecs
+from stages.adapters.registry import Registry
+from stages.deploy import Applied, DeployError, pick_container
+from stages.errors import InputError, RepositoryMissing, TierupError
+from stages.record import NullRecorder, Recorder
+from stages.resolve import tag_pattern
+from stages.types import ImageRef, ServiceState, TaskDefinition, TaskImage, is_commit_sha
+
+MAX_WORKERS = 32
+# strategies that put services back through their own writes (a change set, a CodeDeploy
+# deployment): update_service would drift a stack, and CodeDeploy's services reject it
+OWN_ROLLBACK = ("cloudformation", "codedeploy")
+# the ledger is read newest first: a first window finds most services' newest move; a service
+# not in it widens the window once (an S3 ledger costs one GET per event)
+LEDGER_WINDOW = 50
+LEDGER_EVENTS = 500
+# per-service statuses of ledger events that mean "the service moved to task_definition_after"
+MOVED = frozenset({"deployed", "completed", "timed_out", "rolled_back", "restored"})
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class History(Protocol):
+    """What undo reads from the ledger (``pipeline.ledger.Ledger`` is one)."""
+
+    def events(
+        self,
+        *,
+        command: str | None = None,
+        tier: str | None = None,
+        image: str | None = None,
+        env: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]: ...
+
+
+def parallel(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    jobs = list(items)
+    if len(jobs) <= 1:
+        return [fn(j) for j in jobs]
+    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(jobs))) as pool:
+        return list(pool.map(fn, jobs))
+
+
+# -- reading the world -------------------------------------------------------------------------
+
+
+def mutable_tag_predicate(config: Config) -> Callable[[str], bool]:
+    """A tag is immutable when it is a commit SHA or renders an immutable tier's template."""
+    stamped = [tag_pattern(t.tag) for t in config.tiers if t.immutable]
+
+    def mutable(tag: str) -> bool:
+        return not (is_commit_sha(tag) or any(p.match(tag) for p in stamped))
+
+    return mutable
+
+
+class RegistryLookup:
+    """Does a reference exist in the registry, and which digest is it now (memoised)."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+        self._host = ImageRef.parse(registry.image_uri("r", "t")).registry
+        self._cache: dict[tuple[str, str], rb.ImageLookup] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, reference: str) -> rb.ImageLookup:
+        ref = ImageRef.parse(reference)
+        if ref.registry != self._host:
+            return rb.ImageLookup(exists=None)
+        key = (ref.repository, ref.digest or ref.tag or "latest")
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        try:
+            manifest = self._registry.get_manifest(*key)
+        except RepositoryMissing:
+            manifest = None
+        found = rb.ImageLookup(
+            exists=manifest is not None, digest=manifest.digest if manifest else None
+        )
+        with self._lock:
+            self._cache[key] = found
+        return found
+
+
+@dataclass
+class ServiceView:
+    """One service as planning sees it: its state, task definition and running tasks."""
+
+    environment: str
+    ecs: Ecs
+    state: ServiceState
+    current: TaskDefinition
+    running: list[TaskImage]
+    ledger_container: str | None  # the container a ledger entry's single digest refers to
+
+
+def ledger_container(env: Environment, service: str, td: TaskDefinition) -> str | None:
+    svc = env.services.get(service)
+    if svc is not None:
+        first = next(iter(svc.images()))
+        try:
+            return pick_container(service, first, td)
+        except DeployError:
+            return None
+    return td.containers[0].name if len(td.containers) == 1 else None
+
+
+def _entry(event: dict[str, Any], env: str, service: str) -> dict[str, Any] | None:
+    envs = event.get("environments")
+    if not isinstance(envs, dict):
+        return None
+    e = envs.get(env)
+    services = e.get("services") if isinstance(e, dict) else None
+    entry = services.get(service) if isinstance(services, dict) else None
+    return entry if isinstance(entry, dict) else None
+
+
+def _images(entry: dict[str, Any], side: str, container: str | None) -> dict[str, str]:
+    """Container -> digest of one side (before/after) of a ledger entry."""
+    full = entry.get(f"images_{side}")
+    if isinstance(full, dict):
+        return {str(c): str(d) for c, d in full.items() if d}
+    digest = entry.get(f"digest_{side}")
+    if digest and container is not None:
+        return {container: str(digest)}
+    return {}
+
+
+def _event_label(event: dict[str, Any]) -> str:
+    return " ".join(str(p) for p in (event.get("command") or "event", event.get("id")) if p)
+
+
+class LedgerWindow:
+    """An environment's newest ledger events, read once, widened once when a service needs it."""
+
+    def __init__(self, ledger: History | None, env: str) -> None:
+        self._ledger = ledger
+        self._env = env
+        self._events: list[dict[str, Any]] | None = None
+        self._wide = False
+        self._lock = threading.Lock()
+
+    def events(self, *, wider: bool = False) -> list[dict[str, Any]]:
+        if self._ledger is None:
+            return []
+        with self._lock:
+            if self._events is None or (wider and not self._wide and self._partial):
+                limit = LEDGER_EVENTS if wider else LEDGER_WINDOW
+                self._events = self._ledger.events(env=self._env, limit=limit)
+                self._wide = wider
+            return self._events
+
+    @property
+    def _partial(self) -> bool:
+        return self._events is not None and len(self._events) >= LEDGER_WINDOW
+
+    def search(self, find: Callable[[list[dict[str, Any]]], tuple[T, bool]]) -> T:
+        """``find`` in the window; again in the wider one when it did not decide."""
+        found, decided = find(self.events())
+        if not decided:
+            found, _ = find(self.events(wider=True))
+        return found
+
+
+def target_from_ledger(
+    events: list[dict[str, Any]], view: ServiceView
+) -> tuple[rb.RollbackTarget | None, bool]:
+    """What ran before the current deployment, if the ledger's newest move is that deployment.
+
+    The flag says whether the ledger decided (it holds a move of this service), so that a
+    caller only reads further back when it did not.
+    """
+    now = rb.agreed_digests(view.running, view.state)
+    for event in events:  # newest first
+        entry = _entry(event, view.environment, view.state.name)
+        if entry is None or entry.get("status") not in MOVED:
+            continue
+        before_td = entry.get("task_definition_before")
+        after_td = entry.get("task_definition_after")
+        if not before_td or not after_td:
+            continue
+        before = _images(entry, "before", view.ledger_container)
+        after = _images(entry, "after", view.ledger_container)
+        if before_td == after_td and before == after:
+            continue  # nothing moved (a re-run that found the service already there)
+        if after_td != view.state.task_definition:
+            return None, True  # the service moved since, outside tierup: the ledger does not know
+        if any(now.get(c) not in (None, d) for c, d in after.items()):
+            return None, True
+        target = rb.RollbackTarget(
+            task_definition=str(before_td),
+            digests=tuple(sorted(before.items())),
+            source=rb.LEDGER,
+            detail=_event_label(event),
+        )
+        return target, True
+    return None, False
+
+
+def _revision_name(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
+
+
+def digests_from_ledger(
+    events: list[dict[str, Any]], view: ServiceView, task_definition: str
+) -> tuple[tuple[tuple[str, str], ...], bool]:
+    """The digests the ledger last saw with ``task_definition`` on this service."""
+    wanted = _revision_name(task_definition)
+    for event in events:
+        entry = _entry(event, view.environment, view.state.name)
+        if entry is None:
+            continue
+        for side in ("after", "before"):
+            if _revision_name(str(entry.get(f"task_definition_{side}") or "")) == wanted:
+                found = _images(entry, side, view.ledger_container)
+                if found:
+                    return tuple(sorted(found.items())), True
+    return (), False
+
+
+def explicit_target(view: ServiceView, to: str, window: LedgerWindow) -> rb.RollbackTarget:
+    """``--to REVISION|family:REVISION|ARN``."""
+    arn = f"{view.current.family}:{int(to)}" if to.isdigit() else to
+    digests = window.search(lambda events: digests_from_ledger(events, view, arn))
+    return rb.RollbackTarget(task_definition=arn, digests=digests, source=rb.EXPLICIT, detail=to)
+
+
+def find_target(view: ServiceView, window: LedgerWindow, to: str | None) -> rb.RollbackTarget:
+    if to is not None:
+        return explicit_target(view, to, window)
+    target = window.search(lambda events: target_from_ledger(events, view))
+    if target is None:
+        target = rb.from_ecs_history(view.ecs, view.state.cluster, view.state, view.running)
+    if target is None:
+        target = rb.previous_revision(view.ecs, view.current)
+    if target is None:
+        raise InputError(
+            f"{view.environment}/{view.state.name}: nothing to roll back to: the ledger has no "
+            "record of its current deployment, ECS offers no deployment history, and family "
+            f"{view.current.family} has no ACTIVE revision before {view.current.revision}",
+            hint="name the target: --to REVISION",
+        )
+    return target
+
+
+# -- planning --------------------------------------------------------------------------------
+
+
+@dataclass
+class UndoPlan:
+    command: str  # rollback | restore
+    scope: str  # service | cluster | snapshot
+    env_name: str
+    env: Environment
+    strategy: str
+    services: list[rb.RollbackPlan] = field(default_factory=list)
+    errors: dict[str, TierupError] = field(default_factory=dict)
+    snapshot: str | None = None
+    notes: list[str] = field(default_factory=list)
+    task_defs: dict[str, TaskDefinition] = field(default_factory=dict)
+
+    @property
+    def event_command(self) -> str:
+        """``rollback service``, ``rollback cluster`` (as ``rollback tier``), or ``restore``."""
+        return f"{self.command} {self.scope}" if self.command == "rollback" else self.command
+
+    def steps(self) -> list[dict[str, Any]]:
+        """The writes a real run makes, in order."""
+        writing = [p for p in self.services if p.writes]
+        if self.strategy == "cloudformation" and writing:
+            return [self._stack_step(writing)]
+        if self.strategy == "codedeploy":
+            return [
+                {
+                    **p.describe(),
+                    "write": ("ecs:RegisterTaskDefinition+" if p.action == rb.REGISTER else "")
+                    + "codedeploy:CreateDeployment",
+                    "action": "codedeploy-deployment",
+                }
+                for p in writing
+            ]
+        return [p.describe() for p in writing]
+
+    def _stack_step(self, writing: list[rb.RollbackPlan]) -> dict[str, Any]:
+        stack = self.env.cloudformation.stack if self.env.cloudformation else "?"
+        references = sorted({ref for p in writing for _, ref in p.images})
+        names = ", ".join(p.service for p in writing)
+        return {
+            "write": "cloudformation:CreateChangeSet+ExecuteChangeSet",
+            "environment": self.env_name,
+            "cluster": self.env.cluster,
+            "stack": stack,
+            "services": [p.service for p in writing],
+            "action": "change-set",
+            "images": references,
+            "summary": f"{self.env_name}: stack {stack}: image parameter -> "
+            f"{', '.join(references)} ({names})",
+        }
+
+
+TargetFinder = Callable[[ServiceView], rb.RollbackTarget]
+
+
+def plan_services(
+    config: Config,
+    clients: Clients,
+    *,
+    command: str,
+    scope: str,
+    env_name: str,
+    services: list[str] | None,
+    all_services: bool,
+    find: TargetFinder,
+    fail_fast: bool,
+    snapshot: str | None = None,
+) -> UndoPlan:
+    """Read everything and decide every service's rollback; raise before any write when the
+    rollback must be refused (a controller update_service cannot move, missing images)."""
+    env = config.environment(env_name)
+    strategy = config.strategy_for(env_name)
+    plan = UndoPlan(
+        command=command,
+        scope=scope,
+        env_name=env_name,
+        env=env,
+        strategy=strategy,
+        snapshot=snapshot,
+    )
+    ecs = clients.ecs(env)
+    if services is None:
+        services = ecs.list_services(env.cluster) if all_services else list(env.services)
+    one = services[0] if len(services) == 1 else None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # independent reads: the services, and the tasks they run
+        running_f = pool.submit(ecs.running_images, env.cluster, one)
+        states = ecs.describe_services(env.cluster, services, allow_missing=True)
+        for name in services:
+            if name not in states:
+                missing_service = InputError(
+                    f"service {name!r} not found in cluster {env.cluster!r} ({env_name})",
+                    hint="check the service name, or environments.<env>.services in envs.yaml",
+                )
+                if fail_fast:
+                    raise missing_service
+                plan.errors[name] = missing_service
+        if strategy not in OWN_ROLLBACK:
+            for state in states.values():
+                rb.check_controller(env_name, state)
+        running = running_f.result() if states else {}
+    lookup = RegistryLookup(clients.registry)
+    mutable = mutable_tag_predicate(config)
+    defs: dict[str, TaskDefinition] = {}
+    defs_lock = threading.Lock()
+
+    def describe(arn: str) -> TaskDefinition:
+        with defs_lock:
+            cached = defs.get(arn)
+        if cached is not None:
+            return cached
+        td = ecs.describe_task_definition(arn)
+        with defs_lock:
+            defs[arn] = td
+            defs[td.arn] = td
+        return td
+
+    missing: dict[tuple[str, str], list[str]] = {}
+    lock = threading.Lock()
+
+    def plan_one(name: str) -> None:
+        state = states[name]
+        try:
+            current = describe(state.task_definition)
+            view = ServiceView(
+                environment=env_name,
+                ecs=ecs,
+                state=state,
+                current=current,
+                running=running.get(name, []),
+                ledger_container=ledger_container(env, name, current),
+            )
+            target = find(view)
+            target_def = _describe_target(describe, target)
+            if target_def.family != current.family:
+                plan_note = (
+                    f"{name}: the target {target_def.arn} is of family {target_def.family}, "
+                    f"not {current.family}"
+                )
+                with lock:
+                    plan.notes.append(plan_note)
+            decided, lacking = rb.plan_rollback(
+                ecs,
+                environment=env_name,
+                state=state,
+                current=current,
+                target=target,
+                target_def=target_def,
+                running=view.running,
+                lookup=lookup,
+                mutable_tag=mutable,
+            )
+        except rb.RollbackRefused:
+            raise
+        except TierupError as e:
+            if fail_fast:
+                raise
+            with lock:
+                plan.errors[name] = e
+            return
+        with lock:
+            plan.services.append(decided)
+            if lacking:
+                missing[(env_name, name)] = lacking
+
+    parallel(plan_one, [n for n in services if n in states])
+    order = {n: i for i, n in enumerate(services)}
+    plan.services.sort(key=lambda p: order.get(p.service, 0))
+    rb.refuse_missing(plan.services, missing)
+    plan.task_defs = defs
+    if strategy in OWN_ROLLBACK:
+        _through_strategy(plan, list(env.services))
+    return plan
+
+
+def _through_strategy(plan: UndoPlan, configured: list[str]) -> None:
+    """A stack or CodeDeploy writes the rollback: every move is one of its writes."""
+    out: list[rb.RollbackPlan] = []
+    for p in plan.services:
+        if p.action in (rb.FOLLOW, rb.REDEPLOY):
+            p = dataclasses.replace(p, action=rb.UPDATE)
+        if plan.strategy == "cloudformation" and p.writes:
+            # the stack registers the revision itself, from its image parameter
+            revision = p.target_task_definition.rsplit("/", 1)[-1]
+            refs = ", ".join(ref for _, ref in p.images)
+            p = dataclasses.replace(
+                p,
+                reregistered=False,
+                reason=f"back to {revision} ({rb.source_text(p.target)}): the stack's image "
+                f"parameter -> {refs}",
+            )
+        out.append(p)
+    plan.services = out
+    moving = {p.service for p in plan.services if p.writes}
+    if plan.strategy == "cloudformation" and moving:
+        others = [s for s in configured if s not in moving]
+        if others:
+            plan.notes.append(
+                f"{plan.env_name}: the stack's image parameter is shared: "
+                f"{', '.join(others)} run what it names too"
+            )
+
+
+def _describe_target(
+    describe: Callable[[str], TaskDefinition], target: rb.RollbackTarget
+) -> TaskDefinition:
+    try:
+        return describe(target.task_definition)
+    except TierupError as e:
+        raise InputError(
+            f"rollback target {target.task_definition} cannot be described: {e.message}",
+            hint="name an existing revision: --to REVISION, family:REVISION or an ARN",
+        ) from e
+
+
+def plan_rollback(
+    config: Config,
+    clients: Clients,
+    ledger: History | None,
+    *,
+    env_name: str,
+    service: str | None = None,
+    all_services: bool = False,
+    to: str | None = None,
+) -> UndoPlan:
+    """Plan ``rollback service`` (one service) or ``rollback cluster`` (every service)."""
+    if to is not None and service is None:
+        raise InputError("--to needs --service", hint="name the service to roll back")
+    env = config.environment(env_name)
+    window = LedgerWindow(ledger, env_name)
+    return plan_services(
+        config,
+        clients,
+        command="rollback",
+        scope="service" if service else "cluster",
+        env_name=env_name,
+        services=[service] if service else (None if all_services else list(env.services)),
+        all_services=all_services,
+        find=lambda view: find_target(view, window, to),
+        fail_fast=service is not None,
+    )
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+@dataclass
+class UndoOutcome(ServiceOutcome):
+    """A service's rollback or restore: where the target came from and how it was made exact."""
+
+    source: str | None = None
+    images: dict[str, str] | None = None
+    pinned: dict[str, str] | None = None  # container -> the digest reference it was pinned to
+    reregistered: bool | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def execute(
+    config: Config,
+    clients: Clients,
+    plan: UndoPlan,
+    *,
+    options: RunOptions,
+    recorder: Recorder | None = None,
+    progress: Progress | None = None,
+    extra_event: dict[str, Any] | None = None,
+) -> CommandResult:
+    say = progress or (lambda _m: None)
+    result = CommandResult(command=plan.event_command, dry_run=options.dry_run)
+    result.data["env"] = plan.env_name
+    result.plan = plan.steps()
+    result.notes.extend(plan.notes)
+    if plan.snapshot is not None:
+        result.data["snapshot"] = plan.snapshot
+    if options.dry_run:
+        result.environments.append(_outcome(plan, {}, {}, {}, wait=False))
+        result.settle()
+        return result
+
+    waited: dict[str, wait_stage.RolloutState] = {}
+    if plan.strategy in OWN_ROLLBACK:
+        ctx = strategies.context(clients, plan.env_name, plan.env, plan.task_defs)
+        applied, errors = _apply_strategy(ctx, plan, say)
+        if options.wait:
+            waited = _wait_strategy(config, ctx, plan, applied, options.timeout, say)
+            applied = _landed(ctx, plan, applied, waited)
+    else:
+        applied, errors = _apply_all(clients, plan, say)
+        if options.wait:
+            waited = _wait(config, clients, plan, applied, options.timeout, say)
+    result.environments.append(_outcome(plan, applied, errors, waited, wait=options.wait))
+    result.settle()
+    event = _event(plan, result)
+    if extra_event:
+        event.update(extra_event)
+    (recorder or NullRecorder()).record(event)
+    return result
+
+
+def _apply_all(
+    clients: Clients, plan: UndoPlan, say: Progress
+) -> tuple[dict[str, Applied], dict[str, TierupError]]:
+    ecs = clients.ecs(plan.env)
+    applied: dict[str, Applied] = {}
+    errors: dict[str, TierupError] = {}
+    lock = threading.Lock()
+
+    def one(p: rb.RollbackPlan) -> None:
+        try:
+            done = rb.apply_rollback(ecs, p)
+        except TierupError as e:
+            with lock:
+                errors[p.service] = e
+            say(f"{plan.env_name}/{p.service}: failed: {e.message}")
+            return
+        with lock:
+            applied[p.service] = done
+        say(f"{plan.env_name}/{p.service}: {p.action} -> deployment {done.deployment_id}")
+
+    parallel(one, [p for p in plan.services if p.action != rb.SKIP])
+    return applied, errors
+
+
+def _apply_strategy(
+    ctx: strategy_stage.Context, plan: UndoPlan, say: Progress
+) -> tuple[dict[str, Applied], dict[str, TierupError]]:
+    """One change set for a stack's services; one CodeDeploy deployment per service."""
+    strategy = strategy_stage.get(plan.strategy)
+    targets = {
+        p.service: strategy_stage.RestoreTarget(
+            p.target_task_definition, {c: dict(p.images)[c] for c in p.pinned}
+        )
+        for p in plan.services
+        if p.writes
+    }
+    groups = (
+        [targets]
+        if plan.strategy == "cloudformation"
+        else [{service: t} for service, t in targets.items()]
+    )
+    applied: dict[str, Applied] = {}
+    errors: dict[str, TierupError] = {}
+    lock = threading.Lock()
+
+    def one(group: dict[str, strategy_stage.RestoreTarget]) -> None:
+        try:
+            done = strategy.restore(ctx, group)
+        except TierupError as e:
+            with lock:
+                errors.update(dict.fromkeys(group, e))
+            say(f"{plan.env_name}/{', '.join(group)}: failed: {e.message}")
+            return
+        with lock:
+            applied.update(done)
+        for service, a in done.items():
+            started = a.deployment_id or "nothing to do"
+            say(f"{plan.env_name}/{service}: {plan.strategy} -> {started}")
+
+    parallel(one, [g for g in groups if g])
+    return applied, errors
+
+
+def _landed(
+    ctx: strategy_stage.Context,
+    plan: UndoPlan,
+    applied: dict[str, Applied],
+    waited: dict[str, wait_stage.RolloutState],
+) -> dict[str, Applied]:
+    """The revisions the services run once the strategy is done (a stack registers its own)."""
+    done = [s for s, st in waited.items() if st.state == wait_stage.COMPLETED]
+    if not done:
+        return applied
+    try:
+        states = ctx.ecs.describe_services(plan.env.cluster, done, allow_missing=True)
+    except TierupError:
+        return applied
+    return {
+        s: dataclasses.replace(a, task_definition=states[s].task_definition) if s in states else a
+        for s, a in applied.items()
+    }
+
+
+def _wait_strategy(
+    config: Config,
+    ctx: strategy_stage.Context,
+    plan: UndoPlan,
+    applied: dict[str, Applied],
+    timeout: int | None,
+    say: Progress,
+) -> dict[str, wait_stage.RolloutState]:
+    moving = {s: a for s, a in applied.items() if a.deployment_id is not None}
+    if not moving:
+        return {}
+    limit = timeout if timeout is not None else config.wait_timeout_for(plan.env_name)
+    try:
+        return strategy_stage.get(plan.strategy).wait(
+            ctx,
+            moving,
+            timeout=limit,
+            on_change=lambda st: say(f"{plan.env_name}/{st.service}: {st.state}"),
+        )
+    except TierupError as e:
+        return {
+            s: wait_stage.RolloutState(s, str(a.deployment_id), wait_stage.FAILED, reason=str(e))
+            for s, a in moving.items()
+        }
+
+
+def _wait(
+    config: Config,
+    clients: Clients,
+    plan: UndoPlan,
+    applied: dict[str, Applied],
+    timeout: int | None,
+    say: Progress,
+) -> dict[str, wait_stage.RolloutState]:
+    deps = {s: a.deployment_id for s, a in applied.items() if a.deployment_id is not None}
+    if not deps:
+        return {}
+    limit = timeout if timeout is not None else config.wait_timeout_for(plan.env_name)
+    try:
+        return wait_stage.wait_for(
+            clients.ecs(plan.env),
+            plan.env.cluster,
+            deps,
+            timeout=limit,
+            sleep=clients.sleep,
+            clock=clients.clock,
+            interval=clients.poll_interval,
+            on_change=lambda st: say(
+                f"{plan.env_name}/{st.service}: {st.state} ({st.running}/{st.desired} running)"
+            ),
+        )
+    except TierupError as e:
+        return {
+            s: wait_stage.RolloutState(s, d, wait_stage.FAILED, reason=f"waiting failed: {e}")
+            for s, d in deps.items()
+        }
+
+
+def _done_status(command: str) -> str:
+    return "restored" if command == "restore" else "rolled_back"
+
+
+def _outcome(
+    plan: UndoPlan,
+    applied: dict[str, Applied],
+    errors: dict[str, TierupError],
+    waited: dict[str, wait_stage.RolloutState],
+    *,
+    wait: bool,
+) -> EnvironmentOutcome:
+    env = plan.env
+    out = EnvironmentOutcome(
+        name=plan.env_name,
+        tier=env.tier,
+        account_id=env.account_id,
+        region=env.region,
+        cluster=env.cluster,
+        strategy=plan.strategy,
+    )
+    for p in plan.services:
+        images = dict(p.images)
+        so = UndoOutcome(
+            service=p.service,
+            status="planned" if p.writes else "unchanged",
+            task_definition=p.current_task_definition
+            if p.action in (rb.REDEPLOY, rb.FOLLOW)
+            else p.target_task_definition,
+            previous_task_definition=p.current_task_definition,
+            image=", ".join(images.values()),
+            digest=_first(p.digests_after),
+            previous_digest=_first(p.digests_before),
+            reason=p.reason,
+            source=p.target.source,
+            images=images,
+            pinned={c: images[c] for c in p.pinned} or None,
+            reregistered=True if p.reregistered else None,
+            notes=list(p.notes),
+        )
+        if p.service in errors:
+            err = errors[p.service]
+            so.status, so.error, so.hint = "failed", err.message, err.hint
+        elif p.service in applied:
+            a = applied[p.service]
+            so.deployment_id, so.task_definition = a.deployment_id, a.task_definition
+            so.status = (
+                "deployed" if p.writes and a.extra.get("written") is not False else ("unchanged")
+            )
+            st = waited.get(p.service)
+            if wait and st is not None:
+                if st.state == wait_stage.COMPLETED:
+                    so.status = _done_status(plan.command)
+                elif st.state == wait_stage.TIMED_OUT:
+                    so.status, so.error = "timed_out", st.reason
+                    so.hint = "raise --timeout or wait_timeout; the rollout may still finish"
+                    so.events = list(st.events)
+                else:
+                    so.status, so.error = "failed", st.reason or st.state
+                    so.hint = "see the service events below and `tierup where`"
+                    so.events = list(st.events)
+        out.services.append(so)
+    for name, err in plan.errors.items():
+        out.services.append(
+            UndoOutcome(service=name, status="failed", error=err.message, hint=err.hint)
+        )
+    out.settle()
+    return out
+
+
+def _first(pairs: tuple[tuple[str, str | None], ...]) -> str | None:
+    return next((d for _, d in pairs if d), None)
+
+
+def _event(plan: UndoPlan, result: CommandResult) -> dict[str, Any]:
+    by_service = {p.service: p for p in plan.services}
+    services: dict[str, Any] = {}
+    for env in result.environments:
+        for s in env.services:
+            p = by_service.get(s.service)
+            entry: dict[str, Any] = {
+                "task_definition_before": s.previous_task_definition,
+                "task_definition_after": s.task_definition,
+                "digest_before": s.previous_digest,
+                "digest_after": s.digest,
+                "status": s.status,
+            }
+            if p is not None:
+                entry["images_before"] = {c: d for c, d in p.digests_before if d}
+                entry["images_after"] = {c: d for c, d in p.digests_after if d}
+                entry["source"] = p.target.source
+                if p.pinned:
+                    entry["pinned"] = {c: dict(p.images)[c] for c in p.pinned}
+                if p.reregistered:
+                    entry["reregistered"] = True
+            services[s.service] = entry
+    event: dict[str, Any] = {
+        "command": plan.event_command,
+        "tier": plan.env.tier,
+        "status": str(result.status),
+        "environments": {
+            plan.env_name: {
+                "status": result.environments[0].status if result.environments else "ok",
+                "services": services,
+            }
+        },
+    }
+    if plan.snapshot is not None:
+        event["snapshot"] = plan.snapshot
+        event["message"] = f"from snapshot {plan.snapshot}"
+    return event
+
+
+def run_locked(
+    config: Config,
+    clients: Clients,
+    ledger: Ledger | None,
+    *,
+    env: str,
+    command: str,
+    options: RunOptions,
+    lock_timeout: float,
+    plan: Callable[[], UndoPlan],
+    progress: Progress | None = None,
+) -> CommandResult:
+    """Plan and run under the lock of the environment's tier (no lock for a dry run); record."""
+    from pipeline.lock import holding
+    from pipeline.release import tier_lock
+
+    tier = config.environment(env).tier
+    lock = (
+        tier_lock(config, clients, ledger, tier, command=command, dry_run=options.dry_run)
+        if ledger is not None
+        else None
+    )
+    recorder = _Keeping(ledger)
+    with holding(lock, lock_timeout, progress):
+        result = execute(
+            config, clients, plan(), options=options, recorder=recorder, progress=progress
+        )
+    if recorder.last is not None and ledger is not None:
+        result.data["event"] = recorder.last.get("id")
+        result.data["ledger"] = ledger.where
+    return result
+
+
+class _Keeping:
+    """Records into the ledger (when there is one) and keeps the stored event."""
+
+    def __init__(self, ledger: Ledger | None) -> None:
+        self.ledger = ledger
+        self.last: dict[str, Any] | None = None
+
+    def record(self, event: dict[str, Any]) -> dict[str, Any]:
+        self.last = self.ledger.record(event) if self.ledger is not None else event
+        return self.last
+
+
+def rollback(
+    config: Config,
+    clients: Clients,
+    ledger: Ledger | None,
+    *,
+    env: str,
+    service: str | None = None,
+    all_services: bool = False,
+    to: str | None = None,
+    options: RunOptions | None = None,
+    lock_timeout: float = 0,
+    progress: Progress | None = None,
+) -> CommandResult:
+    """Roll one service, or every service of an environment, back to what ran before.
+
+    Runs under the lock of the environment's tier, as a promotion does; the ledger both says
+    what ran before and records the rollback.
+    """
+    opts = options or RunOptions()
+    return run_locked(
+        config,
+        clients,
+        ledger,
+        env=env,
+        command="rollback service" if service else "rollback cluster",
+        options=opts,
+        lock_timeout=lock_timeout,
+        plan=lambda: plan_rollback(
+            config,
+            clients,
+            ledger,
+            env_name=env,
+            service=service,
+            all_services=all_services,
+            to=to,
+        ),
+        progress=progress,
+    )

@@ -1,0 +1,620 @@
+"""Deploy through a CloudFormation stack: change the image parameter, nothing else.
+
+For services a stack owns, an update outside the stack drifts it. The only write is a change
+set on the stack's previous template (``UsePreviousTemplate``) with every parameter
+``UsePreviousValue`` except the image parameter, which gets an immutable reference (the stamp,
+the commit SHA tag or the digest: a mutable tag would read the same at every promotion and
+change nothing). Planning creates the change set, since only CloudFormation can say what it
+changes; ``--dry-run`` shows it and deletes it, a real run executes exactly it. A change set
+that changes nothing (FAILED "didn't contain changes", or "No updates are to be performed")
+is ``unchanged``. The update's answer is the stack's: UPDATE_COMPLETE, or UPDATE_ROLLBACK_COMPLETE
+with the reasons its events give. A rollback is another change set, back to the previous value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from stages import wait as wait_stage
+from stages.adapters.cloudformation import CloudFormation, ResourceChange, StackEvent
+from stages.deploy import (
+    Applied,
+    ContainerTarget,
+    DeployError,
+    ServicePlan,
+    agreed_digest,
+    pick_container,
+)
+from stages.errors import TierupError
+from stages.strategy import Context, OnChange, Planned, RestoreTarget, StackSettings, Target
+from stages.types import ImageRef
+
+STRATEGY = "cloudformation"
+UPDATE_STACK = "update-stack"
+WRITE = "cloudformation:ExecuteChangeSet"
+CHANGE_SET_TIMEOUT = 300.0
+SERVICE_TYPE = "AWS::ECS::Service"
+
+SUCCEEDED = ("UPDATE_COMPLETE",)
+FAILED = ("UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED", "UPDATE_FAILED")
+# a stack in one of these cannot take an update until someone repairs it
+STUCK = (
+    "UPDATE_ROLLBACK_FAILED",
+    "ROLLBACK_COMPLETE",
+    "ROLLBACK_FAILED",
+    "CREATE_FAILED",
+    "DELETE_FAILED",
+    "DELETE_COMPLETE",
+    "REVIEW_IN_PROGRESS",
+)
+GENERIC_REASONS = ("Resource update cancelled", "User Initiated")
+
+
+@dataclass(frozen=True)
+class StackUpdate:
+    """The planned change of one stack's image parameter, as CloudFormation computed it."""
+
+    environment: str
+    stack: str
+    stack_id: str
+    parameter: str
+    old_value: str
+    new_value: str
+    change_set_id: str | None  # None: nothing to change
+    change_set_name: str | None
+    changes: tuple[ResourceChange, ...] = ()
+    reason: str = ""
+
+    @property
+    def unchanged(self) -> bool:
+        return self.change_set_id is None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "name": self.change_set_name,
+            "id": self.change_set_id,
+            "parameter": {"name": self.parameter, "from": self.old_value, "to": self.new_value},
+            "changes": [c.as_dict() for c in self.changes],
+        }
+
+
+def change_set_name(environment: str, now: datetime | None = None) -> str:
+    """``tierup-<env>-<UTC time>-<random>``: unique, and says who made it and when."""
+    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    env = "".join(c if c.isalnum() else "-" for c in environment)[:60].strip("-") or "env"
+    return f"tierup-{env}-{stamp}-{secrets.token_hex(3)}"
+
+
+def plan_stack_update(
+    cfn: CloudFormation,
+    *,
+    environment: str,
+    settings: StackSettings,
+    reference: str,
+    name: str | None = None,
+    description: str = "tierup: image parameter",
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+    interval: float = 2.0,
+    timeout: float = CHANGE_SET_TIMEOUT,
+) -> StackUpdate:
+    """Create (and wait for) the change set that sets the image parameter to ``reference``."""
+    stack = cfn.describe_stack(settings.stack)
+    if stack.status.endswith("_IN_PROGRESS"):
+        raise DeployError(
+            f"stack {settings.stack!r} is {stack.status}: another update is running",
+            hint="wait until it ends, then run tierup again",
+        )
+    if stack.status in STUCK:
+        raise DeployError(
+            f"stack {settings.stack!r} is {stack.status} and cannot be updated",
+            hint="repair the stack (e.g. continue-update-rollback) and run tierup again",
+        )
+    old = stack.parameter(settings.image_parameter)
+    if old is None:
+        known = ", ".join(k for k, _ in stack.parameters) or "none"
+        raise DeployError(
+            f"stack {settings.stack!r} has no parameter {settings.image_parameter!r} "
+            f"(parameters: {known})",
+            hint="fix cloudformation.image_parameter of the environment in envs.yaml",
+        )
+    base: dict[str, Any] = {
+        "environment": environment,
+        "stack": settings.stack,
+        "stack_id": stack.stack_id,
+        "parameter": settings.image_parameter,
+        "old_value": old,
+        "new_value": reference,
+    }
+    if old == reference:
+        return StackUpdate(
+            **base,
+            change_set_id=None,
+            change_set_name=None,
+            reason=f"unchanged: {settings.image_parameter} already names {reference}",
+        )
+    parameters: list[dict[str, Any]] = [
+        {"ParameterKey": k, "UsePreviousValue": True}
+        for k, _ in stack.parameters
+        if k != settings.image_parameter
+    ]
+    parameters.append({"ParameterKey": settings.image_parameter, "ParameterValue": reference})
+    name = name or change_set_name(environment)
+    change_set_id = cfn.create_change_set(settings.stack, name, parameters, description)
+    if change_set_id is None:
+        return StackUpdate(
+            **base,
+            change_set_id=None,
+            change_set_name=None,
+            reason="unchanged: CloudFormation says no updates are to be performed",
+        )
+    deadline = clock() + timeout
+    while True:
+        info = cfn.describe_change_set(change_set_id)
+        if info.status in ("CREATE_COMPLETE", "FAILED", "DELETE_COMPLETE", "DELETE_FAILED"):
+            break
+        if clock() >= deadline:
+            cfn.delete_change_set(change_set_id)
+            raise DeployError(
+                f"stack {settings.stack!r}: change set {name} was still {info.status} after "
+                f"{int(timeout)}s",
+                hint="look at the change set in the CloudFormation console; run tierup again",
+            )
+        sleep(min(interval, max(0.0, deadline - clock())))
+    if info.no_changes:
+        cfn.delete_change_set(change_set_id)
+        return StackUpdate(
+            **base,
+            change_set_id=None,
+            change_set_name=None,
+            reason="unchanged: the change set contains no changes",
+        )
+    if info.status != "CREATE_COMPLETE":
+        cfn.delete_change_set(change_set_id)
+        raise DeployError(
+            f"stack {settings.stack!r}: change set {name} {info.status}: "
+            f"{info.status_reason or 'no reason given'}",
+            hint="fix the stack or its parameters, then run tierup again",
+        )
+    return StackUpdate(
+        **base,
+        change_set_id=info.change_set_id,
+        change_set_name=name,
+        changes=info.changes,
+        reason=f"stack {settings.stack}: {settings.image_parameter} {old} -> {reference}",
+    )
+
+
+def execute(cfn: CloudFormation, update: StackUpdate) -> str | None:
+    """Execute the planned change set; return the event id the update's own events follow."""
+    if update.change_set_id is None:
+        raise DeployError(f"stack {update.stack!r}: there is no change set to execute")
+    recent = cfn.events(update.stack)
+    cfn.execute_change_set(update.change_set_id)
+    return recent[0].event_id if recent else None
+
+
+def discard(cfn: CloudFormation, update: StackUpdate) -> None:
+    if update.change_set_id is not None:
+        cfn.delete_change_set(update.change_set_id)
+
+
+@dataclass(frozen=True)
+class StackProgress:
+    stack: str
+    state: str  # in_progress | completed | failed | timed_out (stages.wait's words)
+    status: str
+    reason: str | None = None
+    events: tuple[str, ...] = ()
+
+
+def _reasons(events: list[StackEvent]) -> list[str]:
+    out: list[str] = []
+    for e in reversed(events):  # oldest first: the first failure is the cause
+        if e.status.endswith("_FAILED") and e.reason and not e.reason.startswith(GENERIC_REASONS):
+            line = f"{e.logical_id}: {e.reason}"
+            if line not in out:
+                out.append(line)
+    return out
+
+
+def progress(cfn: CloudFormation, stack: str, *, since: str | None) -> StackProgress:
+    """Where the update that started after event ``since`` stands."""
+    info = cfn.describe_stack(stack)
+    events = cfn.events(stack, until=since)
+    shown = tuple(
+        f"{e.logical_id} {e.status}" + (f": {e.reason}" if e.reason else "") for e in events[:5]
+    )
+    started = bool(events) or info.status.endswith("_IN_PROGRESS")
+    if not started or info.status.endswith("_IN_PROGRESS"):
+        return StackProgress(stack, wait_stage.IN_PROGRESS, info.status, None, shown)
+    if info.status in SUCCEEDED:
+        return StackProgress(stack, wait_stage.COMPLETED, info.status, None, shown)
+    reasons = _reasons(events) or [info.status_reason or "no reason given"]
+    verb = (
+        "CloudFormation rolled the stack back"
+        if info.status == "UPDATE_ROLLBACK_COMPLETE"
+        else "the stack update failed"
+    )
+    return StackProgress(
+        stack,
+        wait_stage.FAILED,
+        info.status,
+        f"{verb} ({info.status}): {'; '.join(reasons)}",
+        shown,
+    )
+
+
+def wait_stack(
+    cfn: CloudFormation,
+    stack: str,
+    *,
+    since: str | None,
+    timeout: float,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+    interval: float = 5.0,
+    on_change: Callable[[StackProgress], None] | None = None,
+) -> StackProgress:
+    """Poll the stack until the update is UPDATE_COMPLETE, rolled back or failed, or time is out."""
+    deadline = clock() + timeout
+    last: StackProgress | None = None
+    while True:
+        now = progress(cfn, stack, since=since)
+        if on_change is not None and (last is None or last.status != now.status):
+            on_change(now)
+        last = now
+        if now.state != wait_stage.IN_PROGRESS:
+            return now
+        if clock() >= deadline:
+            timed = replace(
+                now,
+                state=wait_stage.TIMED_OUT,
+                reason=f"stack {stack} still {now.status} after {int(timeout)}s",
+            )
+            if on_change is not None:
+                on_change(timed)
+            return timed
+        sleep(min(interval, max(0.0, deadline - clock())))
+
+
+class CloudFormationStrategy:
+    """``strategy: cloudformation``: the environment's services belong to one stack."""
+
+    name = STRATEGY
+
+    def plan(self, ctx: Context, target: Target) -> Planned:
+        out = Planned()
+        settings = target.cloudformation
+        if settings is None:
+            err = DeployError(
+                f"environment {target.environment!r} uses strategy cloudformation without "
+                "`cloudformation: {stack, image_parameter}`",
+                hint="add it to the environment in envs.yaml",
+            )
+            out.errors = {s.service: err for s in target.services}
+            return out
+        images = {t.image: t for s in target.services for t in s.wanted.values()}
+        if len(images) != 1:
+            err = DeployError(
+                f"strategy cloudformation sets one parameter ({settings.image_parameter}) of "
+                f"stack {settings.stack!r}, but the services of {target.environment!r} run "
+                f"images {', '.join(sorted(images)) or 'none'}",
+                hint="give each image its own environment and stack, or use another strategy",
+            )
+            out.errors = {s.service: err for s in target.services}
+            return out
+        image = next(iter(images.values()))
+        reference = image.digest_uri if target.pin == "digest" else image.immutable_uri
+        cfn = ctx.cloudformation()
+        try:
+            resources = cfn.stack_resources(settings.stack)
+            in_stack = {
+                physical.rsplit("/", 1)[-1]: logical
+                for logical, physical, kind in resources
+                if kind == SERVICE_TYPE
+            }
+            for s in target.services:
+                if s.service not in in_stack:
+                    out.errors[s.service] = DeployError(
+                        f"service {s.service!r} is not a resource of stack {settings.stack!r}",
+                        hint="a service the stack does not own cannot be deployed through it: "
+                        "move it to another environment",
+                    )
+            services = [s for s in target.services if s.service not in out.errors]
+            containers = {
+                s.service: tuple(
+                    ContainerTarget(pick_container(s.service, c, s.task_def), t, reference)
+                    for c, t in s.wanted.items()
+                )
+                for s in services
+            }
+            if not services:
+                return out
+            update = plan_stack_update(
+                cfn,
+                environment=target.environment,
+                settings=settings,
+                reference=reference,
+                description=f"tierup: {image.image} {image.digest} to {target.environment}",
+                sleep=ctx.sleep,
+                clock=ctx.clock,
+                interval=min(ctx.interval, 2.0),
+            )
+        except TierupError as e:
+            for s in target.services:
+                out.errors.setdefault(s.service, e)
+            return out
+        touched_ids = {c.logical_id for c in update.changes}
+        touched = [s.service for s in services if in_stack[s.service] in touched_ids]
+        step = {
+            "write": WRITE,
+            "environment": target.environment,
+            "cluster": target.cluster,
+            "service": ", ".join(touched),
+            "services": touched,
+            "action": UPDATE_STACK,
+            "reason": update.reason,
+            "stack": settings.stack,
+            "change_set": update.describe(),
+        }
+        for s in services:
+            writes = not update.unchanged and s.service in touched
+            reason = update.reason
+            if not update.unchanged and not writes:
+                reason = f"unchanged: change set {update.change_set_name} does not change it"
+            out.services.append(
+                ServicePlan(
+                    environment=target.environment,
+                    cluster=target.cluster,
+                    service=s.service,
+                    strategy=STRATEGY,
+                    action=UPDATE_STACK if writes else "skip",
+                    reason=reason,
+                    task_definition=s.task_def.arn,
+                    containers=containers[s.service],
+                    previous_digests=tuple(
+                        (c.container, agreed_digest(list(s.running), c.container))
+                        for c in containers[s.service]
+                    ),
+                    group=f"stack:{settings.stack}",
+                    step=step,
+                    payload=update,
+                )
+            )
+        if update.change_set_id is not None and not touched:
+            # the change set touches no service of this environment: nothing runs it
+            discard(cfn, update)
+        return out
+
+    def apply(self, ctx: Context, plans: Sequence[ServicePlan]) -> dict[str, Applied]:
+        update = _update_of(plans)
+        since = execute(ctx.cloudformation(), update)
+        return {
+            p.service: _applied(
+                p.service, p.task_definition, update, since, dict(p.previous_digests)
+            )
+            for p in plans
+        }
+
+    def wait(
+        self,
+        ctx: Context,
+        applied: Mapping[str, Applied],
+        *,
+        timeout: float,
+        on_change: OnChange | None = None,
+    ) -> dict[str, wait_stage.RolloutState]:
+        out: dict[str, wait_stage.RolloutState] = {}
+        by_stack: dict[str, dict[str, Applied]] = {}
+        for service, a in applied.items():
+            if a.deployment_id is None:
+                out[service] = _already_there(ctx, service, a)
+                continue
+            by_stack.setdefault(str(a.extra["stack"]), {})[service] = a
+        for stack, group in by_stack.items():
+            first = next(iter(group.values()))
+            change_set = str(first.deployment_id)
+
+            def told(
+                p: StackProgress, group: dict[str, Applied] = group, cs: str = change_set
+            ) -> None:
+                if on_change is None:
+                    return
+                for service in group:
+                    on_change(
+                        wait_stage.RolloutState(
+                            service,
+                            cs,
+                            p.state,
+                            reason=p.reason,
+                            detail=f"stack {p.stack} {p.status}",
+                        )
+                    )
+
+            result = wait_stack(
+                ctx.cloudformation(),
+                stack,
+                since=first.extra.get("since_event"),
+                timeout=timeout,
+                sleep=ctx.sleep,
+                clock=ctx.clock,
+                interval=ctx.interval,
+                on_change=told,
+            )
+            states = ctx.ecs.describe_services(ctx.cluster, list(group), allow_missing=True)
+            for service in group:
+                state = states.get(service)
+                out[service] = wait_stage.RolloutState(
+                    service,
+                    change_set,
+                    result.state,
+                    running=state.running if state else 0,
+                    desired=state.desired if state else 0,
+                    reason=result.reason,
+                    events=result.events,
+                    task_definition=state.task_definition if state else None,
+                    detail=f"stack {stack} {result.status}",
+                )
+        return out
+
+    def rollback(self, ctx: Context, applied: Mapping[str, Applied]) -> dict[str, Applied]:
+        out: dict[str, Applied] = {}
+        done: dict[str, tuple[StackUpdate | None, str | None]] = {}
+        cfn = ctx.cloudformation()
+        for service, a in applied.items():
+            stack = a.extra.get("stack")
+            if not stack:
+                continue
+            stack = str(stack)
+            if stack not in done:
+                settings = StackSettings(stack, str(a.extra["parameter"]))
+                back = plan_stack_update(
+                    cfn,
+                    environment=ctx.environment,
+                    settings=settings,
+                    reference=rollback_reference(a),
+                    description=f"tierup: rollback of {ctx.environment}",
+                    sleep=ctx.sleep,
+                    clock=ctx.clock,
+                    interval=min(ctx.interval, 2.0),
+                )
+                since = None if back.unchanged else execute(cfn, back)
+                done[stack] = (None if back.unchanged else back, since)
+            back_update, since = done[stack]
+            if back_update is None:
+                # CloudFormation rolled it back itself, or it never changed: nothing to write
+                out[service] = Applied(
+                    service,
+                    None,
+                    a.previous_task_definition,
+                    a.task_definition,
+                    extra={"written": False, "stack": stack},
+                )
+            else:
+                out[service] = _applied(service, a.task_definition, back_update, since)
+                out[service] = replace(out[service], task_definition=a.previous_task_definition)
+        return out
+
+    def restore(self, ctx: Context, targets: Mapping[str, RestoreTarget]) -> dict[str, Applied]:
+        """One change set: the image parameter set to what the targets' revisions run."""
+        settings = ctx.stack
+        if settings is None:
+            raise DeployError(
+                f"environment {ctx.environment!r} has no `cloudformation: {{stack, "
+                "image_parameter}`",
+                hint="add it to the environment in envs.yaml",
+            )
+        references = set()
+        for t in targets.values():
+            td = ctx.task_definition(t.task_definition)
+            for c in td.containers:
+                references.add(t.images.get(c.name, c.image))
+        if len(references) != 1:
+            raise DeployError(
+                f"stack {settings.stack!r}: the target revisions run "
+                f"{', '.join(sorted(references)) or 'no image'}, but its one image parameter "
+                f"{settings.image_parameter} can name only one",
+                hint="restore the services of this stack to revisions of one image",
+            )
+        reference = references.pop()
+        cfn = ctx.cloudformation()
+        update = plan_stack_update(
+            cfn,
+            environment=ctx.environment,
+            settings=settings,
+            reference=reference,
+            description=f"tierup: restore of {ctx.environment}",
+            sleep=ctx.sleep,
+            clock=ctx.clock,
+            interval=min(ctx.interval, 2.0),
+        )
+        if update.unchanged:
+            return {
+                s: Applied(
+                    s,
+                    None,
+                    t.task_definition,
+                    t.task_definition,
+                    extra={"written": False, "stack": settings.stack},
+                )
+                for s, t in targets.items()
+            }
+        since = execute(cfn, update)
+        return {s: _applied(s, t.task_definition, update, since) for s, t in targets.items()}
+
+    def discard(self, ctx: Context, plans: Sequence[ServicePlan]) -> None:
+        seen: set[str] = set()
+        for p in plans:
+            update = p.payload
+            if isinstance(update, StackUpdate) and update.change_set_id not in seen:
+                seen.add(str(update.change_set_id))
+                # a preview left behind changes nothing; the next run makes its own
+                with contextlib.suppress(TierupError):
+                    discard(ctx.cloudformation(), update)
+
+
+def _already_there(ctx: Context, service: str, applied: Applied) -> wait_stage.RolloutState:
+    """A rollback that had nothing to write: the stack already holds the previous value."""
+    state = ctx.ecs.describe_services(ctx.cluster, [service], allow_missing=True).get(service)
+    return wait_stage.RolloutState(
+        service,
+        "",
+        wait_stage.COMPLETED,
+        running=state.running if state else 0,
+        desired=state.desired if state else 0,
+        task_definition=state.task_definition if state else None,
+        detail=f"stack {applied.extra.get('stack')} already holds the previous value",
+    )
+
+
+def _update_of(plans: Sequence[ServicePlan]) -> StackUpdate:
+    updates = {id(p.payload): p.payload for p in plans}
+    if len(updates) != 1:
+        raise DeployError("plans of several stack updates cannot be applied as one")
+    update = next(iter(updates.values()))
+    if not isinstance(update, StackUpdate):
+        raise DeployError("a cloudformation plan without its change set")
+    return update
+
+
+def _applied(
+    service: str,
+    current: str,
+    update: StackUpdate,
+    since: str | None,
+    previous_digests: Mapping[str, str | None] | None = None,
+) -> Applied:
+    return Applied(
+        service=service,
+        deployment_id=update.change_set_id,
+        task_definition=current,  # the stack registers the new revision itself; see wait
+        previous_task_definition=current,
+        extra={
+            "stack": update.stack,
+            "change_set": update.change_set_name,
+            "parameter": update.parameter,
+            "value": update.new_value,
+            "previous_value": update.old_value,
+            "since_event": since,
+            "previous_digests": dict(previous_digests or {}),
+            "written": True,
+        },
+    )
+
+
+def rollback_reference(applied: Applied) -> str:
+    """The parameter value to go back to: the previous one, pinned to the digest that ran
+    when it named a tag (a tier tag has moved on since)."""
+    value = str(applied.extra["previous_value"])
+    ref = ImageRef.parse(value)
+    digests = {d for d in dict(applied.extra.get("previous_digests") or {}).values() if d}
+    if ref.digest is None and len(digests) == 1:
+        return str(ImageRef(ref.registry, ref.repository, None, digests.pop()))
+    return value

@@ -1,0 +1,312 @@
+"""How an environment picks up a new image: one interface, four strategies.
+
+A strategy plans one environment (reads only: the plan is what ``--dry-run`` prints), applies
+the plans that write (one group of services at a time: a service, or the services of one
+stack), waits for the writes' own answer, and rolls them back. The pipeline runs every
+environment through ``get(name)`` and never needs to know which strategy it drives:
+
+- ``force-new-deployment`` and ``task-definition``: ECS's rolling update (``stages.deploy``,
+  followed by deployment id through ``stages.wait``, rolled back by ``stages.rollback``);
+- ``cloudformation``: a change set of the stack's image parameter (``stages.cloudformation``);
+- ``codedeploy``: a blue/green CodeDeploy deployment with an AppSpec (``stages.codedeploy``).
+
+    from stages import strategy
+    s = strategy.get("cloudformation")
+    planned = s.plan(ctx, target)
+    applied = s.apply(ctx, [p for p in planned.services if p.writes])
+    states = s.wait(ctx, applied, timeout=900)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from stages import deploy as deploy_stage
+from stages import wait as wait_stage
+from stages.adapters.cloudformation import CloudFormation
+from stages.adapters.codedeploy import CodeDeploy
+from stages.adapters.ecs import Ecs
+from stages.deploy import Applied, DeployError, ImageTarget, ServicePlan
+from stages.errors import TierupError
+from stages.types import ServiceState, TaskDefinition, TaskImage
+
+OnChange = Callable[[wait_stage.RolloutState], None]
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """``cloudformation: {stack, image_parameter}`` of an environment."""
+
+    stack: str
+    image_parameter: str
+
+
+@dataclass(frozen=True)
+class CodeDeploySettings:
+    """``codedeploy: {application, deployment_group, ...}`` of an environment."""
+
+    application: str
+    deployment_group: str
+    deployment_config: str | None = None
+    container: str | None = None
+    container_port: int | None = None
+    hooks: tuple[tuple[str, str], ...] = ()  # lifecycle event -> Lambda function
+
+
+@dataclass(frozen=True)
+class ServiceTarget:
+    """One service of an environment, as it is now, and what it should run."""
+
+    service: str
+    wanted: Mapping[str | None, ImageTarget]  # container (None: pick it) -> target
+    state: ServiceState
+    task_def: TaskDefinition
+    running: tuple[TaskImage, ...] = ()
+    tag_moved: bool = False
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a strategy plans: one environment's services and its strategy settings."""
+
+    environment: str
+    cluster: str
+    strategy: str
+    pin: str
+    services: tuple[ServiceTarget, ...]
+    cloudformation: StackSettings | None = None
+    codedeploy: CodeDeploySettings | None = None
+
+
+@dataclass
+class Context:
+    """The clients and clock one environment's deploy uses (all injected)."""
+
+    environment: str
+    cluster: str
+    ecs: Ecs
+    client: Callable[[str], Any]  # a boto3 client of the environment's account and region
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    interval: float = 5.0
+    task_defs: dict[str, TaskDefinition] = field(default_factory=dict)
+    # the environment's strategy settings, for writes that start from a target, not a plan
+    stack: StackSettings | None = None
+    route: CodeDeploySettings | None = None
+    _cloudformation: CloudFormation | None = None
+    _codedeploy: CodeDeploy | None = None
+
+    def cloudformation(self) -> CloudFormation:
+        if self._cloudformation is None:
+            self._cloudformation = CloudFormation(self.client("cloudformation"))
+        return self._cloudformation
+
+    def codedeploy(self) -> CodeDeploy:
+        if self._codedeploy is None:
+            self._codedeploy = CodeDeploy(self.client("codedeploy"))
+        return self._codedeploy
+
+    def task_definition(self, arn: str) -> TaskDefinition:
+        td = self.task_defs.get(arn)
+        if td is None:
+            td = self.ecs.describe_task_definition(arn)
+            self.task_defs[arn] = td
+        return td
+
+
+@dataclass(frozen=True)
+class RestoreTarget:
+    """What a service should run again (a rollback to a revision, a snapshot's restore).
+
+    ``images`` gives, per container, the exact reference to run where it differs from what the
+    revision names (a tag that has moved on since, pinned to the digest that ran then).
+    """
+
+    task_definition: str
+    images: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Planned:
+    """A strategy's plan of one environment: per service, a plan or why it cannot deploy."""
+
+    services: list[ServicePlan] = field(default_factory=list)
+    errors: dict[str, TierupError] = field(default_factory=dict)
+
+
+class Strategy(Protocol):
+    name: str
+
+    def plan(self, ctx: Context, target: Target) -> Planned:
+        """Decide, reading only (a CloudFormation preview is a change set, deleted by discard)."""
+        ...
+
+    def apply(self, ctx: Context, plans: Sequence[ServicePlan]) -> dict[str, Applied]:
+        """Write one group's plans; per service, what the write started."""
+        ...
+
+    def wait(
+        self,
+        ctx: Context,
+        applied: Mapping[str, Applied],
+        *,
+        timeout: float,
+        on_change: OnChange | None = None,
+    ) -> dict[str, wait_stage.RolloutState]:
+        """Follow what ``apply`` (or ``rollback``) started until it is done or out of time."""
+        ...
+
+    def rollback(self, ctx: Context, applied: Mapping[str, Applied]) -> dict[str, Applied]:
+        """Put the services back where they were before ``applied``; follow it with ``wait``."""
+        ...
+
+    def restore(self, ctx: Context, targets: Mapping[str, RestoreTarget]) -> dict[str, Applied]:
+        """Put the services on the given revisions (one write per group); follow with ``wait``."""
+        ...
+
+    def discard(self, ctx: Context, plans: Sequence[ServicePlan]) -> None:
+        """Drop what planning left behind when the plan is not applied (a dry run)."""
+        ...
+
+
+def groups(plans: Sequence[ServicePlan]) -> list[list[ServicePlan]]:
+    """The plans that write, one list per write (a service, or the services of one stack)."""
+    out: dict[str, list[ServicePlan]] = {}
+    for p in plans:
+        if p.writes:
+            out.setdefault(p.group or f"service:{p.service}", []).append(p)
+    return list(out.values())
+
+
+class Rolling:
+    """``force-new-deployment`` and ``task-definition``: ECS's own rolling update."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def plan(self, ctx: Context, target: Target) -> Planned:
+        out = Planned()
+        for s in target.services:
+            try:
+                out.services.append(
+                    deploy_stage.plan_service(
+                        environment=target.environment,
+                        strategy=self.name,
+                        pin=target.pin,
+                        service=s.service,
+                        wanted=dict(s.wanted),
+                        state=s.state,
+                        task_def=s.task_def,
+                        running=list(s.running),
+                        tag_moved=s.tag_moved,
+                    )
+                )
+            except TierupError as e:
+                out.errors[s.service] = e
+        return out
+
+    def apply(self, ctx: Context, plans: Sequence[ServicePlan]) -> dict[str, Applied]:
+        return {
+            p.service: deploy_stage.apply(ctx.ecs, p, ctx.task_defs.get(p.task_definition))
+            for p in plans
+        }
+
+    def wait(
+        self,
+        ctx: Context,
+        applied: Mapping[str, Applied],
+        *,
+        timeout: float,
+        on_change: OnChange | None = None,
+    ) -> dict[str, wait_stage.RolloutState]:
+        deployments = {s: a.deployment_id for s, a in applied.items() if a.deployment_id}
+        if not deployments:
+            return {}
+        return wait_stage.wait_for(
+            ctx.ecs,
+            ctx.cluster,
+            deployments,
+            timeout=timeout,
+            sleep=ctx.sleep,
+            clock=ctx.clock,
+            interval=ctx.interval,
+            on_change=on_change,
+        )
+
+    def rollback(self, ctx: Context, applied: Mapping[str, Applied]) -> dict[str, Applied]:
+        from stages.rollback import rollback_service
+
+        return {
+            s: rollback_service(ctx.ecs, ctx.cluster, s, a.previous_task_definition)
+            for s, a in applied.items()
+        }
+
+    def restore(self, ctx: Context, targets: Mapping[str, RestoreTarget]) -> dict[str, Applied]:
+        from stages.rollback import rollback_service
+
+        out: dict[str, Applied] = {}
+        for service, t in targets.items():
+            arn = revision_for(ctx, t)
+            out[service] = rollback_service(ctx.ecs, ctx.cluster, service, arn)
+        return out
+
+    def discard(self, ctx: Context, plans: Sequence[ServicePlan]) -> None:
+        return None
+
+
+def revision_for(ctx: Context, target: RestoreTarget) -> str:
+    """The target's revision, or a copy of it naming ``target.images`` (registered now)."""
+    td = ctx.task_definition(target.task_definition)
+    images = {c: ref for c, ref in target.images.items() if td.image_of(c) != ref}
+    if not images:
+        return td.arn
+    params = deploy_stage.with_images(deploy_stage.registration_input(ctx.ecs, td), images)
+    return ctx.ecs.register_task_definition(params).arn
+
+
+_REGISTRY: dict[str, Strategy] = {}
+_LOCK = threading.Lock()
+_BUILTINS: list[bool] = []
+
+
+def register(strategy: Strategy) -> None:
+    """Make ``strategy`` available to ``get`` under its name (library users add their own)."""
+    with _LOCK:
+        _REGISTRY[strategy.name] = strategy
+
+
+def _builtins() -> None:
+    with _LOCK:
+        if _BUILTINS:
+            return
+        from stages.cloudformation import CloudFormationStrategy
+        from stages.codedeploy import CodeDeployStrategy
+
+        for s in (
+            Rolling(deploy_stage.FORCE_NEW_DEPLOYMENT),
+            Rolling(deploy_stage.TASK_DEFINITION),
+            CloudFormationStrategy(),
+            CodeDeployStrategy(),
+        ):
+            _REGISTRY.setdefault(s.name, s)
+        _BUILTINS.append(True)
+
+
+def get(name: str) -> Strategy:
+    _builtins()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise DeployError(
+            f"unknown deploy strategy {name!r}",
+            hint=f"strategies: {', '.join(sorted(_REGISTRY))}",
+        ) from None
+
+
+def names() -> list[str]:
+    _builtins()
+    return sorted(_REGISTRY)
