@@ -28,12 +28,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.promote_fanout_proxy import ProxyFigures, run_behind_proxy  # noqa: E402
 from pipeline import config as config_mod  # noqa: E402
 from pipeline.sandbox import seed as seed_mod  # noqa: E402
 from pipeline.sandbox import server  # noqa: E402
 from pipeline.sandbox.control import SANDBOX_SECRET, caller_credentials  # noqa: E402
-
-from bench.promote_fanout_proxy import ProxyFigures, run_behind_proxy  # noqa: E402
 
 REGISTRY = "012345678922"
 IMAGES = ("api", "worker", "web")
