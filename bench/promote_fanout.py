@@ -194,9 +194,11 @@ def main() -> int:
                 env=env,
                 prepare=lambda: fresh_dev(cfg, endpoint, next(builds)),
                 tierup_no_wait=lambda slow_env: run_tierup("--no-wait", run_env=slow_env)(),
-                aws_script=None if args.skip_aws else lambda url, slow_env: aws_script(
-                    cfg, url, slow_env),
+                aws_script=None if args.skip_aws else (
+                    lambda url, slow_env: aws_script(cfg, url, slow_env)),
                 runs=args.runs,
+                targets=[(str(e.role_arn), e.cluster, list(e.services))
+                         for e in cfg.environments.values() if e.tier == "staging"],
             )
         help_times = [timed(lambda: subprocess.run([*tierup, "--help"], capture_output=True,
                                                    env=env, check=True)) for _ in range(5)]

@@ -71,6 +71,42 @@ def _timed(fn: Callable[[], None]) -> float:
     return time.perf_counter() - start
 
 
+def settle(endpoint: str, env: dict[str, str], targets: list[tuple[str, str, list[str]]]) -> None:
+    """Let every rollout the last run started finish, as time would on AWS (not timed).
+
+    The sandbox advances a rollout when it is described; `--no-wait` and the aws CLI script
+    never describe, so without this each run would leave the next one more deployments and
+    tasks than ECS would have. ``targets``: (role ARN, cluster, services) per environment.
+    """
+    import boto3
+
+    base = {
+        "endpoint_url": endpoint,
+        "region_name": env.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+    }
+    sts = boto3.client("sts", **base)
+    for role_arn, cluster, services in targets:
+        creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="bench-settle")["Credentials"]
+        ecs = boto3.client(
+            "ecs",
+            **{
+                **base,
+                "aws_access_key_id": creds["AccessKeyId"],
+                "aws_secret_access_key": creds["SecretAccessKey"],
+                "aws_session_token": creds["SessionToken"],
+            },
+        )
+        for _ in range(20):
+            busy = False
+            for i in range(0, len(services), 10):
+                resp = ecs.describe_services(cluster=cluster, services=services[i : i + 10])
+                busy = busy or any(len(s["deployments"]) > 1 for s in resp["services"])
+            if not busy:
+                break
+
+
 def run_behind_proxy(
     *,
     endpoint: str,
@@ -80,26 +116,34 @@ def run_behind_proxy(
     aws_script: Callable[[str, dict[str, str]], None] | None,
     runs: int = 3,
     delay: float = DELAY,
+    targets: list[tuple[str, str, list[str]]] | None = None,
 ) -> ProxyFigures:
     """Time both tools through a delay proxy in front of ``endpoint``.
 
     ``prepare()`` gives dev new images before each timed run (straight to the sandbox, not
     timed); ``tierup_no_wait(env)`` runs the promotion as a process with ``env``, raising if it
     did not do the work; ``aws_script(endpoint, env)`` does the same work with the aws CLI
-    (None to skip it). Both get the proxy's URL as their endpoint.
+    (None to skip it). Both get the proxy's URL as their endpoint. ``targets`` (role ARN,
+    cluster, services of each environment of the tier) are settled before each timed run.
     """
+
+    def ready() -> None:
+        if targets:
+            settle(endpoint, env, targets)
+        prepare()
+
     upstream = urlparse(endpoint)
     assert upstream.hostname is not None and upstream.port is not None
     figures = ProxyFigures(delay=delay)
     with DelayProxy(upstream.hostname, upstream.port, delay=delay) as proxy:
         slow_env = {**env, "AWS_ENDPOINT_URL": proxy.url}
         for _ in range(runs):
-            prepare()
+            ready()
             before = proxy.requests
             figures.tierup.append(_timed(lambda: tierup_no_wait(slow_env)))
             figures.requests["tierup"] = proxy.requests - before
             if aws_script is not None:
-                prepare()
+                ready()
                 before = proxy.requests
                 figures.aws.append(_timed(lambda: aws_script(proxy.url, slow_env)))
                 figures.requests["aws"] = proxy.requests - before

@@ -42,7 +42,13 @@ def deploy_environment(
             immutable_tag=tier.immutable,
         )
     envs = plan_environments(
-        config, clients, tier=tier, targets=targets, moved=set(), env_names=[env]
+        config,
+        clients,
+        tier=tier,
+        targets=targets,
+        moved=set(),
+        env_names=[env],
+        protected=options.protected,
     )
     plan = PromotionPlan(
         command="deploy",

@@ -77,6 +77,8 @@ _STYLE = {
     "partial": "yellow",
     "timed_out": "yellow",
     "failed": "red",
+    "rolled_back_by_ecs": "red",
+    "reverted": "yellow",
 }
 
 
@@ -204,6 +206,13 @@ def render_text(result: CommandResult, stream: TextIO | None = None) -> None:
                         + (f" (hint: {s.hint})" if s.hint else "")
                     )
                     errors.extend(f"    event: {ev}" for ev in s.events[:3])
+                    if s.rollback is not None:
+                        rb = s.rollback
+                        errors.append(
+                            f"    rolled back ({rb.action}): {rb.status}"
+                            + (f", {rb.task_definition}" if rb.task_definition else "")
+                            + (f": {rb.error or rb.reason}" if rb.error or rb.reason else "")
+                        )
                 t.add_row(
                     escape(e.name),
                     escape(s.service),

@@ -34,6 +34,7 @@ from stages.retention import RetentionPlan
 from stages.types import ServiceState, TaskDefinition, TaskImage
 
 MAX_WORKERS = 64
+PER_ENV_WORKERS = 16  # reads inside one environment, while every environment reads at once
 Progress = Callable[[str], None]
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -146,14 +147,14 @@ def resolve_sources(
     return _each(one, images)
 
 
-def _each(fn: Callable[[_T], _R], items: list[_T]) -> list[_R]:
+def _each(fn: Callable[[_T], _R], items: list[_T], workers: int = MAX_WORKERS) -> list[_R]:
     """``fn`` over ``items`` concurrently (each is a few requests); results in order.
 
     The first error raises, as a plain loop would.
     """
     if len(items) <= 1:
         return [fn(i) for i in items]
-    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(items))) as pool:
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
         return list(pool.map(fn, items))
 
 
@@ -392,7 +393,7 @@ def _describe_task_definitions(ecs: Ecs, plan: EnvPlan) -> None:
         with contextlib.suppress(TierupError):
             plan.task_defs[arn] = ecs.describe_task_definition(arn)
 
-    _each(one, arns)
+    _each(one, arns, workers=PER_ENV_WORKERS)
 
 
 # -- run ---------------------------------------------------------------------------
@@ -500,7 +501,7 @@ def execute(
         timeout=options.timeout,
         say=say,
     )
-    retention_mod.run(clients, plan.envs, applied, result, say)
+    retention_mod.run(clients, plan.envs, applied, result, say, options.protected)
     result.settle()
     rec = recorder or NullRecorder()
     rec.record(_event(plan, result))
@@ -681,20 +682,28 @@ def _event(plan: PromotionPlan, result: CommandResult) -> dict[str, Any]:
         "environments": {
             e.name: {
                 "status": e.status,
-                "services": {
-                    s.service: {
-                        "task_definition_before": s.previous_task_definition,
-                        "task_definition_after": s.task_definition,
-                        "digest_before": s.previous_digest,
-                        "digest_after": s.digest,
-                        "status": s.status,
-                    }
-                    for s in e.services
-                },
+                "services": {s.service: _service_event(s) for s in e.services},
             }
             for e in result.environments
         },
     }
+
+
+def _service_event(s: ServiceOutcome) -> dict[str, Any]:
+    out = {
+        "task_definition_before": s.previous_task_definition,
+        "task_definition_after": s.task_definition,
+        "digest_before": s.previous_digest,
+        "digest_after": s.digest,
+        "status": s.status,
+    }
+    rb = s.rollback
+    if rb is not None and rb.task_definition and rb.status not in ("failed", "not_rolled_back"):
+        # what runs after the run is what the rollback put back, not what was tried
+        out["task_definition_after"] = rb.task_definition
+        out["digest_after"] = s.previous_digest
+        out["rollback"] = rb.status
+    return out
 
 
 def promote(

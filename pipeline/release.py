@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -111,7 +112,7 @@ def protect_revisions(options: RunOptions, ledger: Ledger) -> RunOptions:
     rollback would go back to; a RunOptions without that field has no retention to tell.
     """
     names = {f.name for f in dataclasses.fields(options)}
-    if "protected" not in names or options.dry_run:
+    if "protected" not in names:
         return options
     keep = frozenset(getattr(options, "protected", frozenset())) | task_definitions_in_use(ledger)
     changes: dict[str, Any] = {"protected": keep}
@@ -136,13 +137,15 @@ def _gate_source(config: Config, tier: Tier, source: Source) -> Tier | None:
 
 def _commit_fixes(clients: Clients, plan: PromotionPlan) -> dict[str, dict[str, Any]]:
     """The commit of each image resolved through a tier tag, from the digest's commit tags."""
-    out: dict[str, dict[str, Any]] = {}
-    for r in plan.resolved:
-        if r.commit is None:
-            commits = _commits(clients, plan.targets[r.image].repository, r.manifest.digest)
-            if commits:
-                out[r.image] = {"commit": commits[0]}
-    return out
+    unknown = [r for r in plan.resolved if r.commit is None]
+    if not unknown:
+        return {}
+    with ThreadPoolExecutor(max_workers=len(unknown)) as pool:
+        found = pool.map(
+            lambda r: _commits(clients, plan.targets[r.image].repository, r.manifest.digest),
+            unknown,
+        )
+        return {r.image: {"commit": c[0]} for r, c in zip(unknown, found, strict=True) if c}
 
 
 def run_promotion(
@@ -178,6 +181,7 @@ def run_promotion(
             now=when,
             command=command,
             progress=progress,
+            protected=opts.protected,
         )
         gates = check_gates(
             config,
@@ -497,7 +501,9 @@ def rollback_tier(
                 digest_uri=registry.image_uri(c.repository, digest),
             )
         moved = {r.image for r in retags if r.action is not TagWrite.UNCHANGED}
-        envs = plan_environments(config, clients, tier=t, targets=targets, moved=moved)
+        envs = plan_environments(
+            config, clients, tier=t, targets=targets, moved=moved, protected=opts.protected
+        )
         plan = PromotionPlan(
             command=ROLLBACK_TIER,
             tier=t,

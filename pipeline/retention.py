@@ -85,6 +85,12 @@ def steps(plan: EnvPlan) -> list[dict[str, Any]]:
                 "action": "deregister-task-definitions",
                 "reason": f"retention: keep {rp.keep} revisions of {rp.family}",
                 "task_definitions": list(rp.deregister),
+                "summary": (
+                    f"{plan.name}: deregister {len(rp.deregister)} old revision(s) of "
+                    f"{rp.family} (revisions "
+                    f"{', '.join(a.rsplit(':', 1)[-1] for a in rp.deregister)}; "
+                    f"retention {rp.keep})"
+                ),
             }
         )
     return out
@@ -96,8 +102,12 @@ def run(
     applied: dict[tuple[str, str], Applied],
     result: CommandResult,
     say: Callable[[str], None],
+    protected: frozenset[str] = frozenset(),
 ) -> None:
-    """Deregister what each environment's plan names; record it in ``result.data``."""
+    """Deregister what each environment's plan names; record it in ``result.data``.
+
+    Spared, whatever the plan says: revisions in use now and those ``protected``.
+    """
     report: list[dict[str, Any]] = []
     lock = threading.Lock()
 
@@ -136,6 +146,7 @@ def run(
                     now.update(
                         a.task_definition for (e, _s), a in applied.items() if e == plan.name
                     )
+                    now.update(protected)
                     done, spared = retention_stage.apply_retention(ecs, rp, in_use_now=now)
                     entry.update(status="ok", deregistered=done)
                     if spared:

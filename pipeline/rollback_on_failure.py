@@ -188,6 +188,12 @@ def recover(
         _decide(job, plan, rec)
     if rec.tags:
         _move_tags_back(clients, rec, say)
+        for outcome in result.images:
+            back = rec.tags.get(outcome.image)
+            if back is not None and back.error is None:
+                # the tier's tag is where it was: records must not count this run as a move
+                outcome.status = "moved_back"
+                outcome.note = f"moved back to {back.to_digest} by the rollback"
         for job in rec.jobs.values():
             if job.action == "force-new-deployment":
                 bad = [t for i, t in rec.tags.items() if i in _tag_images(job.plan) and t.error]

@@ -308,7 +308,9 @@ def test_create_service_starts_stable_with_tasks_reporting_digests(ecr: Any, ecs
                 assert c["image"] == repo.ref("dev")
 
 
-def test_create_service_with_unresolvable_tag_is_stable_without_digest(ecr: Any, ecs: Any) -> None:
+def test_create_service_with_unresolvable_tag_is_stable_without_digest(
+    ecr: Any, ecs: Any
+) -> None:
     repo = Repo(ecr)
     svc = make_service(ecs, {"app": repo.ref("not-pushed-yet")})
     assert primary(svc.describe())["rolloutState"] == "COMPLETED"
@@ -615,7 +617,9 @@ def test_policy_evaluation() -> None:
     assert emulation.policy_allows_pull(allow, TENANT)
     assert not emulation.policy_allows_pull(allow, STRANGER)
     assert not emulation.policy_allows_pull(None, TENANT)
-    star = json.dumps({"Statement": {"Effect": "Allow", "Principal": "*", "Action": "ecr:*"}})
+    star = json.dumps(
+        {"Statement": {"Effect": "Allow", "Principal": "*", "Action": "ecr:*"}}
+    )
     assert emulation.policy_allows_pull(star, STRANGER)
     deny = json.dumps(
         {
@@ -677,10 +681,9 @@ def test_list_tasks_honours_service_name_and_desired_status(ecr: Any, ecs: Any) 
     assert len(ecs.list_tasks(cluster=cluster, serviceName=a.name)["taskArns"]) == 2
     stopped = ecs.list_tasks(cluster=cluster, serviceName=a.name, desiredStatus="STOPPED")
     assert set(stopped["taskArns"]) == arn_a
-    assert (
-        ecs.list_tasks(cluster=cluster, serviceName=b.name, desiredStatus="STOPPED")["taskArns"]
-        == []
-    )
+    assert ecs.list_tasks(cluster=cluster, serviceName=b.name, desiredStatus="STOPPED")[
+        "taskArns"
+    ] == []
     by_started = ecs.list_tasks(cluster=cluster, startedBy=primary(a.describe())["id"])
     assert len(by_started["taskArns"]) == 2
     with pytest.raises(ClientError) as raised:
@@ -702,7 +705,9 @@ def test_stopped_task_is_replaced(ecr: Any, ecs: Any) -> None:
     assert svc.digests() == {digest}
 
 
-def test_concurrent_polls_keep_one_consistent_rollout(world: World, ecr: Any, ecs: Any) -> None:
+def test_concurrent_polls_keep_one_consistent_rollout(
+    world: World, ecr: Any, ecs: Any
+) -> None:
     repo = Repo(ecr)
     repo.push("v1", "dev")
     svc = make_service(ecs, {"app": repo.ref("dev")})

@@ -153,3 +153,33 @@ def test_after_a_failed_rollout_and_its_rollback_both_revisions_stay(world: Worl
     assert {r for r, s in family.items() if s == "ACTIVE"} == {3, 4, 7}
     s = stable_on(world, "prod", "api")
     assert s["taskDefinition"].endswith("prod-api:4")
+
+
+def test_revisions_the_ledger_still_names_are_kept(world: World) -> None:
+    text = world.config_path.read_text().replace("retention: 3", "retention: 1")
+    world.config_path.write_text(text)
+    _grow_family(world)
+    code, doc = world.cli_json("promote", "--tier", "prod")
+    assert code == 0, doc
+    # the ledger now names 4 (before) and 7 (after); then revisions change outside tierup
+    ecs = world.ecs(PROD)
+    first = ecs.describe_task_definition(taskDefinition="prod-api:7")["taskDefinition"]
+    for _ in range(2):
+        ecs.register_task_definition(
+            family="prod-api", containerDefinitions=first["containerDefinitions"]
+        )
+    ecs.update_service(cluster="prod-cluster", service="api", taskDefinition="prod-api:9")
+    stable_on(world, "prod", "api")
+    world.push_images(world.commit("third"))
+    for tier in ("dev", "staging"):
+        assert promote(world.config, world.clients(), tier=tier).exit_code == 0
+
+    code, dry = world.cli_json("promote", "--tier", "prod", "--dry-run")
+    assert code == 0, dry
+    steps = [s for s in dry["plan"] if s["write"] == "ecs:DeregisterTaskDefinition"]
+    assert [revs(s["task_definitions"]) for s in steps] == [[3]]
+    code, doc = world.cli_json("promote", "--tier", "prod")
+    assert code == 0, doc
+    active = {d["rev"] for d in _family(world) if d["status"] == "ACTIVE"}
+    # 9 ran until now, 8 before it, 4 and 7 are in the ledger; 10 is new
+    assert active == {4, 7, 8, 9, 10}

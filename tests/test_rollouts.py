@@ -235,6 +235,7 @@ def test_atomic_puts_every_environment_of_the_tier_back_on_the_previous_image(t3
     for image in ("api", "worker"):
         assert rb["tags"][image]["to_digest"] == t3.previous[image]
         assert rb["tags"][image]["status"] == "moved_back"
+        assert doc["images"][image]["status"] == "moved_back"
         # proven by ECR: the tier's tag is back
         assert w.tag_digest(image, "staging") == t3.previous[image]
     for env, _ in STAGING:
@@ -249,6 +250,8 @@ def test_atomic_puts_every_environment_of_the_tier_back_on_the_previous_image(t3
             assert running_digests(w, env, svc) == {t3.previous[svc]}, (env, svc)
     assert any("--atomic" in n for n in doc["notes"])
     assert any("shared by every environment" in n for n in doc["notes"])
+    # the ledger does not count the tag as moved (`rollback tier` reads it)
+    assert {i["status"] for i in _last_event(w)["images"]} == {"moved_back"}
     assert "rollback completed" in stderr
 
 
@@ -339,6 +342,17 @@ def test_atomic_on_task_definition_environments_returns_each_to_its_previous_rev
         assert w.services(env)["api"]["taskDefinition"] == before[env]
         assert running_digests(w, env, "api") == {prod3.previous["api"]}
         assert _services(doc, env)["api"]["rollback"]["status"] == "completed"
+    # the ledger says what runs after the run: the revisions put back
+    event = _last_event(w)
+    for env, _ in PROD:
+        svc = event["environments"][env]["services"]["api"]
+        assert svc["task_definition_after"] == before[env]
+        assert svc["rollback"] == "completed"
+
+
+def _last_event(w: World) -> dict[str, Any]:
+    lines = (w.root / ".tierup" / "ledger.jsonl").read_text().splitlines()
+    return dict(json.loads(lines[-1]))
 
 
 def test_rollback_settings_come_from_the_tier_and_flags_override_them(t3: Tier3) -> None:

@@ -236,8 +236,7 @@ def test_seed_creates_every_environment_in_its_own_account(
         other = next(e for e in config.environments.values() if e.account_id != env.account_id)
         other_ecs = endpoint.client("ecs", other.account_id, other.region)
         assert env.cluster == other.cluster or not [
-            c
-            for c in other_ecs.describe_clusters(clusters=[env.cluster])["clusters"]
+            c for c in other_ecs.describe_clusters(clusters=[env.cluster])["clusters"]
             if c.get("status") == "ACTIVE"
         ]
 
@@ -283,7 +282,9 @@ def test_second_commit_images_and_a_deployment_that_picks_them_up(
     ]["deployments"][0]["id"]
     for _ in range(emulation.DEFAULT_POLLS_TO_COMPLETE):
         service = ecs.describe_services(cluster=env.cluster, services=["api"])["services"][0]
-    assert [(d["id"], d["rolloutState"]) for d in service["deployments"]] == [(dep_id, "COMPLETED")]
+    assert [(d["id"], d["rolloutState"]) for d in service["deployments"]] == [
+        (dep_id, "COMPLETED")
+    ]
     arns = ecs.list_tasks(cluster=env.cluster, serviceName="api")["taskArns"]
     tasks = ecs.describe_tasks(cluster=env.cluster, tasks=arns)["tasks"]
     assert {c["imageDigest"] for t in tasks for c in t["containers"]} == {digests_b["api"]}
@@ -368,7 +369,9 @@ def test_background_server_serves_the_emulation_until_stopped(
         ]
         arns = ecs.list_tasks(cluster=prod.cluster, serviceName="api")["taskArns"]
         tasks = ecs.describe_tasks(cluster=prod.cluster, tasks=arns)["tasks"]
-        assert {c["imageDigest"] for t in tasks for c in t["containers"]} == {result.digests["api"]}
+        assert {c["imageDigest"] for t in tasks for c in t["containers"]} == {
+            result.digests["api"]
+        }
     finally:
         stopped = server.stop_background(state_dir)
     assert stopped

@@ -24,21 +24,15 @@ def caller_credentials(endpoint_url: str, account_id: str) -> str:
     import boto3
 
     sts = boto3.client(
-        "sts",
-        region_name=REGION,
-        endpoint_url=endpoint_url,
-        aws_access_key_id="sandbox",
-        aws_secret_access_key=SANDBOX_SECRET,
+        "sts", region_name=REGION, endpoint_url=endpoint_url,
+        aws_access_key_id="sandbox", aws_secret_access_key=SANDBOX_SECRET,
     )
     creds = sts.assume_role(
         RoleArn=f"arn:aws:iam::{account_id}:role/{SANDBOX_USER}", RoleSessionName="sandbox-setup"
     )["Credentials"]
     iam = boto3.client(
-        "iam",
-        region_name=REGION,
-        endpoint_url=endpoint_url,
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
+        "iam", region_name=REGION, endpoint_url=endpoint_url,
+        aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
         aws_session_token=creds["SessionToken"],
     )
     try:
@@ -98,11 +92,8 @@ def sandbox_up(config: Config, *, port: int, repo_path: Path) -> CommandResult:
     key = caller_credentials(endpoint, config.registry.account_id)
     result = CommandResult(command="sandbox up")
     envs: dict[str, Any] = {
-        e.name: {
-            "account_id": e.account_id,
-            "cluster": e.cluster,
-            "services": [s.name for s in e.services],
-        }
+        e.name: {"account_id": e.account_id, "cluster": e.cluster,
+                 "services": [s.name for s in e.services]}
         for e in seeded.environments
     }
     result.data = {

@@ -28,7 +28,8 @@ Image references outside ECR are taken as pullable, with no digest.
 
 Beyond rollouts, as ECS does: DescribeServices takes at most 10 services a call; task
 definitions keep every field RegisterTaskDefinition accepts (moto drops `enableFaultInjection`
-and `trustedExecutionConfiguration`) and report `registeredAt` / `deregisteredAt`.
+and `trustedExecutionConfiguration`) and report `registeredAt` / `deregisteredAt`; tasks of an
+awsvpc service without security groups get the VPC's default (moto's task needs the key).
 
 Services with the CODE_DEPLOY deployment controller start stable as the others do but take a
 new task definition only from a CodeDeploy deployment (`emulation_codedeploy`); EXTERNAL ones are
@@ -551,7 +552,9 @@ class Emulation:
         self, original: Any, response: EC2ContainerServiceResponse, args: dict[str, Any]
     ) -> Any:
         result = original(**args)
-        config = normalize_deployment_configuration(response._get_param("deploymentConfiguration"))
+        config = normalize_deployment_configuration(
+            response._get_param("deploymentConfiguration")
+        )
         payload = getattr(result, "result", None)
         service = payload.get("service") if isinstance(payload, dict) else None
         if isinstance(service, Service):
@@ -805,9 +808,8 @@ class Emulation:
         service.task_definition = task_definition.arn
         started = self._start_tasks(backend, service, deployment, deployment.desired, "RUNNING")
         if started:
-            state.event(
-                f"(service {service.name}) has started {len(started)} tasks: {_task_list(started)}."
-            )
+            state.event(f"(service {service.name}) has started {len(started)} tasks: "
+                        f"{_task_list(started)}.")
         state.event(f"(service {service.name}) has reached a steady state.")
         self._render(backend, service, state)
         return state
@@ -845,9 +847,8 @@ class Emulation:
         service.task_definition = task_definition.arn
         started = self._start_tasks(backend, service, deployment, deployment.desired, "PENDING")
         if started:
-            state.event(
-                f"(service {service.name}) has started {len(started)} tasks: {_task_list(started)}."
-            )
+            state.event(f"(service {service.name}) has started {len(started)} tasks: "
+                        f"{_task_list(started)}.")
         return deployment
 
     def _step(
@@ -900,12 +901,12 @@ class Emulation:
         )
         breaker = _circuit_breaker(service)
         if deployment.steps < needed or not breaker.get("enable"):
-            started = self._start_tasks(backend, service, deployment, deployment.desired, "PENDING")
+            started = self._start_tasks(
+                backend, service, deployment, deployment.desired, "PENDING"
+            )
             if started:
-                state.event(
-                    f"(service {service.name}) has started {len(started)} tasks: "
-                    f"{_task_list(started)}."
-                )
+                state.event(f"(service {service.name}) has started {len(started)} tasks: "
+                            f"{_task_list(started)}.")
             return
         deployment.rollout = "FAILED"
         deployment.reason = "ECS deployment circuit breaker: tasks failed to start."
@@ -965,10 +966,8 @@ class Emulation:
         state.deployments = [deployment]
         state.last_completed = deployment
         if stopped:
-            state.event(
-                f"(service {service.name}) has stopped {len(stopped)} running tasks: "
-                f"{_task_list(stopped)}."
-            )
+            state.event(f"(service {service.name}) has stopped {len(stopped)} running tasks: "
+                        f"{_task_list(stopped)}.")
         state.event(f"(service {service.name}) (deployment {deployment.id}) deployment completed.")
         state.event(f"(service {service.name}) has reached a steady state.")
 
@@ -986,9 +985,8 @@ class Emulation:
             started = self._start_tasks(
                 backend, service, deployment, deployment.desired - len(live), status
             )
-            state.event(
-                f"(service {service.name}) has started {len(started)} tasks: {_task_list(started)}."
-            )
+            state.event(f"(service {service.name}) has started {len(started)} tasks: "
+                        f"{_task_list(started)}.")
         elif len(live) > deployment.desired:
             extra = live[deployment.desired :]
             self._stop(
@@ -996,10 +994,8 @@ class Emulation:
                 f"Scaling activity initiated by (deployment {deployment.id})",
                 "ServiceSchedulerInitiated",
             )
-            state.event(
-                f"(service {service.name}) has stopped {len(extra)} running tasks: "
-                f"{_task_list(extra)}."
-            )
+            state.event(f"(service {service.name}) has stopped {len(extra)} running tasks: "
+                        f"{_task_list(extra)}.")
 
     def _start_tasks(
         self,
@@ -1202,7 +1198,9 @@ class Emulation:
             if image.digest in self.hang_digests or any(
                 _marked(t, HANG_TAG_PREFIX, cluster) for t in tags
             ):
-                return Verdict("hang", f"image {image.image} ({image.digest}) is marked to hang")
+                return Verdict(
+                    "hang", f"image {image.image} ({image.digest}) is marked to hang"
+                )
         return _OK
 
 

@@ -198,7 +198,9 @@ class _Clients:
             }
         return self._assumed[key]
 
-    def client(self, service: str, *, role_arn: str, external_id: str | None, region: str) -> Any:
+    def client(
+        self, service: str, *, role_arn: str, external_id: str | None, region: str
+    ) -> Any:
         return boto3.client(
             service,
             endpoint_url=self._endpoint_url,
