@@ -119,22 +119,50 @@ def actor_name(environ: Mapping[str, str], root: Path) -> str:
 
 @dataclass
 class Identity:
-    """Who acts: resolved once per process (the STS call is made lazily)."""
+    """Who acts: resolved once per process.
+
+    The STS caller lookup starts in the background (``prefetch``) so that it overlaps the
+    command's own reads instead of delaying them.
+    """
 
     environ: Mapping[str, str]
     root: Path
     caller_arn: Callable[[], str | None] = lambda: None
-    _actor: dict[str, str | None] | None = None
+    _name: str | None = None
+    _arn: list[str | None] | None = None
+    _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def actor(self) -> dict[str, str | None]:
+    def prefetch(self) -> None:
         with self._lock:
-            if self._actor is None:
-                self._actor = {
-                    "name": actor_name(self.environ, self.root),
-                    "arn": self.caller_arn(),
-                }
-            return dict(self._actor)
+            if self._thread is not None or self._arn is not None:
+                return
+            self._thread = threading.Thread(target=self._resolve_arn, daemon=True)
+            self._thread.start()
+
+    def _resolve_arn(self) -> None:
+        arn = self.caller_arn()
+        self._arn = [arn]
+
+    def name(self) -> str:
+        with self._lock:
+            if self._name is None:
+                self._name = actor_name(self.environ, self.root)
+            return self._name
+
+    def arn(self) -> str | None:
+        self.prefetch()
+        thread = self._thread
+        if thread is not None:
+            thread.join()
+        return self._arn[0] if self._arn else None
+
+    def actor(self) -> dict[str, str | None]:
+        return {"name": self.name(), "arn": self.arn()}
+
+    def holder(self) -> dict[str, str | None]:
+        """Who holds a lock: the name now, the ARN if it is already known (never waits)."""
+        return {"name": self.name(), "arn": self._arn[0] if self._arn else None}
 
     def ci_url(self) -> str | None:
         return ci_url(self.environ)
@@ -543,6 +571,7 @@ def open_ledger(
         root=root,
         caller_arn=lambda: sessions.caller_arn(region=region),
     )
+    identity.prefetch()
     lc = config.ledger
     if lc is not None and lc.s3:
         bucket, prefix = split_s3_url(lc.s3)

@@ -146,7 +146,7 @@ class TierLock:
             info = LockInfo(
                 tier=self.tier,
                 command=self.command,
-                holder=self.ledger.identity.actor(),
+                holder=self.ledger.identity.holder(),
                 since=self.now(),
                 host=socket.gethostname(),
                 pid=os.getpid(),

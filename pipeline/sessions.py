@@ -84,10 +84,11 @@ class AwsSessions:
 
     def _base_session(self) -> Any:
         if self._base is None:
-            import boto3
+            # botocore's session, not boto3's: boto3 would import s3transfer on every run
+            import botocore.session
 
             try:
-                self._base = boto3.Session(profile_name=self._profile)
+                self._base = botocore.session.Session(profile=self._profile)
             except Exception as e:
                 raise_translated(e, "loading AWS configuration")
         return self._base
@@ -145,7 +146,7 @@ class AwsSessions:
             # one base session for every client: service models are loaded once, not per role
             session = self._base_session()
             try:
-                client = session.client(
+                client = session.create_client(
                     service,
                     region_name=region,
                     config=self._botocore_config(),
