@@ -89,7 +89,8 @@ def fresh_dev(cfg: config_mod.Config, endpoint: str, n: int) -> None:
 
 def aws_script(cfg: config_mod.Config, endpoint: str, env: dict[str, str]) -> None:
     """The seed article's way: one aws CLI process per call, one after the other."""
-    aws = shutil.which("aws")
+    # Debian's aws CLI v2 (setup.sh installs it) rather than whatever shim comes first on PATH
+    aws = shutil.which("aws", path="/usr/bin") or shutil.which("aws")
     assert aws is not None
     ep = ["--endpoint-url", endpoint, "--region", "us-east-1", "--output", "json"]
 
