@@ -40,7 +40,7 @@ pick_python() {
 }
 
 # --- Debian packages ---------------------------------------------------------------------------
-wanted=(docker.io docker-registry apache2-utils awscli git)
+wanted=(docker.io docker-registry tini apache2-utils awscli git)
 PYTHON=""
 if [ ! -x "$VENV/bin/python" ]; then
     PYTHON=$(pick_python)

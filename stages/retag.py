@@ -63,4 +63,5 @@ def plan_retag(
 
 def retag(registry: Registry, plan: RetagPlan) -> TagWrite:
     """Apply one planned tag write; repeating it is harmless (UNCHANGED)."""
-    return registry.put_tag(plan.repository, plan.tag, plan.manifest)
+    # the plan has just read where the tag points: no second read before the write
+    return registry.put_tag(plan.repository, plan.tag, plan.manifest, current=plan.current_digest)

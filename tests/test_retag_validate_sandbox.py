@@ -96,9 +96,13 @@ def test_retag_moves_the_manifest_bytes_and_media_type_unchanged(
     assert params["imageManifestMediaType"] == media_type
     assert params["imageTag"] == "promoted"
     assert world.tag_digest("api", "promoted") == source_digest
-    # the same write again is "unchanged", and makes no request
+    # planned again, the same write is "unchanged" and makes no request
+    again = retag.plan_retag(registry, "api", "api", "promoted", manifest)
+    assert again.action is TagWrite.UNCHANGED
+    assert retag.retag(registry, again) is TagWrite.UNCHANGED
+    # a stale plan (the tag moved meanwhile to this very digest) is still "unchanged"
     assert retag.retag(registry, plan) is TagWrite.UNCHANGED
-    assert len(writes.calls) == 1
+    assert [n for n, _ in writes.calls].count("PutImage") == 2
 
 
 def test_validate_remote_passes_on_a_good_world_and_names_each_problem(world_fn: World) -> None:

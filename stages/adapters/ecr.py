@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stages.adapters.aws import error_message, is_client_error, raise_translated
-from stages.adapters.registry import TagWrite
+from stages.adapters.registry import UNREAD, Current, TagWrite
 from stages.errors import ConflictError, RepositoryMissing
 from stages.types import MANIFEST_MEDIA_TYPES, ImageInfo, Manifest, RepositoryInfo
 
@@ -80,9 +80,13 @@ class EcrRegistry:
             body=body.encode("utf-8") if isinstance(body, str) else bytes(body),
         )
 
-    def put_tag(self, repository: str, tag: str, manifest: Manifest) -> TagWrite:
-        current = self.get_manifest(repository, tag)
-        if current is not None and current.digest == manifest.digest:
+    def put_tag(
+        self, repository: str, tag: str, manifest: Manifest, *, current: Current = UNREAD
+    ) -> TagWrite:
+        if current is UNREAD:
+            found = self.get_manifest(repository, tag)
+            current = found.digest if found is not None else None
+        if current == manifest.digest:
             return TagWrite.UNCHANGED
         try:
             self._ecr.put_image(

@@ -25,7 +25,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from stages.adapters.registry import TagWrite
+from stages.adapters.registry import UNREAD, Current, TagWrite
 from stages.errors import ConfigError, ConflictError, RegistryError
 from stages.types import MANIFEST_MEDIA_TYPES, ImageInfo, Manifest, RepositoryInfo
 
@@ -340,11 +340,15 @@ class OciRegistry:
             body=body,
         )
 
-    def put_tag(self, repository: str, tag: str, manifest: Manifest) -> TagWrite:
+    def put_tag(
+        self, repository: str, tag: str, manifest: Manifest, *, current: Current = UNREAD
+    ) -> TagWrite:
         if tag.startswith("sha256:"):
             raise RegistryError(f"cannot put a tag named like a digest: {tag}")
-        current = self._head_digest(repository, tag)
-        if current is not None and current[0] == manifest.digest:
+        if current is UNREAD:
+            head = self._head_digest(repository, tag)
+            current = head[0] if head is not None else None
+        if current == manifest.digest:
             return TagWrite.UNCHANGED
         resp = self._request(
             "PUT",

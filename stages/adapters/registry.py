@@ -7,10 +7,18 @@ bytes it returns are the bytes it puts.
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Protocol, runtime_checkable
 
 from stages.types import ImageInfo, Manifest, RepositoryInfo
+
+
+class Unread(Enum):
+    UNREAD = "unread"
+
+
+UNREAD = Unread.UNREAD
+Current = str | None | Unread  # a digest, None for "no such tag", or UNREAD
 
 
 class TagWrite(StrEnum):
@@ -31,9 +39,13 @@ class Registry(Protocol):
         """Resolve a tag or ``sha256:`` digest to its manifest; None when absent."""
         ...
 
-    def put_tag(self, repository: str, tag: str, manifest: Manifest) -> TagWrite:
+    def put_tag(
+        self, repository: str, tag: str, manifest: Manifest, *, current: Current = UNREAD
+    ) -> TagWrite:
         """Point ``tag`` at ``manifest`` (bytes and media type unchanged).
 
+        ``current`` is the digest the tag points at now (None: absent) when the caller has
+        already read it, as a planned retag has; otherwise the backend reads it.
         Idempotent: a tag already on this digest is UNCHANGED, not an error.
         Raises ConflictError when the repository forbids moving the tag.
         """
