@@ -95,33 +95,56 @@ def aws_script(cfg: config_mod.Config, endpoint: str, env: dict[str, str]) -> No
     ep = ["--endpoint-url", endpoint, "--region", "us-east-1", "--output", "json"]
 
     def call(*args: str, extra_env: dict[str, str] | None = None) -> dict[str, object]:
-        out = subprocess.run([aws, *args, *ep], env={**env, **(extra_env or {})},
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [aws, *args, *ep],
+            env={**env, **(extra_env or {})},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return json.loads(out.stdout) if out.stdout.strip() else {}
 
     for image in IMAGES:
-        got = call("ecr", "batch-get-image", "--repository-name", image,
-                   "--image-ids", "imageTag=dev")
+        got = call(
+            "ecr", "batch-get-image", "--repository-name", image, "--image-ids", "imageTag=dev"
+        )
         manifest = got["images"][0]["imageManifest"]  # type: ignore[index]
         try:
-            call("ecr", "put-image", "--repository-name", image, "--image-tag", "staging",
-                 "--image-manifest", manifest)
+            call(
+                "ecr",
+                "put-image",
+                "--repository-name",
+                image,
+                "--image-tag",
+                "staging",
+                "--image-manifest",
+                manifest,
+            )
         except subprocess.CalledProcessError as e:
             if "ImageAlreadyExists" not in e.stderr:
                 raise
     for name, e in cfg.environments.items():
         if e.tier != "staging":
             continue
-        creds = call("sts", "assume-role", "--role-arn", str(e.role_arn),
-                     "--role-session-name", "deploy")["Credentials"]
+        creds = call(
+            "sts", "assume-role", "--role-arn", str(e.role_arn), "--role-session-name", "deploy"
+        )["Credentials"]
         assumed = {
             "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],  # type: ignore[index]
             "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],  # type: ignore[index]
             "AWS_SESSION_TOKEN": creds["SessionToken"],  # type: ignore[index]
         }
         for svc in e.services:
-            call("ecs", "update-service", "--cluster", e.cluster, "--service", svc,
-                 "--force-new-deployment", extra_env=assumed)
+            call(
+                "ecs",
+                "update-service",
+                "--cluster",
+                e.cluster,
+                "--service",
+                svc,
+                "--force-new-deployment",
+                extra_env=assumed,
+            )
         del name
 
 
@@ -166,19 +189,40 @@ def main() -> int:
 
         def run_tierup(*extra: str, run_env: dict[str, str] | None = None) -> Callable[[], None]:
             def go() -> None:
-                out = subprocess.run([*tierup, "promote", "--tier", "staging", "-f", str(cfg_path),
-                                      "--json", *extra], env=run_env or env, capture_output=True,
-                                     text=True, cwd=tmp)
+                out = subprocess.run(
+                    [
+                        *tierup,
+                        "promote",
+                        "--tier",
+                        "staging",
+                        "-f",
+                        str(cfg_path),
+                        "--json",
+                        *extra,
+                    ],
+                    env=run_env or env,
+                    capture_output=True,
+                    text=True,
+                    cwd=tmp,
+                )
                 doc = json.loads(out.stdout)
                 moved = sum(1 for i in doc["images"].values() if i["status"] == "moved")
-                deployed = sum(1 for e in doc["environments"].values()
-                               for s in e["services"].values() if s["status"] != "skipped")
+                deployed = sum(
+                    1
+                    for e in doc["environments"].values()
+                    for s in e["services"].values()
+                    if s["status"] != "skipped"
+                )
                 if out.returncode != 0 or moved != 3 or deployed != ENVIRONMENTS * SERVICES:
                     raise SystemExit(f"tierup did not do the work: {out.returncode} {out.stderr}")
+
             return go
 
-        results: dict[str, list[float]] = {"tierup --no-wait": [], "tierup (wait)": [],
-                                           "aws CLI script": []}
+        results: dict[str, list[float]] = {
+            "tierup --no-wait": [],
+            "tierup (wait)": [],
+            "aws CLI script": [],
+        }
         for _ in range(args.runs):
             fresh_dev(cfg, endpoint, n := n + 1)
             results["tierup --no-wait"].append(timed(run_tierup("--no-wait")))
@@ -195,28 +239,44 @@ def main() -> int:
                 env=env,
                 prepare=lambda: fresh_dev(cfg, endpoint, next(builds)),
                 tierup_no_wait=lambda slow_env: run_tierup("--no-wait", run_env=slow_env)(),
-                aws_script=None if args.skip_aws else (
-                    lambda url, slow_env: aws_script(cfg, url, slow_env)),
+                aws_script=None
+                if args.skip_aws
+                else (lambda url, slow_env: aws_script(cfg, url, slow_env)),
                 runs=args.runs,
-                targets=[(str(e.role_arn), e.cluster, list(e.services))
-                         for e in cfg.environments.values() if e.tier == "staging"],
+                targets=[
+                    (str(e.role_arn), e.cluster, list(e.services))
+                    for e in cfg.environments.values()
+                    if e.tier == "staging"
+                ],
             )
-        help_times = [timed(lambda: subprocess.run([*tierup, "--help"], capture_output=True,
-                                                   env=env, check=True)) for _ in range(5)]
+        help_times = [
+            timed(
+                lambda: subprocess.run(
+                    [*tierup, "--help"], capture_output=True, env=env, check=True
+                )
+            )
+            for _ in range(5)
+        ]
     finally:
         server.stop_background(state_dir)
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"promotion of {len(IMAGES)} images to {ENVIRONMENTS} environments x {SERVICES} "
-          f"services ({ENVIRONMENTS} accounts), median of {args.runs}:")
+    print(
+        f"promotion of {len(IMAGES)} images to {ENVIRONMENTS} environments x {SERVICES} "
+        f"services ({ENVIRONMENTS} accounts), median of {args.runs}:"
+    )
     medians = {k: statistics.median(v) for k, v in results.items() if v}
     for k, v in medians.items():
         print(f"  {k:18s} {v:7.2f} s   (runs: {', '.join(f'{x:.2f}' for x in results[k])})")
     if "aws CLI script" in medians:
-        print(f"  speed-up (aws CLI script / tierup --no-wait): "
-              f"{medians['aws CLI script'] / medians['tierup --no-wait']:.1f}x")
-        print(f"  speed-up (aws CLI script / tierup with wait): "
-              f"{medians['aws CLI script'] / medians['tierup (wait)']:.1f}x")
+        print(
+            f"  speed-up (aws CLI script / tierup --no-wait): "
+            f"{medians['aws CLI script'] / medians['tierup --no-wait']:.1f}x"
+        )
+        print(
+            f"  speed-up (aws CLI script / tierup with wait): "
+            f"{medians['aws CLI script'] / medians['tierup (wait)']:.1f}x"
+        )
     print(f"  tierup --help      {statistics.median(help_times):7.2f} s")
     if proxied is not None:
         print("\n".join(proxied.lines()))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,19 +19,24 @@ from pipeline.cli import (
     emit,
     load_config,
     make_clients,
-    parse_duration_flag,
     run,
 )
 from pipeline.cli.release import (
     ForceOpt,
     LockTimeoutOpt,
     MessageOpt,
+    Progress,
     ReasonOpt,
     make_guard,
-    open_ledger_for,
     run_options,
+    run_recorded,
 )
 from pipeline.results import CommandResult
+
+if TYPE_CHECKING:
+    from pipeline.clients import Clients
+    from pipeline.config import Config
+    from pipeline.ledger import Ledger
 
 sandbox_app = typer.Typer(
     help="A local AWS (moto) that behaves like ECS, for trying tierup.", no_args_is_help=True
@@ -63,13 +68,10 @@ def promote(
 ) -> None:
     """Point the tier's tag at its source's digest and deploy every environment of the tier."""
 
-    def body() -> CommandResult:
-        from pipeline.progress import progress_display
+    def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
         from pipeline.promote import Source
         from pipeline.release import run_promotion
 
-        cfg = load_config(file)
-        clients = make_clients(cfg)
         source = Source.from_flags(from_tier=from_tier, commit=commit, digest=digest)
         opts = run_options(
             wait=wait,
@@ -79,21 +81,20 @@ def promote(
             atomic=atomic,
         )
         guard = make_guard(force=force, reason=reason, message=message, lock_timeout=lock_timeout)
-        with progress_display() as progress:
-            return run_promotion(
-                cfg,
-                clients,
-                open_ledger_for(cfg, clients),
-                tier=tier,
-                source=source,
-                images=image or None,
-                deploy=not no_deploy,
-                options=opts,
-                guard=guard,
-                progress=progress,
-            )
+        return run_promotion(
+            cfg,
+            clients,
+            ledger,
+            tier=tier,
+            source=source,
+            images=image or None,
+            deploy=not no_deploy,
+            options=opts,
+            guard=guard,
+            progress=progress,
+        )
 
-    run(as_json, body)
+    run_recorded(as_json, file, act)
 
 
 def deploy(
@@ -107,26 +108,20 @@ def deploy(
 ) -> None:
     """Deploy one environment to what its tier's tag points at now (no tag moves)."""
 
-    def body() -> CommandResult:
-        from pipeline.progress import progress_display
-        from pipeline.promote import RunOptions
+    def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
         from pipeline.release import run_deploy
 
-        cfg = load_config(file)
-        clients = make_clients(cfg)
-        opts = RunOptions(wait=wait, timeout=parse_duration_flag(timeout), dry_run=dry_run)
-        with progress_display() as progress:
-            return run_deploy(
-                cfg,
-                clients,
-                open_ledger_for(cfg, clients),
-                env=env,
-                options=opts,
-                guard=make_guard(lock_timeout=lock_timeout),
-                progress=progress,
-            )
+        return run_deploy(
+            cfg,
+            clients,
+            ledger,
+            env=env,
+            options=run_options(wait=wait, timeout=timeout, dry_run=dry_run),
+            guard=make_guard(lock_timeout=lock_timeout),
+            progress=progress,
+        )
 
-    run(as_json, body)
+    run_recorded(as_json, file, act)
 
 
 def where(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -53,6 +54,24 @@ def open_ledger_for(cfg: Config, clients: Clients) -> Ledger:
     from pipeline.ledger import open_ledger
 
     return open_ledger(cfg, clients.sessions, root=Path.cwd())
+
+
+Progress = Callable[[str], None]
+Recorded = Callable[["Config", "Clients", "Ledger", Callable[[str], None]], CommandResult]
+
+
+def run_recorded(as_json: bool, file: Path | None, act: Recorded) -> None:
+    """A writing command: envs.yaml, the clients, the ledger and a progress display, then act."""
+
+    def body() -> CommandResult:
+        from pipeline.progress import progress_display
+
+        cfg = load_config(file)
+        clients = make_clients(cfg)
+        with progress_display() as progress:
+            return act(cfg, clients, open_ledger_for(cfg, clients), progress)
+
+    run(as_json, body)
 
 
 def make_guard(
@@ -115,13 +134,10 @@ def stamp(
 ) -> None:
     """Give the source tier's digest the tier's timestamped tag and deploy every environment."""
 
-    def body() -> CommandResult:
-        from pipeline.progress import progress_display
+    def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
         from pipeline.promote import Source
         from pipeline.release import stamp as stamp_tier
 
-        cfg = load_config(file)
-        clients = make_clients(cfg)
         opts = run_options(
             wait=wait,
             timeout=timeout,
@@ -129,23 +145,22 @@ def stamp(
             rollback_on_failure=rollback_on_failure,
             atomic=atomic,
         )
-        with progress_display() as progress:
-            return stamp_tier(
-                cfg,
-                clients,
-                open_ledger_for(cfg, clients),
-                tier=tier,
-                source=Source.from_flags(from_tier=from_tier, commit=commit, digest=digest),
-                images=image or None,
-                deploy=not no_deploy,
-                options=opts,
-                guard=make_guard(
-                    force=force, reason=reason, message=message, lock_timeout=lock_timeout
-                ),
-                progress=progress,
-            )
+        return stamp_tier(
+            cfg,
+            clients,
+            ledger,
+            tier=tier,
+            source=Source.from_flags(from_tier=from_tier, commit=commit, digest=digest),
+            images=image or None,
+            deploy=not no_deploy,
+            options=opts,
+            guard=make_guard(
+                force=force, reason=reason, message=message, lock_timeout=lock_timeout
+            ),
+            progress=progress,
+        )
 
-    run(as_json, body)
+    run_recorded(as_json, file, act)
 
 
 def history(
@@ -216,29 +231,23 @@ def rollback_tier(
 ) -> None:
     """Put a tier back on the digest it had before, from the ledger, and redeploy it."""
 
-    def body() -> CommandResult:
-        from pipeline.progress import progress_display
-        from pipeline.promote import RunOptions
+    def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
         from pipeline.release import rollback_tier as roll_back
 
-        cfg = load_config(file)
-        clients = make_clients(cfg)
-        opts = RunOptions(wait=wait, timeout=parse_duration_flag(timeout), dry_run=dry_run)
-        with progress_display() as progress:
-            return roll_back(
-                cfg,
-                clients,
-                open_ledger_for(cfg, clients),
-                tier=tier,
-                to=to,
-                steps=steps,
-                images=image or None,
-                options=opts,
-                guard=make_guard(message=message, lock_timeout=lock_timeout),
-                progress=progress,
-            )
+        return roll_back(
+            cfg,
+            clients,
+            ledger,
+            tier=tier,
+            to=to,
+            steps=steps,
+            images=image or None,
+            options=run_options(wait=wait, timeout=timeout, dry_run=dry_run),
+            guard=make_guard(message=message, lock_timeout=lock_timeout),
+            progress=progress,
+        )
 
-    run(as_json, body)
+    run_recorded(as_json, file, act)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,8 +19,15 @@ from pipeline.cli import (
     rollback_app,
     run,
 )
-from pipeline.cli.release import LockTimeoutOpt, open_ledger_for
+from pipeline.cli.release import LockTimeoutOpt, open_ledger_for, run_options, run_recorded
 from pipeline.results import CommandResult
+
+if TYPE_CHECKING:
+    from pipeline.clients import Clients
+    from pipeline.config import Config
+    from pipeline.ledger import Ledger
+
+Progress = Callable[[str], None]
 
 EnvOpt = Annotated[str, typer.Option("--env", help="the environment")]
 
@@ -40,27 +48,22 @@ def rollback_service(
 ) -> None:
     """Put one service back on what it ran before its current deployment."""
 
-    def body() -> CommandResult:
-        from pipeline.output import progress_printer
-        from pipeline.promote import RunOptions
+    def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
         from pipeline.undo import rollback
 
-        cfg = load_config(file)
-        clients = make_clients(cfg)
-        opts = RunOptions(wait=wait, timeout=parse_duration_flag(timeout), dry_run=dry_run)
         return rollback(
             cfg,
             clients,
-            open_ledger_for(cfg, clients),
+            ledger,
             env=env,
             service=service,
             to=to,
-            options=opts,
+            options=run_options(wait=wait, timeout=timeout, dry_run=dry_run),
             lock_timeout=parse_duration_flag(lock_timeout, "--lock-timeout") or 0,
-            progress=progress_printer(),
+            progress=progress,
         )
 
-    run(as_json, body)
+    run_recorded(as_json, file, act)
 
 
 def rollback_cluster(
@@ -80,26 +83,21 @@ def rollback_cluster(
 ) -> None:
     """Put every service of an environment back on what it ran before, in parallel."""
 
-    def body() -> CommandResult:
-        from pipeline.output import progress_printer
-        from pipeline.promote import RunOptions
+    def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
         from pipeline.undo import rollback
 
-        cfg = load_config(file)
-        clients = make_clients(cfg)
-        opts = RunOptions(wait=wait, timeout=parse_duration_flag(timeout), dry_run=dry_run)
         return rollback(
             cfg,
             clients,
-            open_ledger_for(cfg, clients),
+            ledger,
             env=env,
             all_services=all_services,
-            options=opts,
+            options=run_options(wait=wait, timeout=timeout, dry_run=dry_run),
             lock_timeout=parse_duration_flag(lock_timeout, "--lock-timeout") or 0,
-            progress=progress_printer(),
+            progress=progress,
         )
 
-    run(as_json, body)
+    run_recorded(as_json, file, act)
 
 
 def snapshot(
@@ -165,26 +163,21 @@ def restore(
 ) -> None:
     """Bring every service of an environment back to a snapshot."""
 
-    def body() -> CommandResult:
-        from pipeline.output import progress_printer
-        from pipeline.promote import RunOptions
+    def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
         from pipeline.snapshot import restore as restore_env
 
-        cfg = load_config(file)
-        clients = make_clients(cfg)
-        opts = RunOptions(wait=wait, timeout=parse_duration_flag(timeout), dry_run=dry_run)
         return restore_env(
             cfg,
             clients,
-            open_ledger_for(cfg, clients),
+            ledger,
             env=env,
             snapshot=snapshot_name,
-            options=opts,
+            options=run_options(wait=wait, timeout=timeout, dry_run=dry_run),
             lock_timeout=parse_duration_flag(lock_timeout, "--lock-timeout") or 0,
-            progress=progress_printer(),
+            progress=progress,
         )
 
-    run(as_json, body)
+    run_recorded(as_json, file, act)
 
 
 def register(app: typer.Typer) -> None:
