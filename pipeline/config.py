@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import string
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -558,10 +557,6 @@ def loads(text: str, file: str = DEFAULT_CONFIG) -> Config:
         where = f"{file}:{found}" if found else file
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ConfigError(f"{where}: {_format_loc(loc)}: {text_msg}{more}") from e
-
-
-def iter_services(config: Config, env_name: str) -> Iterator[tuple[str, ServiceConfig]]:
-    yield from config.environment(env_name).services.items()
 
 
 def json_schema() -> dict[str, Any]:

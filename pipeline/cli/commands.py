@@ -16,7 +16,6 @@ from pipeline.cli import (
     RollbackOnFailureOpt,
     TimeoutOpt,
     WaitOpt,
-    emit,
     load_config,
     make_clients,
     run,
@@ -219,6 +218,3 @@ def register(app: typer.Typer) -> None:
     sandbox_app.command("up")(sandbox_up)
     sandbox_app.command("down")(sandbox_down)
     app.add_typer(sandbox_app, name="sandbox")
-
-
-__all__ = ["emit", "register"]
