@@ -18,6 +18,7 @@ import json
 import os
 import re
 import secrets
+import subprocess
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
@@ -103,13 +104,19 @@ def actor_name(environ: Mapping[str, str], root: Path) -> str:
         if environ.get(var):
             return environ[var]
     try:
-        import git
-
-        with git.Repo(root, search_parent_directories=True) as repo:
-            name = repo.config_reader().get_value("user", "name", default="")
-            if name:
-                return str(name)
-    except Exception:  # no repository or no git: fall through to the OS user
+        # git itself reads the repository's, the user's and the system's config (includes and
+        # worktrees too); importing GitPython for this one value would cost more than the call
+        found = subprocess.run(
+            ["git", "config", "--get", "user.name"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        if found.returncode == 0 and found.stdout.strip():
+            return found.stdout.strip()
+    except (OSError, subprocess.SubprocessError):  # no git: fall through to the OS user
         pass
     try:
         return getpass.getuser()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -88,12 +88,15 @@ def mutable_tag_predicate(config: Config) -> Callable[[str], bool]:
 
 
 class RegistryLookup:
-    """Does a reference exist in the registry, and which digest is it now (memoised)."""
+    """Does a reference exist in the registry, and which digest is it now.
+
+    Memoised, in flight too: services planned in parallel that share an image read it once.
+    """
 
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
         self._host = ImageRef.parse(registry.image_uri("r", "t")).registry
-        self._cache: dict[tuple[str, str], rb.ImageLookup] = {}
+        self._cache: dict[tuple[str, str], Future[rb.ImageLookup]] = {}
         self._lock = threading.Lock()
 
     def __call__(self, reference: str) -> rb.ImageLookup:
@@ -102,18 +105,23 @@ class RegistryLookup:
             return rb.ImageLookup(exists=None)
         key = (ref.repository, ref.digest or ref.tag or "latest")
         with self._lock:
-            cached = self._cache.get(key)
-        if cached is not None:
-            return cached
+            pending = self._cache.get(key)
+            reader = pending is None
+            if pending is None:
+                pending = self._cache[key] = Future()
+        if not reader:
+            return pending.result()
         try:
             manifest = self._registry.get_manifest(*key)
         except RepositoryMissing:
             manifest = None
+        except BaseException as e:
+            pending.set_exception(e)
+            raise
         found = rb.ImageLookup(
             exists=manifest is not None, digest=manifest.digest if manifest else None
         )
-        with self._lock:
-            self._cache[key] = found
+        pending.set_result(found)
         return found
 
 

@@ -272,10 +272,14 @@ def plan_rollback(
                 missing.append(ref)
             expected.append((c.name, parsed.digest))
         elif recorded:
-            on_tag = lookup(ref)
-            tag = parsed.tag or "latest"
-            moved = on_tag.exists is not None and on_tag.digest != recorded
-            if mutable_tag(tag) or moved:
+            # a mutable tag is pinned whatever it points at now; another tag only if it moved
+            # since (its digest is read only then)
+            if mutable_tag(parsed.tag or "latest"):
+                moved = True
+            else:
+                on_tag = lookup(ref)
+                moved = on_tag.exists is not None and on_tag.digest != recorded
+            if moved:
                 final = pinned_reference(ref, recorded)
                 pinned.append(c.name)
                 if lookup(final).exists is False:

@@ -258,7 +258,13 @@ def test_install_is_idempotent_and_wraps_moto_backend(world: World) -> None:
 def test_uninstall_restores_the_methods_it_wrapped() -> None:
     before = {
         name: EC2ContainerServiceBackend.__dict__[name]
-        for name in ("create_service", "update_service", "describe_services", "list_tasks")
+        for name in (
+            "create_service",
+            "update_service",
+            "describe_services",
+            "list_tasks",
+            "describe_tasks",
+        )
     }
     layer = emulation.Emulation()
     layer._install()
@@ -686,6 +692,26 @@ def test_list_tasks_honours_service_name_and_desired_status(ecr: Any, ecs: Any) 
     with pytest.raises(ClientError) as raised:
         ecs.list_tasks(cluster=cluster, serviceName="no-such-service")
     assert raised.value.response["Error"]["Code"] == "ServiceNotFoundException"
+
+
+def test_tasks_are_listed_and_described_within_their_own_cluster(ecr: Any, ecs: Any) -> None:
+    repo = Repo(ecr)
+    repo.push("v1", "dev")
+    # one cluster's name is the start of the other's: moto alone would mix their tasks
+    base = f"c-{uuid.uuid4().hex[:8]}"
+    short = make_service(ecs, {"app": repo.ref("dev")}, cluster=base, desired=1)
+    long = make_service(ecs, {"app": repo.ref("dev")}, cluster=f"{base}0", desired=2)
+    mine = ecs.list_tasks(cluster=base)["taskArns"]
+    theirs = ecs.list_tasks(cluster=f"{base}0")["taskArns"]
+    assert len(mine) == 1 and len(theirs) == 2
+    # by ARN or by id, each once, and never another cluster's task
+    ids = [arn.rsplit("/", 1)[-1] for arn in mine]
+    described = ecs.describe_tasks(cluster=base, tasks=[*mine, *ids, *theirs])["tasks"]
+    assert [t["taskArn"] for t in described] == mine
+    assert described[0]["group"] == f"service:{short.name}"
+    assert {t["group"] for t in ecs.describe_tasks(cluster=f"{base}0", tasks=theirs)["tasks"]} == {
+        f"service:{long.name}"
+    }
 
 
 def test_stopped_task_is_replaced(ecr: Any, ecs: Any) -> None:

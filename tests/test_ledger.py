@@ -16,6 +16,7 @@ from pipeline.ledger import (
     EVENT_KEYS,
     DocumentExists,
     Identity,
+    actor_name,
     Ledger,
     LocalLedger,
     S3Ledger,
@@ -74,6 +75,25 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Ledger:
     return S3Ledger(
         S3Store(_s3(), BUCKET, "team/ledger"), identity=_identity(tmp_path), now=_clock()
     )
+
+
+def test_actor_is_the_ci_user_else_the_repository_git_user(
+    git_repo: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = Path(git_repo.working_tree_dir) / "sub"
+    root.mkdir()
+    with git_repo.config_writer() as config:
+        config.set_value("user", "name", "Release Manager")
+    assert actor_name({}, root) == "Release Manager"  # found from a subfolder, as git does
+    assert actor_name({"GITLAB_USER_LOGIN": "bob"}, root) == "bob"
+    # no user.name anywhere: the OS user
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("USER", "someone")
+    monkeypatch.setenv("LOGNAME", "someone")
+    (tmp_path / "no-repo").mkdir()
+    assert actor_name({}, tmp_path / "no-repo") == "someone"
+    assert actor_name({}, tmp_path / "gone") == "someone"
 
 
 def test_record_adds_id_time_actor_and_every_key(ledger: Ledger) -> None:

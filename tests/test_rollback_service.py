@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+from moto.ecr.responses import ECRResponse
 from moto.ecs.responses import EC2ContainerServiceResponse
 
 from pipeline.ledger import Ledger, open_ledger
@@ -464,8 +465,23 @@ def in_flight(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     yield peak
 
 
+@pytest.fixture
+def image_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many BatchGetImage requests moto's server handled."""
+    count = [0]
+    original = ECRResponse.batch_get_image
+
+    @functools.wraps(original)
+    def batch_get_image(self: ECRResponse, *args: Any, **kwargs: Any) -> Any:
+        count[0] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ECRResponse, "batch_get_image", batch_get_image)
+    return count
+
+
 def test_cluster_rollback_of_ten_services_runs_in_parallel(
-    ten: World, in_flight: list[int]
+    ten: World, in_flight: list[int], image_reads: list[int]
 ) -> None:
     first = ten.tag_digest("api", "dev")
     new_commit(ten, "one")
@@ -475,11 +491,14 @@ def test_cluster_rollback_of_ten_services_runs_in_parallel(
         running_digests(ten, "dev", s) == {s: {ten.tag_digest("api", "dev")}} for s in services
     )
     in_flight[0] = 0
+    image_reads[0] = 0
 
     code, doc = ten.cli_json("rollback", "cluster", "--env", "dev")
 
     assert code == 0, doc
     assert in_flight[0] >= 3, in_flight
+    # ten services planned at once, one image that ran before: the registry is asked once
+    assert image_reads[0] == 1, image_reads
     outcomes = doc["environments"]["dev"]["services"]
     assert sorted(outcomes) == services
     for s in services:

@@ -453,6 +453,7 @@ class Emulation:
             self._wrap(backend, "update_service", self._update_service)
             self._wrap(backend, "describe_services", self._describe_services)
             self._wrap(backend, "list_tasks", self._list_tasks)
+            self._wrap(backend, "describe_tasks", self._describe_tasks)
             self._wrap(backend, "delete_service", self._delete_service)
             self._wrap(backend, "stop_task", self._passthrough)
             self._wrap(EC2ContainerServiceResponse, "create_service", self._response_create_service)
@@ -654,23 +655,35 @@ class Emulation:
         desired_status = args.get("desiredStatus")
         if cluster_str is not None and not desired_status:
             desired_status = "RUNNING"  # ListTasks' default, as on ECS
-        tasks: list[Task] = original(
-            backend,
-            cluster_str=cluster_str,
-            container_instance=None,
-            family=args.get("family"),
-            started_by=args.get("started_by"),
-            service_name=None,
-            desiredStatus=desired_status,
-        )
+        tasks: list[Task]
         if cluster_str:
+            # the cluster's own tasks: moto would scan every cluster's (and match names as
+            # substrings), which grows with every task a long-lived sandbox has stopped
             cluster = backend._get_cluster(cluster_str)
-            tasks = [t for t in tasks if t.cluster_name == cluster.name]
+            tasks = list(backend.tasks.get(cluster.name, {}).values())
+            family = args.get("family")
+            if family:
+                revisions = set(backend.list_task_definitions(family))
+                tasks = [t for t in tasks if t.task_definition_arn in revisions]
+            started_by = args.get("started_by")
+            if started_by:
+                tasks = [t for t in tasks if t.started_by == started_by]
+            tasks = [t for t in tasks if t.desired_status == desired_status]
             if service_name:
                 name = str(service_name).rsplit("/", 1)[-1]
                 if f"{cluster.name}:{name}" not in backend.services:
                     raise ServiceNotFoundException()
                 tasks = [t for t in tasks if t.group == f"service:{name}"]
+        else:
+            tasks = original(
+                backend,
+                cluster_str=None,
+                container_instance=None,
+                family=args.get("family"),
+                started_by=args.get("started_by"),
+                service_name=None,
+                desiredStatus=desired_status,
+            )
         if container_instance:
             tasks = [
                 t
@@ -678,6 +691,25 @@ class Emulation:
                 if t.container_instance_arn and container_instance in t.container_instance_arn
             ]
         return tasks
+
+    def _describe_tasks(
+        self, original: Any, backend: EC2ContainerServiceBackend, args: dict[str, Any]
+    ) -> list[Task]:
+        """The named tasks of the named cluster, looked up by ARN or id (moto compares every
+        task of every cluster with every name asked for)."""
+        cluster = backend._get_cluster(args["cluster_str"])
+        wanted: list[str] = list(args.get("tasks") or [])
+        if not wanted:
+            raise InvalidParameterException("Tasks cannot be empty.")
+        tasks: dict[str, Task] = backend.tasks.get(cluster.name, {})
+        by_id = {arn.rsplit("/", 1)[-1]: task for arn, task in tasks.items()}
+        found: dict[int, Task] = {}
+        for name in wanted:
+            task = tasks.get(name) or by_id.get(name.rsplit("/", 1)[-1])
+            if task is not None and id(task) not in found:
+                task.advance()
+                found[id(task)] = task
+        return list(found.values())
 
     def _passthrough(
         self, original: Any, backend: EC2ContainerServiceBackend, args: dict[str, Any]

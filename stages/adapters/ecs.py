@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from stages.adapters.aws import is_client_error, raise_translated
 from stages.errors import AwsError
@@ -21,6 +22,10 @@ from stages.types import (
 DESCRIBE_SERVICES_MAX = 10
 DESCRIBE_TASKS_MAX = 100
 DESCRIBE_SERVICE_REVISIONS_MAX = 20
+# a cluster's services or tasks are described this many chunks at a time
+MAX_CHUNKS_AT_ONCE = 8
+
+T = TypeVar("T")
 HISTORY_OPERATION = "ListServiceDeployments"
 
 
@@ -35,6 +40,15 @@ class ClusterMissing(AwsError):
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def _per_chunk(call: Callable[[list[str]], T], items: list[str], size: int) -> list[T]:
+    """``call`` on each chunk of at most ``size`` items, the chunks at once; answers in order."""
+    chunks = list(_chunks(items, size))
+    if len(chunks) <= 1:
+        return [call(c) for c in chunks]
+    with ThreadPoolExecutor(max_workers=min(len(chunks), MAX_CHUNKS_AT_ONCE)) as pool:
+        return list(pool.map(call, chunks))
 
 
 def _deployment(d: dict[str, Any]) -> Deployment:
@@ -110,13 +124,17 @@ class Ecs:
         """
         found: dict[str, ServiceState] = {}
         missing: list[str] = []
-        for chunk in _chunks(names, DESCRIBE_SERVICES_MAX):
+
+        def describe(chunk: list[str]) -> dict[str, Any]:
             try:
-                resp = self._ecs.describe_services(cluster=cluster, services=chunk)
+                resp: dict[str, Any] = self._ecs.describe_services(cluster=cluster, services=chunk)
+                return resp
             except Exception as e:
                 if is_client_error(e, "ClusterNotFoundException"):
                     raise ClusterMissing(f"cluster {cluster!r} does not exist") from e
                 raise_translated(e, f"describing services of cluster {cluster}")
+
+        for resp in _per_chunk(describe, names, DESCRIBE_SERVICES_MAX):
             for s in resp.get("services", []):
                 if s.get("status") == "INACTIVE":
                     missing.append(str(s["serviceName"]))
@@ -221,8 +239,12 @@ class Ecs:
             for page in self._ecs.get_paginator("list_tasks").paginate(**params):
                 arns.extend(page.get("taskArns", []))
             out: dict[str, list[TaskImage]] = {}
-            for chunk in _chunks(arns, DESCRIBE_TASKS_MAX):
-                resp = self._ecs.describe_tasks(cluster=cluster, tasks=chunk)
+
+            def describe(chunk: list[str]) -> dict[str, Any]:
+                resp: dict[str, Any] = self._ecs.describe_tasks(cluster=cluster, tasks=chunk)
+                return resp
+
+            for resp in _per_chunk(describe, arns, DESCRIBE_TASKS_MAX):
                 for t in resp.get("tasks", []):
                     group = str(t.get("group") or "")
                     if not group.startswith("service:") or t.get("lastStatus") == "STOPPED":
