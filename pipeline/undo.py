@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from pipeline import strategies
 from pipeline.clients import Clients
@@ -87,42 +87,64 @@ def mutable_tag_predicate(config: Config) -> Callable[[str], bool]:
     return mutable
 
 
+K = TypeVar("K")
+
+
+class Once(Generic[K, R]):
+    """``compute(key)`` once per key, however many threads ask for it at the same time.
+
+    The answer is kept, an error too: every caller of a key sees the same outcome.
+    """
+
+    def __init__(self, compute: Callable[[K], R]) -> None:
+        self._compute = compute
+        self._answers: dict[K, Future[R]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, key: K) -> R:
+        with self._lock:
+            answer = self._answers.get(key)
+            mine = answer is None
+            if answer is None:
+                answer = self._answers[key] = Future()
+        if mine:
+            try:
+                answer.set_result(self._compute(key))
+            except BaseException as e:
+                answer.set_exception(e)
+        return answer.result()
+
+    def start(self, keys: Iterable[K], pool: ThreadPoolExecutor) -> None:
+        """Compute ``keys`` in the background (errors wait for the caller that asks)."""
+        for key in keys:
+            pool.submit(self, key)
+
+
 class RegistryLookup:
     """Does a reference exist in the registry, and which digest is it now.
 
-    Memoised, in flight too: services planned in parallel that share an image read it once.
+    Read once per reference: services planned in parallel that share an image read it once.
     """
 
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
         self._host = ImageRef.parse(registry.image_uri("r", "t")).registry
-        self._cache: dict[tuple[str, str], Future[rb.ImageLookup]] = {}
-        self._lock = threading.Lock()
+        self._read = Once(self._lookup)
 
     def __call__(self, reference: str) -> rb.ImageLookup:
         ref = ImageRef.parse(reference)
         if ref.registry != self._host:
             return rb.ImageLookup(exists=None)
-        key = (ref.repository, ref.digest or ref.tag or "latest")
-        with self._lock:
-            pending = self._cache.get(key)
-            reader = pending is None
-            if pending is None:
-                pending = self._cache[key] = Future()
-        if not reader:
-            return pending.result()
+        return self._read((ref.repository, ref.digest or ref.tag or "latest"))
+
+    def _lookup(self, key: tuple[str, str]) -> rb.ImageLookup:
         try:
             manifest = self._registry.get_manifest(*key)
         except RepositoryMissing:
             manifest = None
-        except BaseException as e:
-            pending.set_exception(e)
-            raise
-        found = rb.ImageLookup(
+        return rb.ImageLookup(
             exists=manifest is not None, digest=manifest.digest if manifest else None
         )
-        pending.set_result(found)
-        return found
 
 
 @dataclass
@@ -373,10 +395,29 @@ def plan_services(
     if services is None:
         services = ecs.list_services(env.cluster) if all_services else list(env.services)
     one = services[0] if len(services) == 1 else None
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        # independent reads: the services, and the tasks they run
+    described: dict[str, TaskDefinition] = {}
+    described_lock = threading.Lock()
+
+    def describe_one(arn: str) -> TaskDefinition:
+        td = ecs.describe_task_definition(arn)
+        with described_lock:
+            described[arn] = td
+            described[td.arn] = td
+        return td
+
+    fetch = Once(describe_one)
+
+    def describe(arn: str) -> TaskDefinition:
+        with described_lock:
+            known = described.get(arn)  # also under the full ARN a short name resolved to
+        return known if known is not None else fetch(arn)
+
+    with ThreadPoolExecutor(max_workers=MAX_WORKERS) as pool:
+        # independent reads: the services, and the tasks they run; the services' task
+        # definitions are described while the tasks are still being read
         running_f = pool.submit(ecs.running_images, env.cluster, one)
         states = ecs.describe_services(env.cluster, services, allow_missing=True)
+        fetch.start(dict.fromkeys(s.task_definition for s in states.values()), pool)
         for name in services:
             if name not in states:
                 missing_service = InputError(
@@ -392,20 +433,6 @@ def plan_services(
         running = running_f.result() if states else {}
     lookup = RegistryLookup(clients.registry)
     mutable = mutable_tag_predicate(config)
-    defs: dict[str, TaskDefinition] = {}
-    defs_lock = threading.Lock()
-
-    def describe(arn: str) -> TaskDefinition:
-        with defs_lock:
-            cached = defs.get(arn)
-        if cached is not None:
-            return cached
-        td = ecs.describe_task_definition(arn)
-        with defs_lock:
-            defs[arn] = td
-            defs[td.arn] = td
-        return td
-
     missing: dict[tuple[str, str], list[str]] = {}
     lock = threading.Lock()
 
@@ -458,7 +485,7 @@ def plan_services(
     order = {n: i for i, n in enumerate(services)}
     plan.services.sort(key=lambda p: order.get(p.service, 0))
     rb.refuse_missing(plan.services, missing)
-    plan.task_defs = defs
+    plan.task_defs = described
     if strategy in OWN_ROLLBACK:
         _through_strategy(plan, list(env.services))
     return plan
