@@ -43,10 +43,10 @@ class _MotoWorld:
         self._emulation_module = emulation
         self.emulation: Any = emulation.install()
 
-        from moto.server import ThreadedMotoServer
+        from pipeline.sandbox.server import moto_server
 
         # Port 0: the kernel picks a free port as the server binds, so there is no race for it.
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server = moto_server()
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"

@@ -14,10 +14,10 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto.ecs.models import EC2ContainerServiceBackend
-from moto.server import ThreadedMotoServer
 
 from pipeline.sandbox import emulation
 from pipeline.sandbox.seed import image_manifest
+from pipeline.sandbox.server import moto_server
 
 REGION = "us-east-1"
 REGISTRY = "210987654321"
@@ -56,7 +56,7 @@ class World:
 @pytest.fixture(scope="session")
 def world() -> Iterator[World]:
     emulation.install()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = moto_server()
     server.start()
     host, port = server.get_host_and_port()
     try:

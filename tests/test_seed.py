@@ -13,11 +13,11 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 
 from pipeline import config as config_module
 from pipeline.config import Config
 from pipeline.sandbox import emulation, seed, server
+from pipeline.sandbox.server import moto_server
 from stages.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ class Endpoint:
 @pytest.fixture(scope="session")
 def endpoint() -> Iterator[Endpoint]:
     emulation.install()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto = moto_server()
     moto.start()
     host, port = moto.get_host_and_port()
     try:
