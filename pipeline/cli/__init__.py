@@ -7,6 +7,7 @@ renders the result and returns its exit code. Errors are one line with a hint;
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -194,6 +195,9 @@ def _fail(
 
 
 def main() -> None:
+    # tierup's models use no pydantic plugin: without this, the first model looks for plugins
+    # in every installed distribution's metadata, on every run (a user's setting still wins)
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     _register()
     app()
 
