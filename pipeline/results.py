@@ -183,7 +183,15 @@ class CommandResult:
         if self.environments:
             out["environments"] = {
                 e.name: {
-                    **_clean({k: v for k, v in dataclasses.asdict(e).items() if k != "services"}),
+                    **_clean(
+                        {
+                            k: v
+                            for k, v in dataclasses.asdict(
+                                dataclasses.replace(e, services=[])
+                            ).items()
+                            if k != "services"
+                        }
+                    ),
                     "services": {s.service: _clean(dataclasses.asdict(s)) for s in e.services},
                 }
                 for e in self.environments

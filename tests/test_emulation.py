@@ -712,6 +712,11 @@ def test_tasks_are_listed_and_described_within_their_own_cluster(ecr: Any, ecs: 
     assert {t["group"] for t in ecs.describe_tasks(cluster=f"{base}0", tasks=theirs)["tasks"]} == {
         f"service:{long.name}"
     }
+    counts = {
+        c["clusterName"]: c["runningTasksCount"] + c["pendingTasksCount"]
+        for c in ecs.describe_clusters(clusters=[base, f"{base}0"])["clusters"]
+    }
+    assert counts == {base: 1, f"{base}0": 2}
 
 
 def test_stopped_task_is_replaced(ecr: Any, ecs: Any) -> None:

@@ -454,6 +454,7 @@ class Emulation:
             self._wrap(backend, "describe_services", self._describe_services)
             self._wrap(backend, "list_tasks", self._list_tasks)
             self._wrap(backend, "describe_tasks", self._describe_tasks)
+            self._wrap(backend, "describe_clusters", self._describe_clusters)
             self._wrap(backend, "delete_service", self._delete_service)
             self._wrap(backend, "stop_task", self._passthrough)
             self._wrap(EC2ContainerServiceResponse, "create_service", self._response_create_service)
@@ -1135,11 +1136,18 @@ class Emulation:
         service.running_count = sum(d.count("RUNNING") for d in state.deployments)
         service.pending_count = sum(d.count("PENDING") for d in state.deployments)
         service.events = list(state.events)
-        cluster = backend.clusters.get(service.cluster_name)
-        if cluster is not None:
+
+    def _describe_clusters(
+        self, original: Any, backend: EC2ContainerServiceBackend, args: dict[str, Any]
+    ) -> Any:
+        """Each cluster's task counts, as its tasks stand now (counted when asked for, not on
+        every service change)."""
+        clusters, failures = original(**args)
+        for cluster in clusters:
             tasks = list(backend.tasks.get(cluster.name, {}).values())
             cluster.running_tasks_count = sum(1 for t in tasks if t.last_status == "RUNNING")
             cluster.pending_tasks_count = sum(1 for t in tasks if t.last_status == "PENDING")
+        return clusters, failures
 
     # -- images ------------------------------------------------------------------------------
 
