@@ -417,7 +417,6 @@ def plan_services(
         # definitions are described while the tasks are still being read
         running_f = pool.submit(ecs.running_images, env.cluster, one)
         states = ecs.describe_services(env.cluster, services, allow_missing=True)
-        fetch.start(dict.fromkeys(s.task_definition for s in states.values()), pool)
         for name in services:
             if name not in states:
                 missing_service = InputError(
@@ -430,6 +429,7 @@ def plan_services(
         if strategy not in OWN_ROLLBACK:
             for state in states.values():
                 rb.check_controller(env_name, state)
+        fetch.start(dict.fromkeys(s.task_definition for s in states.values()), pool)
         running = running_f.result() if states else {}
     lookup = RegistryLookup(clients.registry)
     mutable = mutable_tag_predicate(config)
