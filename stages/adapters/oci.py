@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,8 @@ from stages.types import MANIFEST_MEDIA_TYPES, ImageInfo, Manifest, RepositoryIn
 
 ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
 TIMEOUT = 30.0
+# tags read at once when listing a repository's images
+HEAD_AT_ONCE = 8
 TAGS_PAGE_SIZE = 1000
 DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
@@ -378,8 +381,12 @@ class OciRegistry:
         tags: dict[str, list[str]] = {}
         media_types: dict[str, str | None] = {}
         pushed: dict[str, datetime | None] = {}
-        for tag in self.list_tags(repository):
-            found = self._head_digest(repository, tag)
+        names = self.list_tags(repository)
+        # one HEAD per tag (the tags list says nothing else), a few at a time; requests'
+        # connection pool keeps HEAD_AT_ONCE connections to the registry
+        with ThreadPoolExecutor(max_workers=max(1, min(HEAD_AT_ONCE, len(names)))) as pool:
+            heads = list(pool.map(lambda tag: self._head_digest(repository, tag), names))
+        for tag, found in zip(names, heads, strict=True):
             if found is None:
                 continue  # deleted between the listing and now
             digest, media_type, pushed_at = found
