@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline import interrupt
 from pipeline.config import Config, EcrRegistry, Environment
 from pipeline.sessions import AwsSessions
 from stages.adapters.ecs import Ecs
@@ -35,7 +36,7 @@ class Clients:
 
     config: Config
     sessions: AwsSessions = field(default_factory=AwsSessions)
-    sleep: Callable[[float], None] = time.sleep
+    sleep: Callable[[float], None] = interrupt.sleep  # ends at once on Ctrl-C
     clock: Callable[[], float] = time.monotonic
     repo_path: Path = field(default_factory=Path.cwd)
     poll_interval: float = 5.0

@@ -483,7 +483,15 @@ def execute(
     applied, errors = _apply_all(clients, plan.envs, say)
     waited: dict[tuple[str, str], wait_stage.RolloutState] = {}
     if options.wait:
-        waited = _wait_all(config, clients, plan.envs, applied, options.timeout, say)
+        try:
+            waited = _wait_all(config, clients, plan.envs, applied, options.timeout, say)
+        except KeyboardInterrupt:
+            # Ctrl-C while waiting: what was written is recorded, as --no-wait records it
+            for ep in plan.envs:
+                result.environments.append(_env_outcome(ep, applied, errors, {}, False))
+            result.settle()
+            (recorder or NullRecorder()).record({**_event(plan, result), "interrupted": True})
+            raise
     for ep in plan.envs:
         result.environments.append(_env_outcome(ep, applied, errors, waited, options.wait))
     result.settle()

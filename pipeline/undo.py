@@ -596,22 +596,30 @@ def execute(
         return result
 
     waited: dict[str, wait_stage.RolloutState] = {}
+
+    def record(wait: bool, **more: Any) -> None:
+        result.environments.append(_outcome(plan, applied, errors, waited, wait=wait))
+        result.settle()
+        (recorder or NullRecorder()).record({**_event(plan, result), **(extra_event or {}), **more})
+
     if plan.strategy in OWN_ROLLBACK:
         ctx = strategies.context(clients, plan.env_name, plan.env, plan.task_defs)
         applied, errors = _apply_strategy(ctx, plan, say)
-        if options.wait:
-            waited = _wait_strategy(config, ctx, plan, applied, options.timeout, say)
-            applied = _landed(ctx, plan, applied, waited)
     else:
         applied, errors = _apply_all(clients, plan, say)
-        if options.wait:
-            waited = _wait(config, clients, plan, applied, options.timeout, say)
-    result.environments.append(_outcome(plan, applied, errors, waited, wait=options.wait))
-    result.settle()
-    event = _event(plan, result)
-    if extra_event:
-        event.update(extra_event)
-    (recorder or NullRecorder()).record(event)
+    if options.wait:
+        try:
+            if plan.strategy in OWN_ROLLBACK:
+                waited = _wait_strategy(config, ctx, plan, applied, options.timeout, say)
+                applied = _landed(ctx, plan, applied, waited)
+            else:
+                waited = _wait(config, clients, plan, applied, options.timeout, say)
+        except KeyboardInterrupt:
+            # Ctrl-C while waiting: what was written is recorded, as --no-wait records it
+            waited = {}
+            record(False, interrupted=True)
+            raise
+    record(options.wait)
     return result
 
 

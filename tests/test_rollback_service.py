@@ -16,6 +16,8 @@ from botocore.stub import Stubber
 from moto.ecr.responses import ECRResponse
 from moto.ecs.responses import EC2ContainerServiceResponse
 
+from pipeline import interrupt
+from pipeline.clients import Clients
 from pipeline.ledger import Ledger, open_ledger
 from pipeline.promote import RunOptions, promote
 from pipeline.undo import rollback
@@ -23,6 +25,7 @@ from stages import rollback as rb
 from stages.adapters.ecs import Ecs
 from stages.deploy import READ_ONLY_KEYS
 from stages.types import Deployment, ServiceState, TaskImage
+from tests.ecs_checks import mark_image
 from tests.world import REGISTRY, World, Writes, env_block, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")
@@ -165,6 +168,34 @@ def test_mutable_tag_rollback_is_pinned_to_the_digest_that_ran(world: World) -> 
     assert running_digests(world, "dev", "api") == {"api": {first["api"]}}
     # the tag still points at the new digest: only the service went back
     assert world.tag_digest("api", "dev") != first["api"]
+
+
+def test_ctrl_c_while_waiting_records_the_rollback_it_wrote(world: World) -> None:
+    first = world.tag_digest("api", "dev")
+    new_commit(world, "one")
+    ship(world, "dev")
+    # the digest it goes back to never gets stable: the wait would last its whole timeout
+    mark_image(world, "api", str(first), "sandbox-hang")
+    clients = Clients(config=world.config, repo_path=world.root, poll_interval=0.2)
+    interrupt.STOP.clear()
+    threading.Timer(1.0, interrupt.STOP.set).start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            rollback(
+                world.config,
+                clients,
+                ledger_of(world),
+                env="dev",
+                service="api",
+                options=RunOptions(timeout=120),
+            )
+    finally:
+        interrupt.STOP.clear()
+    event = ledger_of(world).events(env="dev", limit=1)[0]
+    assert event["command"] == "rollback service" and event["interrupted"] is True
+    entry = event["environments"]["dev"]["services"]["api"]
+    assert entry["status"] == "deployed"
+    assert entry["digest_after"] == first
 
 
 def test_without_ledger_or_ecs_history_the_previous_active_revision_is_used(

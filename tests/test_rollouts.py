@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pipeline import interrupt
 from pipeline.clients import Clients
+from pipeline.ledger import open_ledger
 from pipeline.progress import LineProgress, LiveProgress, progress_display
 from pipeline.promote import RunOptions, promote
+from pipeline.release import run_promotion
 from pipeline.sessions import AwsSessions
 from stages import wait as wait_stage
 from tests.ecs_checks import (
@@ -177,6 +182,46 @@ def test_a_rollout_that_does_not_finish_times_out_with_exit_4_and_its_events(t3:
     r = w.cli("promote", "--tier", "staging", "--timeout", "1", env={"TIERUP_POLL_INTERVAL": "0.2"})
     assert r.exit_code == 4, r.output
     assert "timed_out" in r.stdout and "unable to place a task" in r.stdout
+
+
+@pytest.fixture
+def stop() -> Any:
+    """The Ctrl-C event, clear before and after the test."""
+    interrupt.STOP.clear()
+    yield interrupt.STOP
+    interrupt.STOP.clear()
+
+
+def test_ctrl_c_ends_a_wait_at_once_and_releases_the_lock(t3: Tier3, stop: Any) -> None:
+    w = t3.world
+    mark_image(w, "api", t3.new["api"], "sandbox-hang.s2-cluster")
+    # the clients as the CLI makes them: their pause between polls is the real one
+    clients = Clients(config=w.config, repo_path=w.root, poll_interval=0.2)
+    ledger = open_ledger(w.config, clients.sessions, root=w.root)
+    threading.Timer(1.0, stop.set).start()  # what the SIGINT handler does first
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_promotion(w.config, clients, ledger, tier="staging", options=RunOptions(timeout=120))
+    # s2's rollout never finishes: without the stop the wait would last its 120 s
+    assert time.monotonic() - started < 60
+    stop.clear()
+    # what was written is in the ledger, marked as interrupted
+    event = ledger.events(tier="staging", limit=1)[0]
+    assert event["command"] == "promote" and event["interrupted"] is True
+    assert {
+        s["status"] for e in event["environments"].values() for s in e["services"].values()
+    } == {"deployed"}
+    # the lock was released on the way out: the next run takes it at once
+    code, doc, _ = t3.cli_json("promote", "--tier", "staging", "--no-wait")
+    assert code == 0, doc
+
+
+def test_the_sigint_handler_stops_every_wait_then_interrupts(stop: Any) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        interrupt.on_interrupt(signal.SIGINT, None)
+    assert stop.is_set()
+    with pytest.raises(KeyboardInterrupt):
+        interrupt.sleep(30)  # a worker's next pause ends at once
 
 
 def test_no_wait_returns_after_the_writes(t3: Tier3) -> None:

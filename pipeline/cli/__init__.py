@@ -198,6 +198,9 @@ def main() -> None:
     # tierup's models use no pydantic plugin: without this, the first model looks for plugins
     # in every installed distribution's metadata, on every run (a user's setting still wins)
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    from pipeline import interrupt
+
+    interrupt.install()
     _register()
     app()
 
