@@ -19,8 +19,8 @@ import git
 import pytest
 from typer.testing import CliRunner
 
+from pipeline.build import build, registry_login
 from pipeline.clients import Clients
-from pipeline.commands.build import build, registry_login
 from pipeline.config import Config, loads
 from stages.adapters.docker_client import DockerEngine, RegistryAuth, ecr_login
 from stages.adapters.oci import OciRegistry

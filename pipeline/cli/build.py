@@ -1,4 +1,4 @@
-"""``tierup build``: parse, wire the clients, call ``pipeline.commands.build``, render."""
+"""``tierup build``: parse, wire the clients, call ``pipeline.build``, render."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def build(
     """Build each image at HEAD, tag it with the commit SHA and push it."""
 
     def body() -> CommandResult:
-        from pipeline.commands.build import build, registry_login
+        from pipeline.build import build, registry_login
         from pipeline.output import progress_printer
         from stages.adapters.docker_client import DockerEngine
 

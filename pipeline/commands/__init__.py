@@ -1,1 +1,0 @@
-"""Core functions of commands that have no home module elsewhere in ``pipeline``."""
