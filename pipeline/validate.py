@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pipeline.clients import Clients
-from pipeline.config import Config, EcrRegistry
+from pipeline.config import Config, EcrRegistry, Environment
 from pipeline.results import (
     CommandResult,
     EnvironmentOutcome,
@@ -179,8 +179,49 @@ def _check_env(config: Config, clients: Clients, name: str) -> EnvironmentOutcom
         except (TierupError, DeployError) as e:
             so.status, so.error, so.hint = "failed", e.message, e.hint
         out.services.append(so)
+    try:
+        problem = _check_strategy(clients, name, env, config.strategy_for(name))
+    except TierupError as e:
+        problem = (e.message, e.hint)
+    if problem is not None:
+        out.error, out.hint = problem
     out.settle()
     return out
+
+
+def _check_strategy(
+    clients: Clients, name: str, env: Environment, strategy: str
+) -> tuple[str, str] | None:
+    """The stack or the CodeDeploy deployment group a strategy deploys through: it exists and
+    deploys this environment's services. ``(error, hint)``, or None when all is well."""
+    if env.cloudformation is not None and strategy == "cloudformation":
+        from stages.adapters.cloudformation import CloudFormation
+
+        cfg = env.cloudformation
+        stack = CloudFormation(clients.aws("cloudformation", env)).describe_stack(cfg.stack)
+        if stack.parameter(cfg.image_parameter) is None:
+            return (
+                f"stack {cfg.stack!r} has no parameter {cfg.image_parameter!r}",
+                "set cloudformation.image_parameter to the stack's image parameter",
+            )
+        return None
+    if env.codedeploy is not None and strategy == "codedeploy":
+        from stages.adapters.codedeploy import CodeDeploy
+
+        cd = env.codedeploy
+        group = CodeDeploy(clients.aws("codedeploy", env)).deployment_group(
+            cd.application, cd.deployment_group
+        )
+        cluster = env.cluster.rsplit("/", 1)[-1]
+        deployed = {s.rsplit("/", 1)[-1] for c, s in group.ecs_services if c.endswith(cluster)}
+        missing = [s for s in env.services if s not in deployed]
+        if missing:
+            return (
+                f"deployment group {cd.application}/{cd.deployment_group} does not deploy "
+                f"{', '.join(missing)} of cluster {env.cluster!r} ({name})",
+                "point codedeploy.deployment_group at the group of this service",
+            )
+    return None
 
 
 def render(result: CommandResult) -> None:

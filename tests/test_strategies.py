@@ -170,3 +170,39 @@ def test_an_unknown_lifecycle_hook_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="AfterTraffic: not an ECS lifecycle hook") as e:
         config_mod.loads(text, "envs.yaml")
     assert "environments.bluegreen.codedeploy.hooks" in e.value.message
+
+
+def test_validate_remote_checks_the_stack_and_the_deployment_group(world: World) -> None:
+    code, doc = world.cli_json("validate", "--remote")
+    assert code == 0, doc
+    assert doc["environments"]["stack"]["status"] == "ok"
+    assert doc["environments"]["bluegreen"]["status"] == "ok"
+
+    text = world.config_path.read_text()
+    world.config_path.write_text(
+        text.replace("image_parameter: ImageUrl", "image_parameter: Image").replace(
+            "deployment_group: api-bg", "deployment_group: api-other"
+        )
+    )
+    code, doc = world.cli_json("validate", "--remote")
+    assert code == 1, doc
+    stack = doc["environments"]["stack"]
+    assert stack["status"] == "failed"
+    assert "'api-stack' has no parameter 'Image'" in stack["error"]
+    bluegreen = doc["environments"]["bluegreen"]
+    assert bluegreen["status"] == "failed"
+    assert "api-other" in bluegreen["error"] and "does not exist" in bluegreen["error"]
+    assert doc["environments"]["rolling"]["status"] == "ok"
+
+    # a group that exists but deploys another service
+    codedeploy = world.aws("codedeploy", "777777777777")
+    codedeploy.create_deployment_group(
+        applicationName="api",
+        deploymentGroupName="api-other",
+        serviceRoleArn="arn:aws:iam::777777777777:role/codedeploy",
+        ecsServices=[{"serviceName": "web", "clusterName": "bluegreen-cluster"}],
+    )
+    code, doc = world.cli_json("validate", "--remote")
+    assert code == 1, doc
+    error = doc["environments"]["bluegreen"]["error"]
+    assert "api/api-other does not deploy api of cluster 'bluegreen-cluster'" in error

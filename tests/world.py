@@ -174,12 +174,16 @@ class World:
         return images[0]["imageId"]["imageDigest"] if images else None
 
     def ecs(self, account: str) -> Any:
+        return self.aws("ecs", account)
+
+    def aws(self, service: str, account: str) -> Any:
+        """A boto3 client of ``service`` in ``account``, through its deployer role."""
         sts = boto3.client("sts", region_name=REGION, endpoint_url=self.endpoint)
         creds = sts.assume_role(
             RoleArn=f"arn:aws:iam::{account}:role/deployer", RoleSessionName="test"
         )["Credentials"]
         return boto3.client(
-            "ecs",
+            service,
             region_name=REGION,
             endpoint_url=self.endpoint,
             aws_access_key_id=creds["AccessKeyId"],
