@@ -23,8 +23,9 @@ from stages.types import ServiceState
 if TYPE_CHECKING:
     from pipeline.promote import EnvPlan
 
-# the plan actions that register a revision (``unpin`` names the tier's tag again)
-REGISTERS = ("register-task-definition", "unpin")
+# the plan actions that register a revision (``unpin`` names the tier's tag again; a
+# CodeDeploy deployment deploys a revision registered for it)
+REGISTERS = ("register-task-definition", "unpin", "codedeploy-deployment")
 MAX_WORKERS = 32
 
 

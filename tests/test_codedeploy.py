@@ -153,6 +153,38 @@ def test_promotion_deploys_blue_green_with_appspec_content(world: World) -> None
     assert any("100%" in line for line in shifts), lines
 
 
+def test_retention_deregisters_old_revisions_a_blue_green_promotion_leaves(world: World) -> None:
+    world.config_path.write_text(
+        world.config_path.read_text().replace(
+            "    strategy: codedeploy\n", "    strategy: codedeploy\n    retention: 1\n"
+        )
+    )
+    assert world.config.retention_for("bluegreen") == 1
+    ecs = world.ecs(ACCOUNT)
+    before = service(world)["taskDefinition"]
+    family = before.rsplit("/", 1)[-1].split(":")[0]
+    first = ecs.describe_task_definition(taskDefinition=before)["taskDefinition"]
+    old = [
+        ecs.register_task_definition(
+            family=family, containerDefinitions=first["containerDefinitions"]
+        )["taskDefinition"]["taskDefinitionArn"]
+        for _ in range(3)
+    ]  # never deployed
+
+    result = promote(world.config, world.clients(), tier="staging")
+
+    assert result.exit_code == 0, result.to_json()
+    now = service(world)["taskDefinition"]
+    active = set(
+        ecs.list_task_definitions(familyPrefix=family, status="ACTIVE")["taskDefinitionArns"]
+    )
+    # the new revision and the one that ran before it stay; revisions nothing runs go
+    assert {now, before} <= active
+    assert not active & set(old)
+    (report,) = result.data["retention"]
+    assert report["environment"] == "bluegreen" and set(report["deregistered"]) == set(old)
+
+
 def test_dry_run_shows_the_route_and_writes_nothing(world: World) -> None:
     before = service(world)["taskDefinition"]
     writes = Writes()
