@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from pipeline import retention as retention_mod
 from pipeline import strategies
@@ -29,6 +29,7 @@ from stages.adapters.ecs import Ecs
 from stages.adapters.registry import Registry, TagWrite
 from stages.deploy import Applied, ImageTarget, ServicePlan
 from stages.errors import InputError, TierupError
+from stages.parallel import each
 from stages.record import NullRecorder, Recorder
 from stages.retention import RetentionPlan
 from stages.types import ServiceState, TaskDefinition, TaskImage
@@ -36,8 +37,6 @@ from stages.types import ServiceState, TaskDefinition, TaskImage
 MAX_WORKERS = 64
 PER_ENV_WORKERS = 16  # reads inside one environment, while every environment reads at once
 Progress = Callable[[str], None]
-_T = TypeVar("_T")
-_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -144,18 +143,7 @@ def resolve_sources(
         assert head is not None
         return resolve.resolve_commit(registry, name, repo, head[0], ancestors=head[1])
 
-    return _each(one, images)
-
-
-def _each(fn: Callable[[_T], _R], items: list[_T], workers: int = MAX_WORKERS) -> list[_R]:
-    """``fn`` over ``items`` concurrently (each is a few requests); results in order.
-
-    The first error raises, as a plain loop would.
-    """
-    if len(items) <= 1:
-        return [fn(i) for i in items]
-    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        return list(pool.map(fn, items))
+    return each(one, images)
 
 
 def _render(tier: Tier, resolved: resolve.Resolved, now: datetime) -> str:
@@ -217,7 +205,7 @@ def plan_promotion(
             background.submit(read_environments, config, clients, tier=tier) if deploy else None
         )
         resolved = resolve_sources(config, clients, tier=tier, source=source, images=names)
-        planned = _each(lambda r: _plan_image(config, registry, tier, r, now), resolved)
+        planned = each(lambda r: _plan_image(config, registry, tier, r, now), resolved)
         read = reading.result() if reading is not None else None
     retags = [p for p, _t in planned]
     targets = {t.image: t for _p, t in planned}
@@ -265,7 +253,7 @@ def plan_environments(
         else read_environments(config, clients, tier=tier, env_names=env_names)
     )
     keep = {p.name: config.retention_for(p.name) for p in plans}
-    _each(lambda p: _plan_env(clients, p, targets, moved, keep[p.name], protected), plans)
+    each(lambda p: _plan_env(clients, p, targets, moved, keep[p.name], protected), plans)
     return plans
 
 
@@ -283,7 +271,7 @@ def read_environments(
         EnvPlan(name=n, env=e, strategy=config.strategy_for(n), pin=config.pin_for(n))
         for n, e in envs.items()
     ]
-    _each(lambda p: _read_env(clients, p), plans)
+    each(lambda p: _read_env(clients, p), plans)
     return plans
 
 
@@ -393,7 +381,7 @@ def _describe_task_definitions(ecs: Ecs, plan: EnvPlan) -> None:
         with contextlib.suppress(TierupError):
             plan.task_defs[arn] = ecs.describe_task_definition(arn)
 
-    _each(one, arns, workers=PER_ENV_WORKERS)
+    each(one, arns, workers=PER_ENV_WORKERS)
 
 
 # -- run ---------------------------------------------------------------------------
@@ -460,7 +448,7 @@ def execute(
         except TierupError as e:
             outcome.status, outcome.error, outcome.hint = "failed", e.message, e.hint
 
-    _each(
+    each(
         write_tag,
         [
             (r, o)
@@ -553,9 +541,7 @@ def _apply_all(
                     errors[(e.name, s.service)] = err
             say(f"{e.name}/{', '.join(s.service for s in group)}: failed: {err.message}")
 
-    if jobs:
-        with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(jobs))) as pool:
-            list(pool.map(one, jobs))
+    each(one, jobs, MAX_WORKERS)
     return applied, errors
 
 
@@ -595,10 +581,7 @@ def _wait_all(
             for s, st in states.items():
                 out[(e.name, s)] = st
 
-    waiting = [e for e in envs if e.error is None]
-    if waiting:
-        with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(waiting))) as pool:
-            list(pool.map(one, waiting))
+    each(one, [e for e in envs if e.error is None], MAX_WORKERS)
     return out
 
 

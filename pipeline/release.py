@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +34,7 @@ from stages import resolve, retag
 from stages.adapters.registry import TagWrite
 from stages.deploy import ImageTarget
 from stages.errors import InputError, TierupError
+from stages.parallel import each
 
 ROLLBACK_TIER = "rollback tier"
 Now = Callable[[], datetime]
@@ -140,12 +140,10 @@ def _commit_fixes(clients: Clients, plan: PromotionPlan) -> dict[str, dict[str, 
     unknown = [r for r in plan.resolved if r.commit is None]
     if not unknown:
         return {}
-    with ThreadPoolExecutor(max_workers=len(unknown)) as pool:
-        found = pool.map(
-            lambda r: _commits(clients, plan.targets[r.image].repository, r.manifest.digest),
-            unknown,
-        )
-        return {r.image: {"commit": c[0]} for r, c in zip(unknown, found, strict=True) if c}
+    found = each(
+        lambda r: _commits(clients, plan.targets[r.image].repository, r.manifest.digest), unknown
+    )
+    return {r.image: {"commit": c[0]} for r, c in zip(unknown, found, strict=True) if c}
 
 
 def run_promotion(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from pipeline.clients import Clients
@@ -18,6 +17,7 @@ from stages import retention as retention_stage
 from stages.adapters.ecs import Ecs
 from stages.deploy import Applied
 from stages.errors import TierupError
+from stages.parallel import each
 from stages.types import ServiceState
 
 if TYPE_CHECKING:
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 # the plan actions that register a revision (``unpin`` names the tier's tag again; a
 # CodeDeploy deployment deploys a revision registered for it)
 REGISTERS = ("register-task-definition", "unpin", "codedeploy-deployment")
-MAX_WORKERS = 32
 
 
 def in_use(states: Iterable[ServiceState]) -> set[str]:
@@ -162,9 +161,7 @@ def run(
     with_plans = [
         e for e in envs if e.error is None and any(r.deregister or r.error for r in e.retention)
     ]
-    if with_plans:
-        with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(with_plans))) as pool:
-            list(pool.map(one, with_plans))
+    each(one, with_plans)
     if report:
         result.data["retention"] = sorted(report, key=lambda r: (r["environment"], r["family"]))
         failed = [r for r in report if r["status"] == "failed"]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +35,7 @@ from stages import wait as wait_stage
 from stages.adapters.registry import TagWrite
 from stages.deploy import Applied, ServicePlan
 from stages.errors import InputError, TierupError
+from stages.parallel import each
 
 if TYPE_CHECKING:
     from pipeline.promote import EnvPlan, PromotionPlan
@@ -47,7 +47,6 @@ FAILURES = frozenset({wait_stage.FAILED, wait_stage.ROLLED_BACK})
 # strategies whose writes only their own machinery may undo (a stack, a CodeDeploy group)
 OWN_ROLLBACK = frozenset({"cloudformation", "codedeploy"})
 NOT_NEW = FAILURES | {wait_stage.TIMED_OUT}
-MAX_WORKERS = 32
 
 Key = tuple[str, str]  # (environment, service)
 
@@ -333,9 +332,7 @@ def _apply(clients: Clients, rec: Recovery, say: Callable[[str], None]) -> None:
         if j.action != "none" and j.error is None:
             key = j.plan.group if j.action in OWN_ROLLBACK and j.plan.group else j.plan.service
             groups.setdefault((j.env.name, key), []).append(j)
-    if groups:
-        with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(groups))) as pool:
-            list(pool.map(one, groups.values()))
+    each(one, groups.values())
 
 
 def _wait(
@@ -399,10 +396,7 @@ def _wait(
             for s, st in states.items():
                 out[(env.name, s)] = st
 
-    groups = list(by_env.values())
-    if groups:
-        with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(groups))) as pool:
-            list(pool.map(one, groups))
+    each(one, by_env.values())
     return out
 
 

@@ -18,9 +18,10 @@ from pipeline.config import TIMESTAMP_FORMAT, Config, Environment
 from pipeline.ledger import Ledger, iso
 from pipeline.promote import Progress, RunOptions
 from pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome
-from pipeline.undo import RegistryLookup, UndoPlan, parallel, plan_services, run_locked
+from pipeline.undo import RegistryLookup, UndoPlan, plan_services, run_locked
 from stages import rollback as rb
 from stages.errors import InputError
+from stages.parallel import each
 from stages.types import ImageRef, TaskDefinition
 
 KIND = "snapshot"
@@ -66,7 +67,7 @@ def _record_env(
         with lock:
             defs[arn] = td
 
-    parallel(describe, sorted({s.task_definition for s in states.values()}))
+    each(describe, sorted({s.task_definition for s in states.values()}))
     services: dict[str, Any] = {}
     for svc in names:
         state = states.get(svc)
@@ -130,7 +131,7 @@ def take_snapshot(
             hint="snapshots are never overwritten: pick another --name",
         )
     lookup = RegistryLookup(clients.registry)
-    recorded = parallel(
+    recorded = each(
         lambda item: _record_env(config, clients, lookup, item[0], item[1]), list(envs.items())
     )
     environments = {n: doc for n, (doc, _) in zip(envs, recorded, strict=True)}
@@ -214,7 +215,7 @@ def list_snapshots(ledger: Ledger, *, env: str | None = None) -> CommandResult:
     def read(name: str) -> dict[str, Any] | None:
         return ledger.get_document(KIND, name)
 
-    for name, doc in zip(names, parallel(read, names), strict=True):
+    for name, doc in zip(names, each(read, names), strict=True):
         if doc is None:
             continue
         envs = doc.get("environments") or {}

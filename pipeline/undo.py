@@ -33,11 +33,11 @@ from stages.adapters.ecs import Ecs
 from stages.adapters.registry import Registry
 from stages.deploy import Applied, DeployError, pick_container
 from stages.errors import InputError, RepositoryMissing, TierupError
+from stages.parallel import MAX_WORKERS, each
 from stages.record import NullRecorder, Recorder
 from stages.resolve import tag_pattern
 from stages.types import ImageRef, ServiceState, TaskDefinition, TaskImage, is_commit_sha
 
-MAX_WORKERS = 32
 # strategies that put services back through their own writes (a change set, a CodeDeploy
 # deployment): update_service would drift a stack, and CodeDeploy's services reject it
 OWN_ROLLBACK = ("cloudformation", "codedeploy")
@@ -64,14 +64,6 @@ class History(Protocol):
         env: str | None = None,
         limit: int | None = None,
     ) -> list[dict[str, Any]]: ...
-
-
-def parallel(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
-    jobs = list(items)
-    if len(jobs) <= 1:
-        return [fn(j) for j in jobs]
-    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(jobs))) as pool:
-        return list(pool.map(fn, jobs))
 
 
 # -- reading the world -------------------------------------------------------------------------
@@ -481,7 +473,7 @@ def plan_services(
             if lacking:
                 missing[(env_name, name)] = lacking
 
-    parallel(plan_one, [n for n in services if n in states])
+    each(plan_one, [n for n in services if n in states])
     order = {n: i for i, n in enumerate(services)}
     plan.services.sort(key=lambda p: order.get(p.service, 0))
     rb.refuse_missing(plan.services, missing)
@@ -643,7 +635,7 @@ def _apply_all(
             applied[p.service] = done
         say(f"{plan.env_name}/{p.service}: {p.action} -> deployment {done.deployment_id}")
 
-    parallel(one, [p for p in plan.services if p.action != rb.SKIP])
+    each(one, [p for p in plan.services if p.action != rb.SKIP])
     return applied, errors
 
 
@@ -682,7 +674,7 @@ def _apply_strategy(
             started = a.deployment_id or "nothing to do"
             say(f"{plan.env_name}/{service}: {plan.strategy} -> {started}")
 
-    parallel(one, [g for g in groups if g])
+    each(one, [g for g in groups if g])
     return applied, errors
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pipeline.clients import Clients
@@ -17,6 +16,7 @@ from pipeline.results import (
 )
 from stages.deploy import DeployError, names_reference, pick_container
 from stages.errors import TierupError
+from stages.parallel import each
 from stages.resolve import is_template
 
 PULL_ACTIONS = (
@@ -60,8 +60,7 @@ def validate(
         return result
     _check_images(config, clients, result)
     envs = list(config.environments)
-    with ThreadPoolExecutor(max_workers=min(16, max(1, len(envs)))) as pool:
-        result.environments = list(pool.map(lambda n: _check_env(config, clients, n), envs))
+    result.environments = each(lambda n: _check_env(config, clients, n), envs, 16)
     result.settle()
     problems = [i for i in result.images if i.status != "ok"] + [
         e for e in result.environments if e.status != "ok"

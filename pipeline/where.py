@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +11,7 @@ from pipeline.results import CommandResult, Status
 from stages import resolve
 from stages.deploy import DeployError, names_reference, pick_container
 from stages.errors import TierupError
+from stages.parallel import each
 from stages.types import ImageInfo, ImageRef, is_commit_sha
 
 MAX_WORKERS = 16
@@ -100,8 +100,7 @@ def where(
     def one(env_name: str) -> tuple[str, dict[str, Any]]:
         return env_name, _environment(config, clients, env_name, images_doc, digest_by_ref, names)
 
-    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(env_names)))) as pool:
-        envs_doc = dict(pool.map(one, env_names))
+    envs_doc = dict(each(one, env_names, MAX_WORKERS))
     result = CommandResult(command="where", tier=tier)
     result.data = {"images": images_doc, "environments": envs_doc}
     failed_envs = [n for n, d in envs_doc.items() if "error" in d]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from stages.adapters.aws import is_client_error, raise_translated
 from stages.errors import AwsError
+from stages.parallel import each
 from stages.types import (
     ContainerImage,
     Deployment,
@@ -44,11 +44,7 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
 
 def _per_chunk(call: Callable[[list[str]], T], items: list[str], size: int) -> list[T]:
     """``call`` on each chunk of at most ``size`` items, the chunks at once; answers in order."""
-    chunks = list(_chunks(items, size))
-    if len(chunks) <= 1:
-        return [call(c) for c in chunks]
-    with ThreadPoolExecutor(max_workers=min(len(chunks), MAX_CHUNKS_AT_ONCE)) as pool:
-        return list(pool.map(call, chunks))
+    return each(call, _chunks(items, size), MAX_CHUNKS_AT_ONCE)
 
 
 def _deployment(d: dict[str, Any]) -> Deployment:

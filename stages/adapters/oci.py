@@ -17,7 +17,6 @@ import os
 import re
 import subprocess
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +27,7 @@ import requests
 
 from stages.adapters.registry import UNREAD, Current, TagWrite
 from stages.errors import ConfigError, ConflictError, RegistryError
+from stages.parallel import each
 from stages.types import MANIFEST_MEDIA_TYPES, ImageInfo, Manifest, RepositoryInfo
 
 ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
@@ -384,8 +384,7 @@ class OciRegistry:
         names = self.list_tags(repository)
         # one HEAD per tag (the tags list says nothing else), a few at a time; requests'
         # connection pool keeps HEAD_AT_ONCE connections to the registry
-        with ThreadPoolExecutor(max_workers=max(1, min(HEAD_AT_ONCE, len(names)))) as pool:
-            heads = list(pool.map(lambda tag: self._head_digest(repository, tag), names))
+        heads = each(lambda tag: self._head_digest(repository, tag), names, HEAD_AT_ONCE)
         for tag, found in zip(names, heads, strict=True):
             if found is None:
                 continue  # deleted between the listing and now
