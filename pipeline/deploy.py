@@ -8,6 +8,7 @@ from pipeline.promote import Progress, PromotionPlan, RunOptions, execute, plan_
 from pipeline.results import CommandResult
 from stages import resolve
 from stages.deploy import ImageTarget
+from stages.parallel import each
 from stages.record import Recorder
 
 
@@ -24,23 +25,22 @@ def deploy_environment(
     tier = config.tier(environment.tier)
     registry = clients.registry
     names = sorted({img for svc in environment.services.values() for img in svc.images().values()})
-    resolved: list[resolve.Resolved] = []
-    targets: dict[str, ImageTarget] = {}
-    for name in names:
+
+    def target(name: str) -> tuple[str, ImageTarget]:
         repo = config.image(name).repository
         r = resolve.resolve_tier(registry, name, repo, tier=tier.name, template=tier.tag)
-        resolved.append(r)
         tag = r.tag or tier.tag
-        targets[name] = ImageTarget(
-            image=name,
-            repository=repo,
-            tag=tag,
-            digest=r.manifest.digest,
-            tag_uri=registry.image_uri(repo, tag),
-            digest_uri=registry.image_uri(repo, r.manifest.digest),
-            commit_uri=registry.image_uri(repo, r.commit) if r.commit else None,
+        return name, ImageTarget.at(
+            registry,
+            name,
+            repo,
+            tag,
+            r.manifest.digest,
+            commit=r.commit,
             immutable_tag=tier.immutable,
         )
+
+    targets = dict(each(target, names))
     envs = plan_environments(
         config,
         clients,

@@ -162,23 +162,20 @@ def _plan_image(
 ) -> tuple[retag.RetagPlan, ImageTarget]:
     repo = config.image(r.image).repository
     tag = _render(tier, r, now)
-    if resolve.is_template(tier.tag):
+    if tier.immutable:
         # a stamp already on this digest is reused: re-running a stamp changes nothing
         existing = resolve.newest_tag(registry.list_images(repo), tier.tag)
         if existing is not None and existing[1].digest == r.manifest.digest:
             tag = existing[0]
-    plan = retag.plan_retag(
-        registry, r.image, repo, tag, r.manifest, immutable_tag=resolve.is_template(tier.tag)
-    )
-    return plan, ImageTarget(
-        image=r.image,
-        repository=repo,
-        tag=tag,
-        digest=r.manifest.digest,
-        tag_uri=registry.image_uri(repo, tag),
-        digest_uri=registry.image_uri(repo, r.manifest.digest),
-        commit_uri=registry.image_uri(repo, r.commit) if r.commit else None,
-        immutable_tag=resolve.is_template(tier.tag),
+    plan = retag.plan_retag(registry, r.image, repo, tag, r.manifest, immutable_tag=tier.immutable)
+    return plan, ImageTarget.at(
+        registry,
+        r.image,
+        repo,
+        tag,
+        r.manifest.digest,
+        commit=r.commit,
+        immutable_tag=tier.immutable,
     )
 
 
@@ -192,7 +189,6 @@ def plan_promotion(
     deploy: bool,
     now: datetime,
     command: str = "promote",
-    progress: Progress | None = None,
     protected: frozenset[str] = frozenset(),
 ) -> PromotionPlan:
     tier = config.tier(tier_name)
@@ -218,7 +214,6 @@ def plan_promotion(
             tier=tier,
             targets=targets,
             moved=moved,
-            progress=progress,
             protected=protected,
             read=read,
         )
@@ -242,7 +237,6 @@ def plan_environments(
     targets: dict[str, ImageTarget],
     moved: set[str],
     env_names: list[str] | None = None,
-    progress: Progress | None = None,
     protected: frozenset[str] = frozenset(),
     read: list[EnvPlan] | None = None,
 ) -> list[EnvPlan]:
@@ -435,9 +429,6 @@ def execute(
         for e in plan.envs:
             result.environments.append(_env_outcome(e, {}, {}))
         result.settle()
-        if result.status.value != "ok":
-            # a dry run that cannot reach an environment still wrote nothing
-            pass
         return result
 
     def write_tag(job: tuple[retag.RetagPlan, ImageOutcome]) -> None:
@@ -722,7 +713,6 @@ def promote(
         deploy=deploy,
         now=now(),
         command=command,
-        progress=progress,
         protected=opts.protected,
     )
     return execute(config, clients, plan, options=opts, recorder=recorder, progress=progress)

@@ -108,15 +108,11 @@ def tier_lock(
 def protect_revisions(options: RunOptions, ledger: Ledger) -> RunOptions:
     """Options whose retention keeps the task definitions the ledger still names.
 
-    Retention (the rollouts' ``RunOptions.protected``) must not deregister a revision that a
-    rollback would go back to; a RunOptions without that field has no retention to tell.
+    Read under the tier's lock, so that what the lock's previous holder recorded counts too.
     """
-    names = {f.name for f in dataclasses.fields(options)}
-    if "protected" not in names:
-        return options
-    keep = frozenset(getattr(options, "protected", frozenset())) | task_definitions_in_use(ledger)
-    changes: dict[str, Any] = {"protected": keep}
-    return dataclasses.replace(options, **changes)
+    return dataclasses.replace(
+        options, protected=options.protected | task_definitions_in_use(ledger)
+    )
 
 
 def _finish(result: CommandResult, recorder: Annotating, ledger: Ledger) -> CommandResult:
@@ -164,10 +160,11 @@ def run_promotion(
 ) -> CommandResult:
     """Promote (or stamp) under the tier's lock and gates; record the event in the ledger."""
     guard.check()
-    opts = protect_revisions(options or RunOptions(), ledger)
+    opts = options or RunOptions()
     t = config.tier(tier)
     lock = tier_lock(config, clients, ledger, t.name, command=command, dry_run=opts.dry_run)
     with holding(lock, guard.lock_timeout, progress):
+        opts = protect_revisions(opts, ledger)
         when = now()
         plan = plan_promotion(
             config,
@@ -178,7 +175,6 @@ def run_promotion(
             deploy=deploy,
             now=when,
             command=command,
-            progress=progress,
             protected=opts.protected,
         )
         gates = check_gates(
@@ -262,13 +258,18 @@ def run_deploy(
     progress: Progress | None = None,
 ) -> CommandResult:
     """`tierup deploy --env E` under the lock of E's tier, recorded."""
-    opts = protect_revisions(options or RunOptions(), ledger)
+    opts = options or RunOptions()
     tier = config.environment(env).tier
     lock = tier_lock(config, clients, ledger, tier, command="deploy", dry_run=opts.dry_run)
     recorder = Annotating(ledger, guard)
     with holding(lock, guard.lock_timeout, progress):
         result = deploy_environment(
-            config, clients, env=env, options=opts, recorder=recorder, progress=progress
+            config,
+            clients,
+            env=env,
+            options=protect_revisions(opts, ledger),
+            recorder=recorder,
+            progress=progress,
         )
     return _finish(result, recorder, ledger)
 
@@ -440,7 +441,7 @@ def rollback_tier(
     n = 1 if steps is None else steps
     if n < 1:
         raise InputError("--steps must be 1 or more")
-    opts = protect_revisions(options or RunOptions(), ledger)
+    opts = options or RunOptions()
     t = config.tier(tier)
     names = images or list(config.images)
     for name in names:
@@ -448,6 +449,7 @@ def rollback_tier(
     registry = clients.registry
     lock = tier_lock(config, clients, ledger, t.name, command=ROLLBACK_TIER, dry_run=opts.dry_run)
     with holding(lock, guard.lock_timeout, progress):
+        opts = protect_revisions(opts, ledger)
         chosen = _targets(config, clients, ledger, t, names, to=to, steps=n)
         resolved: list[resolve.Resolved] = []
         retags: list[retag.RetagPlan] = []
@@ -480,23 +482,24 @@ def rollback_tier(
                 fixes[c.image] = {"from_digest": c.current}
             else:
                 retags.append(retag.plan_retag(registry, c.image, c.repository, tag, manifest))
+            commit = c.state.commit or next(iter(_commits(clients, c.repository, digest)), None)
             resolved.append(
                 resolve.Resolved(
                     image=c.image,
                     manifest=manifest,
                     source=f"ledger event {c.state.event}" if c.state.event else f"digest {digest}",
-                    commit=c.state.commit
-                    or next(iter(_commits(clients, c.repository, digest)), None),
+                    commit=commit,
                     tag=tag,
                 )
             )
-            targets[c.image] = ImageTarget(
-                image=c.image,
-                repository=c.repository,
-                tag=tag,
-                digest=digest,
-                tag_uri=registry.image_uri(c.repository, tag),
-                digest_uri=registry.image_uri(c.repository, digest),
+            targets[c.image] = ImageTarget.at(
+                registry,
+                c.image,
+                c.repository,
+                tag,
+                digest,
+                commit=commit,
+                immutable_tag=t.immutable,
             )
         moved = {r.image for r in retags if r.action is not TagWrite.UNCHANGED}
         envs = plan_environments(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stages.adapters.ecs import Ecs
+from stages.adapters.registry import Registry
 from stages.errors import TierupError
 from stages.types import ContainerImage, ImageRef, ServiceState, TaskDefinition, TaskImage
 
@@ -52,6 +53,30 @@ class ImageTarget:
     digest_uri: str
     commit_uri: str | None = None  # the commit SHA tag on the same digest, when known
     immutable_tag: bool = False  # the tier's tag is a stamp: it never moves
+
+    @classmethod
+    def at(
+        cls,
+        registry: Registry,
+        image: str,
+        repository: str,
+        tag: str,
+        digest: str,
+        *,
+        commit: str | None,
+        immutable_tag: bool,
+    ) -> ImageTarget:
+        """The target ``tag`` of ``repository`` names, on ``digest``, with the registry's URIs."""
+        return cls(
+            image=image,
+            repository=repository,
+            tag=tag,
+            digest=digest,
+            tag_uri=registry.image_uri(repository, tag),
+            digest_uri=registry.image_uri(repository, digest),
+            commit_uri=registry.image_uri(repository, commit) if commit else None,
+            immutable_tag=immutable_tag,
+        )
 
     @property
     def immutable_uri(self) -> str:

@@ -16,7 +16,3 @@ class NullRecorder:
 
     def record(self, event: dict[str, Any]) -> dict[str, Any]:
         return event
-
-
-def record(recorder: Recorder, event: dict[str, Any]) -> dict[str, Any]:
-    return recorder.record(event)
