@@ -15,7 +15,7 @@ from pipeline.clients import Clients
 from pipeline.results import CommandResult
 from stages import retention as retention_stage
 from stages.adapters.ecs import Ecs
-from stages.deploy import Applied
+from stages.deploy import Applied, ServicePlan
 from stages.errors import TierupError
 from stages.parallel import each
 from stages.types import ServiceState
@@ -37,13 +37,21 @@ def in_use(states: Iterable[ServiceState]) -> set[str]:
     return {u for u in out if u}
 
 
+def _registering(plan: EnvPlan, family: str | None = None) -> list[ServicePlan]:
+    """The services of ``plan`` that register a new revision (in ``family``, when given)."""
+    return [
+        s
+        for s in plan.services
+        if s.action in REGISTERS
+        and (family is None or retention_stage.family_of(s.task_definition) == family)
+    ]
+
+
 def plan_env(
     ecs: Ecs, plan: EnvPlan, *, keep: int, protected: Iterable[str]
 ) -> list[retention_stage.RetentionPlan]:
     """One plan per family a service of ``plan`` registers a new revision in."""
-    registering = Counter(
-        retention_stage.family_of(s.task_definition) for s in plan.services if s.action in REGISTERS
-    )
+    registering = Counter(retention_stage.family_of(s.task_definition) for s in _registering(plan))
     used = in_use(plan.states.values())
     protected = list(protected)
     out = []
@@ -66,15 +74,7 @@ def steps(plan: EnvPlan) -> list[dict[str, Any]]:
     for rp in plan.retention:
         if not rp.deregister:
             continue
-        service = next(
-            (
-                s.service
-                for s in plan.services
-                if s.action in REGISTERS
-                and retention_stage.family_of(s.task_definition) == rp.family
-            ),
-            None,
-        )
+        service = next((s.service for s in _registering(plan, rp.family)), None)
         out.append(
             {
                 "write": "ecs:DeregisterTaskDefinition",
@@ -112,6 +112,7 @@ def run(
     lock = threading.Lock()
 
     def one(plan: EnvPlan) -> None:
+        used: set[str] | None = None  # what the environment runs now, read once
         for rp in plan.retention:
             entry: dict[str, Any] = {"environment": plan.name, "family": rp.family}
             if rp.error is not None:
@@ -121,15 +122,9 @@ def run(
                 continue
             if not rp.deregister:
                 continue
-            registering = [
-                s
-                for s in plan.services
-                if s.action in REGISTERS
-                and retention_stage.family_of(s.task_definition) == rp.family
-            ]
             missing = [
                 s.service
-                for s in registering
+                for s in _registering(plan, rp.family)
                 if not (a := applied.get((plan.name, s.service))) or not a.registered
             ]
             if missing:
@@ -139,15 +134,15 @@ def run(
             else:
                 try:
                     ecs = clients.ecs(plan.env)
-                    states = ecs.describe_services(
-                        plan.env.cluster, list(plan.env.services), allow_missing=True
-                    )
-                    now = in_use(states.values())
-                    now.update(
-                        a.task_definition for (e, _s), a in applied.items() if e == plan.name
-                    )
-                    now.update(protected)
-                    done, spared = retention_stage.apply_retention(ecs, rp, in_use_now=now)
+                    if used is None:
+                        states = ecs.describe_services(
+                            plan.env.cluster, list(plan.env.services), allow_missing=True
+                        )
+                        used = in_use(states.values()) | set(protected)
+                        used.update(
+                            a.task_definition for (e, _s), a in applied.items() if e == plan.name
+                        )
+                    done, spared = retention_stage.apply_retention(ecs, rp, in_use_now=used)
                     entry.update(status="ok", deregistered=done)
                     if spared:
                         entry["spared"] = spared

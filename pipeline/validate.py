@@ -17,7 +17,6 @@ from pipeline.results import (
 from stages.deploy import DeployError, names_reference, pick_container
 from stages.errors import TierupError
 from stages.parallel import each
-from stages.resolve import is_template
 
 PULL_ACTIONS = (
     "ecr:BatchGetImage",
@@ -141,13 +140,16 @@ def _matches(pattern: str, action: str) -> bool:
 def _check_env(config: Config, clients: Clients, name: str) -> EnvironmentOutcome:
     env = config.environment(name)
     tier = config.tier(env.tier)
+    strategy = config.strategy_for(name)
+    # only a service deployed by moving the tier's own tag must name that tag
+    names_tier_tag = not tier.immutable and strategy == "force-new-deployment"
     out = EnvironmentOutcome(
         name=name,
         tier=env.tier,
         account_id=env.account_id,
         region=env.region,
         cluster=env.cluster,
-        strategy=config.strategy_for(name),
+        strategy=strategy,
     )
     try:
         ecs = clients.ecs(env)
@@ -164,22 +166,24 @@ def _check_env(config: Config, clients: Clients, name: str) -> EnvironmentOutcom
             out.services.append(so)
             continue
         so.task_definition = state.task_definition
+        if not names_tier_tag:
+            out.services.append(so)
+            continue
         try:
             td = ecs.describe_task_definition(state.task_definition)
-            if not is_template(tier.tag) and config.strategy_for(name) == "force-new-deployment":
-                for container, image_name in svc.images().items():
-                    cname = pick_container(svc_name, container, td)
-                    want = clients.registry.image_uri(config.image(image_name).repository, tier.tag)
-                    have = td.image_of(cname) or ""
-                    if not names_reference(have, want):
-                        so.status = "failed"
-                        so.error = f"container {cname!r} names {have}, not the tier's tag {want}"
-                        so.hint = "register a revision naming the tier's tag"
+            for container, image_name in svc.images().items():
+                cname = pick_container(svc_name, container, td)
+                want = clients.registry.image_uri(config.image(image_name).repository, tier.tag)
+                have = td.image_of(cname) or ""
+                if not names_reference(have, want):
+                    so.status = "failed"
+                    so.error = f"container {cname!r} names {have}, not the tier's tag {want}"
+                    so.hint = "register a revision naming the tier's tag"
         except (TierupError, DeployError) as e:
             so.status, so.error, so.hint = "failed", e.message, e.hint
         out.services.append(so)
     try:
-        problem = _check_strategy(clients, name, env, config.strategy_for(name))
+        problem = _check_strategy(clients, name, env, strategy)
     except TierupError as e:
         problem = (e.message, e.hint)
     if problem is not None:
