@@ -576,6 +576,27 @@ def _wait_all(
     return out
 
 
+def settle_waited(so: ServiceOutcome, st: wait_stage.RolloutState, *, done: str) -> None:
+    """A service's outcome once its rollout was waited for (``done``: the status of success)."""
+    so.status = {
+        wait_stage.COMPLETED: done,
+        wait_stage.TIMED_OUT: "timed_out",
+        wait_stage.ROLLED_BACK: wait_stage.ROLLED_BACK,
+    }.get(st.state, "failed")
+    if so.status == done:
+        return
+    so.events = list(st.events)
+    if so.status == wait_stage.ROLLED_BACK:
+        so.error = wait_stage.rolled_back_message(st)
+        so.hint = "the new image did not start; see the service events below"
+    elif so.status == "timed_out":
+        so.error = st.reason
+        so.hint = "raise --timeout or wait_timeout; the rollout may still finish"
+    else:
+        so.error = st.reason or st.state
+        so.hint = "see the service events below and `tierup where`"
+
+
 def _env_outcome(
     e: EnvPlan,
     applied: dict[tuple[str, str], Applied],
@@ -618,23 +639,7 @@ def _env_outcome(
             if st is not None and st.task_definition:
                 so.task_definition = st.task_definition
             if wait and st is not None:
-                so.status = {
-                    wait_stage.COMPLETED: "completed",
-                    wait_stage.TIMED_OUT: "timed_out",
-                    wait_stage.ROLLED_BACK: wait_stage.ROLLED_BACK,
-                }.get(st.state, "failed")
-                if so.status == wait_stage.ROLLED_BACK:
-                    so.error = wait_stage.rolled_back_message(st)
-                    so.hint = "the new image did not start; see the service events below"
-                    so.events = list(st.events)
-                elif so.status == "failed":
-                    so.error = st.reason or st.state
-                    so.hint = "see the service events below and `tierup where`"
-                    so.events = list(st.events)
-                elif so.status == "timed_out":
-                    so.error = st.reason
-                    so.hint = "raise --timeout or wait_timeout; the rollout may still finish"
-                    so.events = list(st.events)
+                settle_waited(so, st, done="completed")
         out.services.append(so)
     for name, err in e.service_errors.items():
         out.services.append(

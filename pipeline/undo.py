@@ -24,7 +24,8 @@ from pipeline import strategies
 from pipeline.clients import Clients
 from pipeline.config import Config, Environment
 from pipeline.ledger import Ledger
-from pipeline.promote import Progress, RunOptions
+from pipeline.progress import rollout_changed
+from pipeline.promote import Progress, RunOptions, settle_waited
 from pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome
 from stages import rollback as rb
 from stages import strategy as strategy_stage
@@ -594,18 +595,16 @@ def execute(
         result.settle()
         (recorder or NullRecorder()).record({**_event(plan, result), **(extra_event or {}), **more})
 
+    ctx = strategies.context(clients, plan.env_name, plan.env, plan.task_defs)
     if plan.strategy in OWN_ROLLBACK:
-        ctx = strategies.context(clients, plan.env_name, plan.env, plan.task_defs)
         applied, errors = _apply_strategy(ctx, plan, say)
     else:
         applied, errors = _apply_all(clients, plan, say)
     if options.wait:
         try:
+            waited = _wait(config, ctx, plan, applied, options.timeout, say)
             if plan.strategy in OWN_ROLLBACK:
-                waited = _wait_strategy(config, ctx, plan, applied, options.timeout, say)
                 applied = _landed(ctx, plan, applied, waited)
-            else:
-                waited = _wait(config, clients, plan, applied, options.timeout, say)
         except KeyboardInterrupt:
             # Ctrl-C while waiting: what was written is recorded, as --no-wait records it
             waited = {}
@@ -698,7 +697,7 @@ def _landed(
     }
 
 
-def _wait_strategy(
+def _wait(
     config: Config,
     ctx: strategy_stage.Context,
     plan: UndoPlan,
@@ -706,6 +705,7 @@ def _wait_strategy(
     timeout: int | None,
     say: Progress,
 ) -> dict[str, wait_stage.RolloutState]:
+    """Follow the rollouts through the environment's strategy, as a promotion does."""
     moving = {s: a for s, a in applied.items() if a.deployment_id is not None}
     if not moving:
         return {}
@@ -715,44 +715,14 @@ def _wait_strategy(
             ctx,
             moving,
             timeout=limit,
-            on_change=lambda st: say(f"{plan.env_name}/{st.service}: {st.state}"),
+            on_change=lambda st: rollout_changed(say, plan.env_name, st, phase="rollback"),
         )
     except TierupError as e:
         return {
-            s: wait_stage.RolloutState(s, str(a.deployment_id), wait_stage.FAILED, reason=str(e))
+            s: wait_stage.RolloutState(
+                s, str(a.deployment_id), wait_stage.FAILED, reason=f"waiting failed: {e}"
+            )
             for s, a in moving.items()
-        }
-
-
-def _wait(
-    config: Config,
-    clients: Clients,
-    plan: UndoPlan,
-    applied: dict[str, Applied],
-    timeout: int | None,
-    say: Progress,
-) -> dict[str, wait_stage.RolloutState]:
-    deps = {s: a.deployment_id for s, a in applied.items() if a.deployment_id is not None}
-    if not deps:
-        return {}
-    limit = timeout if timeout is not None else config.wait_timeout_for(plan.env_name)
-    try:
-        return wait_stage.wait_for(
-            clients.ecs(plan.env),
-            plan.env.cluster,
-            deps,
-            timeout=limit,
-            sleep=clients.sleep,
-            clock=clients.clock,
-            interval=clients.poll_interval,
-            on_change=lambda st: say(
-                f"{plan.env_name}/{st.service}: {st.state} ({st.running}/{st.desired} running)"
-            ),
-        )
-    except TierupError as e:
-        return {
-            s: wait_stage.RolloutState(s, d, wait_stage.FAILED, reason=f"waiting failed: {e}")
-            for s, d in deps.items()
         }
 
 
@@ -807,16 +777,7 @@ def _outcome(
             )
             st = waited.get(p.service)
             if wait and st is not None:
-                if st.state == wait_stage.COMPLETED:
-                    so.status = _done_status(plan.command)
-                elif st.state == wait_stage.TIMED_OUT:
-                    so.status, so.error = "timed_out", st.reason
-                    so.hint = "raise --timeout or wait_timeout; the rollout may still finish"
-                    so.events = list(st.events)
-                else:
-                    so.status, so.error = "failed", st.reason or st.state
-                    so.hint = "see the service events below and `tierup where`"
-                    so.events = list(st.events)
+                settle_waited(so, st, done=_done_status(plan.command))
         out.services.append(so)
     for name, err in plan.errors.items():
         out.services.append(

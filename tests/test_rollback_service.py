@@ -170,6 +170,22 @@ def test_mutable_tag_rollback_is_pinned_to_the_digest_that_ran(world: World) -> 
     assert world.tag_digest("api", "dev") != first["api"]
 
 
+def test_a_rollback_ecs_undoes_is_reported_as_rolled_back_by_ecs(world: World) -> None:
+    first = world.tag_digest("api", "dev")
+    new_commit(world, "one")
+    ship(world, "dev")
+    # the digest it goes back to no longer starts: ECS's circuit breaker puts the new one back
+    mark_image(world, "api", str(first), "sandbox-fail")
+
+    code, doc = world.cli_json("rollback", "service", "--env", "dev", "--service", "api")
+
+    assert code == 1, doc
+    api = doc["environments"]["dev"]["services"]["api"]
+    assert api["status"] == "rolled_back_by_ecs"
+    assert api["error"].startswith("ECS rolled the deployment back")
+    assert api["events"]
+
+
 def test_ctrl_c_while_waiting_records_the_rollback_it_wrote(world: World) -> None:
     first = world.tag_digest("api", "dev")
     new_commit(world, "one")
