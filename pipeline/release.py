@@ -115,7 +115,7 @@ def protect_revisions(options: RunOptions, ledger: Ledger) -> RunOptions:
     )
 
 
-def _finish(result: CommandResult, recorder: Annotating, ledger: Ledger) -> CommandResult:
+def finish(result: CommandResult, recorder: Annotating, ledger: Ledger) -> CommandResult:
     if recorder.last is not None:
         result.data["event"] = recorder.last["id"]
         result.data["ledger"] = ledger.where
@@ -201,7 +201,7 @@ def run_promotion(
     if failed:
         names = ", ".join(g.gate for g in failed)
         result.notes.append(f"gates passed with --force ({names}): {guard.reason}")
-    return _finish(result, recorder, ledger)
+    return finish(result, recorder, ledger)
 
 
 def stamp(
@@ -271,7 +271,7 @@ def run_deploy(
             recorder=recorder,
             progress=progress,
         )
-    return _finish(result, recorder, ledger)
+    return finish(result, recorder, ledger)
 
 
 # -- tier rollback -----------------------------------------------------------------
@@ -520,7 +520,7 @@ def rollback_tier(
     for outcome in result.images:
         if outcome.image in fixes:
             outcome.previous_digest = fixes[outcome.image]["from_digest"]
-    return _finish(result, recorder, ledger)
+    return finish(result, recorder, ledger)
 
 
 def _commits(clients: Clients, repository: str, digest: str) -> list[str]:

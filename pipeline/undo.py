@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pipeline import strategies
 from pipeline.clients import Clients
@@ -51,20 +51,6 @@ MOVED = frozenset({"deployed", "completed", "timed_out", "rolled_back", "restore
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-class History(Protocol):
-    """What undo reads from the ledger (``pipeline.ledger.Ledger`` is one)."""
-
-    def events(
-        self,
-        *,
-        command: str | None = None,
-        tier: str | None = None,
-        image: str | None = None,
-        env: str | None = None,
-        limit: int | None = None,
-    ) -> list[dict[str, Any]]: ...
 
 
 # -- reading the world -------------------------------------------------------------------------
@@ -191,7 +177,7 @@ def _event_label(event: dict[str, Any]) -> str:
 class LedgerWindow:
     """An environment's newest ledger events, read once, widened once when a service needs it."""
 
-    def __init__(self, ledger: History | None, env: str) -> None:
+    def __init__(self, ledger: Ledger, env: str) -> None:
         self._ledger = ledger
         self._env = env
         self._events: list[dict[str, Any]] | None = None
@@ -199,8 +185,6 @@ class LedgerWindow:
         self._lock = threading.Lock()
 
     def events(self, *, wider: bool = False) -> list[dict[str, Any]]:
-        if self._ledger is None:
-            return []
         with self._lock:
             if self._events is None or (wider and not self._wide and self._partial):
                 limit = LEDGER_EVENTS if wider else LEDGER_WINDOW
@@ -527,7 +511,7 @@ def _describe_target(
 def plan_rollback(
     config: Config,
     clients: Clients,
-    ledger: History | None,
+    ledger: Ledger,
     *,
     env_name: str,
     service: str | None = None,
@@ -537,7 +521,6 @@ def plan_rollback(
     """Plan ``rollback service`` (one service) or ``rollback cluster`` (every service)."""
     if to is not None and service is None:
         raise InputError("--to needs --service", hint="name the service to roll back")
-    env = config.environment(env_name)
     window = LedgerWindow(ledger, env_name)
     return plan_services(
         config,
@@ -545,7 +528,7 @@ def plan_rollback(
         command="rollback",
         scope="service" if service else "cluster",
         env_name=env_name,
-        services=[service] if service else (None if all_services else list(env.services)),
+        services=[service] if service else None,
         all_services=all_services,
         find=lambda view: find_target(view, window, to),
         fail_fast=service is not None,
@@ -833,7 +816,7 @@ def _event(plan: UndoPlan, result: CommandResult) -> dict[str, Any]:
 def run_locked(
     config: Config,
     clients: Clients,
-    ledger: Ledger | None,
+    ledger: Ledger,
     *,
     env: str,
     command: str,
@@ -844,41 +827,22 @@ def run_locked(
 ) -> CommandResult:
     """Plan and run under the lock of the environment's tier (no lock for a dry run); record."""
     from pipeline.lock import holding
-    from pipeline.release import tier_lock
+    from pipeline.release import Annotating, Guard, finish, tier_lock
 
     tier = config.environment(env).tier
-    lock = (
-        tier_lock(config, clients, ledger, tier, command=command, dry_run=options.dry_run)
-        if ledger is not None
-        else None
-    )
-    recorder = _Keeping(ledger)
+    lock = tier_lock(config, clients, ledger, tier, command=command, dry_run=options.dry_run)
+    recorder = Annotating(ledger, Guard())
     with holding(lock, lock_timeout, progress):
         result = execute(
             config, clients, plan(), options=options, recorder=recorder, progress=progress
         )
-    if recorder.last is not None and ledger is not None:
-        result.data["event"] = recorder.last.get("id")
-        result.data["ledger"] = ledger.where
-    return result
-
-
-class _Keeping:
-    """Records into the ledger (when there is one) and keeps the stored event."""
-
-    def __init__(self, ledger: Ledger | None) -> None:
-        self.ledger = ledger
-        self.last: dict[str, Any] | None = None
-
-    def record(self, event: dict[str, Any]) -> dict[str, Any]:
-        self.last = self.ledger.record(event) if self.ledger is not None else event
-        return self.last
+    return finish(result, recorder, ledger)
 
 
 def rollback(
     config: Config,
     clients: Clients,
-    ledger: Ledger | None,
+    ledger: Ledger,
     *,
     env: str,
     service: str | None = None,
