@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from stages.errors import ConfigError
+from stages.types import ECS_LIFECYCLE_HOOKS
 
 DEFAULT_CONFIG = "envs.yaml"
 CONFIG_ENV_VAR = "TIERUP_CONFIG"
@@ -193,15 +194,6 @@ class ServiceConfig(_Model):
 class CloudFormationConfig(_Model):
     stack: str
     image_parameter: str
-
-
-ECS_LIFECYCLE_HOOKS = (
-    "BeforeInstall",
-    "AfterInstall",
-    "AfterAllowTestTraffic",
-    "BeforeAllowTraffic",
-    "AfterAllowTraffic",
-)
 
 
 class CodeDeployConfig(_Model):

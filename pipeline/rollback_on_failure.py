@@ -286,9 +286,10 @@ def _apply(clients: Clients, rec: Recovery, say: Callable[[str], None]) -> None:
     def one(jobs: list[_Job]) -> None:
         e, job = jobs[0].env, jobs[0]
         try:
-            if job.action in OWN_ROLLBACK:
+            if job.action != "force-new-deployment":
+                # back to the revision each ran before, through the environment's strategy
                 ctx = strategies.context(clients, e.name, e.env, e.task_defs)
-                back = strategy_stage.get(job.action).rollback(
+                back = strategy_stage.get(e.strategy).rollback(
                     ctx, {j.plan.service: j.applied for j in jobs}
                 )
                 with lock:
@@ -302,20 +303,14 @@ def _apply(clients: Clients, rec: Recovery, say: Callable[[str], None]) -> None:
                     )
                 return
             s = job.plan
-            ecs = clients.ecs(e.env)
-            if job.action == "task-definition":
-                done = rollback_stage.rollback_service(
-                    ecs, e.env.cluster, s.service, job.applied.previous_task_definition
-                )
-            else:
-                state = ecs.force_new_deployment(e.env.cluster, s.service)
-                primary = state.primary
-                done = Applied(
-                    s.service,
-                    primary.id if primary else None,
-                    state.task_definition,
-                    job.applied.task_definition,
-                )
+            state = clients.ecs(e.env).force_new_deployment(e.env.cluster, s.service)
+            primary = state.primary
+            done = Applied(
+                s.service,
+                primary.id if primary else None,
+                state.task_definition,
+                job.applied.task_definition,
+            )
             with lock:
                 job.done = done
             say(f"{e.name}/{s.service}: rollback ({job.action}) -> deployment {done.deployment_id}")
@@ -356,41 +351,21 @@ def _wait(
     def one(jobs: list[_Job]) -> None:
         env = jobs[0].env
         limit = timeout if timeout is not None else config.wait_timeout_for(env.name)
-        own = {j.plan.service: j.done for j in jobs if j.action in OWN_ROLLBACK and j.done}
-        deps = {
-            j.plan.service: str(j.done.deployment_id)
-            for j in jobs
-            if j.done is not None and j.plan.service not in own
-        }
-        states: dict[str, wait_stage.RolloutState] = {}
+        done = {j.plan.service: j.done for j in jobs if j.done is not None}
         try:
-            if own:
-                states.update(
-                    strategy_stage.get(env.strategy).wait(
-                        strategies.context(clients, env.name, env.env, env.task_defs),
-                        own,
-                        timeout=limit,
-                        on_change=lambda st: rollout_changed(say, env.name, st, phase="rollback"),
-                    )
-                )
-            if deps:
-                states.update(
-                    wait_stage.wait_for(
-                        clients.ecs(env.env),
-                        env.env.cluster,
-                        deps,
-                        timeout=limit,
-                        sleep=clients.sleep,
-                        clock=clients.clock,
-                        interval=clients.poll_interval,
-                        on_change=lambda st: rollout_changed(say, env.name, st, phase="rollback"),
-                    )
-                )
+            # a rolling strategy follows each deployment id; a stack or CodeDeploy its own write
+            states = strategy_stage.get(env.strategy).wait(
+                strategies.context(clients, env.name, env.env, env.task_defs),
+                done,
+                timeout=limit,
+                on_change=lambda st: rollout_changed(say, env.name, st, phase="rollback"),
+            )
         except TierupError as err:
-            ids = {**deps, **{s: str(a.deployment_id) for s, a in own.items()}}
             states = {
-                s: wait_stage.RolloutState(s, d, wait_stage.FAILED, reason=f"waiting failed: {err}")
-                for s, d in ids.items()
+                s: wait_stage.RolloutState(
+                    s, str(a.deployment_id), wait_stage.FAILED, reason=f"waiting failed: {err}"
+                )
+                for s, a in done.items()
             }
         with lock:
             for s, st in states.items():

@@ -31,6 +31,7 @@ from stages.deploy import (
     pick_container,
 )
 from stages.errors import TierupError
+from stages.rollback import pinned_reference
 from stages.strategy import Context, OnChange, Planned, RestoreTarget, StackSettings, Target
 from stages.types import ImageRef
 
@@ -84,9 +85,9 @@ class StackUpdate:
         }
 
 
-def change_set_name(environment: str, now: datetime | None = None) -> str:
+def change_set_name(environment: str) -> str:
     """``tierup-<env>-<UTC time>-<random>``: unique, and says who made it and when."""
-    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     env = "".join(c if c.isalnum() else "-" for c in environment)[:60].strip("-") or "env"
     return f"tierup-{env}-{stamp}-{secrets.token_hex(3)}"
 
@@ -97,8 +98,7 @@ def plan_stack_update(
     environment: str,
     settings: StackSettings,
     reference: str,
-    name: str | None = None,
-    description: str = "tierup: image parameter",
+    description: str,
     sleep: Callable[[float], None],
     clock: Callable[[], float],
     interval: float = 2.0,
@@ -145,7 +145,7 @@ def plan_stack_update(
         if k != settings.image_parameter
     ]
     parameters.append({"ParameterKey": settings.image_parameter, "ParameterValue": reference})
-    name = name or change_set_name(environment)
+    name = change_set_name(environment)
     change_set_id = cfn.create_change_set(settings.stack, name, parameters, description)
     if change_set_id is None:
         return StackUpdate(
@@ -337,15 +337,11 @@ class CloudFormationStrategy:
             }
             if not services:
                 return out
-            update = plan_stack_update(
-                cfn,
-                environment=target.environment,
-                settings=settings,
-                reference=reference,
-                description=f"tierup: {image.image} {image.digest} to {target.environment}",
-                sleep=ctx.sleep,
-                clock=ctx.clock,
-                interval=min(ctx.interval, 2.0),
+            update = _plan_update(
+                ctx,
+                settings,
+                reference,
+                f"tierup: {image.image} {image.digest} to {target.environment}",
             )
         except TierupError as e:
             for s in target.services:
@@ -412,12 +408,23 @@ class CloudFormationStrategy:
         on_change: OnChange | None = None,
     ) -> dict[str, wait_stage.RolloutState]:
         out: dict[str, wait_stage.RolloutState] = {}
+        # a rollback that had nothing to write: the stack already holds the previous value
+        there = [s for s, a in applied.items() if a.deployment_id is None]
+        if there:
+            found = ctx.ecs.describe_services(ctx.cluster, there, allow_missing=True)
+            for service in there:
+                stack = applied[service].extra.get("stack")
+                out[service] = wait_stage.settled(
+                    service,
+                    "",
+                    wait_stage.COMPLETED,
+                    found.get(service),
+                    detail=f"stack {stack} already holds the previous value",
+                )
         by_stack: dict[str, dict[str, Applied]] = {}
         for service, a in applied.items():
-            if a.deployment_id is None:
-                out[service] = _already_there(ctx, service, a)
-                continue
-            by_stack.setdefault(str(a.extra["stack"]), {})[service] = a
+            if a.deployment_id is not None:
+                by_stack.setdefault(str(a.extra["stack"]), {})[service] = a
         for stack, group in by_stack.items():
             first = next(iter(group.values()))
             change_set = str(first.deployment_id)
@@ -450,16 +457,13 @@ class CloudFormationStrategy:
             )
             states = ctx.ecs.describe_services(ctx.cluster, list(group), allow_missing=True)
             for service in group:
-                state = states.get(service)
-                out[service] = wait_stage.RolloutState(
+                out[service] = wait_stage.settled(
                     service,
                     change_set,
                     result.state,
-                    running=state.running if state else 0,
-                    desired=state.desired if state else 0,
+                    states.get(service),
                     reason=result.reason,
                     events=result.events,
-                    task_definition=state.task_definition if state else None,
                     detail=f"stack {stack} {result.status}",
                 )
         return out
@@ -475,15 +479,8 @@ class CloudFormationStrategy:
             stack = str(stack)
             if stack not in done:
                 settings = StackSettings(stack, str(a.extra["parameter"]))
-                back = plan_stack_update(
-                    cfn,
-                    environment=ctx.environment,
-                    settings=settings,
-                    reference=rollback_reference(a),
-                    description=f"tierup: rollback of {ctx.environment}",
-                    sleep=ctx.sleep,
-                    clock=ctx.clock,
-                    interval=min(ctx.interval, 2.0),
+                back = _plan_update(
+                    ctx, settings, rollback_reference(a), f"tierup: rollback of {ctx.environment}"
                 )
                 since = None if back.unchanged else execute(cfn, back)
                 done[stack] = (None if back.unchanged else back, since)
@@ -525,16 +522,7 @@ class CloudFormationStrategy:
             )
         reference = references.pop()
         cfn = ctx.cloudformation()
-        update = plan_stack_update(
-            cfn,
-            environment=ctx.environment,
-            settings=settings,
-            reference=reference,
-            description=f"tierup: restore of {ctx.environment}",
-            sleep=ctx.sleep,
-            clock=ctx.clock,
-            interval=min(ctx.interval, 2.0),
-        )
+        update = _plan_update(ctx, settings, reference, f"tierup: restore of {ctx.environment}")
         if update.unchanged:
             return {
                 s: Applied(
@@ -560,17 +548,18 @@ class CloudFormationStrategy:
                     discard(ctx.cloudformation(), update)
 
 
-def _already_there(ctx: Context, service: str, applied: Applied) -> wait_stage.RolloutState:
-    """A rollback that had nothing to write: the stack already holds the previous value."""
-    state = ctx.ecs.describe_services(ctx.cluster, [service], allow_missing=True).get(service)
-    return wait_stage.RolloutState(
-        service,
-        "",
-        wait_stage.COMPLETED,
-        running=state.running if state else 0,
-        desired=state.desired if state else 0,
-        task_definition=state.task_definition if state else None,
-        detail=f"stack {applied.extra.get('stack')} already holds the previous value",
+def _plan_update(
+    ctx: Context, settings: StackSettings, reference: str, description: str
+) -> StackUpdate:
+    return plan_stack_update(
+        ctx.cloudformation(),
+        environment=ctx.environment,
+        settings=settings,
+        reference=reference,
+        description=description,
+        sleep=ctx.sleep,
+        clock=ctx.clock,
+        interval=min(ctx.interval, 2.0),
     )
 
 
@@ -616,5 +605,5 @@ def rollback_reference(applied: Applied) -> str:
     ref = ImageRef.parse(value)
     digests = {d for d in dict(applied.extra.get("previous_digests") or {}).values() if d}
     if ref.digest is None and len(digests) == 1:
-        return str(ImageRef(ref.registry, ref.repository, None, digests.pop()))
+        return pinned_reference(value, digests.pop())
     return value

@@ -26,6 +26,7 @@ from stages.adapters.codedeploy import CodeDeploy, DeploymentStatus, TargetProgr
 from stages.adapters.ecs import Ecs
 from stages.deploy import Applied, DeployError, ServicePlan, registration_input, with_images
 from stages.errors import TierupError
+from stages.rollback import pinned_reference
 from stages.strategy import (
     CodeDeploySettings,
     Context,
@@ -33,19 +34,13 @@ from stages.strategy import (
     Planned,
     RestoreTarget,
     Target,
+    plan_rolling,
 )
-from stages.types import ImageRef, TaskDefinition
+from stages.types import ECS_LIFECYCLE_HOOKS, ImageRef, TaskDefinition
 
 STRATEGY = "codedeploy"
 DEPLOY = "codedeploy-deployment"
 WRITE = "ecs:RegisterTaskDefinition+codedeploy:CreateDeployment"
-HOOK_EVENTS = (
-    "BeforeInstall",
-    "AfterInstall",
-    "AfterAllowTestTraffic",
-    "BeforeAllowTraffic",
-    "AfterAllowTraffic",
-)
 NEW_REVISION = "<the revision registered by this deployment>"
 
 
@@ -70,7 +65,7 @@ def appspec(
             }
         ],
     }
-    order = {e: i for i, e in enumerate(HOOK_EVENTS)}
+    order = {e: i for i, e in enumerate(ECS_LIFECYCLE_HOOKS)}
     if hooks:
         spec["Hooks"] = [{event: fn} for event, fn in sorted(hooks, key=lambda h: order[h[0]])]
     return spec
@@ -132,12 +127,6 @@ def plan_deployment(
     containers: Sequence[str],
 ) -> CodeDeployPlan:
     """Check the deployment group deploys this service and can start now; resolve the route."""
-    unknown = [e for e, _ in settings.hooks if e not in HOOK_EVENTS]
-    if unknown:
-        raise DeployError(
-            f"codedeploy hooks {', '.join(unknown)} are not ECS lifecycle hooks",
-            hint=f"ECS deployments run hooks {', '.join(HOOK_EVENTS)}",
-        )
     group = cd.deployment_group(settings.application, settings.deployment_group)
     where = f"deployment group {settings.application}/{settings.deployment_group}"
     if group.compute_platform and group.compute_platform != "ECS":
@@ -194,7 +183,7 @@ def plan_deployment(
         deployment_config=settings.deployment_config or group.config_name,
         container=container,
         container_port=port,
-        hooks=tuple(sorted(settings.hooks, key=lambda h: HOOK_EVENTS.index(h[0]))),
+        hooks=tuple(sorted(settings.hooks, key=lambda h: ECS_LIFECYCLE_HOOKS.index(h[0]))),
         cluster=cluster,
         service=service,
     )
@@ -208,10 +197,13 @@ def start(
     images: Mapping[str, str],
     *,
     description: str,
-    register: bool = True,
 ) -> Applied:
-    """Register a revision naming ``images`` (unless ``register`` is off) and deploy it."""
+    """Deploy ``task_def``, through a copy naming ``images`` where it needs one.
+
+    An INACTIVE revision (a cleanup deregistered it) cannot be deployed: it is registered again.
+    """
     revision = task_def
+    register = task_def.status != "ACTIVE" or bool(images)
     if register:
         revision = ecs.register_task_definition(
             with_images(registration_input(ecs, task_def), dict(images))
@@ -312,7 +304,7 @@ def _pins(task_def: TaskDefinition, digests: Mapping[str, str | None]) -> dict[s
         ref = ImageRef.parse(c.image)
         digest = digests.get(c.name)
         if digest and ref.digest is None:
-            out[c.name] = str(ImageRef(ref.registry, ref.repository, None, digest))
+            out[c.name] = pinned_reference(c.image, digest)
     return out
 
 
@@ -332,17 +324,7 @@ class CodeDeployStrategy:
                         "`codedeploy: {application, deployment_group, ...}`",
                         hint="add it to the environment in envs.yaml",
                     )
-                rolling = deploy_stage.plan_service(
-                    environment=target.environment,
-                    strategy=deploy_stage.TASK_DEFINITION,
-                    pin=target.pin,
-                    service=s.service,
-                    wanted=dict(s.wanted),
-                    state=s.state,
-                    task_def=s.task_def,
-                    running=list(s.running),
-                    tag_moved=s.tag_moved,
-                )
+                rolling = plan_rolling(target, s, deploy_stage.TASK_DEFINITION)
                 plan = plan_deployment(
                     ctx.codedeploy(),
                     settings=settings,
@@ -416,14 +398,11 @@ class CodeDeployStrategy:
             if a.deployment_id is None:
                 # a rollback with nothing to write: the service already runs that revision
                 found = ctx.ecs.describe_services(ctx.cluster, [service], allow_missing=True)
-                there = found.get(service)
-                out[service] = wait_stage.RolloutState(
+                out[service] = wait_stage.settled(
                     service,
                     "",
                     wait_stage.COMPLETED,
-                    running=there.running if there else 0,
-                    desired=there.desired if there else 0,
-                    task_definition=there.task_definition if there else None,
+                    found.get(service),
                     detail="it already runs the revision it ran before",
                 )
                 continue
@@ -462,15 +441,13 @@ class CodeDeployStrategy:
                 reason = failure_reason(status, target)
             elif state == wait_stage.TIMED_OUT:
                 reason = f"{describe_progress(status, target)} after {int(timeout)}s"
-            now = wait_stage.RolloutState(
+            now = wait_stage.settled(
                 service,
                 deployment_id,
                 state,
-                running=svc.running if svc else 0,
-                desired=svc.desired if svc else 0,
+                svc,
                 reason=reason,
                 events=tuple(e.message for e in svc.events[:5]) if svc and reason else (),
-                task_definition=svc.task_definition if svc else None,
                 detail=describe_progress(status, target),
             )
             if on_change is not None:
@@ -532,7 +509,6 @@ class CodeDeployStrategy:
                 previous,
                 pinned,
                 description=f"tierup: rollback of {ctx.environment}/{service} to {previous.arn}",
-                register=previous.status != "ACTIVE" or bool(pinned),
             )
             out[service] = replace(started, previous_task_definition=a.task_definition)
         return out
@@ -567,7 +543,6 @@ class CodeDeployStrategy:
                 td,
                 images,
                 description=f"tierup: restore of {ctx.environment}/{service} to {td.arn}",
-                register=td.status != "ACTIVE" or bool(images),
             )
             out[service] = replace(
                 started, previous_task_definition=states[service].task_definition

@@ -19,7 +19,6 @@ FORCE_NEW_DEPLOYMENT = "force-new-deployment"
 TASK_DEFINITION = "task-definition"
 REGISTER = "register-task-definition"
 UNPIN = "unpin"
-STRATEGIES = (FORCE_NEW_DEPLOYMENT, TASK_DEFINITION, "cloudformation", "codedeploy")
 
 # RegisterTaskDefinition accepts these; describe_task_definition also returns read-only keys
 READ_ONLY_KEYS = frozenset(
@@ -214,7 +213,7 @@ def plan_service(
 
     current_refs = {c.container: task_def.image_of(c.container) or "" for c in containers}
     names_target = all(names_reference(current_refs[c.container], c.reference) for c in containers)
-    prev = tuple((c.container, _agreed_digest(running, c.container)) for c in containers)
+    prev = tuple((c.container, agreed_digest(running, c.container)) for c in containers)
 
     pinned = [c for c in containers if is_pinned_copy(current_refs[c.container], c.reference)]
     if strategy == FORCE_NEW_DEPLOYMENT:
@@ -281,7 +280,8 @@ def is_pinned_copy(current: str, wanted: str) -> bool:
     )
 
 
-def _agreed_digest(running: list[TaskImage], container: str) -> str | None:
+def agreed_digest(running: list[TaskImage], container: str) -> str | None:
+    """The digest every running task reports for ``container``; None if they disagree or none."""
     digests = {t.digest for t in running if t.container == container}
     if len(digests) == 1:
         return next(iter(digests))
@@ -369,11 +369,6 @@ def apply(ecs: Ecs, plan: ServicePlan, task_def: TaskDefinition | None = None) -
         previous_task_definition=plan.task_definition,
         registered=registered,
     )
-
-
-def agreed_digest(running: list[TaskImage], container: str) -> str | None:
-    """The digest every running task reports for ``container``; None if they disagree or none."""
-    return _agreed_digest(running, container)
 
 
 def revision_from_tasks(state: ServiceState, running: list[TaskImage]) -> TaskDefinition | None:

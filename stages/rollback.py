@@ -426,30 +426,21 @@ def rollback_service(
 
 def apply_rollback(ecs: Ecs, plan: RollbackPlan) -> Applied:
     """Run one planned rollback; return the deployment to follow (None when nothing moves)."""
-    if plan.action == SKIP:
-        return Applied(
-            plan.service, None, plan.current_task_definition, plan.current_task_definition
-        )
-    if plan.action == FOLLOW:
-        primary = plan.state.primary if plan.state is not None else None
-        return Applied(
-            plan.service,
-            primary.id if primary else None,
-            plan.current_task_definition,
-            plan.current_task_definition,
-            extra={"written": False},
-        )
-    if plan.action == REDEPLOY:
-        updated = ecs.update_service(
-            plan.cluster, plan.service, task_definition=plan.current_task_definition, force=True
-        )
-        primary = updated.primary
+    if plan.action in (SKIP, FOLLOW, REDEPLOY):
+        # the service already names the target: nothing to register, at most a redeploy
+        primary = None
+        if plan.action == REDEPLOY:
+            primary = ecs.update_service(
+                plan.cluster, plan.service, task_definition=plan.current_task_definition, force=True
+            ).primary
+        elif plan.action == FOLLOW and plan.state is not None:
+            primary = plan.state.primary
         return Applied(
             plan.service,
             primary.id if primary else None,
             plan.current_task_definition,
             plan.current_task_definition,
-            extra={"written": True},
+            extra={"written": plan.action == REDEPLOY},
         )
     if plan.action == REGISTER:
         copy = ecs.register_task_definition(plan.params)

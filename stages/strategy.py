@@ -6,7 +6,9 @@ stack), waits for the writes' own answer, and rolls them back. The pipeline runs
 environment through ``get(name)`` and never needs to know which strategy it drives:
 
 - ``force-new-deployment`` and ``task-definition``: ECS's rolling update (``stages.deploy``,
-  followed by deployment id through ``stages.wait``, rolled back by ``stages.rollback``);
+  followed by deployment id through ``stages.wait``, rolled back to the previous revision by
+  ``stages.rollback.rollback_service``); ``restore`` is not theirs: a rolling restore is
+  planned per service by ``stages.rollback`` (``plan_rollback`` -> ``apply_rollback``);
 - ``cloudformation``: a change set of the stack's image parameter (``stages.cloudformation``);
 - ``codedeploy``: a blue/green CodeDeploy deployment with an AppSpec (``stages.codedeploy``).
 
@@ -182,6 +184,21 @@ def groups(plans: Sequence[ServicePlan]) -> list[list[ServicePlan]]:
     return list(out.values())
 
 
+def plan_rolling(target: Target, service: ServiceTarget, strategy: str) -> ServicePlan:
+    """``stages.deploy``'s plan of one service of ``target`` under a rolling ``strategy``."""
+    return deploy_stage.plan_service(
+        environment=target.environment,
+        strategy=strategy,
+        pin=target.pin,
+        service=service.service,
+        wanted=dict(service.wanted),
+        state=service.state,
+        task_def=service.task_def,
+        running=list(service.running),
+        tag_moved=service.tag_moved,
+    )
+
+
 class Rolling:
     """``force-new-deployment`` and ``task-definition``: ECS's own rolling update."""
 
@@ -192,19 +209,7 @@ class Rolling:
         out = Planned()
         for s in target.services:
             try:
-                out.services.append(
-                    deploy_stage.plan_service(
-                        environment=target.environment,
-                        strategy=self.name,
-                        pin=target.pin,
-                        service=s.service,
-                        wanted=dict(s.wanted),
-                        state=s.state,
-                        task_def=s.task_def,
-                        running=list(s.running),
-                        tag_moved=s.tag_moved,
-                    )
-                )
+                out.services.append(plan_rolling(target, s, self.name))
             except TierupError as e:
                 out.errors[s.service] = e
         return out
@@ -246,26 +251,16 @@ class Rolling:
         }
 
     def restore(self, ctx: Context, targets: Mapping[str, RestoreTarget]) -> dict[str, Applied]:
-        from stages.rollback import rollback_service
-
-        out: dict[str, Applied] = {}
-        for service, t in targets.items():
-            arn = revision_for(ctx, t)
-            out[service] = rollback_service(ctx.ecs, ctx.cluster, service, arn)
-        return out
+        # a rolling rollback or restore is planned per service (pinning, re-registering an
+        # INACTIVE revision, following a deployment ECS already runs): that is stages.rollback
+        raise DeployError(
+            f"{self.name}: a rolling strategy restores through stages.rollback "
+            "(plan_rollback, apply_rollback)",
+            hint="use `tierup rollback` or `tierup restore`",
+        )
 
     def discard(self, ctx: Context, plans: Sequence[ServicePlan]) -> None:
         return None
-
-
-def revision_for(ctx: Context, target: RestoreTarget) -> str:
-    """The target's revision, or a copy of it naming ``target.images`` (registered now)."""
-    td = ctx.task_definition(target.task_definition)
-    images = {c: ref for c, ref in target.images.items() if td.image_of(c) != ref}
-    if not images:
-        return td.arn
-    params = deploy_stage.with_images(deploy_stage.registration_input(ctx.ecs, td), images)
-    return ctx.ecs.register_task_definition(params).arn
 
 
 _REGISTRY: dict[str, Strategy] = {}

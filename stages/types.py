@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -12,7 +13,35 @@ MANIFEST_MEDIA_TYPES: tuple[str, ...] = (
     "application/vnd.oci.image.index.v1+json",
 )
 
+
+def manifest_media_type(body: str | bytes) -> str:
+    """A manifest's media type from its body, when the registry does not say it.
+
+    The body's own ``mediaType`` first; without it (optional in OCI), an index lists
+    ``manifests`` and an image manifest does not.
+    """
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return MANIFEST_MEDIA_TYPES[0]
+    if not isinstance(doc, dict):
+        return MANIFEST_MEDIA_TYPES[0]
+    declared = doc.get("mediaType")
+    if isinstance(declared, str) and declared:
+        return declared
+    return MANIFEST_MEDIA_TYPES[3] if "manifests" in doc else MANIFEST_MEDIA_TYPES[2]
+
+
 COMMIT_SHA_LENGTH = 40
+
+# the lifecycle events of an ECS blue/green deployment that run hook functions, in run order
+ECS_LIFECYCLE_HOOKS: tuple[str, ...] = (
+    "BeforeInstall",
+    "AfterInstall",
+    "AfterAllowTestTraffic",
+    "BeforeAllowTraffic",
+    "AfterAllowTraffic",
+)
 
 
 def is_commit_sha(tag: str) -> bool:

@@ -58,6 +58,30 @@ class RolloutState:
         return self.state == COMPLETED
 
 
+def settled(
+    service: str,
+    deployment_id: str,
+    state: str,
+    found: ServiceState | None,
+    *,
+    reason: str | None = None,
+    events: tuple[str, ...] = (),
+    detail: str | None = None,
+) -> RolloutState:
+    """A strategy's own answer for ``service``, with what the service (``found``) runs now."""
+    return RolloutState(
+        service,
+        deployment_id,
+        state,
+        running=found.running if found else 0,
+        desired=found.desired if found else 0,
+        reason=reason,
+        events=events,
+        task_definition=found.task_definition if found else None,
+        detail=detail,
+    )
+
+
 def telling_events(service: ServiceState) -> tuple[str, ...]:
     """The latest events, those that explain something first (routine ones only if none do)."""
     messages = [e.message for e in service.events]

@@ -16,6 +16,7 @@ import requests
 from stages.adapters.oci import (
     Credentials,
     OciRegistry,
+    _media_type,
     docker_credentials,
     parse_challenge,
     registry_endpoint,
@@ -209,6 +210,20 @@ def test_retag_keeps_digest_byte_for_byte(oci_registry_url: str) -> None:
     assert by_digest is not None and by_digest.body == body
     assert reg.get_manifest(repo, "nope") is None
     assert reg.describe_repository(repo).uri == f"{oci_registry_url}/{repo}"
+
+
+def test_media_type_when_the_registry_does_not_say() -> None:
+    # an OCI index may leave out mediaType; served as plain JSON it is still an index
+    index = json.dumps({"schemaVersion": 2, "manifests": []}).encode()
+    image = json.dumps({"schemaVersion": 2, "config": {}, "layers": []}).encode()
+    declared = json.dumps({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST}).encode()
+    resp = requests.Response()
+    resp.headers["Content-Type"] = "application/json"
+    assert _media_type(resp, index) == OCI_INDEX
+    assert _media_type(resp, image) == "application/vnd.oci.image.manifest.v1+json"
+    assert _media_type(resp, declared) == DOCKER_MANIFEST
+    resp.headers["Content-Type"] = OCI_INDEX
+    assert _media_type(resp, declared) == OCI_INDEX
 
 
 @pytest.mark.docker

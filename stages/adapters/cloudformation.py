@@ -54,13 +54,9 @@ class ResourceChange:
 @dataclass(frozen=True)
 class ChangeSetInfo:
     change_set_id: str
-    name: str
-    stack_id: str
     status: str  # CREATE_PENDING | CREATE_IN_PROGRESS | CREATE_COMPLETE | FAILED | ...
-    execution_status: str | None
     status_reason: str | None
     changes: tuple[ResourceChange, ...]
-    parameters: tuple[tuple[str, str], ...]
 
     @property
     def no_changes(self) -> bool:
@@ -131,10 +127,6 @@ class CloudFormation:
 
     def __init__(self, client: Any) -> None:
         self._cfn = client
-
-    @property
-    def client(self) -> Any:
-        return self._cfn
 
     def describe_stack(self, name: str) -> StackInfo:
         try:
@@ -216,16 +208,9 @@ class CloudFormation:
         assert first is not None
         return ChangeSetInfo(
             change_set_id=str(first.get("ChangeSetId", change_set_id)),
-            name=str(first.get("ChangeSetName", "")),
-            stack_id=str(first.get("StackId", "")),
             status=str(first.get("Status", "")),
-            execution_status=first.get("ExecutionStatus"),
             status_reason=first.get("StatusReason"),
             changes=tuple(changes),
-            parameters=tuple(
-                (str(p["ParameterKey"]), str(p.get("ParameterValue", "")))
-                for p in first.get("Parameters") or []
-            ),
         )
 
     def execute_change_set(self, change_set_id: str) -> None:

@@ -24,7 +24,6 @@ class DeploymentGroupInfo:
     compute_platform: str
     config_name: str | None
     ecs_services: tuple[tuple[str, str], ...]  # (cluster, service)
-    auto_rollback: bool
 
 
 @dataclass(frozen=True)
@@ -57,10 +56,6 @@ class CodeDeploy:
     def __init__(self, client: Any) -> None:
         self._cd = client
 
-    @property
-    def client(self) -> Any:
-        return self._cd
-
     def deployment_group(self, application: str, group: str) -> DeploymentGroupInfo:
         try:
             info = self._cd.get_deployment_group(
@@ -75,7 +70,6 @@ class CodeDeploy:
                     "does not exist"
                 ) from e
             raise_translated(e, f"reading deployment group {application}/{group}")
-        rollback = info.get("autoRollbackConfiguration") or {}
         return DeploymentGroupInfo(
             application=application,
             name=group,
@@ -85,8 +79,6 @@ class CodeDeploy:
                 (str(s.get("clusterName", "")), str(s.get("serviceName", "")))
                 for s in info.get("ecsServices") or []
             ),
-            auto_rollback=bool(rollback.get("enabled"))
-            and "DEPLOYMENT_FAILURE" in (rollback.get("events") or []),
         )
 
     def active_deployments(self, application: str, group: str) -> list[str]:

@@ -7,7 +7,13 @@ from typing import Any
 from stages.adapters.aws import error_message, is_client_error, raise_translated
 from stages.adapters.registry import UNREAD, Current, TagWrite
 from stages.errors import ConflictError, RepositoryMissing
-from stages.types import MANIFEST_MEDIA_TYPES, ImageInfo, Manifest, RepositoryInfo
+from stages.types import (
+    MANIFEST_MEDIA_TYPES,
+    ImageInfo,
+    Manifest,
+    RepositoryInfo,
+    manifest_media_type,
+)
 
 
 class EcrRegistry:
@@ -72,7 +78,7 @@ class EcrRegistry:
             return None
         image = images[0]
         body = image["imageManifest"]
-        media_type = image.get("imageManifestMediaType") or _sniff_media_type(body)
+        media_type = image.get("imageManifestMediaType") or manifest_media_type(body)
         return Manifest(
             repository=repository,
             digest=image["imageId"]["imageDigest"],
@@ -155,16 +161,3 @@ class EcrRegistry:
             raise_translated(e, f"reading the policy of {repository}")
         text = resp.get("policyText")
         return str(text) if text is not None else None
-
-
-def _sniff_media_type(body: str | bytes) -> str:
-    import json
-
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        return MANIFEST_MEDIA_TYPES[0]
-    mt = doc.get("mediaType")
-    if isinstance(mt, str):
-        return mt
-    return MANIFEST_MEDIA_TYPES[3] if "manifests" in doc else MANIFEST_MEDIA_TYPES[2]

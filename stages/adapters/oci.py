@@ -28,7 +28,13 @@ import requests
 from stages.adapters.registry import UNREAD, Current, TagWrite
 from stages.errors import ConfigError, ConflictError, RegistryError
 from stages.parallel import each
-from stages.types import MANIFEST_MEDIA_TYPES, ImageInfo, Manifest, RepositoryInfo
+from stages.types import (
+    MANIFEST_MEDIA_TYPES,
+    ImageInfo,
+    Manifest,
+    RepositoryInfo,
+    manifest_media_type,
+)
 
 ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
 TIMEOUT = 30.0
@@ -273,13 +279,7 @@ def _media_type(resp: requests.Response, body: bytes) -> str:
     content_type = resp.headers.get("Content-Type", "").split(";", 1)[0].strip()
     if content_type in MANIFEST_MEDIA_TYPES:
         return content_type
-    try:
-        declared = json.loads(body).get("mediaType")
-    except (ValueError, AttributeError):
-        declared = None
-    if isinstance(declared, str) and declared:
-        return declared
-    return content_type or MANIFEST_MEDIA_TYPES[0]
+    return manifest_media_type(body)
 
 
 def _pushed_at(resp: requests.Response) -> datetime | None:
