@@ -145,7 +145,8 @@ def test_restore_dry_run_writes_nothing_and_plans_the_real_writes(world: World) 
     r = world.cli("restore", "--env", "staging", "--snapshot", "s1", "--dry-run")
     assert r.exit_code == 0, r.output
     assert "dry run" in r.stdout
-    assert writes.calls == []
+    assert {s: d["deployments"][0]["id"] for s, d in world.services("staging").items()} == ids
+    assert len(ledger_of(world).events()) == events
 
     real = restore(
         world.config,
