@@ -9,9 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import git
 import pytest
@@ -40,8 +39,8 @@ class _MotoWorld:
     def __init__(self) -> None:
         from pipeline.sandbox import emulation
 
-        self._emulation_module = emulation
-        self.emulation: Any = emulation.install()
+        self._emulation = emulation
+        emulation.install()
 
         from pipeline.sandbox.server import moto_server
 
@@ -57,19 +56,11 @@ class _MotoWorld:
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             response.read()
-        reset_emulation = getattr(self.emulation, "reset", None) or getattr(
-            self._emulation_module, "reset", None
-        )
-        if callable(reset_emulation):
-            reset_emulation()
+        self._emulation.reset()
 
     def stop(self) -> None:
         self._server.stop()
-        uninstall = getattr(self.emulation, "uninstall", None) or getattr(
-            self._emulation_module, "uninstall", None
-        )
-        if callable(uninstall):
-            uninstall()
+        self._emulation.uninstall()
 
 
 @pytest.fixture(scope="session")
@@ -169,13 +160,3 @@ def git_repo(tmp_path: Path) -> Iterator[git.Repo]:
         yield repo
     finally:
         repo.close()
-
-
-@pytest.fixture
-def make_commit(git_repo: git.Repo) -> Callable[..., str]:
-    """`make_commit(files=None, message=None) -> sha`: add a commit to `git_repo`."""
-
-    def _make_commit(files: Mapping[str, str] | None = None, message: str | None = None) -> str:
-        return add_commit(git_repo, files, message)
-
-    return _make_commit

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from stages.deploy import READ_ONLY_KEYS
 from tests.world import REGISTRY, World
+
+HOST = f"{REGISTRY}.dkr.ecr.us-east-1.amazonaws.com"
 
 
 def primary(world: World, env: str, service: str) -> dict[str, Any]:
@@ -74,3 +77,40 @@ def stable_on(world: World, env: str, service: str) -> dict[str, Any]:
     assert d["status"] == "PRIMARY" and d["rolloutState"] == "COMPLETED", d
     assert d["runningCount"] == d["desiredCount"]
     return s
+
+
+def container_digests(world: World, env: str, service: str) -> dict[str, set[str | None]]:
+    """Container -> the digests its RUNNING tasks report (describe_tasks)."""
+    e = world.config.environment(env)
+    ecs = world.ecs(e.account_id)
+    arns = ecs.list_tasks(cluster=e.cluster, serviceName=service, desiredStatus="RUNNING")[
+        "taskArns"
+    ]
+    out: dict[str, set[str | None]] = {}
+    for t in ecs.describe_tasks(cluster=e.cluster, tasks=arns)["tasks"] if arns else []:
+        if t["lastStatus"] != "RUNNING":
+            continue
+        for c in t["containers"]:
+            out.setdefault(c["name"], set()).add(c.get("imageDigest"))
+    return out
+
+
+def stable(world: World, env: str, service: str) -> bool:
+    """One deployment, COMPLETED; any service of the cluster, named in envs.yaml or not."""
+    e = world.config.environment(env)
+    s = world.ecs(e.account_id).describe_services(cluster=e.cluster, services=[service])
+    deps = s["services"][0]["deployments"]
+    return len(deps) == 1 and deps[0]["rolloutState"] == "COMPLETED"
+
+
+def wait_stable(world: World, env: str, service: str, polls: int = 50) -> None:
+    """Describe the service until its rollout settles (each describe is a step); fail if not."""
+    for _ in range(polls):
+        if stable(world, env, service):
+            return
+    raise AssertionError(f"{env}/{service} not stable after {polls} describes")
+
+
+def content(td: dict[str, Any]) -> dict[str, Any]:
+    """What RegisterTaskDefinition would be given to make ``td`` again."""
+    return {k: v for k, v in td.items() if k not in READ_ONLY_KEYS}

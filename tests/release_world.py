@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 PROD_ENVS = (
     DEFAULT_ENVS + "\n" + env_block("mb-prod", "prod", "666666666666", {"api": "{image: api}"})
 )
+T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 STAMP_RE = r"^prod-\d{8}T\d{6}Z$"
 AWS_WRITES = frozenset(
     {"PutImage", "UpdateService", "RegisterTaskDefinition", "DeregisterTaskDefinition"}
@@ -74,6 +75,25 @@ def new_digests(world: World, message: str = "change") -> dict[str, str]:
     return digests
 
 
+def new_commit(world: World, message: str) -> dict[str, str]:
+    """A commit and its images pushed: image name -> digest."""
+    return world.push_images(world.commit(message))
+
+
+def ship(world: World, *tiers: str, minute: int = 0) -> None:
+    """Promote the current images through ``tiers``, recorded in the world's ledger."""
+    ledger = ledger_of(world)
+    for tier in tiers:
+        result = promote(
+            world.config,
+            world.clients(),
+            tier=tier,
+            recorder=ledger,
+            now=lambda: T0 + timedelta(minutes=minute),
+        )
+        assert result.exit_code == 0, result.to_json()
+
+
 def aws_writes(writes: Writes) -> list[str]:
     return [n for n in writes.names() if n in AWS_WRITES]
 
@@ -94,10 +114,17 @@ def tags_of(world: World, repository: str) -> dict[str, str]:
 
 
 def task_definition(world: World, env: str, service: str) -> dict[str, Any]:
+    """The service's task definition as described, its tags under ``tags``.
+
+    Any service of the cluster, named in envs.yaml or not.
+    """
     e = world.config.environment(env)
     ecs = world.ecs(e.account_id)
-    arn = world.services(env)[service]["taskDefinition"]
-    return dict(ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"])
+    arn = ecs.describe_services(cluster=e.cluster, services=[service])["services"][0][
+        "taskDefinition"
+    ]
+    resp = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
+    return {**resp["taskDefinition"], "tags": resp.get("tags", [])}
 
 
 def running_digests(world: World, env: str) -> dict[str, list[str]]:

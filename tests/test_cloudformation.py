@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from moto.cloudformation.exceptions import ValidationError
 from moto.cloudformation.models import CloudFormationBackend
@@ -23,7 +22,7 @@ from stages.adapters.ecs import Ecs
 from stages.deploy import Applied, DeployError, ImageTarget
 from stages.strategy import Context, RestoreTarget, ServiceTarget, StackSettings, Target
 from stages.types import ServiceState, TaskDefinition
-from tests.world import REGION, REGISTRY, World, Writes, env_block, make_world
+from tests.world import REGION, REGISTRY, World, Writes, assumed_client, env_block, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
@@ -46,25 +45,10 @@ ENVS = "\n".join(
 )
 
 
-def tenant(endpoint: str, service: str, account: str = ACCOUNT) -> Any:
-    sts = boto3.client("sts", region_name=REGION, endpoint_url=endpoint)
-    creds = sts.assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/deployer", RoleSessionName="tests"
-    )["Credentials"]
-    return boto3.client(  # type: ignore[call-overload]
-        service,
-        region_name=REGION,
-        endpoint_url=endpoint,
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
-
-
 def create_stack(
     endpoint: str, image: str, name: str = STACK, cluster: str = "stack-cluster"
 ) -> None:
-    tenant(endpoint, "cloudformation").create_stack(
+    assumed_client(endpoint, "cloudformation", ACCOUNT).create_stack(
         StackName=name,
         TemplateBody=TEMPLATE.read_text(),
         Parameters=[
@@ -75,9 +59,8 @@ def create_stack(
 
 
 def stack(world: World) -> dict[str, Any]:
-    doc: dict[str, Any] = tenant(world.endpoint, "cloudformation").describe_stacks(StackName=STACK)[
-        "Stacks"
-    ][0]
+    cfn = assumed_client(world.endpoint, "cloudformation", ACCOUNT)
+    doc: dict[str, Any] = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
     return doc
 
 
@@ -174,7 +157,7 @@ def test_dry_run_shows_the_change_set_and_changes_nothing(world: World) -> None:
     # CloudFormation alone can say what a change does: the preview is a change set, deleted
     assert writes.names() == ["CreateChangeSet"]
     assert parameters(world) == before
-    cfn = tenant(world.endpoint, "cloudformation")
+    cfn = assumed_client(world.endpoint, "cloudformation", ACCOUNT)
     assert cfn.list_change_sets(StackName=STACK)["Summaries"] == []
     step = next(s for s in dry.plan if s.get("stack") == STACK)
     assert step["change_set"]["parameter"]["from"] == before["ImageUrl"]
@@ -246,10 +229,8 @@ def test_both_forms_of_nothing_to_do_are_unchanged(
     assert outcome.status == "skipped"
     assert outcome.reason is not None and outcome.reason.startswith("unchanged")
     assert parameters(world) == before
-    assert (
-        tenant(world.endpoint, "cloudformation").list_change_sets(StackName=STACK)["Summaries"]
-        == []
-    )
+    cfn = assumed_client(world.endpoint, "cloudformation", ACCOUNT)
+    assert cfn.list_change_sets(StackName=STACK)["Summaries"] == []
 
 
 def test_commit_source_passes_the_commit_tag_and_where_is_in_sync(world: World) -> None:
@@ -407,7 +388,7 @@ def test_rollback_is_a_change_set_back_to_the_previous_value(world: World) -> No
 @pytest.fixture
 def cfn(aws_env: str) -> Any:
     create_stack(aws_env, "registry.invalid/api:one", cluster="emulated")
-    return tenant(aws_env, "cloudformation")
+    return assumed_client(aws_env, "cloudformation", ACCOUNT)
 
 
 def _change_set(cfn: Any, image: str) -> dict[str, Any]:
@@ -454,7 +435,7 @@ def test_emulated_change_set_keeps_the_previous_template_and_values(cfn: Any) ->
 
 
 def test_emulated_execution_moves_the_service_then_completes(cfn: Any, aws_env: str) -> None:
-    ecs = tenant(aws_env, "ecs")
+    ecs = assumed_client(aws_env, "ecs", ACCOUNT)
     old = ecs.describe_services(cluster="emulated", services=["api"])["services"][0]
     cfn.execute_change_set(
         ChangeSetName=_change_set(cfn, "registry.invalid/api:two")["ChangeSetId"]
@@ -484,7 +465,7 @@ def test_emulated_change_set_without_changes_is_failed(cfn: Any) -> None:
 
 
 def test_emulated_failure_rolls_back_with_the_reason(cfn: Any, aws_env: str) -> None:
-    ecs = tenant(aws_env, "ecs")
+    ecs = assumed_client(aws_env, "ecs", ACCOUNT)
     old = ecs.describe_services(cluster="emulated", services=["api"])["services"][0]
     emulation.install().fail_next_stack_update(STACK, "told to fail")
     cfn.execute_change_set(
@@ -538,7 +519,7 @@ def test_a_stamp_passes_the_stamp_to_a_seeded_stack(tmp_path: Path, aws_env: str
         ]
     )
     world = make_world(tmp_path, aws_env, envs)  # the sandbox's seeding makes the stack
-    cfn = tenant(aws_env, "cloudformation")
+    cfn = assumed_client(aws_env, "cloudformation", ACCOUNT)
     resources = cfn.list_stack_resources(StackName="api-prod")["StackResourceSummaries"]
     assert sorted(r["ResourceType"] for r in resources) == [
         "AWS::ECS::Service",

@@ -22,8 +22,7 @@ from stages.adapters.ecs import Ecs
 from stages.codedeploy import CodeDeployStrategy, appspec
 from stages.deploy import Applied
 from stages.strategy import RestoreTarget
-from tests.test_cloudformation import tenant
-from tests.world import World, Writes, env_block, make_world
+from tests.world import World, Writes, assumed_client, env_block, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
@@ -68,7 +67,7 @@ def running(world: World) -> set[str | None]:
 
 
 def codedeploy(world: World) -> Any:
-    return tenant(world.endpoint, "codedeploy", ACCOUNT)
+    return assumed_client(world.endpoint, "codedeploy", ACCOUNT)
 
 
 def applied_from(result: Any, world: World) -> Applied:

@@ -138,15 +138,15 @@ def test_two_s3_writers_colliding_on_one_key_both_keep_their_events(tmp_path: Pa
     taken = "20261126T103000.000000Z-same"
     fresh = (f"20261126T103000.000000Z-{n:04d}" for n in itertools.count())
 
-    def ids_for(writer: str) -> Any:
+    def ids() -> Any:
         first = iter([taken])
         return lambda _now: next(first, None) or next(fresh)
 
     one = S3Ledger(
-        S3Store(_s3(), BUCKET, "p"), identity=_identity(tmp_path), now=lambda: T0, ids=ids_for("1")
+        S3Store(_s3(), BUCKET, "p"), identity=_identity(tmp_path), now=lambda: T0, ids=ids()
     )
     two = S3Ledger(
-        S3Store(_s3(), BUCKET, "p"), identity=_identity(tmp_path), now=lambda: T0, ids=ids_for("2")
+        S3Store(_s3(), BUCKET, "p"), identity=_identity(tmp_path), now=lambda: T0, ids=ids()
     )
     e1 = one.record({**_event("promote", "staging"), "message": "one"})
     e2 = two.record({**_event("promote", "staging"), "message": "two"})

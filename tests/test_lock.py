@@ -103,10 +103,10 @@ def test_lock_timeout_waits_for_the_holder_then_runs(world: World) -> None:
 def test_lock_timeout_runs_out(world: World) -> None:
     holder = TierLock(ledger_of(world, environ=ALICE), "staging", command="promote", ttl=1800)
     holder.acquire()
-    clients = world.clients()
+    writes = Writes()
+    clients = world.clients(writes)
     ticks = iter(range(0, 10_000, 5))
     clients.clock = lambda: float(next(ticks))
-    writes = Writes()
     with pytest.raises(LockHeld) as info:
         run_promotion(
             world.config,

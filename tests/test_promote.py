@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.promote import RunOptions, promote
+from pipeline.promote import RunOptions, Source, promote
+from stages.errors import TierupError
 from tests.world import World, Writes, env_block, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")
@@ -181,13 +182,17 @@ def test_service_naming_another_tag_is_an_error_for_that_service(world: World) -
 
 
 def test_missing_source_is_exit_2_and_nothing_written(world: World) -> None:
-    writes = Writes()
     r = world.cli("promote", "--tier", "staging", "--commit", "f" * 40)
     assert r.exit_code == 2
     assert "not found" in r.output and "hint:" in r.output
     assert "Traceback" not in r.output
     result = world.cli("promote", "--tier", "staging", "--digest", "sha256:" + "0" * 64)
     assert result.exit_code == 2
+    writes = Writes()
+    for source in (Source("commit", "f" * 40), Source("digest", "sha256:" + "0" * 64)):
+        with pytest.raises(TierupError) as info:
+            promote(world.config, world.clients(writes), tier="staging", source=source)
+        assert info.value.exit_code == 2
     assert writes.calls == []
 
 
@@ -218,10 +223,13 @@ def test_immutable_repository_conflict_is_exit_2_before_any_write(world: World) 
     )
     new = world.commit("new")
     world.push_images(new)
-    writes = Writes()
     result = world.cli("promote", "--tier", "dev")
     assert result.exit_code == 2, result.output
     assert "immutable" in result.output
+    writes = Writes()
+    with pytest.raises(TierupError) as info:
+        promote(world.config, world.clients(writes), tier="dev")
+    assert info.value.exit_code == 2
     assert writes.calls == []
 
 

@@ -6,7 +6,7 @@ import functools
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,85 +18,21 @@ from moto.ecs.responses import EC2ContainerServiceResponse
 
 from pipeline import interrupt
 from pipeline.clients import Clients
-from pipeline.ledger import Ledger, open_ledger
-from pipeline.promote import RunOptions, promote
+from pipeline.promote import RunOptions
 from pipeline.undo import rollback
 from stages import rollback as rb
 from stages.adapters.ecs import Ecs
-from stages.deploy import READ_ONLY_KEYS
 from stages.types import Deployment, ServiceState, TaskImage
-from tests.ecs_checks import mark_image
+from tests.ecs_checks import HOST, container_digests, content, mark_image, stable, wait_stable
+from tests.release_world import ledger_of, new_commit, ship, task_definition
 from tests.world import REGISTRY, World, Writes, env_block, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")
-
-T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
-HOST = f"{REGISTRY}.dkr.ecr.us-east-1.amazonaws.com"
-
-
-# -- helpers (test_snapshot.py uses them too) ---------------------------------------------------
-
-
-def ledger_of(world: World) -> Ledger:
-    return open_ledger(world.config, world.clients().sessions, root=world.root)
-
-
-def ship(world: World, *tiers: str, minute: int = 0) -> None:
-    """Promote the current images through ``tiers``, recorded in the world's ledger."""
-    ledger = ledger_of(world)
-    for tier in tiers:
-        result = promote(
-            world.config,
-            world.clients(),
-            tier=tier,
-            recorder=ledger,
-            now=lambda: T0 + timedelta(minutes=minute),
-        )
-        assert result.exit_code == 0, result.to_json()
-
-
-def new_commit(world: World, message: str) -> dict[str, str]:
-    """A commit and its images pushed: image name -> digest."""
-    return world.push_images(world.commit(message))
 
 
 def ecs_of(world: World, env: str) -> tuple[Any, str]:
     e = world.config.environment(env)
     return world.ecs(e.account_id), e.cluster
-
-
-def task_definition_of(world: World, env: str, service: str) -> dict[str, Any]:
-    ecs, cluster = ecs_of(world, env)
-    arn = ecs.describe_services(cluster=cluster, services=[service])["services"][0][
-        "taskDefinition"
-    ]
-    resp = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
-    return {**resp["taskDefinition"], "tags": resp.get("tags", [])}
-
-
-def running_digests(world: World, env: str, service: str) -> dict[str, set[str | None]]:
-    """Container -> the digests its RUNNING tasks report (describe_tasks)."""
-    ecs, cluster = ecs_of(world, env)
-    arns = ecs.list_tasks(cluster=cluster, serviceName=service, desiredStatus="RUNNING")["taskArns"]
-    out: dict[str, set[str | None]] = {}
-    for t in ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"] if arns else []:
-        if t["lastStatus"] != "RUNNING":
-            continue
-        for c in t["containers"]:
-            out.setdefault(c["name"], set()).add(c.get("imageDigest"))
-    return out
-
-
-def stable(world: World, env: str, service: str) -> bool:
-    ecs, cluster = ecs_of(world, env)
-    s = ecs.describe_services(cluster=cluster, services=[service])["services"][0]
-    deps = s["deployments"]
-    return len(deps) == 1 and deps[0]["rolloutState"] == "COMPLETED"
-
-
-def content(td: dict[str, Any]) -> dict[str, Any]:
-    """What RegisterTaskDefinition would be given to make ``td`` again."""
-    return {k: v for k, v in td.items() if k not in READ_ONLY_KEYS}
 
 
 @pytest.fixture
@@ -110,7 +46,7 @@ def world(tmp_path: Path, aws_env: str) -> World:
 def test_service_rollback_goes_to_what_ran_before_not_to_revision_minus_one(world: World) -> None:
     one = new_commit(world, "one")
     ship(world, "dev", "staging", "prod", minute=1)
-    ran_before = task_definition_of(world, "prod", "api")
+    ran_before = task_definition(world, "prod", "api")
     assert ran_before["revision"] == 2
     ecs, _cluster = ecs_of(world, "prod")
     # someone registers a revision that never runs: revision - 1 is now the wrong answer
@@ -125,7 +61,7 @@ def test_service_rollback_goes_to_what_ran_before_not_to_revision_minus_one(worl
     assert unrelated["revision"] == 3
     new_commit(world, "two")
     ship(world, "dev", "staging", "prod", minute=2)
-    now = task_definition_of(world, "prod", "api")
+    now = task_definition(world, "prod", "api")
     assert now["revision"] == 4
 
     code, doc = world.cli_json("rollback", "service", "--env", "prod", "--service", "api")
@@ -136,10 +72,10 @@ def test_service_rollback_goes_to_what_ran_before_not_to_revision_minus_one(worl
     assert api["source"] == "ledger"
     assert api["task_definition"] == ran_before["taskDefinitionArn"]
     assert api["previous_task_definition"] == now["taskDefinitionArn"]
-    after = task_definition_of(world, "prod", "api")
+    after = task_definition(world, "prod", "api")
     assert after["taskDefinitionArn"] == ran_before["taskDefinitionArn"]
     assert after["revision"] != now["revision"] - 1
-    assert running_digests(world, "prod", "api") == {"api": {one["api"]}}
+    assert container_digests(world, "prod", "api") == {"api": {one["api"]}}
     assert stable(world, "prod", "api")
     # recorded: the ledger's newest event is this rollback, with before and after
     event = ledger_of(world).events(env="prod", limit=1)[0]
@@ -153,7 +89,7 @@ def test_mutable_tag_rollback_is_pinned_to_the_digest_that_ran(world: World) -> 
     first = {name: world.tag_digest(name, "dev") for name in ("api", "worker")}
     new_commit(world, "one")
     ship(world, "dev")
-    td = task_definition_of(world, "dev", "api")
+    td = task_definition(world, "dev", "api")
     assert td["containerDefinitions"][0]["image"] == f"{HOST}/api:dev"
 
     code, doc = world.cli_json("rollback", "service", "--env", "dev", "--service", "api")
@@ -162,10 +98,10 @@ def test_mutable_tag_rollback_is_pinned_to_the_digest_that_ran(world: World) -> 
     api = doc["environments"]["dev"]["services"]["api"]
     pinned = f"{HOST}/api@{first['api']}"
     assert api["pinned"] == {"api": pinned}
-    now = task_definition_of(world, "dev", "api")
+    now = task_definition(world, "dev", "api")
     assert now["containerDefinitions"][0]["image"] == pinned
     assert content({**now, "containerDefinitions": td["containerDefinitions"]}) == content(td)
-    assert running_digests(world, "dev", "api") == {"api": {first["api"]}}
+    assert container_digests(world, "dev", "api") == {"api": {first["api"]}}
     # the tag still points at the new digest: only the service went back
     assert world.tag_digest("api", "dev") != first["api"]
 
@@ -219,7 +155,7 @@ def test_without_ledger_or_ecs_history_the_previous_active_revision_is_used(
 ) -> None:
     """moto answers ListServiceDeployments with a 500: "not offered", and no retries."""
     ecs, cluster = ecs_of(world, "prod")
-    rev1 = task_definition_of(world, "prod", "api")
+    rev1 = task_definition(world, "prod", "api")
     rev2 = ecs.register_task_definition(
         **{
             **content(rev1),
@@ -229,8 +165,7 @@ def test_without_ledger_or_ecs_history_the_previous_active_revision_is_used(
         }
     )["taskDefinition"]
     ecs.update_service(cluster=cluster, service="api", taskDefinition=rev2["taskDefinitionArn"])
-    while not stable(world, "prod", "api"):
-        pass
+    wait_stable(world, "prod", "api")
 
     started = time.monotonic()
     code, doc = world.cli_json("rollback", "service", "--env", "prod", "--service", "api")
@@ -241,9 +176,7 @@ def test_without_ledger_or_ecs_history_the_previous_active_revision_is_used(
     assert api["source"] == "previous-revision"
     assert any("neither the ledger nor ECS" in n for n in api["notes"])
     assert api["task_definition"] == rev1["taskDefinitionArn"]
-    assert (
-        task_definition_of(world, "prod", "api")["taskDefinitionArn"] == rev1["taskDefinitionArn"]
-    )
+    assert task_definition(world, "prod", "api")["taskDefinitionArn"] == rev1["taskDefinitionArn"]
     assert elapsed < 5  # a 500 from the history API is not retried with backoff
 
 
@@ -375,7 +308,7 @@ def test_ecs_history_that_fails_is_not_offered_and_asked_once() -> None:
 
 def test_inactive_target_is_re_registered_with_every_field_equal(world: World) -> None:
     ecs, _cluster = ecs_of(world, "prod")
-    seeded = task_definition_of(world, "prod", "api")
+    seeded = task_definition(world, "prod", "api")
     image = seeded["containerDefinitions"][0]["image"]
     rich = ecs.register_task_definition(
         family=seeded["family"],
@@ -419,7 +352,7 @@ def test_inactive_target_is_re_registered_with_every_field_equal(world: World) -
     assert doc["environments"]["prod"]["services"]["api"]["source"] == "explicit"
     new_commit(world, "one")
     ship(world, "dev", "staging", "prod", minute=1)
-    stamped = task_definition_of(world, "prod", "api")
+    stamped = task_definition(world, "prod", "api")
     assert stamped["revision"] > rich["revision"]
     # a cleanup (or CloudFormation) deregisters what ran before
     ecs.deregister_task_definition(taskDefinition=rich["taskDefinitionArn"])
@@ -436,23 +369,23 @@ def test_inactive_target_is_re_registered_with_every_field_equal(world: World) -
     )
     original = {**inactive["taskDefinition"], "tags": inactive["tags"]}
     assert original["status"] == "INACTIVE"
-    copy = task_definition_of(world, "prod", "api")
+    copy = task_definition(world, "prod", "api")
     assert copy["status"] == "ACTIVE"
     assert copy["taskDefinitionArn"] == api["task_definition"]
     assert copy["revision"] > stamped["revision"]
     assert set(content(copy)) == set(content(original))
     for key in content(original):
         assert copy[key] == original[key], key
-    assert running_digests(world, "prod", "api") == {"api": {world.seeded.digests["api"]}}
+    assert container_digests(world, "prod", "api") == {"api": {world.seeded.digests["api"]}}
 
 
 def test_target_whose_image_expired_is_refused_before_any_write(world: World) -> None:
     one = new_commit(world, "one")
     ship(world, "dev", "staging", "prod", minute=1)
-    before = task_definition_of(world, "prod", "api")
+    before = task_definition(world, "prod", "api")
     new_commit(world, "two")
     ship(world, "dev", "staging", "prod", minute=2)
-    current = task_definition_of(world, "prod", "api")
+    current = task_definition(world, "prod", "api")
     # the registry's lifecycle policy expires the image that ran before
     world.ecr().batch_delete_image(
         registryId=REGISTRY, repositoryName="api", imageIds=[{"imageDigest": one["api"]}]
@@ -473,8 +406,7 @@ def test_target_whose_image_expired_is_refused_before_any_write(world: World) ->
         rollback(world.config, world.clients(writes), ledger_of(world), env="prod", service="api")
     assert writes.calls == []
     assert (
-        task_definition_of(world, "prod", "api")["taskDefinitionArn"]
-        == current["taskDefinitionArn"]
+        task_definition(world, "prod", "api")["taskDefinitionArn"] == current["taskDefinitionArn"]
     )
     assert ecs.list_task_definitions(familyPrefix="prod-api")["taskDefinitionArns"] == revisions
 
@@ -535,7 +467,7 @@ def test_cluster_rollback_of_ten_services_runs_in_parallel(
     ship(ten, "dev")
     services = [f"svc{n:02d}" for n in range(1, 11)]
     assert all(
-        running_digests(ten, "dev", s) == {s: {ten.tag_digest("api", "dev")}} for s in services
+        container_digests(ten, "dev", s) == {s: {ten.tag_digest("api", "dev")}} for s in services
     )
     in_flight[0] = 0
     image_reads[0] = 0
@@ -552,7 +484,7 @@ def test_cluster_rollback_of_ten_services_runs_in_parallel(
         assert outcomes[s]["status"] == "rolled_back"
         assert outcomes[s]["source"] == "ledger"
         assert outcomes[s]["pinned"] == {s: f"{HOST}/api@{first}"}
-        assert running_digests(ten, "dev", s) == {s: {first}}
+        assert container_digests(ten, "dev", s) == {s: {first}}
         assert stable(ten, "dev", s)
     event = ledger_of(ten).events(env="dev", limit=1)[0]
     assert event["command"] == "rollback cluster"
@@ -639,7 +571,7 @@ def test_cloudformation_and_codedeploy_services_roll_back_through_their_strategy
     assert after != before
     for env in ("stack", "bluegreen"):
         for svc in world.config.environment(env).services:
-            assert running_digests(world, env, svc) == {svc: {after}}
+            assert container_digests(world, env, svc) == {svc: {after}}
     writes = Writes()
 
     dry = rollback(
@@ -661,7 +593,7 @@ def test_cloudformation_and_codedeploy_services_roll_back_through_their_strategy
         outcome = doc["environments"]["stack"]["services"][svc]
         assert outcome["status"] == "rolled_back", outcome
         assert outcome["source"] == "ledger"
-        assert running_digests(world, "stack", svc) == {svc: {before}}
+        assert container_digests(world, "stack", svc) == {svc: {before}}
 
     code, doc = world.cli_json("rollback", "service", "--env", "bluegreen", "--service", "api")
 
@@ -669,12 +601,12 @@ def test_cloudformation_and_codedeploy_services_roll_back_through_their_strategy
     outcome = doc["environments"]["bluegreen"]["services"]["api"]
     assert outcome["status"] == "rolled_back", outcome
     assert doc["plan"][0]["write"].endswith("codedeploy:CreateDeployment")
-    assert running_digests(world, "bluegreen", "api") == {"api": {before}}
+    assert container_digests(world, "bluegreen", "api") == {"api": {before}}
     assert [e["command"] for e in ledger_of(world).events(env="bluegreen", limit=1)] == [
         "rollback service"
     ]
     # the ledger holds the revisions the services landed on: a stack registers its own
-    landed = task_definition_of(world, "stack", "api")["taskDefinitionArn"]
+    landed = task_definition(world, "stack", "api")["taskDefinitionArn"]
     event = ledger_of(world).events(env="stack", command="rollback", limit=1)[0]
     assert event["environments"]["stack"]["services"]["api"]["task_definition_after"] == landed
 
@@ -682,13 +614,13 @@ def test_cloudformation_and_codedeploy_services_roll_back_through_their_strategy
     assert code == 0, doc
     new_commit(world, "two")
     ship(world, "dev", "staging", minute=2)
-    assert running_digests(world, "bluegreen", "api") != {"api": {before}}
+    assert container_digests(world, "bluegreen", "api") != {"api": {before}}
     for env in ("stack", "bluegreen"):
         code, doc = world.cli_json("restore", "--env", env)
         assert code == 0, doc
         for svc in world.config.environment(env).services:
             assert doc["environments"][env]["services"][svc]["status"] == "restored"
-            assert running_digests(world, env, svc) == {svc: {before}}
+            assert container_digests(world, env, svc) == {svc: {before}}
 
 
 def test_an_unknown_service_is_bad_input(world: World) -> None:
@@ -702,7 +634,7 @@ def test_an_unknown_service_is_bad_input(world: World) -> None:
 
 def test_all_services_includes_services_envs_yaml_does_not_name(world: World) -> None:
     ecs, cluster = ecs_of(world, "prod")
-    api = task_definition_of(world, "prod", "api")
+    api = task_definition(world, "prod", "api")
     family = "prod-cron"
     rev1 = ecs.register_task_definition(**{**content(api), "family": family})["taskDefinition"]
     ecs.create_service(
@@ -721,8 +653,7 @@ def test_all_services_includes_services_envs_yaml_does_not_name(world: World) ->
         }
     )["taskDefinition"]
     ecs.update_service(cluster=cluster, service="cron", taskDefinition=rev2["taskDefinitionArn"])
-    while not stable(world, "prod", "cron"):
-        pass
+    wait_stable(world, "prod", "cron")
     new_commit(world, "one")
     ship(world, "dev", "staging", "prod", minute=1)
 
@@ -737,10 +668,8 @@ def test_all_services_includes_services_envs_yaml_does_not_name(world: World) ->
     assert set(outcomes) == {"api", "cron"}
     assert outcomes["api"]["source"] == "ledger"
     assert outcomes["cron"]["source"] == "previous-revision"
-    assert (
-        task_definition_of(world, "prod", "cron")["taskDefinitionArn"] == rev1["taskDefinitionArn"]
-    )
-    assert task_definition_of(world, "prod", "api")["taskDefinitionArn"] == api["taskDefinitionArn"]
+    assert task_definition(world, "prod", "cron")["taskDefinitionArn"] == rev1["taskDefinitionArn"]
+    assert task_definition(world, "prod", "api")["taskDefinitionArn"] == api["taskDefinitionArn"]
 
 
 def test_the_ledger_is_read_further_back_for_a_service_not_in_its_newest_events(
@@ -768,12 +697,12 @@ def test_the_ledger_is_read_further_back_for_a_service_not_in_its_newest_events(
     assert code == 0, doc
     api = doc["environments"]["dev"]["services"]["api"]
     assert api["source"] == "ledger"
-    assert running_digests(world, "dev", "api") == {"api": {first}}
+    assert container_digests(world, "dev", "api") == {"api": {first}}
 
 
 def test_a_service_with_the_code_deploy_controller_is_refused(world: World) -> None:
     ecs, cluster = ecs_of(world, "prod")
-    api = task_definition_of(world, "prod", "api")
+    api = task_definition(world, "prod", "api")
     ecs.create_service(
         cluster=cluster,
         serviceName="bluegreen",
@@ -784,13 +713,12 @@ def test_a_service_with_the_code_deploy_controller_is_refused(world: World) -> N
     )
     new_commit(world, "one")
     ship(world, "dev", "staging", "prod", minute=1)
-    stamped = task_definition_of(world, "prod", "api")
+    stamped = task_definition(world, "prod", "api")
 
     r = world.cli("rollback", "cluster", "--env", "prod", "--all-services")
 
     assert r.exit_code == 2, r.output
     assert "prod/bluegreen" in r.stderr and "CODE_DEPLOY" in r.stderr
     assert (
-        task_definition_of(world, "prod", "api")["taskDefinitionArn"]
-        == stamped["taskDefinitionArn"]
+        task_definition(world, "prod", "api")["taskDefinitionArn"] == stamped["taskDefinitionArn"]
     )

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -19,11 +18,13 @@ from pipeline.config import Config
 from pipeline.sandbox import emulation, seed, server
 from pipeline.sandbox.server import moto_server
 from stages.errors import ConfigError
+from tests.world import assumed_client
 
 ROOT = Path(__file__).resolve().parents[1]
 ENVS_YAML = ROOT / "envs.yaml"
 COMMIT_A = "a" * 40
 COMMIT_B = "b" * 40
+CREDENTIALS = ("testing-key", "testing-secret")
 
 
 @dataclass
@@ -31,20 +32,9 @@ class Endpoint:
     url: str
 
     def client(self, service: str, account: str, region: str = "us-east-1") -> Any:
-        base: dict[str, Any] = {
-            "endpoint_url": self.url,
-            "region_name": region,
-            "aws_access_key_id": "testing-key",
-            "aws_secret_access_key": "testing-secret",
-        }
-        sts = boto3.client("sts", **base)
-        creds = sts.assume_role(
-            RoleArn=f"arn:aws:iam::{account}:role/tests", RoleSessionName="seed-tests"
-        )["Credentials"]
-        base["aws_access_key_id"] = creds["AccessKeyId"]
-        base["aws_secret_access_key"] = creds["SecretAccessKey"]
-        base["aws_session_token"] = creds["SessionToken"]
-        return boto3.client(service, **base)  # type: ignore[call-overload]
+        return assumed_client(
+            self.url, service, account, region, role="tests", credentials=CREDENTIALS
+        )
 
     def reset(self) -> None:
         request = urllib.request.Request(f"{self.url}/moto-api/reset", data=b"", method="POST")

@@ -9,16 +9,8 @@ import pytest
 
 from pipeline.promote import RunOptions
 from pipeline.snapshot import restore
-from tests.test_rollback_service import (
-    HOST,
-    content,
-    ledger_of,
-    new_commit,
-    running_digests,
-    ship,
-    stable,
-    task_definition_of,
-)
+from tests.ecs_checks import HOST, container_digests, content, stable
+from tests.release_world import ledger_of, new_commit, ship, task_definition
 from tests.world import World, Writes, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")
@@ -37,8 +29,8 @@ def snapshot_of(world: World, env: str) -> dict[str, dict[str, object]]:
     """Service -> its task definition (described) and what its tasks run, now."""
     return {
         svc: {
-            "task_definition": task_definition_of(world, env, svc),
-            "digests": running_digests(world, env, svc),
+            "task_definition": task_definition(world, env, svc),
+            "digests": container_digests(world, env, svc),
         }
         for svc in world.config.environment(env).services
     }
@@ -68,7 +60,7 @@ def test_snapshot_promote_promote_restore_returns_every_service_to_the_snapshot(
     for svc, was in before.items():
         assert outcomes[svc]["status"] == "restored"
         assert outcomes[svc]["source"] == "snapshot"
-        td = task_definition_of(world, env, svc)
+        td = task_definition(world, env, svc)
         old = was["task_definition"]
         assert isinstance(old, dict)
         digests = was["digests"]
@@ -83,7 +75,7 @@ def test_snapshot_promote_promote_restore_returns_every_service_to_the_snapshot(
             assert content({**td, "containerDefinitions": old["containerDefinitions"]}) == (
                 content(old)
             )
-        assert running_digests(world, env, svc) == digests
+        assert container_digests(world, env, svc) == digests
         assert stable(world, env, svc)
 
     history = world.cli("history", "--env", env)
@@ -98,7 +90,7 @@ def test_snapshot_promote_promote_restore_returns_every_service_to_the_snapshot(
 
 
 def test_mutable_tag_restore_is_pinned_and_the_next_promotion_unpins(world: World) -> None:
-    snapped = {svc: running_digests(world, "staging", svc) for svc in ("api", "worker")}
+    snapped = {svc: container_digests(world, "staging", svc) for svc in ("api", "worker")}
     assert world.cli_json("snapshot", "--env", "staging")[0] == 0
     new_commit(world, "two")
     ship(world, "dev", "staging", minute=2)
@@ -110,7 +102,7 @@ def test_mutable_tag_restore_is_pinned_and_the_next_promotion_unpins(world: Worl
         (digest,) = snapped[svc][svc]
         pinned = f"{HOST}/{svc}@{digest}"
         assert doc["environments"]["staging"]["services"][svc]["pinned"] == {svc: pinned}
-        image = task_definition_of(world, "staging", svc)["containerDefinitions"][0]["image"]
+        image = task_definition(world, "staging", svc)["containerDefinitions"][0]["image"]
         assert image == pinned
 
     new_commit(world, "three")
@@ -124,9 +116,9 @@ def test_mutable_tag_restore_is_pinned_and_the_next_promotion_unpins(world: Worl
         assert outcome["reason"].startswith("unpinned: ")
         step = next(s for s in doc["plan"] if s.get("service") == svc)
         assert step["action"] == "unpin"
-        image = task_definition_of(world, "staging", svc)["containerDefinitions"][0]["image"]
+        image = task_definition(world, "staging", svc)["containerDefinitions"][0]["image"]
         assert image == f"{HOST}/{svc}:staging"
-        assert running_digests(world, "staging", svc) == {svc: {world.tag_digest(svc, "staging")}}
+        assert container_digests(world, "staging", svc) == {svc: {world.tag_digest(svc, "staging")}}
 
 
 def test_restore_dry_run_writes_nothing_and_plans_the_real_writes(world: World) -> None:
@@ -153,7 +145,8 @@ def test_restore_dry_run_writes_nothing_and_plans_the_real_writes(world: World) 
     r = world.cli("restore", "--env", "staging", "--snapshot", "s1", "--dry-run")
     assert r.exit_code == 0, r.output
     assert "dry run" in r.stdout
-    assert writes.calls == []
+    assert {s: d["deployments"][0]["id"] for s, d in world.services("staging").items()} == ids
+    assert len(ledger_of(world).events()) == events
 
     real = restore(
         world.config,
@@ -243,7 +236,7 @@ def test_a_team_keeps_snapshots_in_the_s3_ledger(tmp_path: Path, aws_env: str) -
     w.config_path.write_text(w.config_path.read_text() + "ledger: {s3: s3://team-ledger/tierup}\n")
     new_commit(w, "one")
     ship(w, "dev", "staging", minute=1)
-    before = {svc: running_digests(w, "staging", svc) for svc in ("api", "worker")}
+    before = {svc: container_digests(w, "staging", svc) for svc in ("api", "worker")}
 
     code, doc = w.cli_json("snapshot", "--env", "staging", "--name", "team-snap")
 
@@ -257,7 +250,7 @@ def test_a_team_keeps_snapshots_in_the_s3_ledger(tmp_path: Path, aws_env: str) -
     code, doc = w.cli_json("restore", "--env", "staging")
     assert code == 0, doc
     assert doc["snapshot"] == "team-snap"
-    assert {svc: running_digests(w, "staging", svc) for svc in ("api", "worker")} == before
+    assert {svc: container_digests(w, "staging", svc) for svc in ("api", "worker")} == before
     assert [e["command"] for e in ledger_of(w).events(env="staging", limit=2)] == [
         "restore",
         "promote",

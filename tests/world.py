@@ -76,6 +76,35 @@ DEFAULT_ENVS = "\n".join(
 )
 
 
+def assumed_client(
+    endpoint: str,
+    service: str,
+    account: str,
+    region: str = REGION,
+    *,
+    role: str = "deployer",
+    credentials: tuple[str, str] | None = None,
+) -> Any:
+    """A boto3 client of ``service`` in ``account`` through ``role`` there.
+
+    ``credentials`` (key id, secret) assume the role; without them, the environment's do.
+    """
+    caller: dict[str, Any] = {"region_name": region, "endpoint_url": endpoint}
+    if credentials is not None:
+        caller["aws_access_key_id"], caller["aws_secret_access_key"] = credentials
+    creds = boto3.client("sts", **caller).assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/{role}", RoleSessionName="tests"
+    )["Credentials"]
+    return boto3.client(  # type: ignore[call-overload]
+        service,
+        region_name=region,
+        endpoint_url=endpoint,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+
+
 @dataclass
 class Writes:
     """AWS write calls seen through botocore's event hooks (not a patch: an observer)."""
@@ -178,18 +207,7 @@ class World:
 
     def aws(self, service: str, account: str) -> Any:
         """A boto3 client of ``service`` in ``account``, through its deployer role."""
-        sts = boto3.client("sts", region_name=REGION, endpoint_url=self.endpoint)
-        creds = sts.assume_role(
-            RoleArn=f"arn:aws:iam::{account}:role/deployer", RoleSessionName="test"
-        )["Credentials"]
-        return boto3.client(
-            service,
-            region_name=REGION,
-            endpoint_url=self.endpoint,
-            aws_access_key_id=creds["AccessKeyId"],
-            aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds["SessionToken"],
-        )
+        return assumed_client(self.endpoint, service, account)
 
     def services(self, env: str) -> dict[str, dict[str, Any]]:
         e = self.config.environment(env)
