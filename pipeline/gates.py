@@ -7,7 +7,7 @@ satisfy it; ``--force --reason TEXT`` lets a promotion through and the ledger ke
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -55,15 +55,23 @@ class Candidate:
     digest: str
 
 
-def entered_at(ledger: Ledger, tier: str, image: str, digest: str) -> datetime | None:
-    """When ``digest`` last became what ``tier``'s tag points at (None: not there now)."""
-    entered: datetime | None = None
-    for event in ledger.events(tier=tier, image=image):
+def tag_writes(
+    events: Iterable[dict[str, Any]], image: str
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """The events (newest first) that wrote ``image``'s tier tag, each with the image's entry."""
+    for event in events:
         if event.get("command") not in TAG_COMMANDS:
             continue
         entry = next((i for i in event.get("images") or [] if i.get("image") == image), None)
-        if entry is None or entry.get("status") not in TAG_WRITTEN:
-            continue
+        if entry is not None and entry.get("status") in TAG_WRITTEN:
+            yield event, entry
+
+
+def entered_at(events: list[dict[str, Any]], image: str, digest: str) -> datetime | None:
+    """When ``digest`` last became what a tier's tag points at, from that tier's ``events``
+    (None: not there now)."""
+    entered: datetime | None = None
+    for event, entry in tag_writes(events, image):
         if entry.get("to_digest") != digest:
             break
         entered = parse_time(str(event["time"]))
@@ -79,8 +87,9 @@ def soak_gate(
     soaking: set[str] = set()
     ready_at: datetime | None = None
     need = timedelta(seconds=soak)
+    events = ledger.events(tier=source.name)  # read once for every candidate
     for c in candidates:
-        since = entered_at(ledger, source.name, c.image, c.digest)
+        since = entered_at(events, c.image, c.digest)
         if since is None:
             waiting.append(
                 f"{c.image} {c.digest[:19]} has no record in tier {source.name!r} in the ledger"

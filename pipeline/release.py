@@ -17,7 +17,7 @@ from typing import Any
 from pipeline.clients import Clients
 from pipeline.config import Config, Tier
 from pipeline.deploy import deploy_environment
-from pipeline.gates import TAG_COMMANDS, TAG_WRITTEN, Candidate, GateError, check_gates
+from pipeline.gates import Candidate, GateError, check_gates, tag_writes
 from pipeline.ledger import Ledger, parse_time, task_definitions_in_use
 from pipeline.lock import LockHeld, TierLock, held_error, holding, human, key_for, read_lock
 from pipeline.promote import (
@@ -289,18 +289,16 @@ class TierState:
 
 
 def tier_history(
-    ledger: Ledger, tier: str, image: str, *, immutable: bool = False
+    events: list[dict[str, Any]], image: str, *, immutable: bool = False
 ) -> list[TierState]:
-    """The digests ``tier`` had for ``image``, newest first, repeats in a row collapsed.
+    """The digests a tier had for ``image``, from that tier's ``events``: newest first, repeats
+    in a row collapsed.
 
     On an immutable tier the tag of an earlier digest is found later (its stamp).
     """
     out: list[TierState] = []
-    for event in ledger.events(tier=tier, image=image):
-        if event.get("command") not in TAG_COMMANDS:
-            continue
-        entry = next((i for i in event.get("images") or [] if i.get("image") == image), None)
-        if entry is None or entry.get("status") not in TAG_WRITTEN or not entry.get("to_digest"):
+    for event, entry in tag_writes(events, image):
+        if not entry.get("to_digest"):
             continue
         when = parse_time(str(event["time"]))
         states = [
@@ -384,10 +382,11 @@ def _targets(
     registry = clients.registry
     out: list[_Target] = []
     missing: list[str] = []
+    events = ledger.events(tier=tier.name)  # read once for every image
     for name in names:
         repo = config.image(name).repository
         registry.describe_repository(repo)
-        history = tier_history(ledger, tier.name, name, immutable=tier.immutable)
+        history = tier_history(events, name, immutable=tier.immutable)
         current = _current_digest(clients, tier, repo, history)
         chosen = _pick(name, history, current, to=to, steps=steps)
         if chosen is None and to is not None and registry.get_manifest(repo, to) is not None:
