@@ -29,7 +29,9 @@ import boto3
 from botocore.exceptions import ClientError
 
 from pipeline.config import Config, EcrRegistry, Environment, OciRegistry, ServiceConfig
+from stages.adapters.ecs import Ecs
 from stages.errors import ConfigError
+from stages.types import ServiceState
 
 __all__ = [
     "DEFAULT_DEPLOYMENT_CONFIGURATION",
@@ -361,13 +363,21 @@ def _ensure_task_definition(
     return str(registered["taskDefinition"]["taskDefinitionArn"])
 
 
+def _active_services(ecs: Any, cluster: str, names: list[str]) -> dict[str, ServiceState]:
+    found = Ecs(ecs).describe_services(cluster, names, allow_missing=True)
+    return {name: s for name, s in found.items() if s.status == "ACTIVE"}
+
+
 def _ensure_service(
-    ecs: Any, cluster: str, name: str, task_definition: str, desired_count: int
+    ecs: Any,
+    cluster: str,
+    name: str,
+    task_definition: str,
+    desired_count: int,
+    existing: ServiceState | None,
 ) -> tuple[str, bool]:
-    found = ecs.describe_services(cluster=cluster, services=[name]).get("services", [])
-    for s in found:
-        if s.get("status") == "ACTIVE":
-            return str(s["serviceArn"]), False
+    if existing is not None:
+        return existing.arn, False
     created = ecs.create_service(
         cluster=cluster,
         serviceName=name,
@@ -399,6 +409,7 @@ def _seed_environment(
     tag = _tier_tag(config, env, commit)
     if config.strategy_for(env_name) in ("cloudformation", "codedeploy"):
         return _seed_owned(clients, config, env_name, env, tag, desired_count, ecs)
+    existing = _active_services(ecs, env.cluster, list(env.services))
     services: list[SeededService] = []
     for service_name, service in env.services.items():
         images = {
@@ -406,7 +417,9 @@ def _seed_environment(
             for container, image in _containers(service_name, service).items()
         }
         arn = _ensure_task_definition(ecs, family_name(env_name, service_name), env_name, images)
-        service_arn, created = _ensure_service(ecs, env.cluster, service_name, arn, desired_count)
+        service_arn, created = _ensure_service(
+            ecs, env.cluster, service_name, arn, desired_count, existing.get(service_name)
+        )
         services.append(SeededService(service_name, service_arn, arn, images, created))
     return SeededEnvironment(env_name, env.account_id, env.region, env.cluster, tuple(services))
 
@@ -461,17 +474,10 @@ def _seed_owned(
             family=family_name,
             desired_count=desired_count,
         )
-    found = ecs.describe_services(cluster=env.cluster, services=list(env.services))
-    by_name = {
-        s["serviceName"]: s for s in found.get("services", []) if s.get("status") == "ACTIVE"
-    }
+    by_name = _active_services(ecs, env.cluster, list(env.services))
     services = tuple(
         SeededService(
-            name,
-            str(by_name[name]["serviceArn"]),
-            str(by_name[name]["taskDefinition"]),
-            containers[name],
-            True,
+            name, by_name[name].arn, by_name[name].task_definition, containers[name], True
         )
         for name in env.services
         if name in by_name
