@@ -29,6 +29,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from pipeline.config import Config, EcrRegistry, Environment, OciRegistry, ServiceConfig
+from stages.adapters.aws import is_client_error
 from stages.adapters.ecs import Ecs
 from stages.errors import ConfigError
 from stages.types import ServiceState
@@ -209,10 +210,6 @@ class _Clients:
         )
 
 
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 # -- registry ---------------------------------------------------------------------------------
 
 
@@ -247,14 +244,14 @@ def _ensure_repository(ecr: Any, repository: str, policy: str | None) -> None:
     try:
         ecr.create_repository(repositoryName=repository)
     except ClientError as e:
-        if _error_code(e) != "RepositoryAlreadyExistsException":
+        if not is_client_error(e, "RepositoryAlreadyExistsException"):
             raise
     if policy is None:
         return
     try:
         current = ecr.get_repository_policy(repositoryName=repository)["policyText"]
     except ClientError as e:
-        if _error_code(e) != "RepositoryPolicyNotFoundException":
+        if not is_client_error(e, "RepositoryPolicyNotFoundException"):
             raise
         current = None
     if current is None or json.loads(current) != json.loads(policy):
@@ -272,7 +269,7 @@ def _put_image(ecr: Any, repository: str, manifest: str, tag: str) -> str:
         )
         return str(resp["image"]["imageId"]["imageDigest"])
     except ClientError as e:
-        if _error_code(e) != "ImageAlreadyExistsException":
+        if not is_client_error(e, "ImageAlreadyExistsException"):
             raise
     found = ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
     return str(found["imageDetails"][0]["imageDigest"])
@@ -282,7 +279,7 @@ def _tag_exists(ecr: Any, repository: str, tag: str) -> bool:
     try:
         ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
     except ClientError as e:
-        if _error_code(e) == "ImageNotFoundException":
+        if is_client_error(e, "ImageNotFoundException"):
             return False
         raise
     return True
@@ -345,7 +342,7 @@ def _ensure_task_definition(
     try:
         current = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
     except ClientError as e:
-        if _error_code(e) != "ClientException":
+        if not is_client_error(e, "ClientException"):
             raise
         current = None
     if current is not None and current.get("status") == "ACTIVE":
@@ -456,12 +453,9 @@ def _seed_owned(
     if env.cloudformation is not None and config.strategy_for(env_name) == "cloudformation":
         seed_strategies.ensure_stack(
             client("cloudformation"),
-            config,
             env_name,
             env,
             containers=containers,
-            image_of={n: _containers(n, s) for n, s in env.services.items()},
-            family=family_name,
             desired_count=desired_count,
         )
     elif env.codedeploy is not None:
@@ -471,7 +465,6 @@ def _seed_owned(
             env_name,
             env,
             containers=containers,
-            family=family_name,
             desired_count=desired_count,
         )
     by_name = _active_services(ecs, env.cluster, list(env.services))
