@@ -265,6 +265,22 @@ def _new_deployment_id() -> str:
     return f"ecs-svc/{mock_random.randint(10**18, 10**19 - 1)}"
 
 
+def _new_deployment(
+    service: Service, task_definition: str, images: tuple[_Image, ...], **fields: Any
+) -> _Deployment:
+    """A deployment of `service` as it is configured now."""
+    return _Deployment(
+        id=_new_deployment_id(),
+        task_definition=task_definition,
+        images=images,
+        desired=service.desired_count,
+        launch_type=service.launch_type,
+        platform_version=service.platform_version,
+        network_configuration=service.network_configuration or None,
+        **fields,
+    )
+
+
 def _task_id(task: Task) -> str:
     return str(task.task_arn).rsplit("/", 1)[-1]
 
@@ -388,7 +404,6 @@ class Emulation:
         self.polls_to_complete: int = DEFAULT_POLLS_TO_COMPLETE
         self.bad_digests: set[str] = set()
         self.hang_digests: set[str] = set()
-        self.enforce_pull_permissions: bool = True
         self._lock = threading.RLock()
         self._services: weakref.WeakKeyDictionary[Service, _ServiceState] = (
             weakref.WeakKeyDictionary()
@@ -418,7 +433,6 @@ class Emulation:
             self.bad_digests.clear()
             self.hang_digests.clear()
             self.polls_to_complete = DEFAULT_POLLS_TO_COMPLETE
-            self.enforce_pull_permissions = True
             for part in (self.cloudformation, self.codedeploy):
                 if part is not None:
                     part.reset()
@@ -823,25 +837,12 @@ class Emulation:
         images = tuple(
             dataclasses.replace(i, pull_error=None) for i in self._resolve(backend, task_definition)
         )
-        deployment = _Deployment(
-            id=_new_deployment_id(),
-            task_definition=task_definition.arn,
-            images=images,
-            desired=service.desired_count,
-            launch_type=service.launch_type,
-            platform_version=service.platform_version,
-            network_configuration=service.network_configuration or None,
-            rollout="COMPLETED",
-        )
+        deployment = _new_deployment(service, task_definition.arn, images, rollout="COMPLETED")
         deployment.reason = f"ECS deployment {deployment.id} completed."
         state = _ServiceState(deployments=[deployment], last_completed=deployment)
         self._services[service] = state
         service.task_definition = task_definition.arn
-        started = self._start_tasks(backend, service, deployment, deployment.desired, "RUNNING")
-        if started:
-            state.event(
-                f"(service {service.name}) has started {len(started)} tasks: {_task_list(started)}."
-            )
+        self._start_and_report(backend, service, state, deployment, deployment.desired, "RUNNING")
         state.event(f"(service {service.name}) has reached a steady state.")
         self._render(backend, service, state)
         return state
@@ -862,14 +863,10 @@ class Emulation:
             if previous.status == "PRIMARY":
                 previous.status = "ACTIVE"
                 previous.updated_at = now
-        deployment = _Deployment(
-            id=_new_deployment_id(),
-            task_definition=task_definition.arn,
-            images=images if images is not None else self._resolve(backend, task_definition),
-            desired=service.desired_count,
-            launch_type=service.launch_type,
-            platform_version=service.platform_version,
-            network_configuration=service.network_configuration or None,
+        deployment = _new_deployment(
+            service,
+            task_definition.arn,
+            images if images is not None else self._resolve(backend, task_definition),
             is_rollback=is_rollback,
             created_at=now,
             updated_at=now,
@@ -877,11 +874,7 @@ class Emulation:
         deployment.reason = f"ECS deployment {deployment.id} in progress."
         state.deployments = [deployment, *state.deployments]
         service.task_definition = task_definition.arn
-        started = self._start_tasks(backend, service, deployment, deployment.desired, "PENDING")
-        if started:
-            state.event(
-                f"(service {service.name}) has started {len(started)} tasks: {_task_list(started)}."
-            )
+        self._start_and_report(backend, service, state, deployment, deployment.desired, "PENDING")
         return deployment
 
     def _step(
@@ -934,12 +927,9 @@ class Emulation:
         )
         breaker = _circuit_breaker(service)
         if deployment.steps < needed or not breaker.get("enable"):
-            started = self._start_tasks(backend, service, deployment, deployment.desired, "PENDING")
-            if started:
-                state.event(
-                    f"(service {service.name}) has started {len(started)} tasks: "
-                    f"{_task_list(started)}."
-                )
+            self._start_and_report(
+                backend, service, state, deployment, deployment.desired, "PENDING"
+            )
             return
         deployment.rollout = "FAILED"
         deployment.reason = "ECS deployment circuit breaker: tasks failed to start."
@@ -1017,11 +1007,8 @@ class Emulation:
         """Start or stop tasks until `deployment` has `desired` live ones."""
         live = deployment.live_tasks()
         if len(live) < deployment.desired:
-            started = self._start_tasks(
-                backend, service, deployment, deployment.desired - len(live), status
-            )
-            state.event(
-                f"(service {service.name}) has started {len(started)} tasks: {_task_list(started)}."
+            self._start_and_report(
+                backend, service, state, deployment, deployment.desired - len(live), status
             )
         elif len(live) > deployment.desired:
             extra = live[deployment.desired :]
@@ -1033,6 +1020,22 @@ class Emulation:
             state.event(
                 f"(service {service.name}) has stopped {len(extra)} running tasks: "
                 f"{_task_list(extra)}."
+            )
+
+    def _start_and_report(
+        self,
+        backend: EC2ContainerServiceBackend,
+        service: Service,
+        state: _ServiceState,
+        deployment: _Deployment,
+        count: int,
+        status: str,
+    ) -> None:
+        """Start `count` tasks of `deployment` and say so in the service's events, as ECS does."""
+        started = self._start_tasks(backend, service, deployment, count, status)
+        if started:
+            state.event(
+                f"(service {service.name}) has started {len(started)} tasks: {_task_list(started)}."
             )
 
     def _start_tasks(
@@ -1188,11 +1191,7 @@ class Emulation:
             break
         if found is None:
             return _Image(container, image, None, ecr, _not_found(image))
-        if (
-            self.enforce_pull_permissions
-            and account != task_account
-            and not policy_allows_pull(repository.policy, task_account)
-        ):
+        if account != task_account and not policy_allows_pull(repository.policy, task_account):
             return _Image(container, image, None, ecr, _forbidden(image, task_account))
         return _Image(container, image, found.get_image_digest(), ecr, None)
 
@@ -1223,10 +1222,10 @@ class Emulation:
         for image in images:
             if image.pull_error:
                 return Verdict("fail", image.pull_error, "TaskFailedToStart")
-        for image in images:
+        tagged = [(image, self._tags_of(image)) for image in images]
+        for image, tags in tagged:
             if image.digest is None:
                 continue
-            tags = self._tags_of(image)
             if image.digest in self.bad_digests or any(
                 _marked(t, FAIL_TAG_PREFIX, cluster) for t in tags
             ):
@@ -1236,10 +1235,9 @@ class Emulation:
                     f"image {image.image}, {image.digest} is marked bad)",
                     "EssentialContainerExited",
                 )
-        for image in images:
+        for image, tags in tagged:
             if image.digest is None:
                 continue
-            tags = self._tags_of(image)
             if image.digest in self.hang_digests or any(
                 _marked(t, HANG_TAG_PREFIX, cluster) for t in tags
             ):
