@@ -83,6 +83,7 @@ __all__ = [
     "normalize_deployment_configuration",
     "policy_allows_pull",
     "reset",
+    "set_deployment_configuration",
     "uninstall",
 ]
 
@@ -360,7 +361,7 @@ def policy_allows_pull(policy_text: str | None, account: str) -> bool:
     return all(allowed.values())
 
 
-def _set_deployment_configuration(service: Service, config: dict[str, Any]) -> None:
+def set_deployment_configuration(service: Service, config: dict[str, Any]) -> None:
     setattr(service, "deployment_configuration", config)  # noqa: B010  (moto has no such field)
 
 
@@ -572,7 +573,7 @@ class Emulation:
         payload = getattr(result, "result", None)
         service = payload.get("service") if isinstance(payload, dict) else None
         if isinstance(service, Service):
-            _set_deployment_configuration(service, config)
+            set_deployment_configuration(service, config)
         return result
 
     def _response_register_task_definition(
@@ -620,7 +621,7 @@ class Emulation:
         service: Service = original(**args)
         if task_definition is not None:
             service.task_definition = task_definition.arn
-        _set_deployment_configuration(
+        set_deployment_configuration(
             service,
             normalize_deployment_configuration(getattr(service, "deployment_configuration", None)),
         )
@@ -826,7 +827,7 @@ class Emulation:
         if not service.task_definition:
             return None
         if not hasattr(service, "deployment_configuration"):
-            _set_deployment_configuration(service, normalize_deployment_configuration(None))
+            set_deployment_configuration(service, normalize_deployment_configuration(None))
         task_definition = backend.describe_task_definition(str(service.task_definition))
         if task_definition.network_mode == "awsvpc" and not service.network_configuration:
             raise InvalidParameterException(
