@@ -16,23 +16,21 @@ import itertools
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.promote_fanout_proxy import ProxyFigures, run_behind_proxy  # noqa: E402
+from bench.promote_fanout_proxy import ProxyFigures, run_behind_proxy, timed  # noqa: E402
 from pipeline import config as config_mod  # noqa: E402
 from pipeline.sandbox import seed as seed_mod  # noqa: E402
 from pipeline.sandbox import server  # noqa: E402
-from pipeline.sandbox.control import SANDBOX_SECRET, caller_credentials  # noqa: E402
+from pipeline.sandbox.control import caller_credentials, sandbox_env  # noqa: E402
 
 REGISTRY = "012345678922"
 IMAGES = ("api", "worker", "web")
@@ -73,12 +71,6 @@ def make_config(path: Path) -> None:
         ]
         lines += [f"      svc{s}: {{image: {IMAGES[s % len(IMAGES)]}}}" for s in range(SERVICES)]
     path.write_text("\n".join(lines) + "\n")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def fresh_dev(cfg: config_mod.Config, endpoint: str, n: int) -> None:
@@ -148,12 +140,6 @@ def aws_script(cfg: config_mod.Config, endpoint: str, env: dict[str, str]) -> No
         del name
 
 
-def timed(fn: Callable[[], None]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
@@ -165,7 +151,7 @@ def main() -> int:
     make_config(cfg_path)
     cfg = config_mod.load(cfg_path)
     state_dir = tmp / "sandbox"
-    server.start_background(free_port(), state_dir)
+    server.start_background(0, state_dir)
     state = server.read_state(state_dir)
     assert state is not None
     endpoint = state.endpoint_url
@@ -174,12 +160,7 @@ def main() -> int:
         key = caller_credentials(endpoint, REGISTRY)
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": key,
-            "AWS_SECRET_ACCESS_KEY": SANDBOX_SECRET,
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            **sandbox_env(endpoint, key),
             "TIERUP_POLL_INTERVAL": "0.5",
             # the checkout this bench belongs to, whatever the virtualenv installed
             "PYTHONPATH": str(ROOT),

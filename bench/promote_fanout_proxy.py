@@ -65,7 +65,7 @@ class ProxyFigures:
         return out
 
 
-def _timed(fn: Callable[[], None]) -> float:
+def timed(fn: Callable[[], None]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
@@ -140,11 +140,11 @@ def run_behind_proxy(
         for _ in range(runs):
             ready()
             before = proxy.requests
-            figures.tierup.append(_timed(lambda: tierup_no_wait(slow_env)))
+            figures.tierup.append(timed(lambda: tierup_no_wait(slow_env)))
             figures.requests["tierup"] = proxy.requests - before
             if aws_script is not None:
                 ready()
                 before = proxy.requests
-                figures.aws.append(_timed(lambda: aws_script(proxy.url, slow_env)))
+                figures.aws.append(timed(lambda: aws_script(proxy.url, slow_env)))
                 figures.requests["aws"] = proxy.requests - before
     return figures

@@ -15,7 +15,6 @@ import json
 import os
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from pipeline import config as config_mod  # noqa: E402
 from pipeline.sandbox import seed as seed_mod  # noqa: E402
 from pipeline.sandbox import server  # noqa: E402
-from pipeline.sandbox.control import SANDBOX_SECRET, caller_credentials  # noqa: E402
+from pipeline.sandbox.control import caller_credentials, sandbox_env  # noqa: E402
 
 REGISTRY = "012345678922"
 ACCOUNT = "310000000000"
@@ -58,12 +57,6 @@ def make_config(path: Path, runs: int, services: int) -> None:
             *[f"      svc{s:02d}: {{image: api}}" for s in range(services)],
         ]
     path.write_text("\n".join(lines) + "\n")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def tierup(env: dict[str, str], cwd: Path, *args: str) -> dict[str, object]:
@@ -98,7 +91,7 @@ def main() -> int:
     make_config(tmp / "envs.yaml", args.runs, args.services)
     cfg = config_mod.load(tmp / "envs.yaml")
     state_dir = tmp / "sandbox"
-    server.start_background(free_port(), state_dir)
+    server.start_background(0, state_dir)
     state = server.read_state(state_dir)
     assert state is not None
     endpoint = state.endpoint_url
@@ -110,12 +103,7 @@ def main() -> int:
         key = caller_credentials(endpoint, REGISTRY)
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": key,
-            "AWS_SECRET_ACCESS_KEY": SANDBOX_SECRET,
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            **sandbox_env(endpoint, key),
             "TIERUP_POLL_INTERVAL": "0",
             "PYTHONPATH": str(ROOT),
         }

@@ -35,7 +35,6 @@ pick_python() {
             return 0
         fi
     done
-    log "Python 3.11 or newer is required"
     return 1
 }
 
@@ -43,10 +42,14 @@ pick_python() {
 wanted=(docker.io docker-registry tini apache2-utils awscli git)
 PYTHON=""
 if [ ! -x "$VENV/bin/python" ]; then
-    PYTHON=$(pick_python)
-    # Debian's interpreter ships without ensurepip; python3-venv brings it.
-    if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
-        wanted+=(python3-venv)
+    if PYTHON=$(pick_python); then
+        # Debian's interpreter ships without ensurepip; python3-venv brings it.
+        if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+            wanted+=(python3-venv)
+        fi
+    else
+        # Debian 12's python3 is 3.11.
+        wanted+=(python3 python3-venv)
     fi
 fi
 
@@ -64,6 +67,10 @@ fi
 
 # --- virtualenv ----------------------------------------------------------------------------------
 if [ ! -x "$VENV/bin/python" ]; then
+    if [ -z "$PYTHON" ] && ! PYTHON=$(pick_python); then
+        log "Python 3.11 or newer is required"
+        exit 1
+    fi
     log "creating $VENV with $PYTHON"
     "$PYTHON" -m venv "$VENV"
 fi

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import urllib.request
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from moto.ecs.models import EC2ContainerServiceBackend
 
 from pipeline import config as config_module
 from pipeline.config import Config
@@ -311,6 +313,56 @@ environments:
     ecr = endpoint.client("ecr", "777777777777")
     found = ecr.describe_images(repositoryName="tagtiers-web", imageIds=[{"imageTag": "dev"}])
     assert found["imageDetails"][0]["imageDigest"] == moved["web"]  # re-seeding left it
+
+
+def test_environments_of_twelve_services_are_described_ten_at_a_time(
+    endpoint: Endpoint, credentials: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = "\n".join(f"      s{i:02d}: {{image: web}}" for i in range(12))
+    many = config_module.loads(
+        f"""
+version: 1
+registry: {{account_id: "777777777777", region: us-east-1}}
+images:
+  web: {{repository: many-web}}
+tiers:
+  - {{name: dev, tag: dev}}
+environments:
+  plain:
+    tier: dev
+    account_id: "888888888888"
+    region: us-east-1
+    cluster: many-plain
+    services:
+{services}
+  stacked:
+    tier: dev
+    account_id: "888888888888"
+    region: us-east-1
+    cluster: many-stacked
+    strategy: cloudformation
+    cloudformation: {{stack: many-stack, image_parameter: ImageUrl}}
+    services:
+{services}
+"""
+    )
+    described: list[tuple[str, int]] = []
+    original = EC2ContainerServiceBackend.describe_services
+
+    @functools.wraps(original)
+    def describe_services(self: Any, cluster_str: str, service_names_or_arns: Any) -> Any:
+        described.append((cluster_str, len(service_names_or_arns)))
+        return original(self, cluster_str, service_names_or_arns)
+
+    monkeypatch.setattr(EC2ContainerServiceBackend, "describe_services", describe_services)
+    names = [f"s{i:02d}" for i in range(12)]
+    for _ in range(2):
+        described.clear()
+        result = seed.seed(many, endpoint_url=endpoint.url, commit=COMMIT_A)
+        for env in ("plain", "stacked"):
+            assert [s.name for s in result.environment(env).services] == names
+            calls = sorted(n for cluster, n in described if cluster == f"many-{env}")
+            assert calls == [2, 10], env
 
 
 def test_bad_inputs(endpoint: Endpoint, config: Config) -> None:

@@ -50,12 +50,23 @@ def caller_credentials(endpoint_url: str, account_id: str) -> str:
     return str(iam.create_access_key(UserName=SANDBOX_USER)["AccessKey"]["AccessKeyId"])
 
 
+def sandbox_env(endpoint_url: str, access_key_id: str) -> dict[str, str]:
+    """The environment variables that point the aws CLI and tierup at the sandbox, and only
+    there (no profile or credentials file is read)."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_ACCESS_KEY_ID": access_key_id,
+        "AWS_SECRET_ACCESS_KEY": SANDBOX_SECRET,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "TIERUP_POLL_INTERVAL": "1",
+    }
+
+
 def export_line(endpoint_url: str, access_key_id: str) -> str:
-    return (
-        f"export AWS_ENDPOINT_URL={endpoint_url} AWS_ACCESS_KEY_ID={access_key_id} "
-        f"AWS_SECRET_ACCESS_KEY={SANDBOX_SECRET} AWS_DEFAULT_REGION={REGION} "
-        "AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null TIERUP_POLL_INTERVAL=1"
-    )
+    variables = sandbox_env(endpoint_url, access_key_id)
+    return "export " + " ".join(f"{name}={value}" for name, value in variables.items())
 
 
 def _head(repo_path: Path) -> tuple[str, str | None]:

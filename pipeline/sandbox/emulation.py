@@ -83,6 +83,7 @@ __all__ = [
     "normalize_deployment_configuration",
     "policy_allows_pull",
     "reset",
+    "set_deployment_configuration",
     "uninstall",
 ]
 
@@ -265,6 +266,22 @@ def _new_deployment_id() -> str:
     return f"ecs-svc/{mock_random.randint(10**18, 10**19 - 1)}"
 
 
+def _new_deployment(
+    service: Service, task_definition: str, images: tuple[_Image, ...], **fields: Any
+) -> _Deployment:
+    """A deployment of `service` as it is configured now."""
+    return _Deployment(
+        id=_new_deployment_id(),
+        task_definition=task_definition,
+        images=images,
+        desired=service.desired_count,
+        launch_type=service.launch_type,
+        platform_version=service.platform_version,
+        network_configuration=service.network_configuration or None,
+        **fields,
+    )
+
+
 def _task_id(task: Task) -> str:
     return str(task.task_arn).rsplit("/", 1)[-1]
 
@@ -344,7 +361,7 @@ def policy_allows_pull(policy_text: str | None, account: str) -> bool:
     return all(allowed.values())
 
 
-def _set_deployment_configuration(service: Service, config: dict[str, Any]) -> None:
+def set_deployment_configuration(service: Service, config: dict[str, Any]) -> None:
     setattr(service, "deployment_configuration", config)  # noqa: B010  (moto has no such field)
 
 
@@ -388,7 +405,6 @@ class Emulation:
         self.polls_to_complete: int = DEFAULT_POLLS_TO_COMPLETE
         self.bad_digests: set[str] = set()
         self.hang_digests: set[str] = set()
-        self.enforce_pull_permissions: bool = True
         self._lock = threading.RLock()
         self._services: weakref.WeakKeyDictionary[Service, _ServiceState] = (
             weakref.WeakKeyDictionary()
@@ -418,7 +434,6 @@ class Emulation:
             self.bad_digests.clear()
             self.hang_digests.clear()
             self.polls_to_complete = DEFAULT_POLLS_TO_COMPLETE
-            self.enforce_pull_permissions = True
             for part in (self.cloudformation, self.codedeploy):
                 if part is not None:
                     part.reset()
@@ -558,7 +573,7 @@ class Emulation:
         payload = getattr(result, "result", None)
         service = payload.get("service") if isinstance(payload, dict) else None
         if isinstance(service, Service):
-            _set_deployment_configuration(service, config)
+            set_deployment_configuration(service, config)
         return result
 
     def _response_register_task_definition(
@@ -606,7 +621,7 @@ class Emulation:
         service: Service = original(**args)
         if task_definition is not None:
             service.task_definition = task_definition.arn
-        _set_deployment_configuration(
+        set_deployment_configuration(
             service,
             normalize_deployment_configuration(getattr(service, "deployment_configuration", None)),
         )
@@ -812,7 +827,7 @@ class Emulation:
         if not service.task_definition:
             return None
         if not hasattr(service, "deployment_configuration"):
-            _set_deployment_configuration(service, normalize_deployment_configuration(None))
+            set_deployment_configuration(service, normalize_deployment_configuration(None))
         task_definition = backend.describe_task_definition(str(service.task_definition))
         if task_definition.network_mode == "awsvpc" and not service.network_configuration:
             raise InvalidParameterException(
@@ -823,25 +838,12 @@ class Emulation:
         images = tuple(
             dataclasses.replace(i, pull_error=None) for i in self._resolve(backend, task_definition)
         )
-        deployment = _Deployment(
-            id=_new_deployment_id(),
-            task_definition=task_definition.arn,
-            images=images,
-            desired=service.desired_count,
-            launch_type=service.launch_type,
-            platform_version=service.platform_version,
-            network_configuration=service.network_configuration or None,
-            rollout="COMPLETED",
-        )
+        deployment = _new_deployment(service, task_definition.arn, images, rollout="COMPLETED")
         deployment.reason = f"ECS deployment {deployment.id} completed."
         state = _ServiceState(deployments=[deployment], last_completed=deployment)
         self._services[service] = state
         service.task_definition = task_definition.arn
-        started = self._start_tasks(backend, service, deployment, deployment.desired, "RUNNING")
-        if started:
-            state.event(
-                f"(service {service.name}) has started {len(started)} tasks: {_task_list(started)}."
-            )
+        self._start_and_report(backend, service, state, deployment, deployment.desired, "RUNNING")
         state.event(f"(service {service.name}) has reached a steady state.")
         self._render(backend, service, state)
         return state
@@ -862,14 +864,10 @@ class Emulation:
             if previous.status == "PRIMARY":
                 previous.status = "ACTIVE"
                 previous.updated_at = now
-        deployment = _Deployment(
-            id=_new_deployment_id(),
-            task_definition=task_definition.arn,
-            images=images if images is not None else self._resolve(backend, task_definition),
-            desired=service.desired_count,
-            launch_type=service.launch_type,
-            platform_version=service.platform_version,
-            network_configuration=service.network_configuration or None,
+        deployment = _new_deployment(
+            service,
+            task_definition.arn,
+            images if images is not None else self._resolve(backend, task_definition),
             is_rollback=is_rollback,
             created_at=now,
             updated_at=now,
@@ -877,11 +875,7 @@ class Emulation:
         deployment.reason = f"ECS deployment {deployment.id} in progress."
         state.deployments = [deployment, *state.deployments]
         service.task_definition = task_definition.arn
-        started = self._start_tasks(backend, service, deployment, deployment.desired, "PENDING")
-        if started:
-            state.event(
-                f"(service {service.name}) has started {len(started)} tasks: {_task_list(started)}."
-            )
+        self._start_and_report(backend, service, state, deployment, deployment.desired, "PENDING")
         return deployment
 
     def _step(
@@ -934,12 +928,9 @@ class Emulation:
         )
         breaker = _circuit_breaker(service)
         if deployment.steps < needed or not breaker.get("enable"):
-            started = self._start_tasks(backend, service, deployment, deployment.desired, "PENDING")
-            if started:
-                state.event(
-                    f"(service {service.name}) has started {len(started)} tasks: "
-                    f"{_task_list(started)}."
-                )
+            self._start_and_report(
+                backend, service, state, deployment, deployment.desired, "PENDING"
+            )
             return
         deployment.rollout = "FAILED"
         deployment.reason = "ECS deployment circuit breaker: tasks failed to start."
@@ -1017,11 +1008,8 @@ class Emulation:
         """Start or stop tasks until `deployment` has `desired` live ones."""
         live = deployment.live_tasks()
         if len(live) < deployment.desired:
-            started = self._start_tasks(
-                backend, service, deployment, deployment.desired - len(live), status
-            )
-            state.event(
-                f"(service {service.name}) has started {len(started)} tasks: {_task_list(started)}."
+            self._start_and_report(
+                backend, service, state, deployment, deployment.desired - len(live), status
             )
         elif len(live) > deployment.desired:
             extra = live[deployment.desired :]
@@ -1033,6 +1021,22 @@ class Emulation:
             state.event(
                 f"(service {service.name}) has stopped {len(extra)} running tasks: "
                 f"{_task_list(extra)}."
+            )
+
+    def _start_and_report(
+        self,
+        backend: EC2ContainerServiceBackend,
+        service: Service,
+        state: _ServiceState,
+        deployment: _Deployment,
+        count: int,
+        status: str,
+    ) -> None:
+        """Start `count` tasks of `deployment` and say so in the service's events, as ECS does."""
+        started = self._start_tasks(backend, service, deployment, count, status)
+        if started:
+            state.event(
+                f"(service {service.name}) has started {len(started)} tasks: {_task_list(started)}."
             )
 
     def _start_tasks(
@@ -1188,11 +1192,7 @@ class Emulation:
             break
         if found is None:
             return _Image(container, image, None, ecr, _not_found(image))
-        if (
-            self.enforce_pull_permissions
-            and account != task_account
-            and not policy_allows_pull(repository.policy, task_account)
-        ):
+        if account != task_account and not policy_allows_pull(repository.policy, task_account):
             return _Image(container, image, None, ecr, _forbidden(image, task_account))
         return _Image(container, image, found.get_image_digest(), ecr, None)
 
@@ -1223,10 +1223,10 @@ class Emulation:
         for image in images:
             if image.pull_error:
                 return Verdict("fail", image.pull_error, "TaskFailedToStart")
-        for image in images:
+        tagged = [(image, self._tags_of(image)) for image in images]
+        for image, tags in tagged:
             if image.digest is None:
                 continue
-            tags = self._tags_of(image)
             if image.digest in self.bad_digests or any(
                 _marked(t, FAIL_TAG_PREFIX, cluster) for t in tags
             ):
@@ -1236,10 +1236,9 @@ class Emulation:
                     f"image {image.image}, {image.digest} is marked bad)",
                     "EssentialContainerExited",
                 )
-        for image in images:
+        for image, tags in tagged:
             if image.digest is None:
                 continue
-            tags = self._tags_of(image)
             if image.digest in self.hang_digests or any(
                 _marked(t, HANG_TAG_PREFIX, cluster) for t in tags
             ):

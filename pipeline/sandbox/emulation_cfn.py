@@ -37,7 +37,7 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from moto.cloudformation.exceptions import CloudFormationError, ValidationError
 from moto.cloudformation.models import (
@@ -53,8 +53,11 @@ from moto.core.responses import ActionResult
 from moto.core.utils import pascal_to_camelcase, remap_nested_keys
 from moto.ecs.models import Service, TaskDefinition, ecs_backends
 
-if TYPE_CHECKING:
-    from pipeline.sandbox.emulation import Emulation
+from pipeline.sandbox.emulation import (
+    Emulation,
+    normalize_deployment_configuration,
+    set_deployment_configuration,
+)
 
 __all__ = ["NO_CHANGES", "CloudFormationEmulation", "install"]
 
@@ -77,6 +80,13 @@ _ALWAYS: dict[str, frozenset[str] | None] = {
 
 class InvalidChangeSetStatus(CloudFormationError):
     code = "InvalidChangeSetStatus"
+
+
+def _busy(stack: Stack) -> ValidationError:
+    return ValidationError(
+        stack.stack_id,
+        message=f"Stack:{stack.stack_id} is in {stack.status} state and can not be updated.",
+    )
 
 
 def _text(value: Any) -> str:
@@ -286,11 +296,7 @@ class CloudFormationEmulation:
         stack_name = response._get_param("StackName")
         stack = backend.get_stack(stack_name)
         if any(stack.status.endswith(b) for b in BUSY):
-            raise ValidationError(
-                stack.stack_id,
-                message=f"Stack:{stack.stack_id} is in {stack.status} state and can not be "
-                "updated.",
-            )
+            raise _busy(stack)
         response.validate_template_and_stack_body()
         if response._get_bool_param("UsePreviousTemplate", False):
             template = stack.template
@@ -384,13 +390,8 @@ class CloudFormationEmulation:
             )
         stack = backend.stacks[change_set.stack_id]
         if stack.stack_id in self._updates or any(stack.status.endswith(b) for b in BUSY):
-            raise ValidationError(
-                stack.stack_id,
-                message=f"Stack:{stack.stack_id} is in {stack.status} state and can not be "
-                "updated.",
-            )
+            raise _busy(stack)
         resource_map = stack.resource_map
-        before = {k: _text(v) for k, v in resource_map.resolved_parameters.items()}
         update = _Update(
             stack=stack,
             change_set=change_set,
@@ -398,14 +399,7 @@ class CloudFormationEmulation:
             template_dict=resource_map._template,
             input_parameters=dict(resource_map.input_parameters),
             parameters=dict(stack.parameters),
-            changes=[
-                c.logical_id
-                for c in compute_changes(
-                    change_set.template_dict,
-                    before,
-                    _parameter_values(change_set.template_dict, change_set.parameters),
-                )
-            ],
+            changes=[c.logical_resource_id for c in change_set.changes],
         )
         ecs = ecs_backends[stack.account_id][stack.region_name]
         for logical, parsed in resource_map._parsed_resources.items():
@@ -600,11 +594,13 @@ class CloudFormationEmulation:
         if not parameters:
             return diff
         template = args["other_template"]
-        before = {k: _text(v) for k, v in resource_map.resolved_parameters.items()}
-        reached = [
-            c.logical_id
-            for c in compute_changes(template, before, _parameter_values(template, parameters))
-        ]
+        if self._current is not None:
+            # executing a change set: what it reaches was computed when it was created
+            reached = self._current.changes
+        else:
+            before = {k: _text(v) for k, v in resource_map.resolved_parameters.items()}
+            after = _parameter_values(template, parameters)
+            reached = [c.logical_id for c in compute_changes(template, before, after)]
         modify = list(dict.fromkeys([*reached, *diff["Modify"]]))
         diff["Modify"] = [n for n in modify if n in (template.get("Resources") or {})]
         return diff
@@ -634,11 +630,8 @@ class CloudFormationEmulation:
         properties = args["cloudformation_json"].get("Properties") or {}
         config = properties.get("DeploymentConfiguration")
         if isinstance(config, dict):
-            from pipeline.sandbox.emulation import normalize_deployment_configuration
-
-            setattr(  # noqa: B010  (moto has no such field; the ECS emulation reads it)
+            set_deployment_configuration(
                 service,
-                "deployment_configuration",
                 normalize_deployment_configuration(remap_nested_keys(config, pascal_to_camelcase)),
             )
         return service

@@ -35,7 +35,12 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 from moto.codedeploy.exceptions import CodeDeployException, DeploymentDoesNotExistException
-from moto.codedeploy.models import CodeDeployBackend, DeploymentGroup, DeploymentInfo
+from moto.codedeploy.models import (
+    CodeDeployBackend,
+    DeploymentGroup,
+    DeploymentInfo,
+    codedeploy_backends,
+)
 from moto.codedeploy.responses import CodeDeployResponse
 from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
@@ -649,8 +654,6 @@ def _known(backend: CodeDeployBackend, deployment_id: str) -> None:
 
 
 def _codedeploy_backend(account_id: str, region: str) -> CodeDeployBackend:
-    from moto.codedeploy.models import codedeploy_backends
-
     return codedeploy_backends[account_id][region]
 
 

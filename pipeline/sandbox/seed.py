@@ -29,7 +29,10 @@ import boto3
 from botocore.exceptions import ClientError
 
 from pipeline.config import Config, EcrRegistry, Environment, OciRegistry, ServiceConfig
+from stages.adapters.aws import is_client_error
+from stages.adapters.ecs import Ecs
 from stages.errors import ConfigError
+from stages.types import ServiceState
 
 __all__ = [
     "DEFAULT_DEPLOYMENT_CONFIGURATION",
@@ -207,10 +210,6 @@ class _Clients:
         )
 
 
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 # -- registry ---------------------------------------------------------------------------------
 
 
@@ -245,14 +244,14 @@ def _ensure_repository(ecr: Any, repository: str, policy: str | None) -> None:
     try:
         ecr.create_repository(repositoryName=repository)
     except ClientError as e:
-        if _error_code(e) != "RepositoryAlreadyExistsException":
+        if not is_client_error(e, "RepositoryAlreadyExistsException"):
             raise
     if policy is None:
         return
     try:
         current = ecr.get_repository_policy(repositoryName=repository)["policyText"]
     except ClientError as e:
-        if _error_code(e) != "RepositoryPolicyNotFoundException":
+        if not is_client_error(e, "RepositoryPolicyNotFoundException"):
             raise
         current = None
     if current is None or json.loads(current) != json.loads(policy):
@@ -270,7 +269,7 @@ def _put_image(ecr: Any, repository: str, manifest: str, tag: str) -> str:
         )
         return str(resp["image"]["imageId"]["imageDigest"])
     except ClientError as e:
-        if _error_code(e) != "ImageAlreadyExistsException":
+        if not is_client_error(e, "ImageAlreadyExistsException"):
             raise
     found = ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
     return str(found["imageDetails"][0]["imageDigest"])
@@ -280,7 +279,7 @@ def _tag_exists(ecr: Any, repository: str, tag: str) -> bool:
     try:
         ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
     except ClientError as e:
-        if _error_code(e) == "ImageNotFoundException":
+        if is_client_error(e, "ImageNotFoundException"):
             return False
         raise
     return True
@@ -343,7 +342,7 @@ def _ensure_task_definition(
     try:
         current = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
     except ClientError as e:
-        if _error_code(e) != "ClientException":
+        if not is_client_error(e, "ClientException"):
             raise
         current = None
     if current is not None and current.get("status") == "ACTIVE":
@@ -361,13 +360,21 @@ def _ensure_task_definition(
     return str(registered["taskDefinition"]["taskDefinitionArn"])
 
 
+def _active_services(ecs: Any, cluster: str, names: list[str]) -> dict[str, ServiceState]:
+    found = Ecs(ecs).describe_services(cluster, names, allow_missing=True)
+    return {name: s for name, s in found.items() if s.status == "ACTIVE"}
+
+
 def _ensure_service(
-    ecs: Any, cluster: str, name: str, task_definition: str, desired_count: int
+    ecs: Any,
+    cluster: str,
+    name: str,
+    task_definition: str,
+    desired_count: int,
+    existing: ServiceState | None,
 ) -> tuple[str, bool]:
-    found = ecs.describe_services(cluster=cluster, services=[name]).get("services", [])
-    for s in found:
-        if s.get("status") == "ACTIVE":
-            return str(s["serviceArn"]), False
+    if existing is not None:
+        return existing.arn, False
     created = ecs.create_service(
         cluster=cluster,
         serviceName=name,
@@ -399,6 +406,7 @@ def _seed_environment(
     tag = _tier_tag(config, env, commit)
     if config.strategy_for(env_name) in ("cloudformation", "codedeploy"):
         return _seed_owned(clients, config, env_name, env, tag, desired_count, ecs)
+    existing = _active_services(ecs, env.cluster, list(env.services))
     services: list[SeededService] = []
     for service_name, service in env.services.items():
         images = {
@@ -406,7 +414,9 @@ def _seed_environment(
             for container, image in _containers(service_name, service).items()
         }
         arn = _ensure_task_definition(ecs, family_name(env_name, service_name), env_name, images)
-        service_arn, created = _ensure_service(ecs, env.cluster, service_name, arn, desired_count)
+        service_arn, created = _ensure_service(
+            ecs, env.cluster, service_name, arn, desired_count, existing.get(service_name)
+        )
         services.append(SeededService(service_name, service_arn, arn, images, created))
     return SeededEnvironment(env_name, env.account_id, env.region, env.cluster, tuple(services))
 
@@ -443,12 +453,9 @@ def _seed_owned(
     if env.cloudformation is not None and config.strategy_for(env_name) == "cloudformation":
         seed_strategies.ensure_stack(
             client("cloudformation"),
-            config,
             env_name,
             env,
             containers=containers,
-            image_of={n: _containers(n, s) for n, s in env.services.items()},
-            family=family_name,
             desired_count=desired_count,
         )
     elif env.codedeploy is not None:
@@ -458,20 +465,12 @@ def _seed_owned(
             env_name,
             env,
             containers=containers,
-            family=family_name,
             desired_count=desired_count,
         )
-    found = ecs.describe_services(cluster=env.cluster, services=list(env.services))
-    by_name = {
-        s["serviceName"]: s for s in found.get("services", []) if s.get("status") == "ACTIVE"
-    }
+    by_name = _active_services(ecs, env.cluster, list(env.services))
     services = tuple(
         SeededService(
-            name,
-            str(by_name[name]["serviceArn"]),
-            str(by_name[name]["taskDefinition"]),
-            containers[name],
-            True,
+            name, by_name[name].arn, by_name[name].task_definition, containers[name], True
         )
         for name in env.services
         if name in by_name

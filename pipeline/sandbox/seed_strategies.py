@@ -23,7 +23,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from pipeline.config import CodeDeployConfig, Config, Environment
+from pipeline.config import CodeDeployConfig, Environment
+from pipeline.sandbox.seed import family_name
+from stages.adapters.aws import is_client_error
 from stages.errors import ConfigError
 
 DEFAULT_PORT = 80
@@ -37,10 +39,6 @@ _CIRCUIT_BREAKER = {
 }
 
 
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 def _logical(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "", name.title()) or "Service"
 
@@ -51,7 +49,6 @@ def stack_template(
     containers: dict[str, list[str]],
     *,
     parameter: str,
-    family: Any,
     desired_count: int,
 ) -> dict[str, Any]:
     """One task definition and one service per service (`containers`: service -> containers),
@@ -62,7 +59,7 @@ def stack_template(
         resources[f"{name}TaskDefinition"] = {
             "Type": "AWS::ECS::TaskDefinition",
             "Properties": {
-                "Family": family(env_name, service),
+                "Family": family_name(env_name, service),
                 "ContainerDefinitions": [
                     {
                         "Name": container,
@@ -97,22 +94,19 @@ def stack_template(
 
 def ensure_stack(
     cfn: Any,
-    config: Config,
     env_name: str,
     env: Environment,
     *,
     containers: dict[str, dict[str, str]],
-    image_of: dict[str, dict[str, str]],
-    family: Any,
     desired_count: int,
 ) -> None:
     """The environment's stack, created with the image parameter on the services' image.
 
-    `containers`: service -> container -> reference; `image_of`: service -> container -> image.
+    `containers`: service -> container -> reference.
     """
     assert env.cloudformation is not None
     settings = env.cloudformation
-    names = {image for images in image_of.values() for image in images.values()}
+    names = {image for service in env.services.values() for image in service.images().values()}
     if len(names) != 1:
         raise ConfigError(
             f"environment {env_name!r}: strategy cloudformation sets one image parameter, but "
@@ -123,7 +117,7 @@ def ensure_stack(
         cfn.describe_stacks(StackName=settings.stack)
         return
     except ClientError as e:
-        if _code(e) != "ValidationError":
+        if not is_client_error(e, "ValidationError"):
             raise
     reference = next(ref for images in containers.values() for ref in images.values())
     template = stack_template(
@@ -131,7 +125,6 @@ def ensure_stack(
         env,
         {s: list(images) for s, images in containers.items()},
         parameter=settings.image_parameter,
-        family=family,
         desired_count=desired_count,
     )
     cfn.create_stack(
@@ -149,7 +142,7 @@ def _ensure_task_definition(
         if current.get("status") == "ACTIVE":
             return str(current["taskDefinitionArn"])
     except ClientError as e:
-        if _code(e) != "ClientException":
+        if not is_client_error(e, "ClientException"):
             raise
     registered = ecs.register_task_definition(
         family=family,
@@ -175,7 +168,6 @@ def ensure_codedeploy(
     env: Environment,
     *,
     containers: dict[str, dict[str, str]],
-    family: Any,
     desired_count: int,
 ) -> None:
     """The CODE_DEPLOY service, its application and its blue/green deployment group."""
@@ -190,7 +182,7 @@ def ensure_codedeploy(
     service, images = next(iter(containers.items()))
     port = cfg.container_port or DEFAULT_PORT
     task_definition = _ensure_task_definition(
-        ecs, family(env_name, service), env_name, images, port
+        ecs, family_name(env_name, service), env_name, images, port
     )
     found = ecs.describe_services(cluster=env.cluster, services=[service]).get("services", [])
     if not any(s.get("status") == "ACTIVE" for s in found):
@@ -205,7 +197,7 @@ def ensure_codedeploy(
     try:
         codedeploy.create_application(applicationName=cfg.application, computePlatform="ECS")
     except ClientError as e:
-        if _code(e) != "ApplicationAlreadyExistsException":
+        if not is_client_error(e, "ApplicationAlreadyExistsException"):
             raise
     try:
         codedeploy.create_deployment_group(
@@ -247,5 +239,5 @@ def ensure_codedeploy(
             autoRollbackConfiguration={"enabled": True, "events": ["DEPLOYMENT_FAILURE"]},
         )
     except ClientError as e:
-        if _code(e) != "DeploymentGroupAlreadyExistsException":
+        if not is_client_error(e, "DeploymentGroupAlreadyExistsException"):
             raise

@@ -47,6 +47,8 @@ STATE_FILE = "sandbox.json"
 LOG_FILE = "sandbox.log"
 MODULE = "pipeline.sandbox.server"
 READY_PATH = "/moto-api/config"
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
 
 
 class SandboxError(TierupError):
@@ -127,10 +129,9 @@ def serve(
     *,
     polls_to_complete: int | None = None,
     state_file: Path | None = None,
-    stop: threading.Event | None = None,
     verbose: bool = False,
 ) -> None:
-    """Serve moto with the emulation on host:port until SIGTERM/SIGINT (or `stop` is set).
+    """Serve moto with the emulation on host:port until SIGTERM/SIGINT.
 
     Port 0 picks a free port; the one bound is printed and written to `state_file`.
     """
@@ -141,7 +142,7 @@ def serve(
     emulation = install()
     if polls_to_complete is not None:
         emulation.polls_to_complete = max(1, polls_to_complete)
-    done = stop or threading.Event()
+    done = threading.Event()
     previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
 
@@ -223,9 +224,7 @@ def start_background(
     port: int,
     state_dir: Path,
     *,
-    host: str = "127.0.0.1",
     polls_to_complete: int | None = None,
-    timeout: float = 30.0,
 ) -> int:
     """Spawn the sandbox server detached, wait until it answers, record it; return its pid.
 
@@ -248,8 +247,6 @@ def start_background(
         MODULE,
         "--port",
         str(port),
-        "--host",
-        host,
         "--state-file",
         str(state_file),
     ]
@@ -269,7 +266,7 @@ def start_background(
             start_new_session=True,
         )
     _children[child.pid] = child
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if child.poll() is not None:
             _children.pop(child.pid, None)
@@ -287,7 +284,9 @@ def start_background(
             return child.pid
         time.sleep(0.05)
     _terminate(child.pid, 5.0)
-    raise SandboxError(f"the sandbox server did not answer within {timeout:g}s: {_tail(log_path)}")
+    raise SandboxError(
+        f"the sandbox server did not answer within {START_TIMEOUT_S:g}s: {_tail(log_path)}"
+    )
 
 
 def _tail(path: Path, lines: int = 5) -> str:
@@ -319,13 +318,13 @@ def _terminate(pid: int, timeout: float) -> None:
             time.sleep(0.05)
 
 
-def stop_background(state_dir: Path, *, timeout: float = 10.0) -> bool:
+def stop_background(state_dir: Path) -> bool:
     """Stop the sandbox recorded in `state_dir`; False when none was running."""
     state_dir = Path(state_dir)
     state = read_state(state_dir)
     stopped = False
     if state is not None:
-        _terminate(state.pid, timeout)
+        _terminate(state.pid, STOP_TIMEOUT_S)
         stopped = True
     for name in (PID_FILE, STATE_FILE):
         (state_dir / name).unlink(missing_ok=True)
