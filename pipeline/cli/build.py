@@ -33,7 +33,7 @@ def build(
 
     def body() -> CommandResult:
         from pipeline.build import build, registry_login
-        from pipeline.output import progress_printer
+        from pipeline.progress import LineProgress
         from stages.adapters.docker_client import DockerEngine
 
         cfg = load_config(file)
@@ -48,7 +48,7 @@ def build(
             push=push,
             allow_dirty=allow_dirty,
             dry_run=dry_run,
-            progress=progress_printer(),
+            progress=LineProgress(),
         )
 
     run(as_json, body)
