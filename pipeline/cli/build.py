@@ -43,7 +43,7 @@ def build(
             repo=clients.git_repo(),
             engine=None if dry_run else DockerEngine.from_env(),
             registry=clients.registry,
-            registry_login=registry_login(cfg, clients),
+            registry_login=registry_login(clients),
             images=image,
             push=push,
             allow_dirty=allow_dirty,
