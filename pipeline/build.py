@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config import Config, EcrRegistry, ImageConfig
+from pipeline.config import Config, ImageConfig
 from pipeline.results import CommandResult, ImageOutcome
 from stages.adapters.docker_client import (
     BuildRequest,
@@ -22,16 +22,7 @@ from stages.adapters.docker_client import (
     ecr_login,
 )
 from stages.adapters.registry import Registry
-from stages.build import (
-    Revision,
-    build_image,
-    commit_tag,
-    context_path,
-    find_existing,
-    image_labels,
-    push_image,
-    read_revision,
-)
+from stages.build import Revision, commit_tag, context_path, image_labels, read_revision
 from stages.errors import ConfigError, TierupError
 
 if TYPE_CHECKING:
@@ -48,7 +39,6 @@ class BuildStep:
     """Build one image and tag it locally with its registry reference."""
 
     image: str
-    repository: str
     reference: str
     request: BuildRequest
 
@@ -73,7 +63,6 @@ class PushStep:
     """Push the reference a BuildStep tagged."""
 
     image: str
-    repository: str
     reference: str
 
     def describe(self) -> dict[str, Any]:
@@ -142,11 +131,11 @@ def plan_build(
     config: Config,
     *,
     revision: Revision,
+    tag: str,
     registry: Registry,
     root: Path,
     images: Sequence[str] | None = None,
     push: bool = True,
-    allow_dirty: bool = False,
 ) -> list[ImagePlan]:
     """Image by image, the builds and pushes a run makes. Reads the registry, writes nothing.
 
@@ -154,14 +143,14 @@ def plan_build(
     ``push=False`` the registry is not consulted: the image is built locally. A ``-dirty``
     tag is always rebuilt and pushed over, since the tree it came from is gone.
     """
-    tag = commit_tag(revision, allow_dirty=allow_dirty)
     plans: list[ImagePlan] = []
     for name in select_images(config, images):
         image = config.image(name)
         reference = registry.image_uri(image.repository, tag)
         request = _build_request(name, image, root, reference, image_labels(revision, image.labels))
         if push and not revision.dirty:
-            manifest = find_existing(registry, image.repository, tag)
+            # an image built from a clean commit never changes: the tag already there is it
+            manifest = registry.get_manifest(image.repository, tag)
             if manifest is not None:
                 plans.append(
                     ImagePlan(name, image.repository, tag, reference, existing=manifest.digest)
@@ -173,8 +162,8 @@ def plan_build(
                 image.repository,
                 tag,
                 reference,
-                build=BuildStep(name, image.repository, reference, request),
-                push=PushStep(name, image.repository, reference) if push else None,
+                build=BuildStep(name, reference, request),
+                push=PushStep(name, reference) if push else None,
             )
         )
     return plans
@@ -194,6 +183,10 @@ def run_plan(
     outcomes: list[ImageOutcome] = []
     for plan in plans:
         say = _prefixed(progress, plan.image)
+        if plan.existing is not None:
+            outcomes.append(_planned(plan, commit))
+            say(f"{plan.reference} already exists ({plan.existing}): nothing to do")
+            continue
         outcome = ImageOutcome(
             image=plan.image,
             repository=plan.repository,
@@ -202,23 +195,17 @@ def run_plan(
             commit=commit,
         )
         outcomes.append(outcome)
-        if plan.existing is not None:
-            outcome.status = "exists"
-            outcome.digest = plan.existing
-            outcome.note = "already in the registry: not built, not pushed"
-            say(f"{plan.reference} already exists ({plan.existing}): nothing to do")
-            continue
         try:
             if plan.build is not None:
                 assert engine is not None
                 say(f"building {plan.reference}")
-                image_id = build_image(engine, plan.build.request, name=plan.image, progress=say)
+                image_id = engine.build(plan.build.request, name=plan.image, progress=say)
                 outcome.status = "built"
                 outcome.note = f"image id {image_id}"
             if plan.push is not None:
                 assert engine is not None
                 say(f"pushing {plan.reference}")
-                outcome.digest = push_image(engine, plan.reference, auth=auth, progress=say)
+                outcome.digest = engine.push(plan.reference, auth=auth, progress=say)
                 outcome.status = "pushed"
                 outcome.note = None
         except EngineError:
@@ -251,17 +238,11 @@ def build(
     the Docker engine use its own configuration.
     """
     revision = read_revision(repo)
+    tag = commit_tag(revision, allow_dirty=allow_dirty)
     base = root if root is not None else Path(str(repo.working_tree_dir))
     plans = plan_build(
-        config,
-        revision=revision,
-        registry=registry,
-        root=base,
-        images=images,
-        push=push,
-        allow_dirty=allow_dirty,
+        config, revision=revision, tag=tag, registry=registry, root=base, images=images, push=push
     )
-    tag = commit_tag(revision, allow_dirty=allow_dirty)
     result = CommandResult(
         command="build",
         dry_run=dry_run,
@@ -326,23 +307,20 @@ def _prefixed(progress: Progress, image: str) -> Progress:
     return say
 
 
-def registry_login(config: Config, clients: Clients) -> Login:
+def registry_login(clients: Clients) -> Login:
     """Push credentials for the configured registry, fetched when the first push needs them.
 
     ECR: a token from get_authorization_token in the registry's account. Another registry:
     what Docker's config holds for it (None: the engine uses its own configuration).
     """
-    reg = config.registry
 
     def login() -> RegistryAuth | None:
-        if isinstance(reg, EcrRegistry):
-            client = clients.sessions.client(
-                "ecr", region=reg.region, role_arn=reg.role_arn, external_id=reg.external_id
-            )
-            return ecr_login(client, f"{reg.account_id}.dkr.ecr.{reg.region}.amazonaws.com")
+        from stages.adapters.ecr import EcrRegistry
         from stages.adapters.oci import OciRegistry
 
         registry = clients.registry
+        if isinstance(registry, EcrRegistry):
+            return ecr_login(registry.client, registry.host)
         if not isinstance(registry, OciRegistry):
             return None
         creds = registry.credentials()

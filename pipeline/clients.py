@@ -53,11 +53,7 @@ class Clients:
         key = f"{env.account_id}/{env.region}/{env.role_arn}"
         cached = self._ecs.get(key)
         if cached is None:
-            cached = Ecs(
-                self.sessions.client(
-                    "ecs", region=env.region, role_arn=env.role_arn, external_id=env.external_id
-                )
-            )
+            cached = Ecs(self.aws("ecs", env))
             self._ecs[key] = cached
         return cached
 

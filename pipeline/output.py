@@ -7,7 +7,6 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable
 from typing import Any, TextIO
 
 from pipeline.results import CommandResult
@@ -49,20 +48,6 @@ def setup_logging(verbose: bool) -> None:
         log.handlers[:] = [handler]
         log.setLevel(logging.DEBUG if verbose else logging.WARNING)
         log.propagate = False
-
-
-def progress_printer(stream: TextIO | None = None) -> Callable[[str], None]:
-    out = stream or sys.stderr
-
-    def say(message: str) -> None:
-        out.write(redact(message) + "\n")
-        out.flush()
-
-    return say
-
-
-def to_json(result: CommandResult) -> str:
-    return redact(json.dumps(result.to_json(), indent=2, default=str, sort_keys=False))
 
 
 _STYLE = {

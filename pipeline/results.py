@@ -19,12 +19,7 @@ class Status(StrEnum):
 
     @property
     def exit_code(self) -> ExitCode:
-        return {
-            Status.OK: ExitCode.OK,
-            Status.FAILED: ExitCode.FAILED,
-            Status.PARTIAL: ExitCode.PARTIAL,
-            Status.TIMED_OUT: ExitCode.TIMED_OUT,
-        }[self]
+        return ExitCode[self.name]  # each status has the exit code of its name
 
 
 # item statuses that count as "ended on the new state"
@@ -98,17 +93,8 @@ class EnvironmentOutcome:
         if self.error is not None:
             self.status = "failed"
             return
-        states = [s.status for s in self.services]
-        if not states:
-            return
-        if all(s in SUCCESS for s in states):
-            self.status = "ok"
-        elif all(s in SUCCESS or s in TIMEOUT for s in states):
-            self.status = "timed_out"
-        elif any(s in SUCCESS for s in states):
-            self.status = "partial"
-        else:
-            self.status = "failed"
+        if self.services:
+            self.status = str(overall(s.status for s in self.services))
 
 
 @dataclass
@@ -211,5 +197,5 @@ def _clean(d: dict[str, Any]) -> dict[str, Any]:
     return {
         k: _clean(v) if isinstance(v, dict) else v
         for k, v in d.items()
-        if v is not None and v != [] and k not in ("image_name",)
+        if v is not None and v != []
     }

@@ -167,10 +167,10 @@ class AwsSessions:
             self._clients[key] = client
             return client
 
-    def caller_arn(self, *, region: str, role_arn: str | None = None) -> str | None:
+    def caller_arn(self, *, region: str) -> str | None:
         """The STS caller identity ARN, or None when it cannot be had."""
         try:
-            sts = self.client("sts", region=region, role_arn=role_arn)
+            sts = self.client("sts", region=region)
             return str(sts.get_caller_identity()["Arn"])
         except Exception:
             return None

@@ -8,55 +8,33 @@ the same commit always carries the same labels).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-import git
-
-from stages.adapters.docker_client import (
-    BuildError,
-    BuildRequest,
-    DockerEngine,
-    EngineError,
-    RegistryAuth,
-)
-from stages.adapters.registry import Registry
 from stages.errors import InputError
-from stages.types import Manifest
+from stages.types import DIRTY_SUFFIX
+
+if TYPE_CHECKING:
+    import git
 
 __all__ = [
-    "DIRTY_SUFFIX",
-    "BuildError",
-    "BuildRequest",
-    "EngineError",
     "Revision",
-    "build_image",
     "commit_tag",
     "context_path",
-    "find_existing",
     "image_labels",
-    "is_dirty_tag",
     "oci_labels",
     "public_url",
-    "push_image",
     "read_revision",
 ]
 
-DIRTY_SUFFIX = "-dirty"
 LABEL_REVISION = "org.opencontainers.image.revision"
 LABEL_SOURCE = "org.opencontainers.image.source"
 LABEL_CREATED = "org.opencontainers.image.created"
 LISTED_CHANGES = 20
-
-Progress = Callable[[str], None]
-
-
-def is_dirty_tag(tag: str) -> bool:
-    """A tag built from a dirty working tree (``<sha>-dirty``): never promotable."""
-    return tag.endswith(DIRTY_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -160,28 +138,9 @@ def oci_labels(revision: Revision) -> dict[str, str]:
     return labels
 
 
-def find_existing(registry: Registry, repository: str, tag: str) -> Manifest | None:
-    """The manifest already under ``tag``: an image built from a clean commit never changes."""
-    return registry.get_manifest(repository, tag)
-
-
 def image_labels(revision: Revision, labels: Mapping[str, str] | None = None) -> dict[str, str]:
     """``labels`` from envs.yaml plus the OCI labels of the revision (those win)."""
     return {**(labels or {}), **oci_labels(revision)}
-
-
-def build_image(
-    engine: DockerEngine, request: BuildRequest, *, name: str, progress: Progress
-) -> str:
-    """``docker build`` one image; its image id. ``name`` is the image's name in errors."""
-    return engine.build(request, name=name, progress=progress)
-
-
-def push_image(
-    engine: DockerEngine, reference: str, *, auth: RegistryAuth | None, progress: Progress
-) -> str:
-    """Push ``host/repo:tag``; the digest the registry stored it under."""
-    return engine.push(reference, auth=auth, progress=progress)
 
 
 def context_path(root: Path, context: str) -> Path:

@@ -10,9 +10,8 @@ from datetime import UTC, datetime
 
 from stages.adapters.registry import Registry
 from stages.errors import InputError
-from stages.types import ImageInfo, Manifest, is_commit_sha
+from stages.types import ImageInfo, Manifest, is_commit_sha, is_dirty_tag
 
-DIRTY_SUFFIX = "-dirty"
 _PLACEHOLDER_RE = {
     "timestamp": r"\d{8}T\d{6}Z",
     "commit": r"[0-9a-f]{40}",
@@ -90,7 +89,7 @@ def resolve_digest(registry: Registry, image: str, repository: str, digest: str)
 def resolve_tag(
     registry: Registry, image: str, repository: str, tag: str, *, tier: str | None = None
 ) -> Resolved:
-    if tag.endswith(DIRTY_SUFFIX):
+    if is_dirty_tag(tag):
         raise InputError(
             f"image {image!r}: {tag} was built from a dirty working tree and is never promoted",
             hint="commit the changes, build again, and promote that commit",

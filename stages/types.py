@@ -48,6 +48,14 @@ def is_commit_sha(tag: str) -> bool:
     return len(tag) == COMMIT_SHA_LENGTH and all(c in "0123456789abcdef" for c in tag)
 
 
+DIRTY_SUFFIX = "-dirty"
+
+
+def is_dirty_tag(tag: str) -> bool:
+    """A tag built from a dirty working tree (``<sha>-dirty``): never promotable."""
+    return tag.endswith(DIRTY_SUFFIX)
+
+
 @dataclass(frozen=True)
 class Manifest:
     """A manifest exactly as the registry returned it: never re-serialise the body."""

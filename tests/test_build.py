@@ -29,11 +29,12 @@ from stages.build import (
     LABEL_REVISION,
     LABEL_SOURCE,
     commit_tag,
-    is_dirty_tag,
     public_url,
     read_revision,
 )
 from stages.errors import ConfigError, InputError
+from stages.resolve import resolve_tag
+from stages.types import is_dirty_tag
 from tests.conftest import add_commit
 from tests.fixtures_docker import AuthRegistry
 from tests.oci_api import image_config, raw_manifest, sha256, tags
@@ -132,11 +133,14 @@ def engine(docker_client: Any) -> DockerEngine:
 # -- pure parts --------------------------------------------------------------------------
 
 
-def test_dirty_tags() -> None:
+def test_dirty_tags_are_never_resolved_for_promotion() -> None:
     sha = "a" * 40
     assert is_dirty_tag(f"{sha}-dirty")
     assert not is_dirty_tag(sha)
     assert not is_dirty_tag("staging")
+    # refused before the registry is asked: nothing listens on this port
+    with pytest.raises(InputError, match="dirty working tree"):
+        resolve_tag(OciRegistry("http://127.0.0.1:9"), "api", "app/api", f"{sha}-dirty")
 
 
 @pytest.mark.parametrize(
@@ -429,7 +433,7 @@ def test_push_with_credentials_from_docker_config(
         repo=project.repo,
         engine=engine,
         registry=clients.registry,
-        registry_login=registry_login(project.config, clients),
+        registry_login=registry_login(clients),
         images=["api"],
         progress=progress,
     )
@@ -446,7 +450,7 @@ def test_push_with_credentials_from_docker_config(
         repo=project.repo,
         engine=engine,
         registry=clients.registry,
-        registry_login=registry_login(project.config, clients),
+        registry_login=registry_login(clients),
         images=["api"],
     )
     assert again.images[0].status == "exists"

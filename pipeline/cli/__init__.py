@@ -19,7 +19,7 @@ import typer
 from pipeline import __version__
 from pipeline.output import print_json, redact, render_text, setup_logging
 from pipeline.results import CommandResult
-from stages.errors import ExitCode, TierupError
+from stages.errors import ExitCode, InputError, TierupError
 
 if TYPE_CHECKING:
     from pipeline.clients import Clients
@@ -109,8 +109,6 @@ def load_config(file: Path | None) -> Config:
 
 
 def make_clients(cfg: Config) -> Clients:
-    import os
-
     from pipeline.clients import Clients
 
     clients = Clients(config=cfg)
@@ -119,8 +117,6 @@ def make_clients(cfg: Config) -> Clients:
         try:
             clients.poll_interval = float(interval)
         except ValueError as e:
-            from stages.errors import InputError
-
             raise InputError(f"TIERUP_POLL_INTERVAL={interval!r} is not a number of seconds") from e
     return clients
 
@@ -129,12 +125,16 @@ def parse_duration_flag(value: str | None, flag: str = "--timeout") -> int | Non
     if value is None:
         return None
     from pipeline.config import parse_duration
-    from stages.errors import InputError
 
     try:
-        return parse_duration(int(value) if value.isdigit() else value)
+        return parse_duration(value)
     except ValueError as e:
         raise InputError(f"{flag}: {e}", hint="e.g. 90, 30s, 15m, 2h") from e
+
+
+def lock_wait(value: str | None) -> int:
+    """--lock-timeout in seconds (unset: 0, fail at once if another run holds the lock)."""
+    return parse_duration_flag(value, "--lock-timeout") or 0
 
 
 def emit(result: CommandResult, as_json: bool) -> None:
@@ -142,6 +142,16 @@ def emit(result: CommandResult, as_json: bool) -> None:
         print_json(result.to_json())
     else:
         render_text(result)
+
+
+def shown(
+    as_json: bool, result: CommandResult, render: Callable[[CommandResult], None]
+) -> CommandResult:
+    """A command's own text rendering (and exit), or the result for ``run`` to print as JSON."""
+    if not as_json:
+        render(result)
+        raise typer.Exit(int(result.exit_code))
+    return result
 
 
 def run(as_json: bool, body: Callable[[], CommandResult | int | None]) -> None:
@@ -201,32 +211,15 @@ def main() -> None:
     from pipeline import interrupt
 
     interrupt.install()
-    _register()
     app()
 
 
-_registered = False
-
-
 def _register() -> None:
-    global _registered
-    if _registered:
-        return
-    _registered = True
-    import importlib
-
-    from pipeline.cli import commands
-
-    commands.register(app)
     # each area registers its own commands; `rollback` subcommands come from several of them
-    for name in ("build", "release", "undo"):
-        try:
-            module = importlib.import_module(f"pipeline.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"pipeline.cli.{name}":
-                raise
-            continue
-        module.register(app)
+    from pipeline.cli import build, commands, release, undo
+
+    for area in (commands, build, release, undo):
+        area.register(app)
     app.add_typer(rollback_app, name="rollback")
 
 

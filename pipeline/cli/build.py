@@ -33,7 +33,7 @@ def build(
 
     def body() -> CommandResult:
         from pipeline.build import build, registry_login
-        from pipeline.output import progress_printer
+        from pipeline.progress import LineProgress
         from stages.adapters.docker_client import DockerEngine
 
         cfg = load_config(file)
@@ -43,12 +43,12 @@ def build(
             repo=clients.git_repo(),
             engine=None if dry_run else DockerEngine.from_env(),
             registry=clients.registry,
-            registry_login=registry_login(cfg, clients),
+            registry_login=registry_login(clients),
             images=image,
             push=push,
             allow_dirty=allow_dirty,
             dry_run=dry_run,
-            progress=progress_printer(),
+            progress=LineProgress(),
         )
 
     run(as_json, body)

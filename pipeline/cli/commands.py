@@ -19,6 +19,7 @@ from pipeline.cli import (
     load_config,
     make_clients,
     run,
+    shown,
 )
 from pipeline.cli.release import (
     ForceOpt,
@@ -137,10 +138,7 @@ def where(
 
         cfg = load_config(file)
         result = where_mod.where(cfg, make_clients(cfg), image=image, tier=tier, env=env)
-        if not as_json:
-            where_mod.render(result)
-            raise typer.Exit(int(result.exit_code))
-        return result
+        return shown(as_json, result, where_mod.render)
 
     run(as_json, body)
 
@@ -159,10 +157,7 @@ def validate(
 
         cfg = load_config(file)
         result = validate_mod.validate(cfg, make_clients(cfg) if remote else None, remote=remote)
-        if not as_json:
-            validate_mod.render(result)
-            raise typer.Exit(int(result.exit_code))
-        return result
+        return shown(as_json, result, validate_mod.render)
 
     run(as_json, body)
 
@@ -185,17 +180,10 @@ def sandbox_up(
     def body() -> CommandResult:
         from pipeline.sandbox.control import sandbox_up as up
 
-        cfg = load_config(file)
-        return up(cfg, port=port, repo_path=Path.cwd())
+        result = up(load_config(file), port=port, repo_path=Path.cwd())
+        return shown(as_json, result, lambda r: typer.echo(r.data.get("export", "")))
 
-    def render_or_json() -> CommandResult:
-        result = body()
-        if not as_json:
-            typer.echo(result.data.get("export", ""))
-            raise typer.Exit(0)
-        return result
-
-    run(as_json, render_or_json)
+    run(as_json, body)
 
 
 def sandbox_down(as_json: JsonOpt = False) -> None:

@@ -18,10 +18,12 @@ from pipeline.cli import (
     TimeoutOpt,
     WaitOpt,
     load_config,
+    lock_wait,
     make_clients,
     parse_duration_flag,
     rollback_app,
     run,
+    shown,
 )
 from pipeline.results import CommandResult
 
@@ -57,7 +59,7 @@ def open_ledger_for(cfg: Config, clients: Clients) -> Ledger:
 
 
 Progress = Callable[[str], None]
-Recorded = Callable[["Config", "Clients", "Ledger", Callable[[str], None]], CommandResult]
+Recorded = Callable[["Config", "Clients", "Ledger", Progress], CommandResult]
 
 
 def run_recorded(as_json: bool, file: Path | None, act: Recorded) -> None:
@@ -83,8 +85,7 @@ def make_guard(
 ) -> Guard:
     from pipeline.release import Guard
 
-    wait = parse_duration_flag(lock_timeout, "--lock-timeout") or 0
-    return Guard(force=force, reason=reason, message=message, lock_timeout=wait)
+    return Guard(force=force, reason=reason, message=message, lock_timeout=lock_wait(lock_timeout))
 
 
 def run_options(
@@ -188,10 +189,7 @@ def history(
         result = read_history(
             open_ledger_for(cfg, clients), tier=tier, image=image, env=env, limit=limit
         )
-        if not as_json:
-            render_history(result)
-            raise typer.Exit(int(result.exit_code))
-        return result
+        return shown(as_json, result, render_history)
 
     run(as_json, body)
 

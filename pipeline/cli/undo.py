@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -14,20 +14,25 @@ from pipeline.cli import (
     TimeoutOpt,
     WaitOpt,
     load_config,
+    lock_wait,
     make_clients,
-    parse_duration_flag,
     rollback_app,
     run,
+    shown,
 )
-from pipeline.cli.release import LockTimeoutOpt, open_ledger_for, run_options, run_recorded
+from pipeline.cli.release import (
+    LockTimeoutOpt,
+    Progress,
+    open_ledger_for,
+    run_options,
+    run_recorded,
+)
 from pipeline.results import CommandResult
 
 if TYPE_CHECKING:
     from pipeline.clients import Clients
     from pipeline.config import Config
     from pipeline.ledger import Ledger
-
-Progress = Callable[[str], None]
 
 EnvOpt = Annotated[str, typer.Option("--env", help="the environment")]
 
@@ -47,23 +52,17 @@ def rollback_service(
     as_json: JsonOpt = False,
 ) -> None:
     """Put one service back on what it ran before its current deployment."""
-
-    def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
-        from pipeline.undo import rollback
-
-        return rollback(
-            cfg,
-            clients,
-            ledger,
-            env=env,
-            service=service,
-            to=to,
-            options=run_options(wait=wait, timeout=timeout, dry_run=dry_run),
-            lock_timeout=parse_duration_flag(lock_timeout, "--lock-timeout") or 0,
-            progress=progress,
-        )
-
-    run_recorded(as_json, file, act)
+    _roll_back(
+        env,
+        service=service,
+        to=to,
+        wait=wait,
+        timeout=timeout,
+        lock_timeout=lock_timeout,
+        dry_run=dry_run,
+        file=file,
+        as_json=as_json,
+    )
 
 
 def rollback_cluster(
@@ -82,7 +81,31 @@ def rollback_cluster(
     as_json: JsonOpt = False,
 ) -> None:
     """Put every service of an environment back on what it ran before, in parallel."""
+    _roll_back(
+        env,
+        all_services=all_services,
+        wait=wait,
+        timeout=timeout,
+        lock_timeout=lock_timeout,
+        dry_run=dry_run,
+        file=file,
+        as_json=as_json,
+    )
 
+
+def _roll_back(
+    env: str,
+    *,
+    service: str | None = None,
+    to: str | None = None,
+    all_services: bool = False,
+    wait: bool,
+    timeout: str | None,
+    lock_timeout: str | None,
+    dry_run: bool,
+    file: Path | None,
+    as_json: bool,
+) -> None:
     def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
         from pipeline.undo import rollback
 
@@ -91,9 +114,11 @@ def rollback_cluster(
             clients,
             ledger,
             env=env,
+            service=service,
             all_services=all_services,
+            to=to,
             options=run_options(wait=wait, timeout=timeout, dry_run=dry_run),
-            lock_timeout=parse_duration_flag(lock_timeout, "--lock-timeout") or 0,
+            lock_timeout=lock_wait(lock_timeout),
             progress=progress,
         )
 
@@ -141,10 +166,7 @@ def snapshots(
         if env is not None:
             cfg.environment(env)
         result = list_snapshots(open_ledger_for(cfg, make_clients(cfg)), env=env)
-        if not as_json:
-            render_snapshots(result)
-            raise typer.Exit(int(result.exit_code))
-        return result
+        return shown(as_json, result, render_snapshots)
 
     run(as_json, body)
 
@@ -173,7 +195,7 @@ def restore(
             env=env,
             snapshot=snapshot_name,
             options=run_options(wait=wait, timeout=timeout, dry_run=dry_run),
-            lock_timeout=parse_duration_flag(lock_timeout, "--lock-timeout") or 0,
+            lock_timeout=lock_wait(lock_timeout),
             progress=progress,
         )
 

@@ -33,6 +33,11 @@ class EcrRegistry:
         )
 
     @property
+    def client(self) -> Any:
+        """The boto3 ECR client (for what the Registry interface does not cover: a login)."""
+        return self._ecr
+
+    @property
     def host(self) -> str:
         return f"{self.account_id}.dkr.ecr.{self.region}.amazonaws.com"
 
