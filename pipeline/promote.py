@@ -604,14 +604,7 @@ def _env_outcome(
     waited: dict[tuple[str, str], wait_stage.RolloutState] | None = None,
     wait: bool = False,
 ) -> EnvironmentOutcome:
-    out = EnvironmentOutcome(
-        name=e.name,
-        tier=e.env.tier,
-        account_id=e.env.account_id,
-        region=e.env.region,
-        cluster=e.env.cluster,
-        strategy=e.strategy,
-    )
+    out = EnvironmentOutcome.of(e.name, e.env, e.strategy)
     if e.error is not None:
         out.status, out.error, out.hint = "failed", e.error.message, e.error.hint
         return out

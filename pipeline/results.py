@@ -6,9 +6,12 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stages.errors import ExitCode
+
+if TYPE_CHECKING:
+    from pipeline.config import Environment
 
 
 class Status(StrEnum):
@@ -87,6 +90,18 @@ class EnvironmentOutcome:
     services: list[ServiceOutcome] = field(default_factory=list)
     error: str | None = None
     hint: str | None = None
+
+    @classmethod
+    def of(cls, name: str, env: Environment, strategy: str) -> EnvironmentOutcome:
+        """An environment's outcome, before its services are added."""
+        return cls(
+            name=name,
+            tier=env.tier,
+            account_id=env.account_id,
+            region=env.region,
+            cluster=env.cluster,
+            strategy=strategy,
+        )
 
     def settle(self) -> None:
         """Derive the environment's status from its services unless an error already set it."""

@@ -149,14 +149,7 @@ def take_snapshot(
         result.notes.extend(notes)
     for n, doc in environments.items():
         e = envs[n]
-        out = EnvironmentOutcome(
-            name=n,
-            tier=e.tier,
-            account_id=e.account_id,
-            region=e.region,
-            cluster=e.cluster,
-            strategy=config.strategy_for(n),
-        )
+        out = EnvironmentOutcome.of(n, e, config.strategy_for(n))
         for svc, s in doc["services"].items():
             images = s["containers"]
             out.services.append(

@@ -722,14 +722,7 @@ def _outcome(
     wait: bool,
 ) -> EnvironmentOutcome:
     env = plan.env
-    out = EnvironmentOutcome(
-        name=plan.env_name,
-        tier=env.tier,
-        account_id=env.account_id,
-        region=env.region,
-        cluster=env.cluster,
-        strategy=plan.strategy,
-    )
+    out = EnvironmentOutcome.of(plan.env_name, env, plan.strategy)
     for p in plan.services:
         images = dict(p.images)
         so = UndoOutcome(

@@ -143,14 +143,7 @@ def _check_env(config: Config, clients: Clients, name: str) -> EnvironmentOutcom
     strategy = config.strategy_for(name)
     # only a service deployed by moving the tier's own tag must name that tag
     names_tier_tag = not tier.immutable and strategy == "force-new-deployment"
-    out = EnvironmentOutcome(
-        name=name,
-        tier=env.tier,
-        account_id=env.account_id,
-        region=env.region,
-        cluster=env.cluster,
-        strategy=strategy,
-    )
+    out = EnvironmentOutcome.of(name, env, strategy)
     try:
         ecs = clients.ecs(env)
         states = ecs.describe_services(env.cluster, list(env.services), allow_missing=True)
