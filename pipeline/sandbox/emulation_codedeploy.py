@@ -76,24 +76,15 @@ ROLLBACK_CREATOR = "codeDeployRollback"
 
 
 class DeploymentLimitExceededException(CodeDeployException):
-    code = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__("DeploymentLimitExceededException", message)
+    code = "DeploymentLimitExceededException"
 
 
 class DeploymentAlreadyCompletedException(CodeDeployException):
-    code = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__("DeploymentAlreadyCompletedException", message)
+    code = "DeploymentAlreadyCompletedException"
 
 
 class DeploymentTargetDoesNotExistException(CodeDeployException):
-    code = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__("DeploymentTargetDoesNotExistException", message)
+    code = "DeploymentTargetDoesNotExistException"
 
 
 def traffic_steps(config_name: str | None) -> list[int]:
