@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -24,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from stages import all_strategies
 from stages.errors import ConfigError
 from stages.types import ECS_LIFECYCLE_HOOKS
 
@@ -67,7 +69,26 @@ RoleArn = Annotated[
 ]
 Region = Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$", description="AWS region")]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=255)]
-Strategy = Literal["force-new-deployment", "task-definition", "cloudformation", "codedeploy"]
+
+
+def _known_strategy(name: str) -> str:
+    """A strategy name must be in the registry (the built-ins and any a library registered)."""
+    if name not in all_strategies.names():
+        raise ValueError(
+            f"unknown strategy {name!r}: strategies are {', '.join(all_strategies.names())}"
+        )
+    return name
+
+
+Strategy = Annotated[
+    str,
+    AfterValidator(_known_strategy),
+    Field(
+        description="force-new-deployment, task-definition, cloudformation, codedeploy, or a "
+        "strategy registered with stages.all_strategies.register",
+        json_schema_extra={"examples": sorted(all_strategies.BUILTIN)},
+    ),
+]
 Pin = Literal["tag", "digest"]
 
 

@@ -21,8 +21,8 @@ from pipeline.config import TIMESTAMP_FORMAT, Config, Environment, Tier, render_
 from pipeline.progress import rollout_changed
 from pipeline.results import CommandResult, EnvironmentOutcome, ImageOutcome, ServiceOutcome
 from pipeline.rollback_on_failure import mode_for, recover
+from stages import all_strategies, resolve, retag
 from stages import deploy as deploy_stage
-from stages import resolve, retag
 from stages import strategy as strategy_stage
 from stages import wait as wait_stage
 from stages.adapters.ecs import Ecs
@@ -337,7 +337,7 @@ def _plan_strategy(
 ) -> None:
     env = plan.env
     try:
-        planned = strategy_stage.get(plan.strategy).plan(
+        planned = all_strategies.get(plan.strategy).plan(
             strategies.context(clients, plan.name, env, plan.task_defs),
             strategy_stage.Target(
                 environment=plan.name,
@@ -501,7 +501,7 @@ def _discard(clients: Clients, envs: list[EnvPlan]) -> None:
         if e.error is None and e.services:
             try:
                 ctx = strategies.context(clients, e.name, e.env, e.task_defs)
-                strategy_stage.get(e.strategy).discard(ctx, e.services)
+                all_strategies.get(e.strategy).discard(ctx, e.services)
             except TierupError:
                 pass  # a preview left behind changes nothing
 
@@ -519,7 +519,7 @@ def _apply_all(
         e, group = job
         try:
             ctx = strategies.context(clients, e.name, e.env, e.task_defs)
-            done = strategy_stage.get(e.strategy).apply(ctx, group)
+            done = all_strategies.get(e.strategy).apply(ctx, group)
             with lock:
                 for svc, a in done.items():
                     applied[(e.name, svc)] = a
@@ -555,7 +555,7 @@ def _wait_all(
             return
         limit = timeout if timeout is not None else config.wait_timeout_for(e.name)
         try:
-            states = strategy_stage.get(e.strategy).wait(
+            states = all_strategies.get(e.strategy).wait(
                 strategies.context(clients, e.name, e.env, e.task_defs),
                 mine,
                 timeout=limit,

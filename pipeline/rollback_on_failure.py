@@ -28,9 +28,9 @@ from pipeline.clients import Clients
 from pipeline.config import Config, Tier
 from pipeline.progress import rollout_changed
 from pipeline.results import SUCCESS, CommandResult, RollbackOutcome, ServiceOutcome, Status
+from stages import all_strategies
 from stages import cloudformation as cfn_stage
 from stages import rollback as rollback_stage
-from stages import strategy as strategy_stage
 from stages import wait as wait_stage
 from stages.adapters.registry import TagWrite
 from stages.deploy import Applied, ServicePlan
@@ -289,7 +289,7 @@ def _apply(clients: Clients, rec: Recovery, say: Callable[[str], None]) -> None:
             if job.action != "force-new-deployment":
                 # back to the revision each ran before, through the environment's strategy
                 ctx = strategies.context(clients, e.name, e.env, e.task_defs)
-                back = strategy_stage.get(e.strategy).rollback(
+                back = all_strategies.get(e.strategy).rollback(
                     ctx, {j.plan.service: j.applied for j in jobs}
                 )
                 with lock:
@@ -354,7 +354,7 @@ def _wait(
         done = {j.plan.service: j.done for j in jobs if j.done is not None}
         try:
             # a rolling strategy follows each deployment id; a stack or CodeDeploy its own write
-            states = strategy_stage.get(env.strategy).wait(
+            states = all_strategies.get(env.strategy).wait(
                 strategies.context(clients, env.name, env.env, env.task_defs),
                 done,
                 timeout=limit,

@@ -27,6 +27,7 @@ from pipeline.ledger import Ledger
 from pipeline.progress import rollout_changed
 from pipeline.promote import Progress, RunOptions, settle_waited
 from pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome
+from stages import all_strategies
 from stages import rollback as rb
 from stages import strategy as strategy_stage
 from stages import wait as wait_stage
@@ -625,7 +626,7 @@ def _apply_strategy(
     ctx: strategy_stage.Context, plan: UndoPlan, say: Progress
 ) -> tuple[dict[str, Applied], dict[str, TierupError]]:
     """One change set for a stack's services; one CodeDeploy deployment per service."""
-    strategy = strategy_stage.get(plan.strategy)
+    strategy = all_strategies.get(plan.strategy)
     targets = {
         p.service: strategy_stage.RestoreTarget(
             p.target_task_definition, {c: dict(p.images)[c] for c in p.pinned}
@@ -694,7 +695,7 @@ def _wait(
         return {}
     limit = timeout if timeout is not None else config.wait_timeout_for(plan.env_name)
     try:
-        return strategy_stage.get(plan.strategy).wait(
+        return all_strategies.get(plan.strategy).wait(
             ctx,
             moving,
             timeout=limit,

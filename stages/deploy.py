@@ -199,7 +199,7 @@ def plan_service(
     if strategy not in (FORCE_NEW_DEPLOYMENT, TASK_DEFINITION):
         raise DeployError(
             f"service {service!r}: plan_service plans the rolling strategies, not {strategy!r}",
-            hint="plan an environment with stages.strategy.get(strategy).plan",
+            hint="plan an environment with stages.all_strategies.get(strategy).plan",
         )
     containers: list[ContainerTarget] = []
     for wanted_container, target in wanted.items():

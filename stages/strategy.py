@@ -2,8 +2,10 @@
 
 A strategy plans one environment (reads only: the plan is what ``--dry-run`` prints), applies
 the plans that write (one group of services at a time: a service, or the services of one
-stack), waits for the writes' own answer, and rolls them back. The pipeline runs every
-environment through ``get(name)`` and never needs to know which strategy it drives:
+stack), waits for the writes' own answer, and rolls them back. This module is the protocol and
+the types every strategy shares; the implementations import only it, and
+``stages.all_strategies`` imports them all and is the registry. The pipeline runs every
+environment through ``all_strategies.get(name)`` and never needs to know which strategy it drives:
 
 - ``force-new-deployment`` and ``task-definition``: ECS's rolling update (``stages.deploy``,
   followed by deployment id through ``stages.wait``, rolled back to the previous revision by
@@ -12,8 +14,8 @@ environment through ``get(name)`` and never needs to know which strategy it driv
 - ``cloudformation``: a change set of the stack's image parameter (``stages.cloudformation``);
 - ``codedeploy``: a blue/green CodeDeploy deployment with an AppSpec (``stages.codedeploy``).
 
-    from stages import strategy
-    s = strategy.get("cloudformation")
+    from stages import all_strategies
+    s = all_strategies.get("cloudformation")
     planned = s.plan(ctx, target)
     applied = s.apply(ctx, [p for p in planned.services if p.writes])
     states = s.wait(ctx, applied, timeout=900)
@@ -21,7 +23,6 @@ environment through ``get(name)`` and never needs to know which strategy it driv
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from stages import wait as wait_stage
 from stages.adapters.cloudformation import CloudFormation
 from stages.adapters.codedeploy import CodeDeploy
 from stages.adapters.ecs import Ecs
-from stages.deploy import Applied, DeployError, ImageTarget, ServicePlan
+from stages.deploy import Applied, ImageTarget, ServicePlan
 from stages.errors import TierupError
 from stages.types import ServiceState, TaskDefinition, TaskImage
 
@@ -197,111 +198,3 @@ def plan_rolling(target: Target, service: ServiceTarget, strategy: str) -> Servi
         running=list(service.running),
         tag_moved=service.tag_moved,
     )
-
-
-class Rolling:
-    """``force-new-deployment`` and ``task-definition``: ECS's own rolling update."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def plan(self, ctx: Context, target: Target) -> Planned:
-        out = Planned()
-        for s in target.services:
-            try:
-                out.services.append(plan_rolling(target, s, self.name))
-            except TierupError as e:
-                out.errors[s.service] = e
-        return out
-
-    def apply(self, ctx: Context, plans: Sequence[ServicePlan]) -> dict[str, Applied]:
-        return {
-            p.service: deploy_stage.apply(ctx.ecs, p, ctx.task_defs.get(p.task_definition))
-            for p in plans
-        }
-
-    def wait(
-        self,
-        ctx: Context,
-        applied: Mapping[str, Applied],
-        *,
-        timeout: float,
-        on_change: OnChange | None = None,
-    ) -> dict[str, wait_stage.RolloutState]:
-        deployments = {s: a.deployment_id for s, a in applied.items() if a.deployment_id}
-        if not deployments:
-            return {}
-        return wait_stage.wait_for(
-            ctx.ecs,
-            ctx.cluster,
-            deployments,
-            timeout=timeout,
-            sleep=ctx.sleep,
-            clock=ctx.clock,
-            interval=ctx.interval,
-            on_change=on_change,
-        )
-
-    def rollback(self, ctx: Context, applied: Mapping[str, Applied]) -> dict[str, Applied]:
-        from stages.rollback import rollback_service
-
-        return {
-            s: rollback_service(ctx.ecs, ctx.cluster, s, a.previous_task_definition)
-            for s, a in applied.items()
-        }
-
-    def restore(self, ctx: Context, targets: Mapping[str, RestoreTarget]) -> dict[str, Applied]:
-        # a rolling rollback or restore is planned per service (pinning, re-registering an
-        # INACTIVE revision, following a deployment ECS already runs): that is stages.rollback
-        raise DeployError(
-            f"{self.name}: a rolling strategy restores through stages.rollback "
-            "(plan_rollback, apply_rollback)",
-            hint="use `tierup rollback` or `tierup restore`",
-        )
-
-    def discard(self, ctx: Context, plans: Sequence[ServicePlan]) -> None:
-        return None
-
-
-_REGISTRY: dict[str, Strategy] = {}
-_LOCK = threading.Lock()
-_BUILTINS: list[bool] = []
-
-
-def register(strategy: Strategy) -> None:
-    """Make ``strategy`` available to ``get`` under its name (library users add their own)."""
-    with _LOCK:
-        _REGISTRY[strategy.name] = strategy
-
-
-def _builtins() -> None:
-    with _LOCK:
-        if _BUILTINS:
-            return
-        from stages.cloudformation import CloudFormationStrategy
-        from stages.codedeploy import CodeDeployStrategy
-
-        for s in (
-            Rolling(deploy_stage.FORCE_NEW_DEPLOYMENT),
-            Rolling(deploy_stage.TASK_DEFINITION),
-            CloudFormationStrategy(),
-            CodeDeployStrategy(),
-        ):
-            _REGISTRY.setdefault(s.name, s)
-        _BUILTINS.append(True)
-
-
-def get(name: str) -> Strategy:
-    _builtins()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise DeployError(
-            f"unknown deploy strategy {name!r}",
-            hint=f"strategies: {', '.join(sorted(_REGISTRY))}",
-        ) from None
-
-
-def names() -> list[str]:
-    _builtins()
-    return sorted(_REGISTRY)

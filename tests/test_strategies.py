@@ -9,7 +9,7 @@ import pytest
 from pipeline import config as config_mod
 from pipeline.promote import RunOptions, promote
 from pipeline.sandbox import emulation
-from stages import strategy
+from stages import all_strategies
 from stages.adapters.ecs import Ecs
 from stages.deploy import DeployError
 from stages.errors import ConfigError
@@ -153,14 +153,14 @@ def test_dry_run_lists_exactly_the_writes_of_the_real_run(world: World) -> None:
 
 
 def test_every_strategy_is_available_by_name() -> None:
-    assert strategy.names() == [
+    assert all_strategies.names() == [
         "cloudformation",
         "codedeploy",
         "force-new-deployment",
         "task-definition",
     ]
     with pytest.raises(DeployError, match="unknown deploy strategy 'blue-green'"):
-        strategy.get("blue-green")
+        all_strategies.get("blue-green")
 
 
 def test_an_unknown_lifecycle_hook_is_a_config_error(tmp_path: Path) -> None:
