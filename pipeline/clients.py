@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,21 @@ class Clients:
             cached = Ecs(self.aws("ecs", env))
             self._ecs[key] = cached
         return cached
+
+    @classmethod
+    def from_environment(cls, config: Config, environ: Mapping[str, str]) -> Clients:
+        """The clients a command runs with; ``TIERUP_POLL_INTERVAL`` sets the poll interval."""
+        clients = cls(config=config)
+        interval = environ.get("TIERUP_POLL_INTERVAL")
+        if interval:
+            try:
+                clients.poll_interval = float(interval)
+            except ValueError as e:
+                raise InputError(
+                    f"TIERUP_POLL_INTERVAL={interval!r} is not a number of seconds",
+                    hint="set it to seconds between polls, e.g. 5",
+                ) from e
+        return clients
 
     def aws(self, service: str, env: Environment) -> Any:
         return self.sessions.client(

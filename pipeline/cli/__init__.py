@@ -111,14 +111,7 @@ def load_config(file: Path | None) -> Config:
 def make_clients(cfg: Config) -> Clients:
     from pipeline.clients import Clients
 
-    clients = Clients(config=cfg)
-    interval = os.environ.get("TIERUP_POLL_INTERVAL")
-    if interval:
-        try:
-            clients.poll_interval = float(interval)
-        except ValueError as e:
-            raise InputError(f"TIERUP_POLL_INTERVAL={interval!r} is not a number of seconds") from e
-    return clients
+    return Clients.from_environment(cfg, os.environ)
 
 
 def parse_duration_flag(value: str | None, flag: str = "--timeout") -> int | None:

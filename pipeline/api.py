@@ -1,0 +1,130 @@
+"""tierup as a library: the writing commands as the CLI runs them, never around the guard.
+
+Every method takes the tier's lock, plans (reads only), checks the tier's gates, runs and
+records one ledger event, exactly as ``tierup promote`` and the other commands do:
+
+    from pipeline.api import Tierup
+    from pipeline.promote import Source
+
+    tierup = Tierup.load("envs.yaml")
+    result = tierup.promote("staging", source=Source("commit", sha))
+    print(result.status, result.exit_code)
+
+The stages themselves (``stages``: resolve, retag, the strategies) compose without envs.yaml;
+see ``stages.account``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline import config as config_mod
+from pipeline import release, undo
+from pipeline.clients import Clients
+from pipeline.config import Config
+from pipeline.ledger import Ledger, open_ledger
+from pipeline.promote import Progress, RunOptions, Source
+from pipeline.results import CommandResult
+
+
+@dataclass
+class Tierup:
+    """One envs.yaml's world: its clients (made from it) and its ledger."""
+
+    config: Config
+    clients: Clients
+    ledger: Ledger
+    guard: release.Guard = field(default_factory=release.Guard)
+
+    @classmethod
+    def load(cls, path: str | Path = "envs.yaml", *, root: Path | None = None) -> Tierup:
+        """Read envs.yaml; the local ledger, if configured so, lives under ``root`` (cwd)."""
+        cfg = config_mod.load(path)
+        clients = Clients.from_environment(cfg, os.environ)
+        ledger = open_ledger(cfg, clients.sessions, root=root or Path.cwd())
+        return cls(config=cfg, clients=clients, ledger=ledger)
+
+    def promote(
+        self,
+        tier: str,
+        *,
+        source: Source = Source(),
+        images: list[str] | None = None,
+        deploy: bool = True,
+        options: RunOptions | None = None,
+        progress: Progress | None = None,
+    ) -> CommandResult:
+        """`tierup promote --tier TIER`."""
+        return release.run_promotion(
+            self.config,
+            self.clients,
+            self.ledger,
+            tier=tier,
+            source=source,
+            images=images,
+            deploy=deploy,
+            options=options,
+            guard=self.guard,
+            progress=progress,
+        )
+
+    def stamp(
+        self,
+        tier: str,
+        *,
+        source: Source | None = None,
+        images: list[str] | None = None,
+        options: RunOptions | None = None,
+        progress: Progress | None = None,
+    ) -> CommandResult:
+        """`tierup stamp --tier TIER`."""
+        return release.stamp(
+            self.config,
+            self.clients,
+            self.ledger,
+            tier=tier,
+            source=source,
+            images=images,
+            options=options,
+            guard=self.guard,
+            progress=progress,
+        )
+
+    def deploy(
+        self, env: str, *, options: RunOptions | None = None, progress: Progress | None = None
+    ) -> CommandResult:
+        """`tierup deploy --env ENV`."""
+        return release.run_deploy(
+            self.config,
+            self.clients,
+            self.ledger,
+            env=env,
+            options=options,
+            guard=self.guard,
+            progress=progress,
+        )
+
+    def rollback(
+        self,
+        env: str,
+        *,
+        service: str | None = None,
+        to: str | None = None,
+        options: RunOptions | None = None,
+        progress: Progress | None = None,
+    ) -> CommandResult:
+        """`tierup rollback service` (with ``service``) or `tierup rollback cluster`."""
+        return undo.rollback(
+            self.config,
+            self.clients,
+            self.ledger,
+            env=env,
+            service=service,
+            all_services=service is None,
+            to=to,
+            options=options,
+            lock_timeout=self.guard.lock_timeout,
+            progress=progress,
+        )
