@@ -29,6 +29,8 @@ import boto3
 from botocore.exceptions import ClientError
 
 from pipeline.config import Config, EcrRegistry, Environment, OciRegistry, ServiceConfig
+from pipeline.sandbox import seed_strategies
+from pipeline.sandbox.seed_strategies import family_name
 from stages.adapters.aws import is_client_error
 from stages.adapters.ecs import Ecs
 from stages.errors import ConfigError
@@ -103,11 +105,6 @@ class SeedResult:
 
 
 # -- naming -----------------------------------------------------------------------------------
-
-
-def family_name(env_name: str, service_name: str) -> str:
-    """The task definition family seed() registers for a service of an environment."""
-    return re.sub(r"[^A-Za-z0-9_-]", "-", f"{env_name}-{service_name}")[:255]
 
 
 def role_arn_for(account_id: str, role_arn: str | None) -> str:
@@ -431,8 +428,6 @@ def _seed_owned(
     ecs: Any,
 ) -> SeededEnvironment:
     """An environment whose services a stack or CodeDeploy owns (see seed_strategies)."""
-    from pipeline.sandbox import seed_strategies
-
     host = registry_host(config)
     containers = {
         name: {

@@ -24,7 +24,6 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipeline.config import CodeDeployConfig, Environment
-from pipeline.sandbox.seed import family_name
 from stages.adapters.aws import is_client_error
 from stages.errors import ConfigError
 
@@ -37,6 +36,11 @@ _CIRCUIT_BREAKER = {
     "MaximumPercent": 200,
     "MinimumHealthyPercent": 100,
 }
+
+
+def family_name(env_name: str, service_name: str) -> str:
+    """The task definition family seed() registers for a service of an environment."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", f"{env_name}-{service_name}")[:255]
 
 
 def _logical(name: str) -> str:
