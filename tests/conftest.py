@@ -1,7 +1,7 @@
 """The AWS and git side of the test world: moto's server on loopback, a clean AWS environment
 per test, and real git repositories.
 
-The Docker engine and the registry come from `tests/fixtures_docker.py` when it exists.
+The Docker engine and the registry come from `tests/support/fixtures_docker.py` when it exists.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ _HERE = Path(__file__).resolve().parent
 # moto's server logs every request through werkzeug: noise in every failure report
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
-pytest_plugins = ["tests.faults"]
-if (_HERE / "fixtures_docker.py").exists():
-    pytest_plugins.append("tests.fixtures_docker")
+pytest_plugins = ["tests.support.faults"]
+if (_HERE / "support" / "fixtures_docker.py").exists():
+    pytest_plugins.append("tests.support.fixtures_docker")
 
 TEST_REGION = "us-east-1"
 TEST_ACCESS_KEY_ID = "testing-key"

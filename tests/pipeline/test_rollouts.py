@@ -25,7 +25,7 @@ from pipeline.promote import RunOptions, promote
 from pipeline.release import run_promotion
 from pipeline.sessions import AwsSessions
 from stages import wait as wait_stage
-from tests.ecs_checks import (
+from tests.support.ecs_checks import (
     circuit_breaker,
     mark_image,
     primary,
@@ -33,7 +33,7 @@ from tests.ecs_checks import (
     settle,
     stable_on,
 )
-from tests.world import World, env_block, make_world
+from tests.support.world import World, env_block, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

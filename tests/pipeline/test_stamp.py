@@ -11,7 +11,7 @@ import pytest
 from pipeline.promote import RunOptions, promote
 from pipeline.release import stamp
 from stages.errors import StampConflictError
-from tests.release_world import (
+from tests.support.release_world import (
     BUCKET,
     PREFIX,
     STAMP_RE,
@@ -24,7 +24,7 @@ from tests.release_world import (
     tags_of,
     task_definition,
 )
-from tests.world import World, Writes
+from tests.support.world import World, Writes
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

@@ -13,7 +13,7 @@ from stages import all_strategies
 from stages.adapters.ecs import Ecs
 from stages.deploy import DeployError
 from stages.errors import ConfigError
-from tests.world import CONFIG, REGISTRY, World, Writes, env_block, make_world
+from tests.support.world import CONFIG, REGISTRY, World, Writes, env_block, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

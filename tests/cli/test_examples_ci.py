@@ -16,7 +16,7 @@ import click
 import pytest
 import yaml
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "ci"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "ci"
 GITHUB = EXAMPLES / "github-actions.yml"
 GITLAB = EXAMPLES / "gitlab-ci.yml"
 

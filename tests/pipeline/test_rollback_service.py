@@ -23,9 +23,16 @@ from pipeline.undo import rollback
 from stages import rollback as rb
 from stages.adapters.ecs import Ecs
 from stages.types import Deployment, ServiceState, TaskImage
-from tests.ecs_checks import HOST, container_digests, content, mark_image, stable, wait_stable
-from tests.release_world import ledger_of, new_commit, ship, task_definition
-from tests.world import REGISTRY, World, Writes, env_block, make_world
+from tests.support.ecs_checks import (
+    HOST,
+    container_digests,
+    content,
+    mark_image,
+    stable,
+    wait_stable,
+)
+from tests.support.release_world import ledger_of, new_commit, ship, task_definition
+from tests.support.world import REGISTRY, World, Writes, env_block, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

@@ -22,7 +22,7 @@ from stages.strategy import (
     Target,
     groups,
 )
-from tests.world import REGION, REGISTRY, assumed_client, env_block, make_world
+from tests.support.world import REGION, REGISTRY, assumed_client, env_block, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
@@ -148,7 +148,7 @@ def test_an_unregistered_strategy_is_a_config_error(tmp_path: Path) -> None:
     from pipeline import config as config_mod
     from stages.errors import ConfigError
 
-    text = (Path(__file__).parent.parent / "envs.yaml").read_text()
+    text = (Path(__file__).resolve().parents[2] / "envs.yaml").read_text()
     path = tmp_path / "envs.yaml"
     path.write_text(text.replace("strategy: task-definition", "strategy: blue-grene", 1))
     assert "blue-grene" in path.read_text()

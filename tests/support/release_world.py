@@ -15,11 +15,11 @@ import boto3
 from pipeline.ledger import Ledger, open_ledger
 from pipeline.promote import promote
 from pipeline.sessions import AwsSessions
-from tests.world import DEFAULT_ENVS, REGION, World, Writes, env_block, make_world
+from tests.support.world import DEFAULT_ENVS, REGION, World, Writes, env_block, make_world
 
 BUCKET = "tierup-ledger"
 PREFIX = "team/ledger"
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PROD_ENVS = (
     DEFAULT_ENVS + "\n" + env_block("mb-prod", "prod", "666666666666", {"api": "{image: api}"})
 )

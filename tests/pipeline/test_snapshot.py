@@ -9,9 +9,9 @@ import pytest
 
 from pipeline.promote import RunOptions
 from pipeline.snapshot import restore
-from tests.ecs_checks import HOST, container_digests, content, stable
-from tests.release_world import ledger_of, new_commit, ship, task_definition
-from tests.world import World, Writes, make_world
+from tests.support.ecs_checks import HOST, container_digests, content, stable
+from tests.support.release_world import ledger_of, new_commit, ship, task_definition
+from tests.support.world import World, Writes, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

@@ -1,5 +1,5 @@
-"""Strategy cloudformation: a real stack (tests/templates/ecs-service.yaml) promoted through a
-change set of its image parameter, on moto's server with the sandbox's emulation."""
+"""Strategy cloudformation: a real stack (tests/support/templates/ecs-service.yaml) promoted
+through a change set of its image parameter, on moto's server with the sandbox's emulation."""
 
 from __future__ import annotations
 
@@ -22,11 +22,19 @@ from stages.adapters.ecs import Ecs
 from stages.deploy import Applied, DeployError, ImageTarget
 from stages.strategy import Context, RestoreTarget, ServiceTarget, StackSettings, Target
 from stages.types import ServiceState, TaskDefinition
-from tests.world import REGION, REGISTRY, World, Writes, assumed_client, env_block, make_world
+from tests.support.world import (
+    REGION,
+    REGISTRY,
+    World,
+    Writes,
+    assumed_client,
+    env_block,
+    make_world,
+)
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
-TEMPLATE = Path(__file__).parent / "templates" / "ecs-service.yaml"
+TEMPLATE = Path(__file__).resolve().parents[1] / "support" / "templates" / "ecs-service.yaml"
 ACCOUNT = "666666666666"
 STACK = "api-stack"
 HOST = f"{REGISTRY}.dkr.ecr.{REGION}.amazonaws.com"

@@ -22,7 +22,7 @@ from stages.adapters.ecs import Ecs
 from stages.codedeploy import CodeDeployStrategy, appspec
 from stages.deploy import Applied
 from stages.strategy import RestoreTarget
-from tests.world import World, Writes, assumed_client, env_block, make_world
+from tests.support.world import World, Writes, assumed_client, env_block, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

@@ -20,9 +20,9 @@ from pipeline.config import Config
 from pipeline.sandbox import emulation, seed, server
 from pipeline.sandbox.server import moto_server
 from stages.errors import ConfigError
-from tests.world import assumed_client
+from tests.support.world import assumed_client
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENVS_YAML = ROOT / "envs.yaml"
 COMMIT_A = "a" * 40
 COMMIT_B = "b" * 40

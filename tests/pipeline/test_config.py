@@ -13,7 +13,7 @@ from pipeline import config
 from pipeline.cli import app
 from stages.errors import ConfigError, ExitCode
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 BASE = """\
 version: 1

@@ -214,7 +214,7 @@ def test_task_definitions_in_use_names_before_and_after(ledger: Ledger) -> None:
 def test_one_event_per_operation_with_its_digests_and_task_definitions(
     tmp_path: Path, aws_env: str
 ) -> None:
-    from tests.release_world import ledger_of, new_digests, release_world
+    from tests.support.release_world import ledger_of, new_digests, release_world
 
     world = release_world(tmp_path, aws_env)
     first = world.seeded.digests

@@ -14,9 +14,9 @@ import pytest
 from pipeline import config as config_mod
 from pipeline.sandbox import seed as seed_mod
 from pipeline.sandbox.control import caller_credentials
-from tests.world import REGISTRY, assumed_client
+from tests.support.world import REGISTRY, assumed_client
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def library_examples() -> list[str]:

@@ -10,8 +10,8 @@ import pytest
 from pipeline.gates import GateError
 from pipeline.promote import Source
 from pipeline.release import Guard, run_promotion, stamp
-from tests.release_world import aws_writes, ledger_of, new_digests, release_world, tags_of
-from tests.world import World, Writes
+from tests.support.release_world import aws_writes, ledger_of, new_digests, release_world, tags_of
+from tests.support.world import World, Writes
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

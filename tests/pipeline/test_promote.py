@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.promote import RunOptions, Source, promote
 from stages.errors import TierupError
-from tests.world import World, Writes, env_block, make_world
+from tests.support.world import World, Writes, env_block, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stages.deploy import READ_ONLY_KEYS
-from tests.world import REGISTRY, World
+from tests.support.world import REGISTRY, World
 
 HOST = f"{REGISTRY}.dkr.ecr.us-east-1.amazonaws.com"
 

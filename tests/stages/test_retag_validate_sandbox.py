@@ -16,9 +16,9 @@ from stages import retag
 from stages.adapters.ecr import EcrRegistry
 from stages.adapters.registry import TagWrite
 from stages.types import MANIFEST_MEDIA_TYPES
-from tests.world import REGISTRY, World, Writes, make_world
+from tests.support.world import REGISTRY, World, Writes, make_world
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.usefixtures("aws_env")
 
 

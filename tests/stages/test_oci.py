@@ -23,8 +23,8 @@ from stages.adapters.oci import (
 )
 from stages.adapters.registry import Registry, TagWrite
 from stages.errors import ConfigError, RegistryError
-from tests.fixtures_docker import AuthRegistry
-from tests.oci_api import (
+from tests.support.fixtures_docker import AuthRegistry
+from tests.support.oci_api import (
     DOCKER_MANIFEST,
     OCI_INDEX,
     push_index,
@@ -32,7 +32,7 @@ from tests.oci_api import (
     raw_manifest,
     sha256,
 )
-from tests.oci_token_server import SERVICE, TokenRegistry
+from tests.support.oci_token_server import SERVICE, TokenRegistry
 
 
 def _repo() -> str:

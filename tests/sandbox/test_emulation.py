@@ -18,7 +18,7 @@ from moto.ecs.models import EC2ContainerServiceBackend
 from pipeline.sandbox import emulation
 from pipeline.sandbox.seed import image_manifest
 from pipeline.sandbox.server import moto_server
-from tests.world import assumed_client
+from tests.support.world import assumed_client
 
 REGION = "us-east-1"
 REGISTRY = "210987654321"

@@ -10,8 +10,8 @@ import pytest
 
 from pipeline.promote import RunOptions, promote
 from stages.retention import plan_retention
-from tests.ecs_checks import mark_image, stable_on
-from tests.world import World, Writes, env_block, make_world
+from tests.support.ecs_checks import mark_image, stable_on
+from tests.support.world import World, Writes, env_block, make_world
 
 FAMILY = "fam"
 

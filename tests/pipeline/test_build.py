@@ -36,8 +36,8 @@ from stages.errors import ConfigError, InputError
 from stages.resolve import resolve_tag
 from stages.types import is_dirty_tag
 from tests.conftest import add_commit
-from tests.fixtures_docker import AuthRegistry
-from tests.oci_api import image_config, raw_manifest, sha256, tags
+from tests.support.fixtures_docker import AuthRegistry
+from tests.support.oci_api import image_config, raw_manifest, sha256, tags
 
 DOCKERFILE = """\
 FROM scratch AS api

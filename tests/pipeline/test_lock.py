@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.lock import LockHeld, TierLock, key_for, read_lock
 from pipeline.release import Guard, run_promotion
-from tests.release_world import (
+from tests.support.release_world import (
     BUCKET,
     PREFIX,
     aws_writes,
@@ -22,7 +22,7 @@ from tests.release_world import (
     s3,
     tierup,
 )
-from tests.world import World, Writes
+from tests.support.world import World, Writes
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

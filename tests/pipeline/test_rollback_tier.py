@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.promote import RunOptions
 from pipeline.release import RollbackTargetMissing, rollback_tier, run_promotion, stamp
-from tests.release_world import (
+from tests.support.release_world import (
     aws_writes,
     ledger_of,
     new_digests,
@@ -18,7 +18,7 @@ from tests.release_world import (
     tags_of,
     task_definition,
 )
-from tests.world import World, Writes
+from tests.support.world import World, Writes
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
