@@ -167,8 +167,8 @@ class World:
         with _cwd(self.root):
             return CliRunner().invoke(app, [*args, "-f", str(self.config_path)], env=full_env)
 
-    def cli_json(self, *args: str) -> tuple[int, dict[str, Any]]:
-        r = self.cli(*args, "--json")
+    def cli_json(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+        r = self.cli(*args, "--json", env=env)
         return r.exit_code, json.loads(r.stdout)
 
     def commit(self, message: str = "change") -> str:
