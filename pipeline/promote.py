@@ -35,6 +35,7 @@ from stages.retention import RetentionPlan
 from stages.types import ServiceState, TaskDefinition, TaskImage
 
 MAX_WORKERS = 64
+CONFLICT = "conflict"  # a tag moved by another writer between tierup's reads and its write
 PER_ENV_WORKERS = 16  # reads inside one environment, while every environment reads at once
 Progress = Callable[[str], None]
 
@@ -436,6 +437,12 @@ def execute(
         try:
             outcome.status = str(retag.retag(clients.registry, r))
             say(f"{r.repository}:{r.tag} -> {r.manifest.digest} ({outcome.status})")
+        except retag.TagRaceError as e:
+            # the ledger keeps what was really there: the digest the tag was found on
+            outcome.status, outcome.error, outcome.hint = CONFLICT, e.message, e.hint
+            if not e.written:
+                outcome.previous_digest = e.found
+            say(f"{r.repository}:{r.tag}: conflict: {e.message}")
         except TierupError as e:
             outcome.status, outcome.error, outcome.hint = "failed", e.message, e.hint
 
@@ -447,9 +454,14 @@ def execute(
             if r.action is not TagWrite.UNCHANGED
         ],
     )
-    retag_failed = any(o.status == "failed" for o in result.images)
+    retag_failed = any(o.status in ("failed", CONFLICT) for o in result.images)
     if retag_failed:
         _discard(clients, plan.envs)
+        if any(o.status == CONFLICT for o in result.images):
+            result.notes.append(
+                "a tag was moved by another writer during the run: no environment was "
+                "deployed; check `tierup where` and re-run"
+            )
         result.notes.append("a tag write failed: no environment was deployed")
         for ep in plan.envs:
             env_out = _env_outcome(ep, {}, {})
