@@ -25,10 +25,10 @@ from stages import deploy as deploy_stage
 from stages import resolve, retag
 from stages import strategy as strategy_stage
 from stages import wait as wait_stage
-from stages.adapters.ecs import Ecs
+from stages.adapters.ecs import ClusterMissing, Ecs, ServiceMissing
 from stages.adapters.registry import Registry, TagWrite
 from stages.deploy import Applied, ImageTarget, ServicePlan
-from stages.errors import InputError, TierupError
+from stages.errors import ExitCode, InputError, TierupError
 from stages.parallel import each
 from stages.record import NullRecorder, Recorder
 from stages.retention import RetentionPlan
@@ -72,6 +72,8 @@ class EnvPlan:
     error: TierupError | None = None
     states: dict[str, ServiceState] = field(default_factory=dict)
     retention: list[RetentionPlan] = field(default_factory=list)
+    # what the preflight could not read: (target, error); a promotion writes nothing then
+    unreadable: list[tuple[str, TierupError]] = field(default_factory=list)
 
 
 @dataclass
@@ -84,6 +86,8 @@ class PromotionPlan:
     targets: dict[str, ImageTarget]
     envs: list[EnvPlan]
     deploy: bool
+    # environments left out with --skip-unreachable: neither read nor deployed
+    skipped: list[tuple[str, Environment, str]] = field(default_factory=list)
 
     def steps(self) -> list[dict[str, Any]]:
         """The writes a real run makes, in order."""
@@ -191,15 +195,28 @@ def plan_promotion(
     now: datetime,
     command: str = "promote",
     protected: frozenset[str] = frozenset(),
+    skip_unreachable: frozenset[str] = frozenset(),
 ) -> PromotionPlan:
+    """Read everything the promotion touches; raise PreflightError (nothing written) when a
+    role, cluster, service or task definition of the tier cannot be read."""
     tier = config.tier(tier_name)
     names = images or list(config.images)
     for n in names:
         config.image(n)
+    tier_envs = config.environments_of(tier.name)
+    for skip in sorted(skip_unreachable):
+        if skip not in tier_envs:
+            raise InputError(
+                f"--skip-unreachable {skip}: not an environment of tier {tier.name!r}",
+                hint=f"pick from: {', '.join(tier_envs) or '(none)'}",
+            )
+    env_names = [n for n in tier_envs if n not in skip_unreachable]
     registry = clients.registry
     with ThreadPoolExecutor(max_workers=1) as background:
         reading = (
-            background.submit(read_environments, config, clients, tier=tier) if deploy else None
+            background.submit(read_environments, config, clients, tier=tier, env_names=env_names)
+            if deploy
+            else None
         )
         resolved = resolve_sources(config, clients, tier=tier, source=source, images=names)
         planned = each(lambda r: _plan_image(config, registry, tier, r, now), resolved)
@@ -218,6 +235,7 @@ def plan_promotion(
             protected=protected,
             read=read,
         )
+        preflight(envs)
     return PromotionPlan(
         command=command,
         tier=tier,
@@ -227,7 +245,42 @@ def plan_promotion(
         targets=targets,
         envs=envs,
         deploy=deploy,
+        skipped=[
+            (n, e, config.strategy_for(n))
+            for n, e in tier_envs.items()
+            if deploy and n in skip_unreachable
+        ],
     )
+
+
+class PreflightError(TierupError):
+    """Targets of the tier that cannot be reached or do not exist; nothing was written.
+
+    Exit 2 when every one is missing (a configuration to fix), 1 when access was refused.
+    """
+
+    def __init__(self, failures: list[tuple[str, TierupError]]) -> None:
+        listed = "; ".join(f"{target}: {e.message}" for target, e in failures)
+        envs = sorted({target.split("/", 1)[0] for target, _ in failures})
+        super().__init__(
+            f"preflight failed before any write ({len(failures)} target(s)): {listed}",
+            hint="nothing was written; fix the configuration or access and re-run, or leave "
+            f"the environment(s) out: --skip-unreachable {' --skip-unreachable '.join(envs)}",
+        )
+        self.failures = failures
+        missing = all(isinstance(e, MISSING) for _, e in failures)
+        self.exit_code = ExitCode.BAD_INPUT if missing else ExitCode.FAILED
+
+
+MISSING = (ClusterMissing, ServiceMissing, InputError)
+
+
+def preflight(envs: list[EnvPlan]) -> None:
+    """Raise PreflightError naming every role, cluster, service and task definition that
+    planning could not read."""
+    failures = [f for e in envs for f in e.unreadable]
+    if failures:
+        raise PreflightError(failures)
 
 
 def plan_environments(
@@ -282,6 +335,8 @@ def _read_env(clients: Clients, plan: EnvPlan) -> None:
             plan.states, plan.running = services.result(), tasks.result()
     except TierupError as e:
         plan.error = e
+        what = "cluster" if isinstance(e, ClusterMissing) else "role/cluster"
+        plan.unreadable.append((f"{plan.name} ({what} {env.role_arn or env.cluster})", e))
         return
     _describe_task_definitions(ecs, plan)
 
@@ -303,15 +358,23 @@ def _plan_env(
     for svc_name, svc in env.services.items():
         state = states.get(svc_name)
         if state is None:
-            plan.service_errors[svc_name] = deploy_stage.DeployError(
+            missing = ServiceMissing(
                 f"service {svc_name!r} not found in cluster {env.cluster!r}",
                 hint="create the service, or fix environments.<env>.services in envs.yaml",
             )
+            plan.service_errors[svc_name] = missing
+            plan.unreadable.append((f"{plan.name}/{svc_name}", missing))
             continue
         try:
             td = plan.task_defs.get(state.task_definition)
             if td is None:
-                td = ecs.describe_task_definition(state.task_definition)
+                try:
+                    td = ecs.describe_task_definition(state.task_definition)
+                except TierupError as e:
+                    plan.unreadable.append(
+                        (f"{plan.name}/{svc_name} (task definition {state.task_definition})", e)
+                    )
+                    raise
                 plan.task_defs[state.task_definition] = td
             wanted = {c: targets[img] for c, img in svc.images().items() if img in targets}
             if not wanted:
@@ -392,6 +455,8 @@ class RunOptions:
     atomic: bool | None = None
     # task definitions retention must keep (revisions that records such as the ledger name)
     protected: frozenset[str] = frozenset()
+    # environments a promotion goes on without (--skip-unreachable), recorded as skipped
+    skip_unreachable: frozenset[str] = frozenset()
 
 
 def execute(
@@ -429,6 +494,7 @@ def execute(
         _discard(clients, plan.envs)
         for e in plan.envs:
             result.environments.append(_env_outcome(e, {}, {}))
+        _add_skipped(plan, result)
         result.settle()
         return result
 
@@ -485,6 +551,7 @@ def execute(
             raise
     for ep in plan.envs:
         result.environments.append(_env_outcome(ep, applied, errors, waited, options.wait))
+    _add_skipped(plan, result)
     result.settle()
     mode = mode_for(
         plan.tier, rollback_on_failure=options.rollback_on_failure, atomic=options.atomic
@@ -505,6 +572,22 @@ def execute(
     rec = recorder or NullRecorder()
     rec.record(_event(plan, result))
     return result
+
+
+SKIPPED_UNREACHABLE = "skipped: left out with --skip-unreachable (not read, not deployed)"
+
+
+def _add_skipped(plan: PromotionPlan, result: CommandResult) -> None:
+    for name, env, strategy in plan.skipped:
+        out = EnvironmentOutcome.of(name, env, strategy)
+        out.status, out.hint = "skipped", SKIPPED_UNREACHABLE
+        result.environments.append(out)
+    if plan.skipped:
+        names = ", ".join(n for n, _e, _s in plan.skipped)
+        result.notes.append(
+            f"not deployed (--skip-unreachable): {names}; deploy them once reachable: "
+            + " ; ".join(f"tierup deploy --env {n}" for n, _e, _s in plan.skipped)
+        )
 
 
 def _discard(clients: Clients, envs: list[EnvPlan]) -> None:
@@ -675,6 +758,7 @@ def _event(plan: PromotionPlan, result: CommandResult) -> dict[str, Any]:
             e.name: {
                 "status": e.status,
                 "services": {s.service: _service_event(s) for s in e.services},
+                **({"skipped": "unreachable"} if e.hint == SKIPPED_UNREACHABLE else {}),
             }
             for e in result.environments
         },
@@ -724,5 +808,6 @@ def promote(
         now=now(),
         command=command,
         protected=opts.protected,
+        skip_unreachable=opts.skip_unreachable,
     )
     return execute(config, clients, plan, options=opts, recorder=recorder, progress=progress)

@@ -176,6 +176,7 @@ def run_promotion(
             now=when,
             command=command,
             protected=opts.protected,
+            skip_unreachable=opts.skip_unreachable,
         )
         gates = check_gates(
             config,

@@ -27,6 +27,7 @@ from pipeline.cli.release import (
     MessageOpt,
     Progress,
     ReasonOpt,
+    SkipUnreachableOpt,
     make_guard,
     run_options,
     run_recorded,
@@ -62,6 +63,7 @@ def promote(
     reason: ReasonOpt = None,
     lock_timeout: LockTimeoutOpt = None,
     message: MessageOpt = None,
+    skip_unreachable: SkipUnreachableOpt = None,
     dry_run: DryRunOpt = False,
     file: FileOpt = None,
     as_json: JsonOpt = False,
@@ -79,6 +81,7 @@ def promote(
             dry_run=dry_run,
             rollback_on_failure=rollback_on_failure,
             atomic=atomic,
+            skip_unreachable=skip_unreachable,
         )
         guard = make_guard(force=force, reason=reason, message=message, lock_timeout=lock_timeout)
         return run_promotion(

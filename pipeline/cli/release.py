@@ -50,6 +50,14 @@ LockTimeoutOpt = Annotated[
 MessageOpt = Annotated[
     str | None, typer.Option("--message", help="a note kept with the ledger event")
 ]
+SkipUnreachableOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--skip-unreachable",
+        help="go on without this environment of the tier (repeatable): not read, not "
+        "deployed, recorded as skipped",
+    ),
+]
 
 
 def open_ledger_for(cfg: Config, clients: Clients) -> Ledger:
@@ -95,6 +103,7 @@ def run_options(
     dry_run: bool,
     rollback_on_failure: bool | None = None,
     atomic: bool | None = None,
+    skip_unreachable: list[str] | None = None,
 ) -> RunOptions:
     """RunOptions from the flags (None: the tier's setting)."""
     from pipeline.promote import RunOptions
@@ -107,6 +116,7 @@ def run_options(
         dry_run=dry_run,
         rollback_on_failure=rollback_on_failure,
         atomic=atomic,
+        skip_unreachable=frozenset(skip_unreachable or ()),
     )
 
 
@@ -129,6 +139,7 @@ def stamp(
     force: ForceOpt = False,
     reason: ReasonOpt = None,
     lock_timeout: LockTimeoutOpt = None,
+    skip_unreachable: SkipUnreachableOpt = None,
     dry_run: DryRunOpt = False,
     file: FileOpt = None,
     as_json: JsonOpt = False,
@@ -145,6 +156,7 @@ def stamp(
             dry_run=dry_run,
             rollback_on_failure=rollback_on_failure,
             atomic=atomic,
+            skip_unreachable=skip_unreachable,
         )
         return stamp_tier(
             cfg,
