@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -151,22 +152,39 @@ def resolve_sources(
     return each(one, images)
 
 
-def _render(tier: Tier, resolved: resolve.Resolved, now: datetime) -> str:
-    commit = resolved.commit or ""
-    if ("{commit}" in tier.tag or "{short_commit}" in tier.tag) and not commit:
+def needs_commit(template: str) -> bool:
+    return "{commit}" in template or "{short_commit}" in template
+
+
+def commit_of(registry: Registry, repository: str, r: resolve.Resolved) -> str | None:
+    """The commit a resolved image was built from: its source's, else the commit tag(s) on
+    its digest (whatever the source: a tier, a digest, a commit)."""
+    if r.commit:
+        return r.commit
+    for info in registry.list_images(repository):
+        if info.digest == r.manifest.digest:
+            commits = resolve.commits_on(info)
+            return commits[0] if commits else None
+    return None
+
+
+def _render(tier: Tier, resolved: resolve.Resolved, commit: str | None, now: datetime) -> str:
+    if needs_commit(tier.tag) and not commit:
         raise InputError(
-            f"tier {tier.name!r} tag {tier.tag!r} needs a commit, but image "
-            f"{resolved.image!r} came from {resolved.source} with no commit tag",
-            hint="promote from a commit (--commit SHA) or a source whose digest has a commit tag",
+            f"image {resolved.image!r} ({resolved.manifest.repository}@{resolved.manifest.digest}"
+            f", from {resolved.source}) has no commit tag: tier {tier.name!r} tag {tier.tag!r} "
+            "needs its commit",
+            hint="promote an image built by `tierup build` (tagged with its commit SHA), or "
+            "give this digest its commit tag",
         )
-    return render_tag(tier.tag, timestamp=_timestamp(now), commit=commit)
+    return render_tag(tier.tag, timestamp=_timestamp(now), commit=commit or "")
 
 
 def _plan_image(
     config: Config, registry: Registry, tier: Tier, r: resolve.Resolved, now: datetime
 ) -> tuple[retag.RetagPlan, ImageTarget]:
     repo = config.image(r.image).repository
-    tag = _render(tier, r, now)
+    tag = _render(tier, r, r.commit, now)
     if tier.immutable:
         # a stamp already on this digest is reused: re-running a stamp changes nothing
         existing = resolve.newest_tag(registry.list_images(repo), tier.tag)
@@ -219,6 +237,13 @@ def plan_promotion(
             else None
         )
         resolved = resolve_sources(config, clients, tier=tier, source=source, images=names)
+        if needs_commit(tier.tag):
+            resolved = each(
+                lambda r: dataclasses.replace(
+                    r, commit=commit_of(registry, config.image(r.image).repository, r)
+                ),
+                resolved,
+            )
         planned = each(lambda r: _plan_image(config, registry, tier, r, now), resolved)
         read = reading.result() if reading is not None else None
     retags = [p for p, _t in planned]
