@@ -360,6 +360,14 @@ def _pick(
     return earlier[steps - 1]
 
 
+def _digest_to(clients: Clients, repository: str, to: str | None) -> str | None:
+    """``--to`` as a digest: a digest as given, a tag (a stamp) as the digest it names here."""
+    if to is None or to.startswith("sha256:"):
+        return to
+    found = clients.registry.get_manifest(repository, to)
+    return found.digest if found is not None else None
+
+
 def _stamp_on(clients: Clients, tier: Tier, repository: str, digest: str) -> str | None:
     pattern = resolve.tag_pattern(tier.tag)
     for info in clients.registry.list_images(repository):
@@ -389,16 +397,19 @@ def _targets(
         registry.describe_repository(repo)
         history = tier_history(events, name, immutable=tier.immutable)
         current = _current_digest(clients, tier, repo, history)
-        chosen = _pick(name, history, current, to=to, steps=steps)
-        if chosen is None and to is not None and registry.get_manifest(repo, to) is not None:
+        want = _digest_to(clients, repo, to)
+        if to is not None and want is None:
+            continue  # this image has no such tag: it stays where it is
+        chosen = _pick(name, history, current, to=want, steps=steps)
+        if chosen is None and want is not None and registry.get_manifest(repo, want) is not None:
             # a digest the ledger never saw in this tier, but the repository has
-            tag = _stamp_on(clients, tier, repo, to) if tier.immutable else tier.tag
+            tag = _stamp_on(clients, tier, repo, want) if tier.immutable else tier.tag
             if tier.immutable and tag is None:
                 raise InputError(
-                    f"{repo}@{to} has no stamp of tier {tier.name!r} ({tier.tag})",
+                    f"{repo}@{want} has no stamp of tier {tier.name!r} ({tier.tag})",
                     hint=f"stamp it: tierup stamp --tier {tier.name} (or pick one: tierup history)",
                 )
-            chosen = TierState(to, tag, None, "", _utcnow())
+            chosen = TierState(want, tag, None, "", _utcnow())
         if chosen is None:
             if to is None:
                 missing.append(f"{name} ({len(history)} digest(s) recorded)")
@@ -406,8 +417,9 @@ def _targets(
         out.append(_Target(name, repo, chosen, current))
     if not out:
         if to is not None:
+            what = "digest" if to.startswith("sha256:") else "tag"
             raise InputError(
-                f"digest {to} is in none of the repositories of tier {tier.name!r}'s images",
+                f"{what} {to} is in none of the repositories of tier {tier.name!r}'s images",
                 hint=f"pick one from tierup history --tier {tier.name}",
             )
         raise InputError(

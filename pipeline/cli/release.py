@@ -225,7 +225,8 @@ def unlock(
 def rollback_tier(
     tier: Annotated[str, typer.Option("--tier", help="the tier to put back")],
     to: Annotated[
-        str | None, typer.Option("--to", help="go back to this digest (sha256:...)")
+        str | None,
+        typer.Option("--to", help="go back to this digest (sha256:...) or stamp tag"),
     ] = None,
     steps: Annotated[
         int | None, typer.Option("--steps", help="go back N promotions (default 1)")
