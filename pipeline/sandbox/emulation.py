@@ -382,6 +382,23 @@ def _task_network(config: object) -> dict[str, Any] | None:
     return config
 
 
+class _PrivateDnsName:
+    """An ENI's private DNS name, as EC2 gives every interface one (``ip-10-0-0-1.ec2.internal``)
+    even in a VPC whose DNS hostnames are off."""
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        name = obj.__dict__.get("private_dns_name")
+        if name:
+            return name
+        ip = getattr(obj, "private_ip_address", None)
+        return f"ip-{ip.replace('.', '-')}.ec2.internal" if ip else None
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__["private_dns_name"] = value
+
+
 def _not_found(image: str) -> str:
     return (
         "CannotPullContainerError: pull image manifest has been retried 5 time(s): "
@@ -479,6 +496,13 @@ class Emulation:
                 self._response_register_task_definition,
             )
             self._wrap(backend, "deregister_task_definition", self._deregister_task_definition)
+            # an ENI in a VPC without DNS hostnames has no private_dns_name in moto, and moto's
+            # awsvpc task reads it: every FARGATE/awsvpc task would answer HTTP 500
+            from moto.ec2.models.elastic_network_interfaces import NetworkInterface
+
+            if "private_dns_name" not in NetworkInterface.__dict__:
+                setattr(NetworkInterface, "private_dns_name", _PrivateDnsName())  # noqa: B010
+                self._added.append((NetworkInterface, "private_dns_name"))
             from pipeline.sandbox import emulation_cfn, emulation_codedeploy
 
             self.cloudformation = emulation_cfn.install(self)
@@ -557,6 +581,10 @@ class Emulation:
     def _create_service(
         self, original: Any, backend: EC2ContainerServiceBackend, args: dict[str, Any]
     ) -> Service:
+        # an awsvpc service without security groups gets the VPC's default, as on ECS (moto's
+        # Service indexes the key and would answer HTTP 500)
+        if args.get("network_configuration"):
+            args["network_configuration"] = _task_network(args["network_configuration"])
         service: Service = original(**args)
         try:
             self._adopt(backend, service)
