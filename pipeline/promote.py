@@ -134,20 +134,28 @@ def resolve_sources(
         head = clients.head_commit()
 
     def one(name: str) -> resolve.Resolved:
-        repo = config.image(name).repository
+        image = config.image(name)
+        repo, prefix = image.repository, image.tag_prefix
         registry.describe_repository(repo)
         if source.kind == "digest":
             assert source.value is not None
             return resolve.resolve_digest(registry, name, repo, source.value)
         if source.kind == "commit":
             assert source.value is not None
-            return resolve.resolve_commit(registry, name, repo, source.value)
+            return resolve.resolve_commit(registry, name, repo, source.value, prefix=prefix)
         if src_tier is not None:
             return resolve.resolve_tier(
-                registry, name, repo, tier=src_tier.name, template=src_tier.tag
+                registry,
+                name,
+                repo,
+                tier=src_tier.name,
+                template=image.tag(src_tier.tag),
+                prefix=prefix,
             )
         assert head is not None
-        return resolve.resolve_commit(registry, name, repo, head[0], ancestors=head[1])
+        return resolve.resolve_commit(
+            registry, name, repo, head[0], ancestors=head[1], prefix=prefix
+        )
 
     return each(one, images)
 
@@ -156,19 +164,23 @@ def needs_commit(template: str) -> bool:
     return "{commit}" in template or "{short_commit}" in template
 
 
-def commit_of(registry: Registry, repository: str, r: resolve.Resolved) -> str | None:
+def commit_of(
+    registry: Registry, repository: str, r: resolve.Resolved, prefix: str = ""
+) -> str | None:
     """The commit a resolved image was built from: its source's, else the commit tag(s) on
     its digest (whatever the source: a tier, a digest, a commit)."""
     if r.commit:
         return r.commit
     for info in registry.list_images(repository):
         if info.digest == r.manifest.digest:
-            commits = resolve.commits_on(info)
+            commits = resolve.commits_on(info, prefix)
             return commits[0] if commits else None
     return None
 
 
-def _render(tier: Tier, resolved: resolve.Resolved, commit: str | None, now: datetime) -> str:
+def _render(
+    tier: Tier, resolved: resolve.Resolved, commit: str | None, now: datetime, prefix: str = ""
+) -> str:
     if needs_commit(tier.tag) and not commit:
         raise InputError(
             f"image {resolved.image!r} ({resolved.manifest.repository}@{resolved.manifest.digest}"
@@ -177,17 +189,18 @@ def _render(tier: Tier, resolved: resolve.Resolved, commit: str | None, now: dat
             hint="promote an image built by `tierup build` (tagged with its commit SHA), or "
             "give this digest its commit tag",
         )
-    return render_tag(tier.tag, timestamp=_timestamp(now), commit=commit or "")
+    return prefix + render_tag(tier.tag, timestamp=_timestamp(now), commit=commit or "")
 
 
 def _plan_image(
     config: Config, registry: Registry, tier: Tier, r: resolve.Resolved, now: datetime
 ) -> tuple[retag.RetagPlan, ImageTarget]:
-    repo = config.image(r.image).repository
-    tag = _render(tier, r, r.commit, now)
+    image = config.image(r.image)
+    repo = image.repository
+    tag = _render(tier, r, r.commit, now, image.tag_prefix)
     if tier.immutable:
         # a stamp already on this digest is reused: re-running a stamp changes nothing
-        existing = resolve.newest_tag(registry.list_images(repo), tier.tag)
+        existing = resolve.newest_tag(registry.list_images(repo), image.tag(tier.tag))
         if existing is not None and existing[1].digest == r.manifest.digest:
             tag = existing[0]
     plan = retag.plan_retag(registry, r.image, repo, tag, r.manifest, immutable_tag=tier.immutable)
@@ -240,7 +253,13 @@ def plan_promotion(
         if needs_commit(tier.tag):
             resolved = each(
                 lambda r: dataclasses.replace(
-                    r, commit=commit_of(registry, config.image(r.image).repository, r)
+                    r,
+                    commit=commit_of(
+                        registry,
+                        config.image(r.image).repository,
+                        r,
+                        config.image(r.image).tag_prefix,
+                    ),
                 ),
                 resolved,
             )

@@ -58,10 +58,12 @@ R = TypeVar("R")
 
 def mutable_tag_predicate(config: Config) -> Callable[[str], bool]:
     """A tag is immutable when it is a commit SHA or renders an immutable tier's template."""
-    stamped = [tag_pattern(t.tag) for t in config.tiers if t.immutable]
+    prefixes = {i.tag_prefix for i in config.images.values()}  # images sharing a repository
+    stamped = [tag_pattern(p + t.tag) for t in config.tiers if t.immutable for p in prefixes]
 
     def mutable(tag: str) -> bool:
-        return not (is_commit_sha(tag) or any(p.match(tag) for p in stamped))
+        commit = any(tag.startswith(p) and is_commit_sha(tag[len(p) :]) for p in prefixes)
+        return not (commit or any(p.match(tag) for p in stamped))
 
     return mutable
 
