@@ -88,6 +88,7 @@ __all__ = [
 ]
 
 DEFAULT_POLLS_TO_COMPLETE = 2
+MAX_HISTORY = 100  # deployments kept per service for ListServiceDeployments
 DESCRIBE_SERVICES_MAX = 10
 # RegisterTaskDefinition fields moto's own model drops, and the attribute that carries each
 TASK_DEFINITION_KEEPS = {
@@ -201,6 +202,8 @@ class _Deployment:
     steps: int = 0
     failed_tasks: int = 0
     is_rollback: bool = False
+    rollback_of: str | None = None  # the failed deployment this one rolls back
+    sources: tuple[str, ...] = ()  # the deployments that ran when this one started
     hang_reported: bool = False
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
@@ -236,6 +239,9 @@ class _ServiceState:
     deployments: list[_Deployment]  # newest first; the PRIMARY one is first
     last_completed: _Deployment | None
     events: list[dict[str, Any]] = field(default_factory=list)  # newest first
+    # every deployment ever started, newest first: ECS's service deployment history
+    # (ListServiceDeployments and friends, `emulation_history`)
+    history: list[_Deployment] = field(default_factory=list)
 
     @property
     def primary(self) -> _Deployment:
@@ -503,7 +509,9 @@ class Emulation:
             if "private_dns_name" not in NetworkInterface.__dict__:
                 setattr(NetworkInterface, "private_dns_name", _PrivateDnsName())  # noqa: B010
                 self._added.append((NetworkInterface, "private_dns_name"))
-            from pipeline.sandbox import emulation_cfn, emulation_codedeploy
+            from pipeline.sandbox import emulation_cfn, emulation_codedeploy, emulation_history
+
+            emulation_history.install(self)
 
             self.cloudformation = emulation_cfn.install(self)
             self.codedeploy = emulation_codedeploy.install(self)
@@ -840,6 +848,15 @@ class Emulation:
             images=deployment.images,
         )
 
+    def history(
+        self, backend: EC2ContainerServiceBackend, service: Service
+    ) -> tuple[list[_Deployment], _Deployment | None]:
+        """Every deployment of ``service`` ever started (newest first), and its PRIMARY one."""
+        state = self._state(backend, service)
+        if state is None:
+            return [], None
+        return list(state.history), state.primary
+
     # -- rollouts ----------------------------------------------------------------------------
 
     def _state(self, backend: EC2ContainerServiceBackend, service: Service) -> _ServiceState | None:
@@ -868,7 +885,9 @@ class Emulation:
         )
         deployment = _new_deployment(service, task_definition.arn, images, rollout="COMPLETED")
         deployment.reason = f"ECS deployment {deployment.id} completed."
-        state = _ServiceState(deployments=[deployment], last_completed=deployment)
+        state = _ServiceState(
+            deployments=[deployment], last_completed=deployment, history=[deployment]
+        )
         self._services[service] = state
         service.task_definition = task_definition.arn
         self._start_and_report(backend, service, state, deployment, deployment.desired, "RUNNING")
@@ -888,6 +907,8 @@ class Emulation:
     ) -> _Deployment:
         task_definition = backend.describe_task_definition(task_definition_arn)
         now = utcnow()
+        sources = tuple(d.id for d in state.deployments if d.live_tasks() or d.status == "PRIMARY")
+        rolled_back = state.primary.id if is_rollback and state.deployments else None
         for previous in state.deployments:
             if previous.status == "PRIMARY":
                 previous.status = "ACTIVE"
@@ -897,11 +918,14 @@ class Emulation:
             task_definition.arn,
             images if images is not None else self._resolve(backend, task_definition),
             is_rollback=is_rollback,
+            rollback_of=rolled_back,
+            sources=sources,
             created_at=now,
             updated_at=now,
         )
         deployment.reason = f"ECS deployment {deployment.id} in progress."
         state.deployments = [deployment, *state.deployments]
+        state.history = [deployment, *state.history][:MAX_HISTORY]
         service.task_definition = task_definition.arn
         self._start_and_report(backend, service, state, deployment, deployment.desired, "PENDING")
         return deployment
