@@ -41,6 +41,7 @@ class Answer:
 
 Rule = Callable[[Seen], Answer | None]
 After = Callable[[Seen, int, bytes], None]
+Rewrite = Callable[[Seen, int, bytes], bytes | None]  # a new body for moto's answer, or None
 
 
 @dataclass
@@ -48,6 +49,7 @@ class AwsProxy:
     upstream: str  # http://127.0.0.1:PORT of moto's server
     rules: list[Rule] = field(default_factory=list)
     after: list[After] = field(default_factory=list)
+    rewrites: list[Rewrite] = field(default_factory=list)
     seen: list[Seen] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -89,6 +91,8 @@ class AwsProxy:
                 status, out, content_type = proxy._forward(seen)
                 for hook in list(proxy.after):
                     hook(seen, status, out)
+                for rewrite in list(proxy.rewrites):
+                    out = rewrite(seen, status, out) or out
                 self._send(status, out, content_type)
 
             def _send(self, status: int, body: bytes, content_type: str) -> None:

@@ -11,6 +11,7 @@ import re
 import threading
 import time
 import urllib.parse
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,33 @@ def test_a_session_still_refused_after_reassuming_is_an_access_error(
     assert "ExpiredTokenException" in str(doc)
     # one re-assumption, then the refusal stands: no loop
     assert len(proxy.calls("AssumeRole")) <= 4
+
+
+def test_a_session_close_to_its_end_is_renewed_before_it_expires(
+    tmp_path: Path, aws_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AWS says when a session ends: 12 minutes ahead is inside botocore's refresh window, so
+    the next request assumes the role again first, without waiting for a refusal."""
+    world = make_world(tmp_path, aws_env)
+    world.push_images(world.commit())
+    soon = (datetime.now(UTC) + timedelta(minutes=12)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    shortened: list[str] = []
+
+    def short_first_session(seen: Seen, status: int, body: bytes) -> bytes | None:
+        form = urllib.parse.parse_qs(seen.body.decode()) if seen.operation == "AssumeRole" else {}
+        if status != 200 or form.get("RoleArn", [""])[0] != DEV_ROLE or shortened:
+            return None
+        shortened.append(soon)
+        return re.sub(
+            rb"<Expiration>[^<]+</Expiration>", f"<Expiration>{soon}</Expiration>".encode(), body
+        )
+
+    with aws_proxy(aws_env) as proxy:
+        proxy.rewrites.append(short_first_session)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        code, doc = world.cli_json("promote", "--tier", "dev")
+        forms = [urllib.parse.parse_qs(s.body.decode()) for s in proxy.calls("AssumeRole")]
+    assert code == 0, doc
+    assert shortened
+    # renewed once, early: nothing here ever answers ExpiredToken
+    assert len([f for f in forms if f["RoleArn"][0] == DEV_ROLE]) == 2
