@@ -54,6 +54,7 @@ SkipUnreachableOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--skip-unreachable",
+        metavar="ENV",
         help="go on without this environment of the tier (repeatable): not read, not "
         "deployed, recorded as skipped",
     ),
