@@ -146,21 +146,22 @@ def plan_build(
     plans: list[ImagePlan] = []
     for name in select_images(config, images):
         image = config.image(name)
-        reference = registry.image_uri(image.repository, tag)
+        own = image.tag(tag)  # `api-<sha>` when images share a repository
+        reference = registry.image_uri(image.repository, own)
         request = _build_request(name, image, root, reference, image_labels(revision, image.labels))
         if push and not revision.dirty:
             # an image built from a clean commit never changes: the tag already there is it
-            manifest = registry.get_manifest(image.repository, tag)
+            manifest = registry.get_manifest(image.repository, own)
             if manifest is not None:
                 plans.append(
-                    ImagePlan(name, image.repository, tag, reference, existing=manifest.digest)
+                    ImagePlan(name, image.repository, own, reference, existing=manifest.digest)
                 )
                 continue
         plans.append(
             ImagePlan(
                 name,
                 image.repository,
-                tag,
+                own,
                 reference,
                 build=BuildStep(name, reference, request),
                 push=PushStep(name, reference) if push else None,

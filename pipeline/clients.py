@@ -78,7 +78,15 @@ class Clients:
         )
 
     def git_repo(self) -> Any:
-        import git
+        try:
+            import git
+        except ImportError as e:  # GitPython refuses to load without a `git` program
+            raise InputError(
+                "tierup needs the `git` program to read the repository's commits, and none "
+                "was found on PATH",
+                hint="install git (apt-get install git, brew install git, ...) or point "
+                "GIT_PYTHON_GIT_EXECUTABLE at it",
+            ) from e
 
         try:
             return git.Repo(self.repo_path, search_parent_directories=True)

@@ -136,6 +136,16 @@ class ImageConfig(_Model):
     build_args: dict[str, str] = Field(default_factory=dict)
     platform: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
+    tag_prefix: str = Field(
+        default="",
+        pattern=r"^([A-Za-z0-9_][A-Za-z0-9_.-]{0,63})?$",
+        description="prefix of the image's commit and tier tags when images share a repository "
+        "(api- -> api-<sha>, api-dev)",
+    )
+
+    def tag(self, tag: str) -> str:
+        """One of this image's tags (or tag templates) as the repository holds it."""
+        return self.tag_prefix + tag
 
 
 class Gates(_Model):
@@ -318,6 +328,7 @@ class Config(_Model):
                 )
             if t.from_ == t.name:
                 raise _LocatedError(("tiers", i, "from"), f"tier {t.name!r} comes from itself")
+        self._shared_repositories()
         by_name = {t.name: t for t in self.tiers}
         for i, t in enumerate(self.tiers):
             chain = [t.name]
@@ -375,6 +386,25 @@ class Config(_Model):
                 )
         return self
 
+    def _shared_repositories(self) -> None:
+        """Images sharing a repository each read only their own tags: their prefixes must
+        tell them apart (neither may be the other, or begin the other)."""
+        registry_key = self.registry.url if isinstance(self.registry, OciRegistry) else ""
+        seen: dict[str, list[tuple[str, str]]] = {}
+        for name, image in self.images.items():
+            others = seen.setdefault(f"{registry_key}/{image.repository}", [])
+            for other, prefix in others:
+                mine = image.tag_prefix
+                if not mine or not prefix or mine.startswith(prefix) or prefix.startswith(mine):
+                    raise _LocatedError(
+                        ("images", name, "tag_prefix" if mine else "repository"),
+                        f"images {other!r} and {name!r} share repository {image.repository!r} "
+                        f"without distinct tag prefixes ({prefix!r}, {mine!r}): each would "
+                        "move the other's tags; give each a tag_prefix such as "
+                        f"'{other}-' and '{name}-'",
+                    )
+            others.append((name, image.tag_prefix))
+
     # -- helpers the pipeline uses -------------------------------------------------
 
     def tier(self, name: str) -> Tier:
@@ -405,6 +435,10 @@ class Config(_Model):
                 f"unknown image {name!r}", hint=f"images in this file: {', '.join(self.images)}"
             )
         return self.images[name]
+
+    def tier_tag(self, image: str, tier: Tier) -> str:
+        """The tag (or stamp template) of ``tier`` for ``image``: with its tag_prefix."""
+        return self.image(image).tag(tier.tag)
 
     def source_tier(self, tier: str) -> Tier | None:
         """The tier a promotion to ``tier`` takes its digest from by default."""

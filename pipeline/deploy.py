@@ -27,9 +27,12 @@ def deploy_environment(
     names = sorted({img for svc in environment.services.values() for img in svc.images().values()})
 
     def target(name: str) -> tuple[str, ImageTarget]:
-        repo = config.image(name).repository
-        r = resolve.resolve_tier(registry, name, repo, tier=tier.name, template=tier.tag)
-        tag = r.tag or tier.tag
+        image = config.image(name)
+        repo, template = image.repository, image.tag(tier.tag)
+        r = resolve.resolve_tier(
+            registry, name, repo, tier=tier.name, template=template, prefix=image.tag_prefix
+        )
+        tag = r.tag or template
         return name, ImageTarget.at(
             registry,
             name,

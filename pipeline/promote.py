@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,16 +26,17 @@ from stages import all_strategies, resolve, retag
 from stages import deploy as deploy_stage
 from stages import strategy as strategy_stage
 from stages import wait as wait_stage
-from stages.adapters.ecs import Ecs
+from stages.adapters.ecs import ClusterMissing, Ecs, ServiceMissing
 from stages.adapters.registry import Registry, TagWrite
 from stages.deploy import Applied, ImageTarget, ServicePlan
-from stages.errors import InputError, TierupError
+from stages.errors import ExitCode, InputError, TierupError
 from stages.parallel import each
 from stages.record import NullRecorder, Recorder
 from stages.retention import RetentionPlan
 from stages.types import ServiceState, TaskDefinition, TaskImage
 
 MAX_WORKERS = 64
+CONFLICT = "conflict"  # a tag moved by another writer between tierup's reads and its write
 PER_ENV_WORKERS = 16  # reads inside one environment, while every environment reads at once
 Progress = Callable[[str], None]
 
@@ -71,6 +73,8 @@ class EnvPlan:
     error: TierupError | None = None
     states: dict[str, ServiceState] = field(default_factory=dict)
     retention: list[RetentionPlan] = field(default_factory=list)
+    # what the preflight could not read: (target, error); a promotion writes nothing then
+    unreadable: list[tuple[str, TierupError]] = field(default_factory=list)
 
 
 @dataclass
@@ -83,6 +87,8 @@ class PromotionPlan:
     targets: dict[str, ImageTarget]
     envs: list[EnvPlan]
     deploy: bool
+    # environments left out with --skip-unreachable: neither read nor deployed
+    skipped: list[tuple[str, Environment, str]] = field(default_factory=list)
 
     def steps(self) -> list[dict[str, Any]]:
         """The writes a real run makes, in order."""
@@ -128,43 +134,73 @@ def resolve_sources(
         head = clients.head_commit()
 
     def one(name: str) -> resolve.Resolved:
-        repo = config.image(name).repository
+        image = config.image(name)
+        repo, prefix = image.repository, image.tag_prefix
         registry.describe_repository(repo)
         if source.kind == "digest":
             assert source.value is not None
             return resolve.resolve_digest(registry, name, repo, source.value)
         if source.kind == "commit":
             assert source.value is not None
-            return resolve.resolve_commit(registry, name, repo, source.value)
+            return resolve.resolve_commit(registry, name, repo, source.value, prefix=prefix)
         if src_tier is not None:
             return resolve.resolve_tier(
-                registry, name, repo, tier=src_tier.name, template=src_tier.tag
+                registry,
+                name,
+                repo,
+                tier=src_tier.name,
+                template=image.tag(src_tier.tag),
+                prefix=prefix,
             )
         assert head is not None
-        return resolve.resolve_commit(registry, name, repo, head[0], ancestors=head[1])
+        return resolve.resolve_commit(
+            registry, name, repo, head[0], ancestors=head[1], prefix=prefix
+        )
 
     return each(one, images)
 
 
-def _render(tier: Tier, resolved: resolve.Resolved, now: datetime) -> str:
-    commit = resolved.commit or ""
-    if ("{commit}" in tier.tag or "{short_commit}" in tier.tag) and not commit:
+def needs_commit(template: str) -> bool:
+    return "{commit}" in template or "{short_commit}" in template
+
+
+def commit_of(
+    registry: Registry, repository: str, r: resolve.Resolved, prefix: str = ""
+) -> str | None:
+    """The commit a resolved image was built from: its source's, else the commit tag(s) on
+    its digest (whatever the source: a tier, a digest, a commit)."""
+    if r.commit:
+        return r.commit
+    for info in registry.list_images(repository):
+        if info.digest == r.manifest.digest:
+            commits = resolve.commits_on(info, prefix)
+            return commits[0] if commits else None
+    return None
+
+
+def _render(
+    tier: Tier, resolved: resolve.Resolved, commit: str | None, now: datetime, prefix: str = ""
+) -> str:
+    if needs_commit(tier.tag) and not commit:
         raise InputError(
-            f"tier {tier.name!r} tag {tier.tag!r} needs a commit, but image "
-            f"{resolved.image!r} came from {resolved.source} with no commit tag",
-            hint="promote from a commit (--commit SHA) or a source whose digest has a commit tag",
+            f"image {resolved.image!r} ({resolved.manifest.repository}@{resolved.manifest.digest}"
+            f", from {resolved.source}) has no commit tag: tier {tier.name!r} tag {tier.tag!r} "
+            "needs its commit",
+            hint="promote an image built by `tierup build` (tagged with its commit SHA), or "
+            "give this digest its commit tag",
         )
-    return render_tag(tier.tag, timestamp=_timestamp(now), commit=commit)
+    return prefix + render_tag(tier.tag, timestamp=_timestamp(now), commit=commit or "")
 
 
 def _plan_image(
     config: Config, registry: Registry, tier: Tier, r: resolve.Resolved, now: datetime
 ) -> tuple[retag.RetagPlan, ImageTarget]:
-    repo = config.image(r.image).repository
-    tag = _render(tier, r, now)
+    image = config.image(r.image)
+    repo = image.repository
+    tag = _render(tier, r, r.commit, now, image.tag_prefix)
     if tier.immutable:
         # a stamp already on this digest is reused: re-running a stamp changes nothing
-        existing = resolve.newest_tag(registry.list_images(repo), tier.tag)
+        existing = resolve.newest_tag(registry.list_images(repo), image.tag(tier.tag))
         if existing is not None and existing[1].digest == r.manifest.digest:
             tag = existing[0]
     plan = retag.plan_retag(registry, r.image, repo, tag, r.manifest, immutable_tag=tier.immutable)
@@ -190,17 +226,43 @@ def plan_promotion(
     now: datetime,
     command: str = "promote",
     protected: frozenset[str] = frozenset(),
+    skip_unreachable: frozenset[str] = frozenset(),
 ) -> PromotionPlan:
+    """Read everything the promotion touches; raise PreflightError (nothing written) when a
+    role, cluster, service or task definition of the tier cannot be read."""
     tier = config.tier(tier_name)
     names = images or list(config.images)
     for n in names:
         config.image(n)
+    tier_envs = config.environments_of(tier.name)
+    for skip in sorted(skip_unreachable):
+        if skip not in tier_envs:
+            raise InputError(
+                f"--skip-unreachable {skip}: not an environment of tier {tier.name!r}",
+                hint=f"pick from: {', '.join(tier_envs) or '(none)'}",
+            )
+    env_names = [n for n in tier_envs if n not in skip_unreachable]
     registry = clients.registry
     with ThreadPoolExecutor(max_workers=1) as background:
         reading = (
-            background.submit(read_environments, config, clients, tier=tier) if deploy else None
+            background.submit(read_environments, config, clients, tier=tier, env_names=env_names)
+            if deploy
+            else None
         )
         resolved = resolve_sources(config, clients, tier=tier, source=source, images=names)
+        if needs_commit(tier.tag):
+            resolved = each(
+                lambda r: dataclasses.replace(
+                    r,
+                    commit=commit_of(
+                        registry,
+                        config.image(r.image).repository,
+                        r,
+                        config.image(r.image).tag_prefix,
+                    ),
+                ),
+                resolved,
+            )
         planned = each(lambda r: _plan_image(config, registry, tier, r, now), resolved)
         read = reading.result() if reading is not None else None
     retags = [p for p, _t in planned]
@@ -217,6 +279,7 @@ def plan_promotion(
             protected=protected,
             read=read,
         )
+        preflight(envs)
     return PromotionPlan(
         command=command,
         tier=tier,
@@ -226,7 +289,42 @@ def plan_promotion(
         targets=targets,
         envs=envs,
         deploy=deploy,
+        skipped=[
+            (n, e, config.strategy_for(n))
+            for n, e in tier_envs.items()
+            if deploy and n in skip_unreachable
+        ],
     )
+
+
+class PreflightError(TierupError):
+    """Targets of the tier that cannot be reached or do not exist; nothing was written.
+
+    Exit 2 when every one is missing (a configuration to fix), 1 when access was refused.
+    """
+
+    def __init__(self, failures: list[tuple[str, TierupError]]) -> None:
+        listed = "; ".join(f"{target}: {e.message}" for target, e in failures)
+        envs = sorted({target.split("/", 1)[0] for target, _ in failures})
+        super().__init__(
+            f"preflight failed before any write ({len(failures)} target(s)): {listed}",
+            hint="nothing was written; fix the configuration or access and re-run, or leave "
+            f"the environment(s) out: --skip-unreachable {' --skip-unreachable '.join(envs)}",
+        )
+        self.failures = failures
+        missing = all(isinstance(e, MISSING) for _, e in failures)
+        self.exit_code = ExitCode.BAD_INPUT if missing else ExitCode.FAILED
+
+
+MISSING = (ClusterMissing, ServiceMissing, InputError)
+
+
+def preflight(envs: list[EnvPlan]) -> None:
+    """Raise PreflightError naming every role, cluster, service and task definition that
+    planning could not read."""
+    failures = [f for e in envs for f in e.unreadable]
+    if failures:
+        raise PreflightError(failures)
 
 
 def plan_environments(
@@ -281,6 +379,8 @@ def _read_env(clients: Clients, plan: EnvPlan) -> None:
             plan.states, plan.running = services.result(), tasks.result()
     except TierupError as e:
         plan.error = e
+        what = "cluster" if isinstance(e, ClusterMissing) else "role/cluster"
+        plan.unreadable.append((f"{plan.name} ({what} {env.role_arn or env.cluster})", e))
         return
     _describe_task_definitions(ecs, plan)
 
@@ -302,15 +402,23 @@ def _plan_env(
     for svc_name, svc in env.services.items():
         state = states.get(svc_name)
         if state is None:
-            plan.service_errors[svc_name] = deploy_stage.DeployError(
+            missing = ServiceMissing(
                 f"service {svc_name!r} not found in cluster {env.cluster!r}",
                 hint="create the service, or fix environments.<env>.services in envs.yaml",
             )
+            plan.service_errors[svc_name] = missing
+            plan.unreadable.append((f"{plan.name}/{svc_name}", missing))
             continue
         try:
             td = plan.task_defs.get(state.task_definition)
             if td is None:
-                td = ecs.describe_task_definition(state.task_definition)
+                try:
+                    td = ecs.describe_task_definition(state.task_definition)
+                except TierupError as e:
+                    plan.unreadable.append(
+                        (f"{plan.name}/{svc_name} (task definition {state.task_definition})", e)
+                    )
+                    raise
                 plan.task_defs[state.task_definition] = td
             wanted = {c: targets[img] for c, img in svc.images().items() if img in targets}
             if not wanted:
@@ -391,6 +499,8 @@ class RunOptions:
     atomic: bool | None = None
     # task definitions retention must keep (revisions that records such as the ledger name)
     protected: frozenset[str] = frozenset()
+    # environments a promotion goes on without (--skip-unreachable), recorded as skipped
+    skip_unreachable: frozenset[str] = frozenset()
 
 
 def execute(
@@ -428,6 +538,7 @@ def execute(
         _discard(clients, plan.envs)
         for e in plan.envs:
             result.environments.append(_env_outcome(e, {}, {}))
+        _add_skipped(plan, result)
         result.settle()
         return result
 
@@ -436,6 +547,12 @@ def execute(
         try:
             outcome.status = str(retag.retag(clients.registry, r))
             say(f"{r.repository}:{r.tag} -> {r.manifest.digest} ({outcome.status})")
+        except retag.TagRaceError as e:
+            # the ledger keeps what was really there: the digest the tag was found on
+            outcome.status, outcome.error, outcome.hint = CONFLICT, e.message, e.hint
+            if not e.written:
+                outcome.previous_digest = e.found
+            say(f"{r.repository}:{r.tag}: conflict: {e.message}")
         except TierupError as e:
             outcome.status, outcome.error, outcome.hint = "failed", e.message, e.hint
 
@@ -447,9 +564,14 @@ def execute(
             if r.action is not TagWrite.UNCHANGED
         ],
     )
-    retag_failed = any(o.status == "failed" for o in result.images)
+    retag_failed = any(o.status in ("failed", CONFLICT) for o in result.images)
     if retag_failed:
         _discard(clients, plan.envs)
+        if any(o.status == CONFLICT for o in result.images):
+            result.notes.append(
+                "a tag was moved by another writer during the run: no environment was "
+                "deployed; check `tierup where` and re-run"
+            )
         result.notes.append("a tag write failed: no environment was deployed")
         for ep in plan.envs:
             env_out = _env_outcome(ep, {}, {})
@@ -473,6 +595,7 @@ def execute(
             raise
     for ep in plan.envs:
         result.environments.append(_env_outcome(ep, applied, errors, waited, options.wait))
+    _add_skipped(plan, result)
     result.settle()
     mode = mode_for(
         plan.tier, rollback_on_failure=options.rollback_on_failure, atomic=options.atomic
@@ -493,6 +616,22 @@ def execute(
     rec = recorder or NullRecorder()
     rec.record(_event(plan, result))
     return result
+
+
+SKIPPED_UNREACHABLE = "skipped: left out with --skip-unreachable (not read, not deployed)"
+
+
+def _add_skipped(plan: PromotionPlan, result: CommandResult) -> None:
+    for name, env, strategy in plan.skipped:
+        out = EnvironmentOutcome.of(name, env, strategy)
+        out.status, out.hint = "skipped", SKIPPED_UNREACHABLE
+        result.environments.append(out)
+    if plan.skipped:
+        names = ", ".join(n for n, _e, _s in plan.skipped)
+        result.notes.append(
+            f"not deployed (--skip-unreachable): {names}; deploy them once reachable: "
+            + " ; ".join(f"tierup deploy --env {n}" for n, _e, _s in plan.skipped)
+        )
 
 
 def _discard(clients: Clients, envs: list[EnvPlan]) -> None:
@@ -663,6 +802,7 @@ def _event(plan: PromotionPlan, result: CommandResult) -> dict[str, Any]:
             e.name: {
                 "status": e.status,
                 "services": {s.service: _service_event(s) for s in e.services},
+                **({"skipped": "unreachable"} if e.hint == SKIPPED_UNREACHABLE else {}),
             }
             for e in result.environments
         },
@@ -712,5 +852,6 @@ def promote(
         now=now(),
         command=command,
         protected=opts.protected,
+        skip_unreachable=opts.skip_unreachable,
     )
     return execute(config, clients, plan, options=opts, recorder=recorder, progress=progress)

@@ -131,13 +131,21 @@ def _gate_source(config: Config, tier: Tier, source: Source) -> Tier | None:
     return config.source_tier(tier.name)
 
 
-def _commit_fixes(clients: Clients, plan: PromotionPlan) -> dict[str, dict[str, Any]]:
+def _commit_fixes(
+    config: Config, clients: Clients, plan: PromotionPlan
+) -> dict[str, dict[str, Any]]:
     """The commit of each image resolved through a tier tag, from the digest's commit tags."""
     unknown = [r for r in plan.resolved if r.commit is None]
     if not unknown:
         return {}
     found = each(
-        lambda r: _commits(clients, plan.targets[r.image].repository, r.manifest.digest), unknown
+        lambda r: _commits(
+            clients,
+            plan.targets[r.image].repository,
+            r.manifest.digest,
+            config.image(r.image).tag_prefix,
+        ),
+        unknown,
     )
     return {r.image: {"commit": c[0]} for r, c in zip(unknown, found, strict=True) if c}
 
@@ -176,6 +184,7 @@ def run_promotion(
             now=when,
             command=command,
             protected=opts.protected,
+            skip_unreachable=opts.skip_unreachable,
         )
         gates = check_gates(
             config,
@@ -190,7 +199,7 @@ def run_promotion(
         failed = [g for g in gates if not g.passed]
         if failed and not guard.force:
             raise GateError(failed)
-        fixes = {} if opts.dry_run else _commit_fixes(clients, plan)
+        fixes = {} if opts.dry_run else _commit_fixes(config, clients, plan)
         recorder = Annotating(ledger, guard, images=fixes)
         result = execute(config, clients, plan, options=opts, recorder=recorder, progress=progress)
     for outcome in result.images:
@@ -337,12 +346,12 @@ class _Target:
 
 
 def _current_digest(
-    clients: Clients, tier: Tier, repository: str, history: list[TierState]
+    clients: Clients, tier: Tier, repository: str, history: list[TierState], template: str
 ) -> str | None:
     if tier.immutable:
         # a stamped tier runs whatever stamp was deployed last, not the newest stamp
         return history[0].digest if history else None
-    manifest = clients.registry.get_manifest(repository, tier.tag)
+    manifest = clients.registry.get_manifest(repository, template)
     return manifest.digest if manifest else None
 
 
@@ -359,8 +368,18 @@ def _pick(
     return earlier[steps - 1]
 
 
-def _stamp_on(clients: Clients, tier: Tier, repository: str, digest: str) -> str | None:
-    pattern = resolve.tag_pattern(tier.tag)
+def _digest_to(clients: Clients, repository: str, to: str | None) -> str | None:
+    """``--to`` as a digest: a digest as given, a tag (a stamp) as the digest it names here."""
+    if to is None or to.startswith("sha256:"):
+        return to
+    found = clients.registry.get_manifest(repository, to)
+    return found.digest if found is not None else None
+
+
+def _stamp_on(
+    clients: Clients, tier: Tier, repository: str, digest: str, template: str | None = None
+) -> str | None:
+    pattern = resolve.tag_pattern(template or tier.tag)
     for info in clients.registry.list_images(repository):
         if info.digest == digest:
             stamps = sorted(t for t in info.tags if pattern.match(t))
@@ -385,19 +404,23 @@ def _targets(
     events = ledger.events(tier=tier.name)  # read once for every image
     for name in names:
         repo = config.image(name).repository
+        template = config.tier_tag(name, tier)  # the image's own tier tag (its tag_prefix)
         registry.describe_repository(repo)
         history = tier_history(events, name, immutable=tier.immutable)
-        current = _current_digest(clients, tier, repo, history)
-        chosen = _pick(name, history, current, to=to, steps=steps)
-        if chosen is None and to is not None and registry.get_manifest(repo, to) is not None:
+        current = _current_digest(clients, tier, repo, history, template)
+        want = _digest_to(clients, repo, to)
+        if to is not None and want is None:
+            continue  # this image has no such tag: it stays where it is
+        chosen = _pick(name, history, current, to=want, steps=steps)
+        if chosen is None and want is not None and registry.get_manifest(repo, want) is not None:
             # a digest the ledger never saw in this tier, but the repository has
-            tag = _stamp_on(clients, tier, repo, to) if tier.immutable else tier.tag
+            tag = _stamp_on(clients, tier, repo, want, template) if tier.immutable else template
             if tier.immutable and tag is None:
                 raise InputError(
-                    f"{repo}@{to} has no stamp of tier {tier.name!r} ({tier.tag})",
+                    f"{repo}@{want} has no stamp of tier {tier.name!r} ({tier.tag})",
                     hint=f"stamp it: tierup stamp --tier {tier.name} (or pick one: tierup history)",
                 )
-            chosen = TierState(to, tag, None, "", _utcnow())
+            chosen = TierState(want, tag, None, "", _utcnow())
         if chosen is None:
             if to is None:
                 missing.append(f"{name} ({len(history)} digest(s) recorded)")
@@ -405,8 +428,9 @@ def _targets(
         out.append(_Target(name, repo, chosen, current))
     if not out:
         if to is not None:
+            what = "digest" if to.startswith("sha256:") else "tag"
             raise InputError(
-                f"digest {to} is in none of the repositories of tier {tier.name!r}'s images",
+                f"{what} {to} is in none of the repositories of tier {tier.name!r}'s images",
                 hint=f"pick one from tierup history --tier {tier.name}",
             )
         raise InputError(
@@ -466,9 +490,9 @@ def rollback_tier(
                     hint="an ECR lifecycle policy may have expired it; nothing was written. Pick "
                     f"another: tierup history --tier {t.name}, then --to DIGEST or --steps N",
                 )
-            tag = t.tag
+            tag = config.tier_tag(c.image, t)
             if t.immutable:
-                tag = c.state.tag or _stamp_on(clients, t, c.repository, digest) or ""
+                tag = c.state.tag or _stamp_on(clients, t, c.repository, digest, tag) or ""
                 on_tag = registry.get_manifest(c.repository, tag) if tag else None
                 if on_tag is None or on_tag.digest != digest:
                     raise RollbackTargetMissing(
@@ -481,7 +505,10 @@ def rollback_tier(
                 fixes[c.image] = {"from_digest": c.current}
             else:
                 retags.append(retag.plan_retag(registry, c.image, c.repository, tag, manifest))
-            commit = c.state.commit or next(iter(_commits(clients, c.repository, digest)), None)
+            commit = c.state.commit or next(
+                iter(_commits(clients, c.repository, digest, config.image(c.image).tag_prefix)),
+                None,
+            )
             resolved.append(
                 resolve.Resolved(
                     image=c.image,
@@ -522,10 +549,10 @@ def rollback_tier(
     return finish(result, recorder, ledger)
 
 
-def _commits(clients: Clients, repository: str, digest: str) -> list[str]:
+def _commits(clients: Clients, repository: str, digest: str, prefix: str = "") -> list[str]:
     for info in clients.registry.list_images(repository):
         if info.digest == digest:
-            return resolve.commits_on(info)
+            return resolve.commits_on(info, prefix)
     return []
 
 

@@ -164,7 +164,7 @@ class CommandResult:
             env.settle()
         if self.status_override is not None:
             self.status = self.status_override
-        elif self.error is not None or any(i.status == "failed" for i in self.images):
+        elif self.error is not None or any(i.status in ("failed", "conflict") for i in self.images):
             self.status = Status.FAILED
         elif self.environments:
             # the new state is what the environments run: a moved tag alone is not success

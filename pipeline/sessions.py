@@ -1,8 +1,11 @@
 """The one place that makes boto3 clients.
 
 An environment with a ``role_arn`` is reached by assuming that role (cached per role
-and external id). AWS_PROFILE, AWS_ENDPOINT_URL and the standard credential chain work
-as they do for the aws CLI. boto3 is imported lazily so that ``tierup --help`` stays fast.
+and external id) through refreshable credentials: botocore re-assumes the role before the
+session expires (15 minutes ahead), with the same session name and external id, and a request
+refused as ``ExpiredToken*`` re-assumes it once and is sent again. AWS_PROFILE,
+AWS_ENDPOINT_URL and the standard credential chain work as they do for the aws CLI. boto3 is
+imported lazily so that ``tierup --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -12,9 +15,12 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stages.adapters.aws import raise_translated
+
+if TYPE_CHECKING:
+    from stages.adapters.sts import RoleCredentials
 
 CI_RUN_ID_VARS = (
     "GITHUB_RUN_ID",
@@ -57,6 +63,7 @@ class AwsSessions:
         profile: str | None = None,
         name: str | None = None,
         on_client: Callable[[str, Any], None] | None = None,
+        duration: int | None = None,
     ) -> None:
         self._on_client = on_client
         self._profile = profile
@@ -64,6 +71,8 @@ class AwsSessions:
         self._lock = threading.Lock()
         self._base: Any = None
         self._assumed: dict[tuple[str, str | None], Any] = {}
+        self._role_credentials: dict[tuple[str, str | None], RoleCredentials] = {}
+        self._duration = duration
         self._role_locks: dict[tuple[str, str | None], threading.Lock] = {}
         self._clients: dict[tuple[str, Target], Any] = {}
         self._config: Any = None
@@ -101,37 +110,43 @@ class AwsSessions:
                 raise_translated(e, "loading AWS configuration")
         return self._base
 
-    def _credentials_for(self, target: Target) -> dict[str, str] | None:
-        """Assumed-role credentials for the target (None: the caller's own), cached per role."""
-        if target.role_arn is None:
-            return None
+    def _role_session(self, target: Target) -> Any:
+        """A botocore session whose credentials are the role's, re-assumed before they expire.
+
+        Cached per role and external id. The role is assumed here, once, so that a role that
+        cannot be assumed fails where its first client is made.
+        """
+        assert target.role_arn is not None
         key = (target.role_arn, target.external_id)
         with self._lock:
             role_lock = self._role_locks.setdefault(key, threading.Lock())
         with role_lock:
             cached = self._assumed.get(key)
             if cached is not None:
-                return cached  # type: ignore[no-any-return]
+                return cached
+            from stages.adapters.sts import RoleCredentials, assume_role_fetcher, provider
+
             sts = self.client("sts", region=target.region)
-            params: dict[str, Any] = {"RoleArn": target.role_arn, "RoleSessionName": self._name}
-            if target.external_id:
-                params["ExternalId"] = target.external_id
-            try:
-                creds = sts.assume_role(**params)["Credentials"]
-            except Exception as e:
-                raise_translated(
-                    e,
-                    f"assuming role {target.role_arn}",
-                    hint="check the role's trust policy allows the caller (and the external_id), "
-                    "and that the caller may sts:AssumeRole",
+            credentials = RoleCredentials(
+                assume_role_fetcher(
+                    sts, target.role_arn, self._name, target.external_id, self._duration
                 )
-            out = {
-                "aws_access_key_id": creds["AccessKeyId"],
-                "aws_secret_access_key": creds["SecretAccessKey"],
-                "aws_session_token": creds["SessionToken"],
-            }
-            self._assumed[key] = out
-            return out
+            )
+            credentials.get_frozen_credentials()  # assume it now: a refusal shows here
+            import botocore.session
+
+            base = self._base_session()
+            session = botocore.session.Session(profile=self._profile)
+            # service models and endpoints are read once, by the base session's loader
+            session.register_component("data_loader", base.get_component("data_loader"))
+            session.register_component("credential_provider", provider(credentials))
+            self._assumed[key] = session
+            self._role_credentials[key] = credentials
+            return session
+
+    def role_credentials(self, role_arn: str, external_id: str | None) -> RoleCredentials | None:
+        """The refreshable credentials of a role assumed so far (None: not assumed yet)."""
+        return self._role_credentials.get((role_arn, external_id))
 
     def client(
         self,
@@ -146,22 +161,25 @@ class AwsSessions:
         cached = self._clients.get(key)
         if cached is not None:
             return cached
-        credentials = self._credentials_for(target)
+        session = self._role_session(target) if role_arn is not None else None
         with self._lock:
             cached = self._clients.get(key)
             if cached is not None:
                 return cached
-            # one base session for every client: service models are loaded once, not per role
-            session = self._base_session()
+            if session is None:
+                session = self._base_session()
             try:
                 client = session.create_client(
-                    service,
-                    region_name=region,
-                    config=self._botocore_config(service),
-                    **(credentials or {}),
+                    service, region_name=region, config=self._botocore_config(service)
                 )
             except Exception as e:
                 raise_translated(e, f"creating the {service} client")
+            if role_arn is not None:
+                credentials = self._role_credentials[(role_arn, external_id)]
+                client.meta.events.register(
+                    f"needs-retry.{client.meta.service_model.service_id.hyphenize()}",
+                    credentials.retry_expired,
+                )
             if self._on_client is not None:
                 self._on_client(service, client)
             self._clients[key] = client

@@ -27,7 +27,7 @@ from pipeline.ledger import Ledger
 from pipeline.progress import rollout_changed
 from pipeline.promote import Progress, RunOptions, settle_waited
 from pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome
-from stages import all_strategies
+from stages import all_strategies, ecs_history
 from stages import rollback as rb
 from stages import strategy as strategy_stage
 from stages import wait as wait_stage
@@ -59,10 +59,12 @@ R = TypeVar("R")
 
 def mutable_tag_predicate(config: Config) -> Callable[[str], bool]:
     """A tag is immutable when it is a commit SHA or renders an immutable tier's template."""
-    stamped = [tag_pattern(t.tag) for t in config.tiers if t.immutable]
+    prefixes = {i.tag_prefix for i in config.images.values()}  # images sharing a repository
+    stamped = [tag_pattern(p + t.tag) for t in config.tiers if t.immutable for p in prefixes]
 
     def mutable(tag: str) -> bool:
-        return not (is_commit_sha(tag) or any(p.match(tag) for p in stamped))
+        commit = any(tag.startswith(p) and is_commit_sha(tag[len(p) :]) for p in prefixes)
+        return not (commit or any(p.match(tag) for p in stamped))
 
     return mutable
 
@@ -273,15 +275,15 @@ def find_target(view: ServiceView, window: LedgerWindow, to: str | None) -> rb.R
         return explicit_target(view, to, window)
     target = window.search(lambda events: target_from_ledger(events, view))
     if target is None:
-        target = rb.from_ecs_history(view.ecs, view.state.cluster, view.state, view.running)
-    if target is None:
-        target = rb.previous_revision(view.ecs, view.current)
+        # never "the revision number before": a service moved from :2 to :5 never ran :4
+        target = ecs_history.what_ran_before(view.ecs, view.state.cluster, view.state, view.running)
     if target is None:
         raise InputError(
             f"{view.environment}/{view.state.name}: nothing to roll back to: the ledger has no "
-            "record of its current deployment, ECS offers no deployment history, and family "
-            f"{view.current.family} has no ACTIVE revision before {view.current.revision}",
-            hint="name the target: --to REVISION",
+            "record of its current deployment and ECS's deployment history "
+            "(ListServiceDeployments) does not say what ran before it",
+            hint="name the target: --to REVISION (see the family's revisions with "
+            f"`aws ecs list-task-definitions --family-prefix {view.current.family}`)",
         )
     return target
 

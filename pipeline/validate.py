@@ -166,7 +166,9 @@ def _check_env(config: Config, clients: Clients, name: str) -> EnvironmentOutcom
             td = ecs.describe_task_definition(state.task_definition)
             for container, image_name in svc.images().items():
                 cname = pick_container(svc_name, container, td)
-                want = clients.registry.image_uri(config.image(image_name).repository, tier.tag)
+                want = clients.registry.image_uri(
+                    config.image(image_name).repository, config.tier_tag(image_name, tier)
+                )
                 have = td.image_of(cname) or ""
                 if not names_reference(have, want):
                     so.status = "failed"

@@ -25,10 +25,13 @@ class TierTag:
     pushed_at: str | None
 
 
-def tier_tags(config: Config, listing: list[ImageInfo]) -> dict[str, TierTag]:
+def tier_tags(config: Config, listing: list[ImageInfo], image: str) -> dict[str, TierTag]:
+    """Each tier's tag of ``image`` and where it points (only that image's own tags, when
+    images share a repository)."""
+    prefix = config.image(image).tag_prefix
     out: dict[str, TierTag] = {}
     for tier in config.tiers:
-        found = resolve.newest_tag(listing, tier.tag)
+        found = resolve.newest_tag(listing, prefix + tier.tag)
         if found is None:
             out[tier.name] = TierTag(None, None, (), None)
             continue
@@ -36,7 +39,7 @@ def tier_tags(config: Config, listing: list[ImageInfo]) -> dict[str, TierTag]:
         out[tier.name] = TierTag(
             tag=tag,
             digest=info.digest,
-            commits=tuple(resolve.commits_on(info)),
+            commits=tuple(resolve.commits_on(info, prefix)),
             pushed_at=info.pushed_at.isoformat() if info.pushed_at else None,
         )
     return out
@@ -70,7 +73,7 @@ def where(
             errors.append(e.message)
             continue
         listings[name] = listing
-        tiers = tier_tags(config, listing)
+        tiers = tier_tags(config, listing, name)
         images_doc[name] = {
             "repository": repo,
             "tiers": {

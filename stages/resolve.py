@@ -67,8 +67,20 @@ def newest_tag(images: Iterable[ImageInfo], template: str) -> tuple[str, ImageIn
     return None if best is None else (best[1], best[2])
 
 
-def commits_on(info: ImageInfo) -> list[str]:
-    return sorted(t for t in info.tags if is_commit_sha(t))
+def commits_on(info: ImageInfo, prefix: str = "") -> list[str]:
+    """The commits a digest was built from: its commit tags (``<prefix><sha>``), as SHAs."""
+    return sorted(
+        t[len(prefix) :]
+        for t in info.tags
+        if t.startswith(prefix) and is_commit_sha(t[len(prefix) :])
+    )
+
+
+def commit_in(tag: str, prefix: str = "") -> str | None:
+    """The commit SHA a tag names (``<prefix><sha>``), or None."""
+    if tag.startswith(prefix) and is_commit_sha(tag[len(prefix) :]):
+        return tag[len(prefix) :]
+    return None
 
 
 def _missing(image: str, repository: str, what: str, hint: str) -> InputError:
@@ -87,7 +99,13 @@ def resolve_digest(registry: Registry, image: str, repository: str, digest: str)
 
 
 def resolve_tag(
-    registry: Registry, image: str, repository: str, tag: str, *, tier: str | None = None
+    registry: Registry,
+    image: str,
+    repository: str,
+    tag: str,
+    *,
+    tier: str | None = None,
+    prefix: str = "",
 ) -> Resolved:
     if is_dirty_tag(tag):
         raise InputError(
@@ -108,7 +126,7 @@ def resolve_tag(
         image=image,
         manifest=manifest,
         source=source,
-        commit=tag if is_commit_sha(tag) else None,
+        commit=commit_in(tag, prefix),
         tag=tag,
     )
 
@@ -121,10 +139,14 @@ def resolve_tier(
     tier: str,
     template: str,
     images: list[ImageInfo] | None = None,
+    prefix: str = "",
 ) -> Resolved:
-    """The digest a tier's tag points at; for a stamped tier, its newest stamp."""
+    """The digest a tier's tag points at; for a stamped tier, its newest stamp.
+
+    ``template`` is the image's own (``prefix`` included, when images share a repository).
+    """
     if not is_template(template):
-        return resolve_tag(registry, image, repository, template, tier=tier)
+        return resolve_tag(registry, image, repository, template, tier=tier, prefix=prefix)
     listing = images if images is not None else registry.list_images(repository)
     found = newest_tag(listing, template)
     if found is None:
@@ -134,7 +156,7 @@ def resolve_tier(
             f"no stamp of tier {tier!r} ({template})",
             f"stamp {tier!r} first (tierup stamp --tier {tier})",
         )
-    return resolve_tag(registry, image, repository, found[0], tier=tier)
+    return resolve_tag(registry, image, repository, found[0], tier=tier, prefix=prefix)
 
 
 def resolve_commit(
@@ -145,6 +167,7 @@ def resolve_commit(
     *,
     ancestors: Iterable[str] = (),
     images: list[ImageInfo] | None = None,
+    prefix: str = "",
 ) -> Resolved:
     """The image tagged with ``commit``; else the newest of ``ancestors`` that has one.
 
@@ -156,14 +179,14 @@ def resolve_commit(
             f"{commit!r} is not a full 40-character commit SHA",
             hint="pass the full SHA (git rev-parse <ref>)",
         )
-    manifest = registry.get_manifest(repository, commit)
+    manifest = registry.get_manifest(repository, prefix + commit)
     if manifest is not None:
         return Resolved(image=image, manifest=manifest, source=f"commit {commit}", commit=commit)
     listing = images if images is not None else registry.list_images(repository)
-    tagged = {t for info in listing for t in info.tags if is_commit_sha(t)}
+    tagged = {c for info in listing for c in commits_on(info, prefix)}
     for sha in ancestors:
         if sha in tagged:
-            found = registry.get_manifest(repository, sha)
+            found = registry.get_manifest(repository, prefix + sha)
             if found is not None:
                 return Resolved(
                     image=image,
@@ -176,6 +199,6 @@ def resolve_commit(
     raise _missing(
         image,
         repository,
-        f"commit tag {commit}",
+        f"commit tag {prefix}{commit}",
         "build and push it first (tierup build), or pass --commit/--digest",
     )

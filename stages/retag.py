@@ -5,8 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stages.adapters.registry import Registry, TagWrite
-from stages.errors import ConflictError, StampConflictError
+from stages.errors import ConflictError, StampConflictError, TierupError
 from stages.types import Manifest
+
+
+class TagRaceError(TierupError):
+    """Another writer moved the tag between tierup's read and its write (exit 1)."""
+
+    def __init__(self, message: str, *, found: str | None, written: bool) -> None:
+        super().__init__(
+            message,
+            hint="another run or person moves this tag: see `tierup where` and `tierup "
+            "history`, then re-run the command",
+        )
+        self.found = found  # where the tag really points
+        self.written = written  # whether tierup's own write was made
 
 
 @dataclass(frozen=True)
@@ -62,6 +75,35 @@ def plan_retag(
 
 
 def retag(registry: Registry, plan: RetagPlan) -> TagWrite:
-    """Apply one planned tag write; repeating it is harmless (UNCHANGED)."""
-    # the plan has just read where the tag points: no second read before the write
-    return registry.put_tag(plan.repository, plan.tag, plan.manifest, current=plan.current_digest)
+    """Apply one planned tag write; repeating it is harmless (UNCHANGED).
+
+    Another writer may move the tag between planning and writing: the tag is read right before
+    the write (a tag no longer where the plan found it is not written) and right after it (a
+    tag found on a third digest is a race lost, never a success). Both are ``TagRaceError``.
+    """
+    before = _digest_of(registry, plan.repository, plan.tag)
+    if before == plan.manifest.digest:
+        return TagWrite.UNCHANGED  # already there (a concurrent run of the same promotion)
+    if before != plan.current_digest:
+        raise TagRaceError(
+            f"{plan.repository}:{plan.tag} moved while planning: it was on "
+            f"{plan.current_digest or 'no digest'}, now on {before or 'no digest'}; "
+            f"not moved to {plan.manifest.digest}",
+            found=before,
+            written=False,
+        )
+    written = registry.put_tag(plan.repository, plan.tag, plan.manifest, current=before)
+    after = _digest_of(registry, plan.repository, plan.tag)
+    if after != plan.manifest.digest:
+        raise TagRaceError(
+            f"{plan.repository}:{plan.tag} was moved to {plan.manifest.digest} but right after "
+            f"the write points at {after or 'no digest'}: another writer moved it",
+            found=after,
+            written=True,
+        )
+    return written
+
+
+def _digest_of(registry: Registry, repository: str, tag: str) -> str | None:
+    found = registry.get_manifest(repository, tag)
+    return found.digest if found is not None else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -27,6 +28,7 @@ from pipeline.cli.release import (
     MessageOpt,
     Progress,
     ReasonOpt,
+    SkipUnreachableOpt,
     make_guard,
     run_options,
     run_recorded,
@@ -62,6 +64,7 @@ def promote(
     reason: ReasonOpt = None,
     lock_timeout: LockTimeoutOpt = None,
     message: MessageOpt = None,
+    skip_unreachable: SkipUnreachableOpt = None,
     dry_run: DryRunOpt = False,
     file: FileOpt = None,
     as_json: JsonOpt = False,
@@ -79,6 +82,7 @@ def promote(
             dry_run=dry_run,
             rollback_on_failure=rollback_on_failure,
             atomic=atomic,
+            skip_unreachable=skip_unreachable,
         )
         guard = make_guard(force=force, reason=reason, message=message, lock_timeout=lock_timeout)
         return run_promotion(
@@ -197,6 +201,38 @@ def sandbox_down(as_json: JsonOpt = False) -> None:
     run(as_json, body)
 
 
+def _sandbox_mark(kind: str, doc: str) -> Callable[..., None]:
+    def command(
+        image: Annotated[str, typer.Option("--image", help="the image to mark")],
+        tier: Annotated[
+            str | None, typer.Option("--tier", help="the digest this tier's tag points at")
+        ] = None,
+        digest: Annotated[str | None, typer.Option("--digest", help="this digest")] = None,
+        cluster: Annotated[
+            str | None, typer.Option("--cluster", help="in this cluster only (default: all)")
+        ] = None,
+        file: FileOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        def body() -> CommandResult:
+            from pipeline.sandbox.marks import mark
+
+            return mark(
+                load_config(file),
+                kind=kind,
+                image=image,
+                tier=tier,
+                digest=digest,
+                cluster=cluster,
+                repo_path=Path.cwd(),
+            )
+
+        run(as_json, body)
+
+    command.__doc__ = doc
+    return command
+
+
 def register(app: typer.Typer) -> None:
     app.command()(promote)
     app.command()(deploy)
@@ -205,4 +241,13 @@ def register(app: typer.Typer) -> None:
     app.command()(schema)
     sandbox_app.command("up")(sandbox_up)
     sandbox_app.command("down")(sandbox_down)
+    sandbox_app.command("fail")(
+        _sandbox_mark("fail", "Make an image's rollouts fail in the sandbox (its tasks stop).")
+    )
+    sandbox_app.command("hang")(
+        _sandbox_mark("hang", "Make an image's rollouts never finish in the sandbox.")
+    )
+    sandbox_app.command("heal")(
+        _sandbox_mark("heal", "Remove an image's sandbox-fail / sandbox-hang marks.")
+    )
     app.add_typer(sandbox_app, name="sandbox")

@@ -50,6 +50,15 @@ LockTimeoutOpt = Annotated[
 MessageOpt = Annotated[
     str | None, typer.Option("--message", help="a note kept with the ledger event")
 ]
+SkipUnreachableOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--skip-unreachable",
+        metavar="ENV",
+        help="go on without this environment of the tier (repeatable): not read, not "
+        "deployed, recorded as skipped",
+    ),
+]
 
 
 def open_ledger_for(cfg: Config, clients: Clients) -> Ledger:
@@ -95,6 +104,7 @@ def run_options(
     dry_run: bool,
     rollback_on_failure: bool | None = None,
     atomic: bool | None = None,
+    skip_unreachable: list[str] | None = None,
 ) -> RunOptions:
     """RunOptions from the flags (None: the tier's setting)."""
     from pipeline.promote import RunOptions
@@ -107,6 +117,7 @@ def run_options(
         dry_run=dry_run,
         rollback_on_failure=rollback_on_failure,
         atomic=atomic,
+        skip_unreachable=frozenset(skip_unreachable or ()),
     )
 
 
@@ -129,6 +140,7 @@ def stamp(
     force: ForceOpt = False,
     reason: ReasonOpt = None,
     lock_timeout: LockTimeoutOpt = None,
+    skip_unreachable: SkipUnreachableOpt = None,
     dry_run: DryRunOpt = False,
     file: FileOpt = None,
     as_json: JsonOpt = False,
@@ -145,6 +157,7 @@ def stamp(
             dry_run=dry_run,
             rollback_on_failure=rollback_on_failure,
             atomic=atomic,
+            skip_unreachable=skip_unreachable,
         )
         return stamp_tier(
             cfg,
@@ -213,7 +226,8 @@ def unlock(
 def rollback_tier(
     tier: Annotated[str, typer.Option("--tier", help="the tier to put back")],
     to: Annotated[
-        str | None, typer.Option("--to", help="go back to this digest (sha256:...)")
+        str | None,
+        typer.Option("--to", help="go back to this digest (sha256:...) or stamp tag"),
     ] = None,
     steps: Annotated[
         int | None, typer.Option("--steps", help="go back N promotions (default 1)")

@@ -88,6 +88,7 @@ __all__ = [
 ]
 
 DEFAULT_POLLS_TO_COMPLETE = 2
+MAX_HISTORY = 100  # deployments kept per service for ListServiceDeployments
 DESCRIBE_SERVICES_MAX = 10
 # RegisterTaskDefinition fields moto's own model drops, and the attribute that carries each
 TASK_DEFINITION_KEEPS = {
@@ -201,6 +202,8 @@ class _Deployment:
     steps: int = 0
     failed_tasks: int = 0
     is_rollback: bool = False
+    rollback_of: str | None = None  # the failed deployment this one rolls back
+    sources: tuple[str, ...] = ()  # the deployments that ran when this one started
     hang_reported: bool = False
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
@@ -236,6 +239,9 @@ class _ServiceState:
     deployments: list[_Deployment]  # newest first; the PRIMARY one is first
     last_completed: _Deployment | None
     events: list[dict[str, Any]] = field(default_factory=list)  # newest first
+    # every deployment ever started, newest first: ECS's service deployment history
+    # (ListServiceDeployments and friends, `emulation_history`)
+    history: list[_Deployment] = field(default_factory=list)
 
     @property
     def primary(self) -> _Deployment:
@@ -382,6 +388,23 @@ def _task_network(config: object) -> dict[str, Any] | None:
     return config
 
 
+class _PrivateDnsName:
+    """An ENI's private DNS name, as EC2 gives every interface one (``ip-10-0-0-1.ec2.internal``)
+    even in a VPC whose DNS hostnames are off."""
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        name = obj.__dict__.get("private_dns_name")
+        if name:
+            return name
+        ip = getattr(obj, "private_ip_address", None)
+        return f"ip-{ip.replace('.', '-')}.ec2.internal" if ip else None
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__["private_dns_name"] = value
+
+
 def _not_found(image: str) -> str:
     return (
         "CannotPullContainerError: pull image manifest has been retried 5 time(s): "
@@ -479,7 +502,16 @@ class Emulation:
                 self._response_register_task_definition,
             )
             self._wrap(backend, "deregister_task_definition", self._deregister_task_definition)
-            from pipeline.sandbox import emulation_cfn, emulation_codedeploy
+            # an ENI in a VPC without DNS hostnames has no private_dns_name in moto, and moto's
+            # awsvpc task reads it: every FARGATE/awsvpc task would answer HTTP 500
+            from moto.ec2.models.elastic_network_interfaces import NetworkInterface
+
+            if "private_dns_name" not in NetworkInterface.__dict__:
+                setattr(NetworkInterface, "private_dns_name", _PrivateDnsName())  # noqa: B010
+                self._added.append((NetworkInterface, "private_dns_name"))
+            from pipeline.sandbox import emulation_cfn, emulation_codedeploy, emulation_history
+
+            emulation_history.install(self)
 
             self.cloudformation = emulation_cfn.install(self)
             self.codedeploy = emulation_codedeploy.install(self)
@@ -557,6 +589,10 @@ class Emulation:
     def _create_service(
         self, original: Any, backend: EC2ContainerServiceBackend, args: dict[str, Any]
     ) -> Service:
+        # an awsvpc service without security groups gets the VPC's default, as on ECS (moto's
+        # Service indexes the key and would answer HTTP 500)
+        if args.get("network_configuration"):
+            args["network_configuration"] = _task_network(args["network_configuration"])
         service: Service = original(**args)
         try:
             self._adopt(backend, service)
@@ -812,6 +848,15 @@ class Emulation:
             images=deployment.images,
         )
 
+    def history(
+        self, backend: EC2ContainerServiceBackend, service: Service
+    ) -> tuple[list[_Deployment], _Deployment | None]:
+        """Every deployment of ``service`` ever started (newest first), and its PRIMARY one."""
+        state = self._state(backend, service)
+        if state is None:
+            return [], None
+        return list(state.history), state.primary
+
     # -- rollouts ----------------------------------------------------------------------------
 
     def _state(self, backend: EC2ContainerServiceBackend, service: Service) -> _ServiceState | None:
@@ -840,7 +885,9 @@ class Emulation:
         )
         deployment = _new_deployment(service, task_definition.arn, images, rollout="COMPLETED")
         deployment.reason = f"ECS deployment {deployment.id} completed."
-        state = _ServiceState(deployments=[deployment], last_completed=deployment)
+        state = _ServiceState(
+            deployments=[deployment], last_completed=deployment, history=[deployment]
+        )
         self._services[service] = state
         service.task_definition = task_definition.arn
         self._start_and_report(backend, service, state, deployment, deployment.desired, "RUNNING")
@@ -860,6 +907,8 @@ class Emulation:
     ) -> _Deployment:
         task_definition = backend.describe_task_definition(task_definition_arn)
         now = utcnow()
+        sources = tuple(d.id for d in state.deployments if d.live_tasks() or d.status == "PRIMARY")
+        rolled_back = state.primary.id if is_rollback and state.deployments else None
         for previous in state.deployments:
             if previous.status == "PRIMARY":
                 previous.status = "ACTIVE"
@@ -869,11 +918,14 @@ class Emulation:
             task_definition.arn,
             images if images is not None else self._resolve(backend, task_definition),
             is_rollback=is_rollback,
+            rollback_of=rolled_back,
+            sources=sources,
             created_at=now,
             updated_at=now,
         )
         deployment.reason = f"ECS deployment {deployment.id} in progress."
         state.deployments = [deployment, *state.deployments]
+        state.history = [deployment, *state.history][:MAX_HISTORY]
         service.task_definition = task_definition.arn
         self._start_and_report(backend, service, state, deployment, deployment.desired, "PENDING")
         return deployment

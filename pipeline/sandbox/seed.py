@@ -288,11 +288,12 @@ def _push(
     digests: dict[str, str] = {}
     extra = [t for t in tags if t != commit]
     for name, image in config.images.items():
-        manifest = image_manifest(image.repository, commit)
-        digests[name] = _put_image(ecr, image.repository, manifest, commit)
+        # images sharing a repository are different images: their prefix tells them apart
+        manifest = image_manifest(image.repository + image.tag_prefix, commit)
+        digests[name] = _put_image(ecr, image.repository, manifest, image.tag(commit))
         for tag in extra:
-            if move_tags or not _tag_exists(ecr, image.repository, tag):
-                _put_image(ecr, image.repository, manifest, tag)
+            if move_tags or not _tag_exists(ecr, image.repository, image.tag(tag)):
+                _put_image(ecr, image.repository, manifest, image.tag(tag))
     return digests
 
 
@@ -407,7 +408,7 @@ def _seed_environment(
     services: list[SeededService] = []
     for service_name, service in env.services.items():
         images = {
-            container: f"{host}/{config.images[image].repository}:{tag}"
+            container: f"{host}/{config.images[image].repository}:{config.images[image].tag(tag)}"
             for container, image in _containers(service_name, service).items()
         }
         arn = _ensure_task_definition(ecs, family_name(env_name, service_name), env_name, images)
@@ -431,7 +432,7 @@ def _seed_owned(
     host = registry_host(config)
     containers = {
         name: {
-            c: f"{host}/{config.images[i].repository}:{tag}"
+            c: f"{host}/{config.images[i].repository}:{config.images[i].tag(tag)}"
             for c, i in _containers(name, s).items()
         }
         for name, s in env.services.items()

@@ -316,6 +316,22 @@ class Ecs:
             out, key=lambda d: d.created_at.timestamp() if d.created_at else 0.0, reverse=True
         )
 
+    def deployment_sources(self, deployment_arn: str) -> list[str] | None:
+        """The service revisions that ran when a service deployment started (what ran before
+        it), from DescribeServiceDeployments; None where the history is not offered."""
+        if self._history_offered is False:
+            return None
+        try:
+            resp = self._ecs.describe_service_deployments(serviceDeploymentArns=[deployment_arn])
+        except Exception:
+            return None
+        for d in resp.get("serviceDeployments", []):
+            if d.get("serviceDeploymentArn") == deployment_arn:
+                return [
+                    str(r["arn"]) for r in d.get("sourceServiceRevisions") or [] if r.get("arn")
+                ]
+        return None
+
     def service_revisions(self, arns: list[str]) -> dict[str, ServiceRevision]:
         """Service revisions by ARN: the task definition and the digests each one ran."""
         out: dict[str, ServiceRevision] = {}

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,9 +25,17 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 from stages.adapters.registry import UNREAD, Current, TagWrite
-from stages.errors import ConfigError, ConflictError, RegistryError
+from stages.errors import ConfigError, ConflictError, RegistryError, RepositoryMissing
 from stages.parallel import each
 from stages.types import (
     MANIFEST_MEDIA_TYPES,
@@ -50,6 +59,51 @@ LOGIN_HINT = (
     "log in with `docker login {host}` (tierup reads Docker's config: DOCKER_CONFIG or "
     "~/.docker/config.json, with its credential helpers)"
 )
+
+# answers worth another try: rate limiting and the server's own trouble
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_ATTEMPTS = 5  # the first request and four more
+RETRY_MAX_WAIT = 30.0  # seconds, however long a Retry-After asks for
+
+
+def retry_after(resp: requests.Response) -> float | None:
+    """The ``Retry-After`` of an answer in seconds (delay-seconds or an HTTP date)."""
+    value = resp.headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class _WaitRetryAfter:
+    """tenacity's wait: the registry's Retry-After when it gives one, else exponential backoff
+    with jitter; never more than RETRY_MAX_WAIT."""
+
+    def __init__(self) -> None:
+        self._backoff = wait_random_exponential(multiplier=0.5, max=RETRY_MAX_WAIT)
+
+    def __call__(self, state: RetryCallState) -> float:
+        outcome = state.outcome
+        if outcome is not None and not outcome.failed:
+            asked = retry_after(outcome.result())
+            if asked is not None:
+                return min(asked, RETRY_MAX_WAIT)
+        return float(min(self._backoff(state), RETRY_MAX_WAIT))
+
+
+def _last_answer(state: RetryCallState) -> requests.Response:
+    """After the last try: its answer (an error status is reported by the caller)."""
+    assert state.outcome is not None
+    return state.outcome.result()  # type: ignore[no-any-return]  # re-raises an exception
+
 
 _CHALLENGE_PARAM = re.compile(r'(\w+)=(?:"([^"]*)"|([^,\s]*))')
 
@@ -302,8 +356,10 @@ class OciRegistry:
         insecure: bool = False,
         docker_config_dir: str | None = None,
         session: requests.Session | None = None,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.scheme, self.host = registry_endpoint(url, insecure=insecure)
+        self._sleep = sleep or time.sleep
         self.insecure = insecure
         api_host = DOCKER_HUB_API if self.host.lower() in DOCKER_HUB_HOSTS else self.host
         self.base_url = f"{self.scheme}://{api_host}"
@@ -331,7 +387,7 @@ class OciRegistry:
             repository,
             headers={"Accept": ACCEPT},
         )
-        if resp.status_code == 404:
+        if resp.status_code == 404 and "NAME_UNKNOWN" not in _error_codes(resp):
             return None
         if resp.status_code != 200:
             raise self._failure(resp, repository, f"reading {repository}:{reference}")
@@ -477,8 +533,22 @@ class OciRegistry:
         params: dict[str, str] | None = None,
         data: bytes | None = None,
     ) -> requests.Response:
+        # 429 and 5xx answers and lost connections are tried again, RETRY_ATTEMPTS times in
+        # all: every request here is a read or an idempotent PUT of the same manifest
+        retrying = Retrying(
+            retry=retry_if_result(lambda r: r.status_code in RETRY_STATUSES)
+            | retry_if_exception_type(
+                (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+            ),
+            wait=_WaitRetryAfter(),
+            stop=stop_after_attempt(RETRY_ATTEMPTS),
+            retry_error_callback=_last_answer,
+            reraise=True,
+            sleep=self._sleep,
+        )
         try:
-            return self._session.request(
+            return retrying(
+                self._session.request,
                 method,
                 url,
                 headers=headers,
@@ -598,10 +668,13 @@ class OciRegistry:
             raise RegistryError(f"the token service of registry {self.host} sent no token")
         return token
 
-    def _failure(self, resp: requests.Response, repository: str, action: str) -> RegistryError:
+    def _failure(
+        self, resp: requests.Response, repository: str, action: str
+    ) -> RegistryError | RepositoryMissing:
         codes = _error_codes(resp)
         if resp.status_code == 404 or "NAME_UNKNOWN" in codes:
-            return RegistryError(
+            # exit 2 as on ECR: a configuration to fix, found before any write
+            return RepositoryMissing(
                 f"repository {repository!r} does not exist in registry {self.host}",
                 hint="push an image to it first, or fix images.<name>.repository in envs.yaml",
             )
@@ -613,7 +686,8 @@ class OciRegistry:
             )
         if resp.status_code == 429:
             return RegistryError(
-                f"{action}: registry {self.host} is rate limiting (HTTP 429)",
+                f"{action}: registry {self.host} is rate limiting (HTTP 429), still after "
+                f"{RETRY_ATTEMPTS} tries",
                 hint="retry later; the run is safe to repeat",
             )
         return RegistryError(f"{action}: registry {self.host} answered {_error_text(resp)}")

@@ -132,21 +132,37 @@ def test_fan_out_to_three_accounts_two_services_each(tmp_path: Path, aws_env: st
             assert prim["rolloutState"] == "COMPLETED"
 
 
-def test_unassumable_role_fails_that_environment_only_and_a_rerun_completes_it(
+def test_an_unassumable_role_stops_the_promotion_before_any_write(
     world: World, deny_assume_role: set[str]
 ) -> None:
+    before_tag = world.tag_digest("api", "staging")
+    before = {e: _primary_ids(world, e) for e in ("staging", "mb-staging")}
     deny_assume_role.add("arn:aws:iam::444444444444:role/deployer")
     code, doc = world.cli_json("promote", "--tier", "staging")
-    assert code == 3, doc
-    assert doc["status"] == "partial"
-    mb = doc["environments"]["mb-staging"]
-    assert mb["status"] == "failed"
-    assert "assuming role arn:aws:iam::444444444444:role/deployer" in mb["error"]
-    assert mb["hint"]
+    assert code == 1, doc  # access refused: exit 1, before any write
+    assert "preflight failed before any write" in doc["error"]
+    assert "arn:aws:iam::444444444444:role/deployer" in doc["error"]
+    assert "--skip-unreachable mb-staging" in doc["hint"]
+    assert world.tag_digest("api", "staging") == before_tag  # the shared tag did not move
+    assert _primary_ids(world, "staging") == before["staging"]
+    r = world.cli("promote", "--tier", "staging")
+    assert [line for line in r.stderr.splitlines() if line.strip()] == [
+        line for line in r.stderr.splitlines() if line.startswith("error:")
+    ], r.stderr  # one line, no botocore warning or traceback
+
+    # going on without it is a choice, and the ledger says so
+    code, doc = world.cli_json("promote", "--tier", "staging", "--skip-unreachable", "mb-staging")
+    assert code == 0, doc
+    assert doc["environments"]["mb-staging"]["status"] == "skipped"
+    assert "--skip-unreachable" in doc["environments"]["mb-staging"]["hint"]
     assert doc["environments"]["staging"]["status"] == "ok"
+    code, hist = world.cli_json("history", "--tier", "staging", "--limit", "1")
+    recorded = hist["events"][0]["environments"]["mb-staging"]
+    assert recorded["status"] == "skipped" and recorded["skipped"] == "unreachable"
     staging_ids = _primary_ids(world, "staging")
 
     deny_assume_role.clear()
+    assert _primary_ids(world, "mb-staging") == before["mb-staging"]
     code, doc = world.cli_json("promote", "--tier", "staging")
     assert code == 0, doc
     assert {i["status"] for i in doc["images"].values()} == {"unchanged"}
@@ -156,6 +172,36 @@ def test_unassumable_role_fails_that_environment_only_and_a_rerun_completes_it(
     # what was already right is left alone
     assert {s["status"] for s in doc["environments"]["staging"]["services"].values()} == {"skipped"}
     assert _primary_ids(world, "staging") == staging_ids
+
+
+def test_missing_targets_in_several_accounts_are_named_together_and_nothing_is_written(
+    world: World,
+) -> None:
+    text = world.config_path.read_text()
+    # mb-staging's cluster is gone; staging names a service that does not exist
+    text = text.replace("cluster: mb-staging-cluster", "cluster: gone-cluster")
+    text = text.replace(
+        "    cluster: staging-cluster\n    services:\n",
+        "    cluster: staging-cluster\n    services:\n      ghost: {image: api}\n",
+    )
+    world.config_path.write_text(text)
+    before_tag = world.tag_digest("api", "staging")
+    writes = Writes()
+    with pytest.raises(TierupError) as info:
+        promote(world.config, world.clients(writes), tier="staging")
+    assert info.value.exit_code == 2
+    assert "cluster 'gone-cluster' does not exist" in info.value.message
+    assert "staging/ghost: service 'ghost' not found" in info.value.message
+    assert writes.names() == []
+    assert world.tag_digest("api", "staging") == before_tag
+    code, doc = world.cli_json("promote", "--tier", "staging", "--dry-run")
+    assert code == 2 and "ghost" in doc["error"]
+
+
+def test_skip_unreachable_names_an_environment_of_the_tier(world: World) -> None:
+    code, doc = world.cli_json("promote", "--tier", "staging", "--skip-unreachable", "prod")
+    assert code == 2
+    assert "not an environment of tier 'staging'" in doc["error"]
 
 
 def test_service_naming_another_tag_is_an_error_for_that_service(world: World) -> None:
@@ -303,7 +349,7 @@ def test_induced_failures_are_one_line_with_a_hint_and_never_leak_the_secret(
             )
         )
         fragment = "cluster 'gone-cluster' does not exist"
-        expected = 3
+        expected = 2  # found by the preflight, before any write
     else:
         throttle.add("BatchGetImage")
         fragment = "throttled"

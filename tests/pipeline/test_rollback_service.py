@@ -22,6 +22,7 @@ from pipeline.promote import RunOptions
 from pipeline.undo import rollback
 from stages import rollback as rb
 from stages.adapters.ecs import Ecs
+from stages.errors import TierupError
 from stages.types import Deployment, ServiceState, TaskImage
 from tests.support.ecs_checks import (
     HOST,
@@ -157,34 +158,98 @@ def test_ctrl_c_while_waiting_records_the_rollback_it_wrote(world: World) -> Non
     assert entry["digest_after"] == first
 
 
-def test_without_ledger_or_ecs_history_the_previous_active_revision_is_used(
+def _new_revision(world: World, env: str, base: dict[str, Any], value: str) -> str:
+    ecs, _cluster = ecs_of(world, env)
+    return str(
+        ecs.register_task_definition(
+            **{
+                **content(base),
+                "containerDefinitions": [
+                    {
+                        **base["containerDefinitions"][0],
+                        "environment": [{"name": "V", "value": value}],
+                    }
+                ],
+            }
+        )["taskDefinition"]["taskDefinitionArn"]
+    )
+
+
+def test_without_the_ledger_ecs_history_says_what_really_ran_never_revision_minus_one(
     world: World,
 ) -> None:
-    """moto answers ListServiceDeployments with a 500: "not offered", and no retries."""
+    """A service that ran :2 and was moved to :5 outside tierup goes back to :2, not :4."""
     ecs, cluster = ecs_of(world, "prod")
     rev1 = task_definition(world, "prod", "api")
-    rev2 = ecs.register_task_definition(
-        **{
-            **content(rev1),
-            "containerDefinitions": [
-                {**rev1["containerDefinitions"][0], "environment": [{"name": "V", "value": "2"}]}
-            ],
-        }
-    )["taskDefinition"]
-    ecs.update_service(cluster=cluster, service="api", taskDefinition=rev2["taskDefinitionArn"])
+    arns = [_new_revision(world, "prod", rev1, str(n)) for n in (2, 3, 4, 5)]
+    ecs.update_service(cluster=cluster, service="api", taskDefinition=arns[0])  # :2
+    wait_stable(world, "prod", "api")
+    ecs.update_service(cluster=cluster, service="api", taskDefinition=arns[3])  # :5, outside
     wait_stable(world, "prod", "api")
 
-    started = time.monotonic()
     code, doc = world.cli_json("rollback", "service", "--env", "prod", "--service", "api")
-    elapsed = time.monotonic() - started
 
     assert code == 0, doc
     api = doc["environments"]["prod"]["services"]["api"]
-    assert api["source"] == "previous-revision"
-    assert any("neither the ledger nor ECS" in n for n in api["notes"])
-    assert api["task_definition"] == rev1["taskDefinitionArn"]
-    assert task_definition(world, "prod", "api")["taskDefinitionArn"] == rev1["taskDefinitionArn"]
-    assert elapsed < 5  # a 500 from the history API is not retried with backoff
+    assert api["source"] == "ecs-history"
+    assert api["task_definition"] == arns[0]
+    assert task_definition(world, "prod", "api")["taskDefinitionArn"] == arns[0]
+    # a rollback is a deployment like any other: ECS's history says :5 ran before it
+    code, doc = world.cli_json("rollback", "service", "--env", "prod", "--service", "api")
+    assert code == 0, doc
+    assert task_definition(world, "prod", "api")["taskDefinitionArn"] == arns[3]
+
+
+def test_when_neither_the_ledger_nor_ecs_knows_the_rollback_is_refused(
+    world: World,
+) -> None:
+    """A service created on :3 has run nothing else: :2 exists, but never ran there."""
+    ecs, cluster = ecs_of(world, "prod")
+    rev1 = task_definition(world, "prod", "api")
+    _new_revision(world, "prod", rev1, "2")
+    third = _new_revision(world, "prod", rev1, "3")
+    ecs.create_service(cluster=cluster, serviceName="fresh", taskDefinition=third, desiredCount=1)
+    text = world.config_path.read_text()
+    world.config_path.write_text(
+        text.replace(
+            "    cluster: prod-cluster\n    services:\n",
+            "    cluster: prod-cluster\n    services:\n      fresh: {image: api}\n",
+        )
+    )
+    writes = Writes()
+    with pytest.raises(TierupError) as info:
+        rollback(
+            world.config,
+            world.clients(writes),
+            ledger_of(world, writes),
+            env="prod",
+            service="fresh",
+        )
+    assert info.value.exit_code == 2
+    assert "nothing to roll back to" in info.value.message
+    assert "--to REVISION" in info.value.hint
+    assert not [n for n in writes.names() if n != "PutObject"]
+    r = world.cli("rollback", "service", "--env", "prod", "--service", "fresh")
+    assert r.exit_code == 2 and "--to REVISION" in r.stderr
+
+
+def test_ecs_history_in_the_sandbox_lists_every_deployment_with_its_sources(world: World) -> None:
+    ecs, cluster = ecs_of(world, "prod")
+    rev1 = task_definition(world, "prod", "api")
+    second = _new_revision(world, "prod", rev1, "2")
+    ecs.update_service(cluster=cluster, service="api", taskDefinition=second)
+    wait_stable(world, "prod", "api")
+    listed = ecs.list_service_deployments(cluster=cluster, service="api")["serviceDeployments"]
+    assert [d["status"] for d in listed] == ["SUCCESSFUL", "SUCCESSFUL"]
+    newest = ecs.describe_service_deployments(
+        serviceDeploymentArns=[listed[0]["serviceDeploymentArn"]]
+    )["serviceDeployments"][0]
+    assert newest["targetServiceRevision"]["arn"] == listed[0]["targetServiceRevisionArn"]
+    sources = [r["arn"] for r in newest["sourceServiceRevisions"]]
+    assert sources == [listed[1]["targetServiceRevisionArn"]]
+    revisions = ecs.describe_service_revisions(serviceRevisionArns=sources)["serviceRevisions"]
+    assert revisions[0]["taskDefinition"] == rev1["taskDefinitionArn"]
+    assert revisions[0]["containerImages"][0]["imageDigest"].startswith("sha256:")
 
 
 # -- ECS's deployment history (a recorded response; moto does not offer the API) ------------------
@@ -674,7 +739,7 @@ def test_all_services_includes_services_envs_yaml_does_not_name(world: World) ->
     outcomes = doc["environments"]["prod"]["services"]
     assert set(outcomes) == {"api", "cron"}
     assert outcomes["api"]["source"] == "ledger"
-    assert outcomes["cron"]["source"] == "previous-revision"
+    assert outcomes["cron"]["source"] == "ecs-history"  # ECS knows it ran rev1 before
     assert task_definition(world, "prod", "cron")["taskDefinitionArn"] == rev1["taskDefinitionArn"]
     assert task_definition(world, "prod", "api")["taskDefinitionArn"] == api["taskDefinitionArn"]
 

@@ -191,3 +191,28 @@ def test_immutable_tier_rollback_redeploys_the_earlier_stamp_without_a_new_tag(
     assert event["command"] == "rollback tier"
     assert (api["from_digest"], api["to_digest"]) == (d3["api"], world.d2["api"])  # type: ignore[attr-defined]
     assert api["tag"] == "prod-20261126T100000Z"
+
+
+def test_to_takes_a_stamp_tag(world: World) -> None:
+    ledger = ledger_of(world)
+    first = stamp(world.config, world.clients(), ledger, tier="prod", now=lambda: T)
+    assert first.exit_code == 0, first.to_json()
+    new_digests(world, "fourth")
+    assert run_promotion(world.config, world.clients(), ledger, tier="staging").exit_code == 0
+    later = T + timedelta(hours=1)
+    second = stamp(world.config, world.clients(), ledger, tier="prod", now=lambda: later)
+    assert second.exit_code == 0, second.to_json()
+    code, doc = world.cli_json(
+        "rollback", "tier", "--tier", "prod", "--to", "prod-20261126T100000Z"
+    )
+    assert code == 0, doc
+    assert doc["images"]["api"]["tag"] == "prod-20261126T100000Z"
+    for env in ("prod", "mb-prod"):
+        image = task_definition(world, env, "api")["containerDefinitions"][0]["image"]
+        assert image.endswith("/api:prod-20261126T100000Z")
+        assert running_digests(world, env)["api"] == [world.d2["api"]]  # type: ignore[attr-defined]
+    code, doc = world.cli_json(
+        "rollback", "tier", "--tier", "prod", "--to", "prod-19990101T000000Z"
+    )
+    assert code == 2
+    assert "tag prod-19990101T000000Z is in none" in doc["error"]

@@ -22,7 +22,7 @@ from stages.adapters.oci import (
     registry_endpoint,
 )
 from stages.adapters.registry import Registry, TagWrite
-from stages.errors import ConfigError, RegistryError
+from stages.errors import ConfigError, RegistryError, RepositoryMissing
 from tests.support.fixtures_docker import AuthRegistry
 from tests.support.oci_api import (
     DOCKER_MANIFEST,
@@ -272,11 +272,13 @@ def test_list_images_pages_through_tags(oci_registry_url: str) -> None:
 @pytest.mark.docker
 def test_missing_repository(oci_registry_url: str) -> None:
     reg = OciRegistry(oci_registry_url)
-    with pytest.raises(RegistryError, match="does not exist") as info:
+    with pytest.raises(RepositoryMissing, match="does not exist") as info:
         reg.describe_repository("tierup-tests/never-pushed")
-    assert info.value.exit_code == 1
-    with pytest.raises(RegistryError, match="does not exist"):
+    assert info.value.exit_code == 2  # as on ECR
+    with pytest.raises(RepositoryMissing, match="does not exist"):
         reg.list_images("tierup-tests/never-pushed")
+    # the distribution registry answers MANIFEST_UNKNOWN here: "no such tag" (the promotion's
+    # describe_repository has already named the missing repository, exit 2)
     assert reg.get_manifest("tierup-tests/never-pushed", "dev") is None
 
 

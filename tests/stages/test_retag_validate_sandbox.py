@@ -99,9 +99,10 @@ def test_retag_moves_the_manifest_bytes_and_media_type_unchanged(
     again = retag.plan_retag(registry, "api", "api", "promoted", manifest)
     assert again.action is TagWrite.UNCHANGED
     assert retag.retag(registry, again) is TagWrite.UNCHANGED
-    # a stale plan (the tag moved meanwhile to this very digest) is still "unchanged"
+    # a stale plan (the tag moved meanwhile to this very digest) is still "unchanged": the
+    # read right before the write sees it, and nothing is written
     assert retag.retag(registry, plan) is TagWrite.UNCHANGED
-    assert [n for n, _ in writes.calls].count("PutImage") == 2
+    assert [n for n, _ in writes.calls].count("PutImage") == 1
 
 
 def test_validate_remote_passes_on_a_good_world_and_names_each_problem(world_fn: World) -> None:

@@ -167,8 +167,8 @@ class World:
         with _cwd(self.root):
             return CliRunner().invoke(app, [*args, "-f", str(self.config_path)], env=full_env)
 
-    def cli_json(self, *args: str) -> tuple[int, dict[str, Any]]:
-        r = self.cli(*args, "--json")
+    def cli_json(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+        r = self.cli(*args, "--json", env=env)
         return r.exit_code, json.loads(r.stdout)
 
     def commit(self, message: str = "change") -> str:
@@ -228,8 +228,14 @@ def _cwd(path: Path) -> Iterator[None]:
 
 
 def make_world(
-    tmp_path: Path, endpoint: str, environments: str = DEFAULT_ENVS, *, tag_tiers: bool = True
+    tmp_path: Path,
+    endpoint: str,
+    environments: str = DEFAULT_ENVS,
+    *,
+    tag_tiers: bool = True,
+    images: str | None = None,
 ) -> World:
+    """``images``: the `images:` block's entries, in place of api and worker's own repositories."""
     root = tmp_path / "repo"
     root.mkdir()
     repo = git.Repo.init(root, initial_branch="main")
@@ -239,6 +245,8 @@ def make_world(
     (root / "Dockerfile").write_text("FROM scratch\nCOPY hello.txt /\n")
     (root / "hello.txt").write_text("hello\n")
     text = CONFIG.format(registry=REGISTRY, environments=environments)
+    if images is not None:
+        text = text.replace("  api: {repository: api}\n  worker: {repository: worker}\n", images)
     config_path = root / "envs.yaml"
     config_path.write_text(text)
     repo.index.add(["Dockerfile", "hello.txt", "envs.yaml"])
