@@ -643,6 +643,7 @@ def _env_outcome(
 
 
 def _event(plan: PromotionPlan, result: CommandResult) -> dict[str, Any]:
+    planned = {(e.name, s.service): s for e in plan.envs for s in e.services}
     return {
         "command": plan.command,
         "tier": plan.tier.name,
@@ -662,26 +663,40 @@ def _event(plan: PromotionPlan, result: CommandResult) -> dict[str, Any]:
         "environments": {
             e.name: {
                 "status": e.status,
-                "services": {s.service: _service_event(s) for s in e.services},
+                "services": {
+                    s.service: _service_event(s, planned.get((e.name, s.service)))
+                    for s in e.services
+                },
             }
             for e in result.environments
         },
     }
 
 
-def _service_event(s: ServiceOutcome) -> dict[str, Any]:
-    out = {
+def _service_event(s: ServiceOutcome, plan: ServicePlan | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
         "task_definition_before": s.previous_task_definition,
         "task_definition_after": s.task_definition,
         "digest_before": s.previous_digest,
         "digest_after": s.digest,
         "status": s.status,
     }
+    if plan is not None:
+        # every container: a rollback must put each one back, not only the first
+        before = {c: d for c, d in plan.previous_digests if d}
+        out["images_before"] = before
+        out["images_after"] = (
+            dict(before)
+            if s.status in ("failed", "planned", wait_stage.ROLLED_BACK)
+            else {c.container: c.target.digest for c in plan.containers}
+        )
     rb = s.rollback
     if rb is not None and rb.task_definition and rb.status not in ("failed", "not_rolled_back"):
         # what runs after the run is what the rollback put back, not what was tried
         out["task_definition_after"] = rb.task_definition
         out["digest_after"] = s.previous_digest
+        if plan is not None:
+            out["images_after"] = dict(out["images_before"])
         out["rollback"] = rb.status
     return out
 
