@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from pipeline import releases
 from pipeline.clients import Clients
 from pipeline.config import Config
 from pipeline.promote import Progress, PromotionPlan, RunOptions, execute, plan_environments
 from pipeline.results import CommandResult
 from stages import resolve
 from stages.deploy import ImageTarget
+from stages.errors import InputError
 from stages.parallel import each
 from stages.record import Recorder
 
@@ -20,7 +24,9 @@ def deploy_environment(
     options: RunOptions,
     recorder: Recorder | None = None,
     progress: Progress | None = None,
+    events: list[dict[str, Any]] | None = None,
 ) -> CommandResult:
+    """Deploy ``env`` to its tier's current release (``events``: the tier's ledger events)."""
     environment = config.environment(env)
     tier = config.tier(environment.tier)
     registry = clients.registry
@@ -28,7 +34,20 @@ def deploy_environment(
 
     def target(name: str) -> tuple[str, ImageTarget]:
         repo = config.image(name).repository
-        r = resolve.resolve_tier(registry, name, repo, tier=tier.name, template=tier.tag)
+        if tier.immutable:
+            # the tier's release: its newest stamp that was not failed or reverted
+            found = releases.current_release(
+                tier, name, events=events or [], registry=registry, repository=repo
+            )
+            if found is None:
+                raise InputError(
+                    f"image {name!r}: tier {tier.name!r} has no release in repository "
+                    f"{repo!r} (no stamp, or every stamp was failed or reverted)",
+                    hint=f"stamp {tier.name!r} first (tierup stamp --tier {tier.name})",
+                )
+            r = resolve.resolve_tag(registry, name, repo, found.tag, tier=tier.name)
+        else:
+            r = resolve.resolve_tier(registry, name, repo, tier=tier.name, template=tier.tag)
         tag = r.tag or tier.tag
         return name, ImageTarget.at(
             registry,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pipeline import releases
 from pipeline.clients import Clients
 from pipeline.config import Config, Tier
 from pipeline.deploy import deploy_environment
@@ -73,14 +74,21 @@ class Annotating:
         ledger: Ledger,
         guard: Guard,
         images: Mapping[str, Mapping[str, Any]] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         self.ledger = ledger
         self.guard = guard
         self.images = dict(images or {})
+        self.extra = dict(extra or {})
         self.last: dict[str, Any] | None = None
 
     def record(self, event: dict[str, Any]) -> dict[str, Any]:
-        out = {**event, "message": self.guard.message, "reason": self.guard.reason}
+        out = {
+            **event,
+            **self.extra,
+            "message": self.guard.message,
+            "reason": self.guard.reason,
+        }
         if self.images:
             out["images"] = [
                 {**i, **self.images.get(str(i.get("image")), {})} for i in event.get("images", [])
@@ -270,6 +278,7 @@ def run_deploy(
             options=protect_revisions(opts, ledger),
             recorder=recorder,
             progress=progress,
+            events=releases.tier_events(ledger, tier),
         )
     return finish(result, recorder, ledger)
 
@@ -297,19 +306,23 @@ def tier_history(
     On an immutable tier the tag of an earlier digest is found later (its stamp).
     """
     out: list[TierState] = []
+    gone = releases.undone(events)
     for event, entry in tag_writes(events, image):
         if not entry.get("to_digest"):
             continue
         when = parse_time(str(event["time"]))
-        states = [
-            TierState(
-                digest=str(entry["to_digest"]),
-                tag=entry.get("tag"),
-                commit=entry.get("commit"),
-                event=str(event.get("id")),
-                time=when,
+        states = []
+        if releases.stood(event, entry, gone):
+            # a release that failed or was reverted is no state to go back to
+            states.append(
+                TierState(
+                    digest=str(entry["to_digest"]),
+                    tag=entry.get("tag"),
+                    commit=entry.get("commit"),
+                    event=str(event.get("id")),
+                    time=when,
+                )
             )
-        ]
         if entry.get("from_digest"):
             # what the tag had just before: covers the first recorded promotion, and moves
             # made outside tierup in between (a stamp's from_digest is empty: a new tag)
@@ -334,16 +347,7 @@ class _Target:
     repository: str
     state: TierState
     current: str | None
-
-
-def _current_digest(
-    clients: Clients, tier: Tier, repository: str, history: list[TierState]
-) -> str | None:
-    if tier.immutable:
-        # a stamped tier runs whatever stamp was deployed last, not the newest stamp
-        return history[0].digest if history else None
-    manifest = clients.registry.get_manifest(repository, tier.tag)
-    return manifest.digest if manifest else None
+    current_event: str | None = None  # the event that made the release rolled back from
 
 
 def _pick(
@@ -387,7 +391,10 @@ def _targets(
         repo = config.image(name).repository
         registry.describe_repository(repo)
         history = tier_history(events, name, immutable=tier.immutable)
-        current = _current_digest(clients, tier, repo, history)
+        release = releases.current_release(
+            tier, name, events=events, registry=registry, repository=repo
+        )
+        current = release.digest if release else None
         chosen = _pick(name, history, current, to=to, steps=steps)
         if chosen is None and to is not None and registry.get_manifest(repo, to) is not None:
             # a digest the ledger never saw in this tier, but the repository has
@@ -402,7 +409,7 @@ def _targets(
             if to is None:
                 missing.append(f"{name} ({len(history)} digest(s) recorded)")
             continue
-        out.append(_Target(name, repo, chosen, current))
+        out.append(_Target(name, repo, chosen, current, release.event if release else None))
     if not out:
         if to is not None:
             raise InputError(
@@ -514,7 +521,11 @@ def rollback_tier(
             envs=envs,
             deploy=True,
         )
-        recorder = Annotating(ledger, guard, images=fixes)
+        # what this rollback reverts: the events that made the releases it goes back from
+        undid = sorted(
+            {c.current_event for c in chosen if c.current_event and c.current != c.state.digest}
+        )
+        recorder = Annotating(ledger, guard, images=fixes, extra={"undid": undid} if undid else {})
         result = execute(config, clients, plan, options=opts, recorder=recorder, progress=progress)
     for outcome in result.images:
         if outcome.image in fixes:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline import releases
 from pipeline.clients import Clients
 from pipeline.config import Config
+from pipeline.ledger import Ledger
 from pipeline.results import CommandResult, Status
 from stages import resolve
 from stages.deploy import DeployError, names_reference, pick_container
@@ -25,14 +28,22 @@ class TierTag:
     pushed_at: str | None
 
 
-def tier_tags(config: Config, listing: list[ImageInfo]) -> dict[str, TierTag]:
+def tier_tags(
+    config: Config,
+    image: str,
+    listing: list[ImageInfo],
+    events: Mapping[str, list[dict[str, Any]]],
+) -> dict[str, TierTag]:
+    """Each tier's current release of ``image`` (``events``: each tier's ledger events)."""
     out: dict[str, TierTag] = {}
     for tier in config.tiers:
-        found = resolve.newest_tag(listing, tier.tag)
-        if found is None:
+        found = releases.current_release(
+            tier, image, events=list(events.get(tier.name, [])), listing=listing
+        )
+        if found is None or found.info is None:
             out[tier.name] = TierTag(None, None, (), None)
             continue
-        tag, info = found
+        tag, info = found.tag, found.info
         out[tier.name] = TierTag(
             tag=tag,
             digest=info.digest,
@@ -49,7 +60,9 @@ def where(
     image: str | None = None,
     tier: str | None = None,
     env: str | None = None,
+    ledger: Ledger | None = None,
 ) -> CommandResult:
+    """Tags, releases and what runs; ``ledger`` tells a stamped tier's release (see releases)."""
     if image is not None:
         config.image(image)
     if tier is not None:
@@ -59,6 +72,12 @@ def where(
     names = [image] if image else list(config.images)
     registry = clients.registry
     listings: dict[str, list[ImageInfo]] = {}
+    # a stamped tier's release depends on its ledger events: read once per tier
+    events = {
+        t.name: releases.tier_events(ledger, t.name)
+        for t in config.tiers
+        if t.immutable and (tier is None or t.name == tier)
+    }
     images_doc: dict[str, Any] = {}
     errors: list[str] = []
     for name in names:
@@ -70,7 +89,7 @@ def where(
             errors.append(e.message)
             continue
         listings[name] = listing
-        tiers = tier_tags(config, listing)
+        tiers = tier_tags(config, name, listing, events)
         images_doc[name] = {
             "repository": repo,
             "tiers": {
