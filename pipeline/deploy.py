@@ -65,7 +65,7 @@ def deploy_environment(
         clients,
         tier=tier,
         targets=targets,
-        moved=set(),
+        moved={},
         env_names=[env],
         protected=options.protected,
     )
@@ -78,5 +78,6 @@ def deploy_environment(
         targets=targets,
         envs=envs,
         deploy=True,
+        invocation=f"deploy --env {env}",
     )
     return execute(config, clients, plan, options=options, recorder=recorder, progress=progress)

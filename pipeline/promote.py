@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +19,13 @@ from pipeline import strategies
 from pipeline.clients import Clients
 from pipeline.config import TIMESTAMP_FORMAT, Config, Environment, Tier, render_tag
 from pipeline.progress import rollout_changed
-from pipeline.results import CommandResult, EnvironmentOutcome, ImageOutcome, ServiceOutcome
+from pipeline.results import (
+    CommandResult,
+    EnvironmentOutcome,
+    ImageOutcome,
+    ServiceOutcome,
+    landed,
+)
 from pipeline.rollback_on_failure import mode_for, recover
 from stages import deploy as deploy_stage
 from stages import resolve, retag
@@ -35,6 +41,7 @@ from stages.retention import RetentionPlan
 from stages.types import ServiceState, TaskDefinition, TaskImage
 
 MAX_WORKERS = 64
+INTERRUPTED = "interrupted"  # the status of a run stopped by Ctrl-C (its rollouts go on)
 PER_ENV_WORKERS = 16  # reads inside one environment, while every environment reads at once
 Progress = Callable[[str], None]
 
@@ -83,6 +90,7 @@ class PromotionPlan:
     targets: dict[str, ImageTarget]
     envs: list[EnvPlan]
     deploy: bool
+    invocation: str | None = None  # the command as given, when not `<command> --tier T`
 
     def steps(self) -> list[dict[str, Any]]:
         """The writes a real run makes, in order."""
@@ -179,6 +187,20 @@ def _plan_image(
     )
 
 
+def tag_changes(
+    retags: list[retag.RetagPlan], *, stamp: bool = False, back: bool = False
+) -> dict[str, str]:
+    """Image -> what its tag write does, in words, for the images whose tag is written."""
+    out: dict[str, str] = {}
+    for r in retags:
+        digest = r.manifest.digest[:19]
+        if r.action is TagWrite.CREATED:
+            out[r.image] = f"new {'stamp' if stamp else 'tag'} {r.tag} on {digest}"
+        elif r.action is TagWrite.MOVED:
+            out[r.image] = f"the tag {r.tag} moved {'back ' if back else ''}to {digest}"
+    return out
+
+
 def plan_promotion(
     config: Config,
     clients: Clients,
@@ -205,7 +227,7 @@ def plan_promotion(
         read = reading.result() if reading is not None else None
     retags = [p for p, _t in planned]
     targets = {t.image: t for _p, t in planned}
-    moved = {p.image for p in retags if p.action is not TagWrite.UNCHANGED}
+    moved = tag_changes(retags, stamp=tier.immutable)
     envs: list[EnvPlan] = []
     if deploy:
         envs = plan_environments(
@@ -235,7 +257,7 @@ def plan_environments(
     *,
     tier: Tier,
     targets: dict[str, ImageTarget],
-    moved: set[str],
+    moved: Mapping[str, str],
     env_names: list[str] | None = None,
     protected: frozenset[str] = frozenset(),
     read: list[EnvPlan] | None = None,
@@ -289,7 +311,7 @@ def _plan_env(
     clients: Clients,
     plan: EnvPlan,
     targets: dict[str, ImageTarget],
-    moved: set[str],
+    moved: Mapping[str, str],
     keep: int,
     protected: frozenset[str],
 ) -> None:
@@ -323,6 +345,10 @@ def _plan_env(
                     task_def=td,
                     running=tuple(running.get(svc_name, [])),
                     tag_moved=any(t.image in moved for t in wanted.values()),
+                    tag_change="; ".join(
+                        sorted({moved[t.image] for t in wanted.values() if t.image in moved})
+                    )
+                    or None,
                 )
             )
         except TierupError as e:
@@ -403,7 +429,12 @@ def execute(
     progress: Progress | None = None,
 ) -> CommandResult:
     say = progress or (lambda _m: None)
-    result = CommandResult(command=plan.command, tier=plan.tier.name, dry_run=options.dry_run)
+    result = CommandResult(
+        command=plan.command,
+        tier=plan.tier.name,
+        dry_run=options.dry_run,
+        invocation=plan.invocation,
+    )
     by_image = {r.image: r for r in plan.resolved}
     for r in plan.retags:
         res = by_image[r.image]
@@ -469,7 +500,9 @@ def execute(
             for ep in plan.envs:
                 result.environments.append(_env_outcome(ep, applied, errors, {}, False))
             result.settle()
-            (recorder or NullRecorder()).record({**_event(plan, result), "interrupted": True})
+            (recorder or NullRecorder()).record(
+                {**_event(plan, result), "status": INTERRUPTED, "interrupted": True}
+            )
             raise
     for ep in plan.envs:
         result.environments.append(_env_outcome(ep, applied, errors, waited, options.wait))
@@ -646,6 +679,7 @@ def _event(plan: PromotionPlan, result: CommandResult) -> dict[str, Any]:
     planned = {(e.name, s.service): s for e in plan.envs for s in e.services}
     return {
         "command": plan.command,
+        "invocation": result.title.removeprefix("tierup "),
         "tier": plan.tier.name,
         "status": str(result.status),
         "images": [
@@ -681,14 +715,15 @@ def _service_event(s: ServiceOutcome, plan: ServicePlan | None) -> dict[str, Any
         "digest_after": s.digest,
         "status": s.status,
     }
+    if not landed(s):
+        out["task_definition_after"] = s.previous_task_definition
+        out["digest_after"] = s.previous_digest
     if plan is not None:
         # every container: a rollback must put each one back, not only the first
         before = {c: d for c, d in plan.previous_digests if d}
         out["images_before"] = before
         out["images_after"] = (
-            dict(before)
-            if s.status in ("failed", "planned", wait_stage.ROLLED_BACK)
-            else {c.container: c.target.digest for c in plan.containers}
+            {c.container: c.target.digest for c in plan.containers} if landed(s) else dict(before)
         )
     rb = s.rollback
     if rb is not None and rb.task_definition and rb.status not in ("failed", "not_rolled_back"):

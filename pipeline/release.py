@@ -29,10 +29,10 @@ from pipeline.promote import (
     execute,
     plan_environments,
     plan_promotion,
+    tag_changes,
 )
 from pipeline.results import CommandResult
 from stages import resolve, retag
-from stages.adapters.registry import TagWrite
 from stages.deploy import ImageTarget
 from stages.errors import InputError, TierupError
 from stages.parallel import each
@@ -507,7 +507,7 @@ def rollback_tier(
                 commit=commit,
                 immutable_tag=t.immutable,
             )
-        moved = {r.image for r in retags if r.action is not TagWrite.UNCHANGED}
+        moved = tag_changes(retags, back=True)
         envs = plan_environments(
             config, clients, tier=t, targets=targets, moved=moved, protected=opts.protected
         )
@@ -613,9 +613,9 @@ def render_history(result: CommandResult) -> None:
         actor = e.get("actor") or {}
         who = str(actor.get("name") or "?") + (f" ({actor['arn']})" if actor.get("arn") else "")
         tier = f" --tier {e['tier']}" if e.get("tier") else ""
+        command = e.get("invocation") or f"{e.get('command')}{tier}"
         console.print(
-            f"{e.get('time')}  {e.get('command')}{tier}  {e.get('status')}  by {who}  "
-            f"[{e.get('id')}]",
+            f"{e.get('time')}  {command}  {e.get('status')}  by {who}  [{e.get('id')}]",
             markup=False,
         )
         for i in e.get("images") or []:
@@ -627,18 +627,30 @@ def render_history(result: CommandResult) -> None:
             )
         for env, doc in (e.get("environments") or {}).items():
             for svc, s in (doc.get("services") or {}).items():
-                before = _family_rev(s.get("task_definition_before"))
-                after = _family_rev(s.get("task_definition_after"))
-                console.print(
-                    f"  {env}/{svc}: {before} -> {after}, {_short(s.get('digest_before'))} -> "
-                    f"{_short(s.get('digest_after'))} ({s.get('status')})",
-                    markup=False,
-                )
+                console.print(f"  {env}/{svc}: {_service_line(s)}", markup=False)
             if not doc.get("services"):
                 console.print(f"  {env}: {doc.get('status')}", markup=False)
         for key in ("message", "reason", "ci_url"):
             if e.get(key):
                 console.print(f"  {key}: {e[key]}", markup=False)
+
+
+def _service_line(s: Mapping[str, Any]) -> str:
+    """``td -> td, digest -> digest (status)``; one side alone when nothing moved."""
+    td_before, td_after = s.get("task_definition_before"), s.get("task_definition_after")
+    d_before, d_after = s.get("digest_before"), s.get("digest_after")
+    before = s.get("images_before")
+    after = s.get("images_after")
+    moved = (td_before or td_after) != td_after or (d_before or d_after) != d_after
+    if isinstance(before, dict) and isinstance(after, dict) and before and before != after:
+        moved = True
+    status = f"({s.get('status')})"
+    if not moved:
+        return f"{_family_rev(td_after)}, {_short(d_after)} {status}"
+    return (
+        f"{_family_rev(td_before)} -> {_family_rev(td_after)}, {_short(d_before)} -> "
+        f"{_short(d_after)} {status}"
+    )
 
 
 def _short(digest: Any) -> str:

@@ -142,7 +142,12 @@ def take_snapshot(
         "environments": environments,
     }
     ledger.put_document(KIND, snapshot, document)
-    result = CommandResult(command="snapshot", tier=tier)
+    result = CommandResult(
+        command="snapshot",
+        tier=tier,
+        invocation=f"snapshot --{'env' if env else 'tier'} {env or tier}"
+        + (f" --name {name}" if name else ""),
+    )
     if env is not None:
         result.data["env"] = env
     for _, notes in recorded:
@@ -189,6 +194,7 @@ def _event(document: dict[str, Any], result: CommandResult) -> dict[str, Any]:
         envs[n] = {"status": "recorded", "services": services}
     return {
         "command": "snapshot",
+        "invocation": result.invocation,
         "tier": tier,
         "status": str(result.status),
         "message": f"snapshot {document['name']}",
@@ -321,6 +327,7 @@ def plan_restore(
         fail_fast=False,
         snapshot=name,
     )
+    plan.invocation = f"restore --env {env} --snapshot {name}"
     if recorded.get("cluster") not in (None, environment.cluster):
         plan.notes.append(
             f"snapshot {name!r} recorded cluster {recorded.get('cluster')!r}; envs.yaml now "

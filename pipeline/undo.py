@@ -25,8 +25,8 @@ from pipeline.clients import Clients
 from pipeline.config import Config, Environment
 from pipeline.ledger import Ledger
 from pipeline.progress import rollout_changed
-from pipeline.promote import Progress, RunOptions, settle_waited
-from pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome
+from pipeline.promote import INTERRUPTED, Progress, RunOptions, settle_waited
+from pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome, landed
 from stages import rollback as rb
 from stages import strategy as strategy_stage
 from stages import wait as wait_stage
@@ -300,6 +300,7 @@ class UndoPlan:
     snapshot: str | None = None
     notes: list[str] = field(default_factory=list)
     task_defs: dict[str, TaskDefinition] = field(default_factory=dict)
+    invocation: str | None = None  # the command as given, for titles and the ledger
 
     @property
     def event_command(self) -> str:
@@ -522,7 +523,7 @@ def plan_rollback(
     if to is not None and service is None:
         raise InputError("--to needs --service", hint="name the service to roll back")
     window = LedgerWindow(ledger, env_name)
-    return plan_services(
+    plan = plan_services(
         config,
         clients,
         command="rollback",
@@ -533,6 +534,15 @@ def plan_rollback(
         find=lambda view: find_target(view, window, to),
         fail_fast=service is not None,
     )
+    words = [plan.event_command, "--env", env_name]
+    if service:
+        words += ["--service", service]
+    if to is not None:
+        words += ["--to", to]
+    if all_services:
+        words.append("--all-services")
+    plan.invocation = " ".join(words)
+    return plan
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -560,7 +570,9 @@ def execute(
     extra_event: dict[str, Any] | None = None,
 ) -> CommandResult:
     say = progress or (lambda _m: None)
-    result = CommandResult(command=plan.event_command, dry_run=options.dry_run)
+    result = CommandResult(
+        command=plan.event_command, dry_run=options.dry_run, invocation=plan.invocation
+    )
     result.data["env"] = plan.env_name
     result.plan = plan.steps()
     result.notes.extend(plan.notes)
@@ -591,7 +603,7 @@ def execute(
         except KeyboardInterrupt:
             # Ctrl-C while waiting: what was written is recorded, as --no-wait records it
             waited = {}
-            record(False, interrupted=True)
+            record(False, status=INTERRUPTED, interrupted=True)
             raise
     record(options.wait)
     return result
@@ -729,7 +741,7 @@ def _outcome(
             service=p.service,
             status="planned" if p.writes else "unchanged",
             task_definition=p.current_task_definition
-            if p.action in (rb.REDEPLOY, rb.FOLLOW)
+            if p.action in (rb.REDEPLOY, rb.FOLLOW, rb.SKIP)
             else p.target_task_definition,
             previous_task_definition=p.current_task_definition,
             image=", ".join(images.values()),
@@ -773,16 +785,24 @@ def _event(plan: UndoPlan, result: CommandResult) -> dict[str, Any]:
     for env in result.environments:
         for s in env.services:
             p = by_service.get(s.service)
+            # a service nothing moved (a refused write, ECS put it back) stays where it was
+            stayed = not landed(s)
             entry: dict[str, Any] = {
                 "task_definition_before": s.previous_task_definition,
-                "task_definition_after": s.task_definition,
+                "task_definition_after": s.previous_task_definition
+                if stayed
+                else s.task_definition,
                 "digest_before": s.previous_digest,
-                "digest_after": s.digest,
+                "digest_after": s.previous_digest if stayed else s.digest,
                 "status": s.status,
             }
             if p is not None:
                 entry["images_before"] = {c: d for c, d in p.digests_before if d}
-                entry["images_after"] = {c: d for c, d in p.digests_after if d}
+                entry["images_after"] = (
+                    dict(entry["images_before"])
+                    if stayed
+                    else {c: d for c, d in p.digests_after if d}
+                )
                 entry["source"] = p.target.source
                 if p.pinned:
                     entry["pinned"] = {c: dict(p.images)[c] for c in p.pinned}
@@ -791,6 +811,7 @@ def _event(plan: UndoPlan, result: CommandResult) -> dict[str, Any]:
             services[s.service] = entry
     event: dict[str, Any] = {
         "command": plan.event_command,
+        "invocation": plan.invocation,
         "tier": plan.env.tier,
         "status": str(result.status),
         "environments": {

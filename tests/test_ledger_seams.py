@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from pipeline.release import stamp
-from tests.ecs_checks import container_digests, mark_image, stable
-from tests.release_world import T0, ledger_of, new_commit, release_world, ship
+from pipeline import interrupt
+from pipeline.clients import Clients
+from pipeline.promote import RunOptions
+from pipeline.release import run_promotion, stamp
+from tests.ecs_checks import container_digests, content, mark_image, stable, wait_stable
+from tests.release_world import T0, ledger_of, new_commit, release_world, ship, task_definition
 from tests.world import DEFAULT_ENVS, World, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")
@@ -122,3 +127,102 @@ def _nothing_to_deploy(world: World) -> None:
         assert {s["status"] for s in doc["environments"][env]["services"].values()} == {
             "skipped"
         }, doc
+
+
+# -- item: what the record and the tables say ----------------------------------------------
+
+
+@pytest.fixture
+def shipped(tmp_path: Path, aws_env: str) -> World:
+    w = make_world(tmp_path, aws_env)
+    new_commit(w, "one")
+    ship(w, "dev", "staging", "prod", minute=1)
+    return w
+
+
+def test_ctrl_c_while_waiting_is_recorded_as_interrupted_not_ok(shipped: World) -> None:
+    new_commit(shipped, "two")
+    ship(shipped, "dev", minute=2)
+    hang = str(shipped.tag_digest("api", "dev"))
+    mark_image(shipped, "api", hang, "sandbox-hang")
+    clients = Clients(config=shipped.config, repo_path=shipped.root, poll_interval=0.2)
+    interrupt.STOP.clear()
+    threading.Timer(1.0, interrupt.STOP.set).start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_promotion(
+                shipped.config,
+                clients,
+                ledger_of(shipped),
+                tier="staging",
+                options=RunOptions(timeout=120),
+            )
+    finally:
+        interrupt.STOP.clear()
+    event = ledger_of(shipped).events(tier="staging", limit=1)[0]
+    assert event["command"] == "promote"
+    assert event["status"] == "interrupted"
+    assert event["interrupted"] is True
+    history = shipped.cli("history", "--tier", "staging", "--limit", "1")
+    assert "promote --tier staging  interrupted  by" in history.stdout, history.stdout
+
+
+def test_deploy_is_shown_and_recorded_as_given(shipped: World) -> None:
+    r = shipped.cli("deploy", "--env", "mb-staging")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines()[0] == "tierup deploy --env mb-staging"
+    event = ledger_of(shipped).events(limit=1)[0]
+    assert event["command"] == "deploy" and event["tier"] == "staging"
+    assert event["invocation"] == "deploy --env mb-staging"
+    history = shipped.cli("history", "--limit", "1").stdout
+    assert "  deploy --env mb-staging  ok  by " in history, history
+    assert "--tier staging" not in history
+    r = shipped.cli("rollback", "service", "--env", "prod", "--service", "api", "--dry-run")
+    assert r.stdout.splitlines()[0].startswith(
+        "tierup rollback service --env prod --service api"
+    ), r.stdout
+
+
+def test_history_after_a_restore_shows_only_moves_that_happened(shipped: World) -> None:
+    code, doc = shipped.cli_json("snapshot", "--env", "prod", "--name", "before")
+    assert code == 0, doc
+    # a copy of the revision prod runs, same content under a new number: nothing to restore
+    e = shipped.config.environment("prod")
+    ecs = shipped.ecs(e.account_id)
+    td = task_definition(shipped, "prod", "api")
+    copy = ecs.register_task_definition(**content(td))["taskDefinition"]["taskDefinitionArn"]
+    ecs.update_service(cluster=e.cluster, service="api", taskDefinition=copy)
+    wait_stable(shipped, "prod", "api")
+
+    code, doc = shipped.cli_json("restore", "--env", "prod")
+
+    assert code == 0, doc
+    api = doc["environments"]["prod"]["services"]["api"]
+    assert api["status"] == "unchanged", api
+    assert api["task_definition"] == copy
+    entry = ledger_of(shipped).events(limit=1)[0]["environments"]["prod"]["services"]["api"]
+    assert entry["task_definition_before"] == entry["task_definition_after"] == copy
+    assert entry["images_before"] == entry["images_after"]
+    history = shipped.cli("history", "--env", "prod", "--limit", "2").stdout
+    lines = [line for line in history.splitlines() if line.startswith("  prod/api:")]
+    assert len(lines) == 2, history
+    assert all(" -> " not in line for line in lines), history  # the restore, the snapshot
+    assert lines[0].endswith("(unchanged)") and lines[1].endswith("(recorded)"), history
+
+
+def test_stamp_and_tier_rollback_say_what_happened_to_the_tag(shipped: World) -> None:
+    new_commit(shipped, "two")
+    ship(shipped, "dev", "staging", minute=2)
+    code, doc = shipped.cli_json("stamp", "--tier", "prod")
+    assert code == 0, doc
+    stamp_tag = doc["images"]["api"]["tag"]
+    reason = doc["environments"]["prod"]["services"]["api"]["reason"]
+    assert "moved" not in reason and f"new stamp {stamp_tag}" in reason, reason
+
+    code, doc = shipped.cli_json("rollback", "tier", "--tier", "staging")
+    assert code == 0, doc
+    back_to = doc["images"]["api"]["digest"][:19]
+    for env in ("staging", "mb-staging"):
+        reason = doc["environments"][env]["services"]["api"]["reason"]
+        assert f"the tag staging moved back to {back_to}" in reason, reason
+    assert "moved to a new digest" not in json.dumps(doc)
