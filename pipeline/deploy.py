@@ -7,6 +7,7 @@ from typing import Any
 from pipeline import releases
 from pipeline.clients import Clients
 from pipeline.config import Config
+from pipeline.events import Event
 from pipeline.promote import Progress, PromotionPlan, RunOptions, execute, plan_environments
 from pipeline.results import CommandResult
 from stages import resolve
@@ -22,7 +23,7 @@ def deploy_environment(
     *,
     env: str,
     options: RunOptions,
-    recorder: Recorder | None = None,
+    recorder: Recorder[Event] | None = None,
     progress: Progress | None = None,
     events: list[dict[str, Any]] | None = None,
 ) -> CommandResult:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,13 @@ from pipeline import retention as retention_mod
 from pipeline import strategies
 from pipeline.clients import Clients
 from pipeline.config import TIMESTAMP_FORMAT, Config, Environment, Tier, render_tag
+from pipeline.events import (
+    EnvironmentRecord,
+    Event,
+    EventStatus,
+    ImageRecord,
+    ServiceRecord,
+)
 from pipeline.progress import rollout_changed
 from pipeline.results import (
     CommandResult,
@@ -41,7 +49,6 @@ from stages.retention import RetentionPlan
 from stages.types import ServiceState, TaskDefinition, TaskImage
 
 MAX_WORKERS = 64
-INTERRUPTED = "interrupted"  # the status of a run stopped by Ctrl-C (its rollouts go on)
 PER_ENV_WORKERS = 16  # reads inside one environment, while every environment reads at once
 Progress = Callable[[str], None]
 
@@ -425,7 +432,7 @@ def execute(
     plan: PromotionPlan,
     *,
     options: RunOptions,
-    recorder: Recorder | None = None,
+    recorder: Recorder[Event] | None = None,
     progress: Progress | None = None,
 ) -> CommandResult:
     say = progress or (lambda _m: None)
@@ -501,7 +508,9 @@ def execute(
                 result.environments.append(_env_outcome(ep, applied, errors, {}, False))
             result.settle()
             (recorder or NullRecorder()).record(
-                {**_event(plan, result), "status": INTERRUPTED, "interrupted": True}
+                dataclasses.replace(
+                    _event(plan, result), status=EventStatus.INTERRUPTED, interrupted=True
+                )
             )
             raise
     for ep in plan.envs:
@@ -675,65 +684,65 @@ def _env_outcome(
     return out
 
 
-def _event(plan: PromotionPlan, result: CommandResult) -> dict[str, Any]:
+def _event(plan: PromotionPlan, result: CommandResult) -> Event:
     planned = {(e.name, s.service): s for e in plan.envs for s in e.services}
-    return {
-        "command": plan.command,
-        "invocation": result.title.removeprefix("tierup "),
-        "tier": plan.tier.name,
-        "status": str(result.status),
-        "images": [
-            {
-                "image": i.image,
-                "repository": i.repository,
-                "tag": i.tag,
-                "from_digest": i.previous_digest,
-                "to_digest": i.digest,
-                "commit": i.commit,
-                "status": i.status,
-            }
+    return Event(
+        command=plan.command,
+        invocation=result.title.removeprefix("tierup "),
+        tier=plan.tier.name,
+        status=str(result.status),
+        images=tuple(
+            ImageRecord(
+                image=i.image,
+                repository=i.repository,
+                tag=i.tag,
+                from_digest=i.previous_digest,
+                to_digest=i.digest,
+                commit=i.commit,
+                status=i.status,
+            )
             for i in result.images
-        ],
-        "environments": {
-            e.name: {
-                "status": e.status,
-                "services": {
-                    s.service: _service_event(s, planned.get((e.name, s.service)))
+        ),
+        environments={
+            e.name: EnvironmentRecord(
+                status=e.status,
+                services={
+                    s.service: _service_record(s, planned.get((e.name, s.service)))
                     for s in e.services
                 },
-            }
+            )
             for e in result.environments
         },
-    }
+    )
 
 
-def _service_event(s: ServiceOutcome, plan: ServicePlan | None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "task_definition_before": s.previous_task_definition,
-        "task_definition_after": s.task_definition,
-        "digest_before": s.previous_digest,
-        "digest_after": s.digest,
-        "status": s.status,
-    }
-    if not landed(s):
-        out["task_definition_after"] = s.previous_task_definition
-        out["digest_after"] = s.previous_digest
-    if plan is not None:
-        # every container: a rollback must put each one back, not only the first
-        before = {c: d for c, d in plan.previous_digests if d}
-        out["images_before"] = before
-        out["images_after"] = (
-            {c.container: c.target.digest for c in plan.containers} if landed(s) else dict(before)
-        )
+def _service_record(s: ServiceOutcome, plan: ServicePlan | None) -> ServiceRecord:
+    ok = landed(s)
+    # every container: a rollback must put each one back, not only the first
+    before = {c: d for c, d in plan.previous_digests if d} if plan is not None else {}
+    after = (
+        {c.container: c.target.digest for c in plan.containers}
+        if plan is not None and ok
+        else dict(before)
+    )
+    td_after = s.task_definition if ok else s.previous_task_definition
+    digest_after = s.digest if ok else s.previous_digest
+    extra: dict[str, Any] = {}
     rb = s.rollback
     if rb is not None and rb.task_definition and rb.status not in ("failed", "not_rolled_back"):
         # what runs after the run is what the rollback put back, not what was tried
-        out["task_definition_after"] = rb.task_definition
-        out["digest_after"] = s.previous_digest
-        if plan is not None:
-            out["images_after"] = dict(out["images_before"])
-        out["rollback"] = rb.status
-    return out
+        td_after, digest_after, after = rb.task_definition, s.previous_digest, dict(before)
+        extra["rollback"] = rb.status
+    return ServiceRecord(
+        status=s.status,
+        task_definition_before=s.previous_task_definition,
+        task_definition_after=td_after,
+        digest_before=s.previous_digest,
+        digest_after=digest_after,
+        images_before=before,
+        images_after=after,
+        extra=extra,
+    )
 
 
 def promote(
@@ -745,7 +754,7 @@ def promote(
     images: list[str] | None = None,
     deploy: bool = True,
     options: RunOptions | None = None,
-    recorder: Recorder | None = None,
+    recorder: Recorder[Event] | None = None,
     progress: Progress | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     command: str = "promote",

@@ -18,6 +18,7 @@ from pipeline import releases
 from pipeline.clients import Clients
 from pipeline.config import Config, Tier
 from pipeline.deploy import deploy_environment
+from pipeline.events import Event, EventStatus
 from pipeline.gates import Candidate, GateError, check_gates, tag_writes
 from pipeline.ledger import Ledger, parse_time, task_definitions_in_use
 from pipeline.lock import LockHeld, TierLock, held_error, holding, human, key_for, read_lock
@@ -74,25 +75,24 @@ class Annotating:
         ledger: Ledger,
         guard: Guard,
         images: Mapping[str, Mapping[str, Any]] | None = None,
-        extra: Mapping[str, Any] | None = None,
+        undid: tuple[str, ...] = (),
     ) -> None:
         self.ledger = ledger
         self.guard = guard
         self.images = dict(images or {})
-        self.extra = dict(extra or {})
-        self.last: dict[str, Any] | None = None
+        self.undid = undid
+        self.last: Event | None = None
 
-    def record(self, event: dict[str, Any]) -> dict[str, Any]:
-        out = {
-            **event,
-            **self.extra,
-            "message": self.guard.message,
-            "reason": self.guard.reason,
-        }
-        if self.images:
-            out["images"] = [
-                {**i, **self.images.get(str(i.get("image")), {})} for i in event.get("images", [])
-            ]
+    def record(self, event: Event, /) -> Event:
+        out = dataclasses.replace(
+            event,
+            message=self.guard.message or event.message,
+            reason=self.guard.reason or event.reason,
+            undid=tuple(sorted({*event.undid, *self.undid})),
+            images=tuple(
+                dataclasses.replace(i, **self.images.get(i.image, {})) for i in event.images
+            ),
+        )
         self.last = self.ledger.record(out)
         return self.last
 
@@ -125,7 +125,7 @@ def protect_revisions(options: RunOptions, ledger: Ledger) -> RunOptions:
 
 def finish(result: CommandResult, recorder: Annotating, ledger: Ledger) -> CommandResult:
     if recorder.last is not None:
-        result.data["event"] = recorder.last["id"]
+        result.data["event"] = recorder.last.id
         result.data["ledger"] = ledger.where
     return result
 
@@ -525,7 +525,7 @@ def rollback_tier(
         undid = sorted(
             {c.current_event for c in chosen if c.current_event and c.current != c.state.digest}
         )
-        recorder = Annotating(ledger, guard, images=fixes, extra={"undid": undid} if undid else {})
+        recorder = Annotating(ledger, guard, images=fixes, undid=tuple(undid))
         result = execute(config, clients, plan, options=opts, recorder=recorder, progress=progress)
     for outcome in result.images:
         if outcome.image in fixes:
@@ -569,15 +569,16 @@ def unlock(
         )
     ledger.store.delete(key_for(t.name))
     event = ledger.record(
-        {
-            "command": "unlock",
-            "tier": t.name,
-            "status": "ok",
-            "message": f"broke the lock held by {info.describe(when)}",
-        }
+        Event(
+            command="unlock",
+            tier=t.name,
+            status=EventStatus.OK,
+            invocation=f"unlock --tier {t.name}",
+            message=f"broke the lock held by {info.describe(when)}",
+        )
     )
     result.data["lock"] = info.to_json()
-    result.data["event"] = event["id"]
+    result.data["event"] = event.id
     result.notes.append(f"broke the lock on {t.name!r} held by {info.describe(when)}")
     return result
 

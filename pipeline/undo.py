@@ -23,9 +23,10 @@ from typing import Any, Generic, TypeVar
 from pipeline import strategies
 from pipeline.clients import Clients
 from pipeline.config import Config, Environment
+from pipeline.events import EnvironmentRecord, Event, EventStatus, ServiceRecord
 from pipeline.ledger import Ledger
 from pipeline.progress import rollout_changed
-from pipeline.promote import INTERRUPTED, Progress, RunOptions, settle_waited
+from pipeline.promote import Progress, RunOptions, settle_waited
 from pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome, landed
 from stages import rollback as rb
 from stages import strategy as strategy_stage
@@ -162,8 +163,9 @@ def _entry(event: dict[str, Any], env: str, service: str) -> dict[str, Any] | No
 def _images(entry: dict[str, Any], side: str, container: str | None) -> dict[str, str]:
     """Container -> digest of one side (before/after) of a ledger entry."""
     full = entry.get(f"images_{side}")
-    if isinstance(full, dict):
+    if isinstance(full, dict) and full:
         return {str(c): str(d) for c, d in full.items() if d}
+    # a version 1 record: one digest, the service's first container's
     digest = entry.get(f"digest_{side}")
     if digest and container is not None:
         return {container: str(digest)}
@@ -234,6 +236,7 @@ def target_from_ledger(
             digests=tuple(sorted(before.items())),
             source=rb.LEDGER,
             detail=_event_label(event),
+            event=str(event.get("id") or ""),
         )
         return target, True
     return None, False
@@ -565,9 +568,8 @@ def execute(
     plan: UndoPlan,
     *,
     options: RunOptions,
-    recorder: Recorder | None = None,
+    recorder: Recorder[Event] | None = None,
     progress: Progress | None = None,
-    extra_event: dict[str, Any] | None = None,
 ) -> CommandResult:
     say = progress or (lambda _m: None)
     result = CommandResult(
@@ -585,10 +587,13 @@ def execute(
 
     waited: dict[str, wait_stage.RolloutState] = {}
 
-    def record(wait: bool, **more: Any) -> None:
+    def record(wait: bool, *, interrupted: bool = False) -> None:
         result.environments.append(_outcome(plan, applied, errors, waited, wait=wait))
         result.settle()
-        (recorder or NullRecorder()).record({**_event(plan, result), **(extra_event or {}), **more})
+        event = _event(plan, result)
+        if interrupted:
+            event = dataclasses.replace(event, status=EventStatus.INTERRUPTED, interrupted=True)
+        (recorder or NullRecorder()).record(event)
 
     ctx = strategies.context(clients, plan.env_name, plan.env, plan.task_defs)
     if plan.strategy in OWN_ROLLBACK:
@@ -603,7 +608,7 @@ def execute(
         except KeyboardInterrupt:
             # Ctrl-C while waiting: what was written is recorded, as --no-wait records it
             waited = {}
-            record(False, status=INTERRUPTED, interrupted=True)
+            record(False, interrupted=True)
             raise
     record(options.wait)
     return result
@@ -779,52 +784,53 @@ def _first(pairs: tuple[tuple[str, str | None], ...]) -> str | None:
     return next((d for _, d in pairs if d), None)
 
 
-def _event(plan: UndoPlan, result: CommandResult) -> dict[str, Any]:
+def _event(plan: UndoPlan, result: CommandResult) -> Event:
     by_service = {p.service: p for p in plan.services}
-    services: dict[str, Any] = {}
+    services: dict[str, ServiceRecord] = {}
+    undid: set[str] = set()
     for env in result.environments:
         for s in env.services:
             p = by_service.get(s.service)
             # a service nothing moved (a refused write, ECS put it back) stays where it was
             stayed = not landed(s)
-            entry: dict[str, Any] = {
-                "task_definition_before": s.previous_task_definition,
-                "task_definition_after": s.previous_task_definition
-                if stayed
-                else s.task_definition,
-                "digest_before": s.previous_digest,
-                "digest_after": s.previous_digest if stayed else s.digest,
-                "status": s.status,
-            }
+            before: dict[str, str] = {}
+            after: dict[str, str] = {}
+            extra: dict[str, Any] = {}
             if p is not None:
-                entry["images_before"] = {c: d for c, d in p.digests_before if d}
-                entry["images_after"] = (
-                    dict(entry["images_before"])
-                    if stayed
-                    else {c: d for c, d in p.digests_after if d}
-                )
-                entry["source"] = p.target.source
+                before = {c: d for c, d in p.digests_before if d}
+                after = dict(before) if stayed else {c: d for c, d in p.digests_after if d}
+                extra["source"] = p.target.source
                 if p.pinned:
-                    entry["pinned"] = {c: dict(p.images)[c] for c in p.pinned}
+                    extra["pinned"] = {c: dict(p.images)[c] for c in p.pinned}
                 if p.reregistered:
-                    entry["reregistered"] = True
-            services[s.service] = entry
-    event: dict[str, Any] = {
-        "command": plan.event_command,
-        "invocation": plan.invocation,
-        "tier": plan.env.tier,
-        "status": str(result.status),
-        "environments": {
-            plan.env_name: {
-                "status": result.environments[0].status if result.environments else "ok",
-                "services": services,
-            }
+                    extra["reregistered"] = True
+                if p.target.event and not stayed and p.writes:
+                    undid.add(p.target.event)
+            services[s.service] = ServiceRecord(
+                status=s.status,
+                task_definition_before=s.previous_task_definition,
+                task_definition_after=s.previous_task_definition if stayed else s.task_definition,
+                digest_before=s.previous_digest,
+                digest_after=s.previous_digest if stayed else s.digest,
+                images_before=before,
+                images_after=after,
+                extra=extra,
+            )
+    return Event(
+        command=plan.event_command,
+        invocation=plan.invocation,
+        tier=plan.env.tier,
+        status=str(result.status),
+        environments={
+            plan.env_name: EnvironmentRecord(
+                status=result.environments[0].status if result.environments else "ok",
+                services=services,
+            )
         },
-    }
-    if plan.snapshot is not None:
-        event["snapshot"] = plan.snapshot
-        event["message"] = f"from snapshot {plan.snapshot}"
-    return event
+        undid=tuple(sorted(undid)),
+        snapshot=plan.snapshot,
+        message=f"from snapshot {plan.snapshot}" if plan.snapshot is not None else None,
+    )
 
 
 def run_locked(
