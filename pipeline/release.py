@@ -350,6 +350,30 @@ class _Target:
     current_event: str | None = None  # the event that made the release rolled back from
 
 
+# a tier rollback that did not end ok: running it again finishes toward the same digests
+UNFINISHED = frozenset({"partial", "failed", "timed_out", "interrupted"})
+
+
+def _unfinished(events: list[dict[str, Any]], image: str) -> TierState | None:
+    """The digest an unfinished tier rollback went back to, when it is the tier's newest
+    release event: the same command again finishes it, it does not go one step further."""
+    newest = next((e for e in events if e.get("command") in releases.RELEASE_COMMANDS), None)
+    if newest is None or newest.get("command") != ROLLBACK_TIER:
+        return None
+    if newest.get("status") not in UNFINISHED:
+        return None
+    entry = next((i for i in newest.get("images") or [] if i.get("image") == image), None)
+    if entry is None or not entry.get("to_digest"):
+        return None
+    return TierState(
+        digest=str(entry["to_digest"]),
+        tag=entry.get("tag"),
+        commit=entry.get("commit"),
+        event=f"{newest.get('id')} (unfinished: finishing it)",
+        time=parse_time(str(newest["time"])),
+    )
+
+
 def _pick(
     image: str, history: list[TierState], current: str | None, *, to: str | None, steps: int
 ) -> TierState | None:
@@ -382,6 +406,7 @@ def _targets(
     *,
     to: str | None,
     steps: int,
+    resume: bool = False,
 ) -> list[_Target]:
     registry = clients.registry
     out: list[_Target] = []
@@ -395,7 +420,9 @@ def _targets(
             tier, name, events=events, registry=registry, repository=repo
         )
         current = release.digest if release else None
-        chosen = _pick(name, history, current, to=to, steps=steps)
+        chosen = _unfinished(events, name) if resume else None
+        if chosen is None:
+            chosen = _pick(name, history, current, to=to, steps=steps)
         if chosen is None and to is not None and registry.get_manifest(repo, to) is not None:
             # a digest the ledger never saw in this tier, but the repository has
             tag = _stamp_on(clients, tier, repo, to) if tier.immutable else tier.tag
@@ -456,7 +483,9 @@ def rollback_tier(
     lock = tier_lock(config, clients, ledger, t.name, command=ROLLBACK_TIER, dry_run=opts.dry_run)
     with holding(lock, guard.lock_timeout, progress):
         opts = protect_revisions(opts, ledger)
-        chosen = _targets(config, clients, ledger, t, names, to=to, steps=n)
+        chosen = _targets(
+            config, clients, ledger, t, names, to=to, steps=n, resume=to is None and steps is None
+        )
         resolved: list[resolve.Resolved] = []
         retags: list[retag.RetagPlan] = []
         targets: dict[str, ImageTarget] = {}

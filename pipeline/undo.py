@@ -270,9 +270,50 @@ def explicit_target(view: ServiceView, to: str, window: LedgerWindow) -> rb.Roll
     return rb.RollbackTarget(task_definition=arn, digests=digests, source=rb.EXPLICIT, detail=to)
 
 
-def find_target(view: ServiceView, window: LedgerWindow, to: str | None) -> rb.RollbackTarget:
+# an undo that did not end ok: re-running it finishes toward the targets it recorded
+UNFINISHED = frozenset({"partial", "failed", "timed_out", "interrupted"})
+# events that say nothing about what a service runs: they never stand between a rollback and
+# its re-run
+NOT_MOVES = frozenset({"snapshot", "unlock"})
+
+
+def unfinished_targets(
+    events: list[dict[str, Any]], env: str, command: str
+) -> dict[str, rb.RollbackTarget]:
+    """Service -> the target an unfinished ``command`` recorded, when it is the environment's
+    newest move (events newest first). A rollback records its targets, so that running it again
+    finishes it instead of rolling back the services it already put back."""
+    newest = next((e for e in events if e.get("command") not in NOT_MOVES), None)
+    if newest is None or newest.get("command") != command:
+        return {}
+    if newest.get("status") not in UNFINISHED:
+        return {}
+    out: dict[str, rb.RollbackTarget] = {}
+    for service in ((newest.get("environments") or {}).get(env) or {}).get("services") or {}:
+        entry = _entry(newest, env, service)
+        if entry is None or not entry.get("target_task_definition"):
+            continue
+        digests = entry.get("target_images")
+        out[str(service)] = rb.RollbackTarget(
+            task_definition=str(entry["target_task_definition"]),
+            digests=tuple(sorted((str(c), str(d)) for c, d in dict(digests or {}).items() if d)),
+            source=rb.LEDGER,
+            detail=f"finishing {_event_label(newest)}",
+            event=str(entry.get("target_undoes") or ""),
+        )
+    return out
+
+
+def find_target(
+    view: ServiceView,
+    window: LedgerWindow,
+    to: str | None,
+    unfinished: dict[str, rb.RollbackTarget] | None = None,
+) -> rb.RollbackTarget:
     if to is not None:
         return explicit_target(view, to, window)
+    if unfinished and view.state.name in unfinished:
+        return unfinished[view.state.name]
     target = window.search(lambda events: target_from_ledger(events, view))
     if target is None:
         target = rb.from_ecs_history(view.ecs, view.state.cluster, view.state, view.running)
@@ -526,15 +567,19 @@ def plan_rollback(
     if to is not None and service is None:
         raise InputError("--to needs --service", hint="name the service to roll back")
     window = LedgerWindow(ledger, env_name)
+    scope = "service" if service else "cluster"
+    unfinished = (
+        unfinished_targets(window.events(), env_name, f"rollback {scope}") if to is None else {}
+    )
     plan = plan_services(
         config,
         clients,
         command="rollback",
-        scope="service" if service else "cluster",
+        scope=scope,
         env_name=env_name,
         services=[service] if service else None,
         all_services=all_services,
-        find=lambda view: find_target(view, window, to),
+        find=lambda view: find_target(view, window, to, unfinished),
         fail_fast=service is not None,
     )
     words = [plan.event_command, "--env", env_name]
@@ -806,6 +851,11 @@ def _event(plan: UndoPlan, result: CommandResult) -> Event:
                     extra["reregistered"] = True
                 if p.target.event and not stayed and p.writes:
                     undid.add(p.target.event)
+                # the target, whatever happened: a re-run of an unfinished undo goes there
+                extra["target_task_definition"] = p.target_task_definition
+                extra["target_images"] = {c: d for c, d in p.digests_after if d}
+                if p.target.event:
+                    extra["target_undoes"] = p.target.event
             services[s.service] = ServiceRecord(
                 status=s.status,
                 task_definition_before=s.previous_task_definition,

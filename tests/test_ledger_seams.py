@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from moto.core.exceptions import JsonRESTError
+from moto.ecs.responses import EC2ContainerServiceResponse
 
 from pipeline import interrupt
 from pipeline.clients import Clients
@@ -226,3 +231,109 @@ def test_stamp_and_tier_rollback_say_what_happened_to_the_tag(shipped: World) ->
         reason = doc["environments"][env]["services"]["api"]["reason"]
         assert f"the tag staging moved back to {back_to}" in reason, reason
     assert "moved to a new digest" not in json.dumps(doc)
+
+
+# -- item: rollbacks that converge -------------------------------------------------------
+
+
+@pytest.fixture
+def refuse_update(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
+    """Services added to the set have every UpdateService refused by moto's server."""
+    refused: set[str] = set()
+    original = EC2ContainerServiceResponse.update_service
+
+    @functools.wraps(original)
+    def update_service(self: EC2ContainerServiceResponse, *args: Any, **kwargs: Any) -> Any:
+        if json.loads(self.body).get("service") in refused:
+            raise JsonRESTError("AccessDeniedException", "not allowed to update this service")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(EC2ContainerServiceResponse, "update_service", update_service)
+    yield refused
+
+
+def test_rerunning_a_partial_cluster_rollback_finishes_it_and_flips_nothing_back(
+    shipped: World, refuse_update: set[str]
+) -> None:
+    first = {i: str(shipped.tag_digest(i, "dev")) for i in ("api", "worker")}
+    new = new_commit(shipped, "two")
+    ship(shipped, "dev", minute=2)
+    refuse_update.add("worker")
+
+    code, doc = shipped.cli_json("rollback", "cluster", "--env", "dev")
+
+    assert code == 3, doc
+    services = doc["environments"]["dev"]["services"]
+    assert services["api"]["status"] == "rolled_back"
+    assert services["worker"]["status"] == "failed"
+    assert container_digests(shipped, "dev", "api") == {"api": {first["api"]}}
+    assert container_digests(shipped, "dev", "worker") == {"worker": {new["worker"]}}
+    event = ledger_of(shipped).events(env="dev", limit=1)[0]
+    worker = event["environments"]["dev"]["services"]["worker"]
+    assert worker["target_images"] == {"worker": first["worker"]}  # recorded, though refused
+
+    # the same command again, once the refusal is gone: it finishes, api stays back
+    refuse_update.clear()
+    code, doc = shipped.cli_json("rollback", "cluster", "--env", "dev")
+
+    assert code == 0, doc
+    services = doc["environments"]["dev"]["services"]
+    assert services["api"]["status"] == "unchanged", services["api"]
+    assert services["worker"]["status"] == "rolled_back", services["worker"]
+    for image in ("api", "worker"):
+        assert container_digests(shipped, "dev", image) == {image: {first[image]}}
+        assert stable(shipped, "dev", image)
+    # and once finished, a rollback is a deployment like any other: going back again
+    # goes to what ran before it
+    code, doc = shipped.cli_json("rollback", "cluster", "--env", "dev", "--dry-run")
+    assert code == 0, doc
+    assert {p["service"] for p in doc["plan"]} == {"api", "worker"}
+
+
+def test_rerunning_a_partial_tier_rollback_finishes_it_without_going_further_back(
+    shipped: World, refuse_update: set[str]
+) -> None:
+    first = {i: str(shipped.tag_digest(i, "staging")) for i in ("api", "worker")}
+    new_commit(shipped, "two")
+    ship(shipped, "dev", "staging", minute=2)
+    refuse_update.add("worker")
+
+    code, doc = shipped.cli_json("rollback", "tier", "--tier", "staging")
+
+    assert code == 3, doc
+    assert {i: doc["images"][i]["digest"] for i in first} == first
+    assert shipped.tag_digest("api", "staging") == first["api"]
+
+    refuse_update.clear()
+    code, doc = shipped.cli_json("rollback", "tier", "--tier", "staging")
+
+    assert code == 0, doc
+    assert {i: doc["images"][i]["digest"] for i in first} == first  # the same target
+    for env in ("staging", "mb-staging"):
+        services = doc["environments"][env]["services"]
+        assert services["api"]["status"] == "skipped", services["api"]
+        assert services["worker"]["status"] == "completed", services["worker"]
+        for image in ("api", "worker"):
+            assert container_digests(shipped, env, image) == {image: {first[image]}}
+    assert shipped.tag_digest("worker", "staging") == first["worker"]
+
+
+def test_rerunning_a_partial_restore_finishes_it(shipped: World, refuse_update: set[str]) -> None:
+    code, doc = shipped.cli_json("snapshot", "--env", "staging", "--name", "good")
+    assert code == 0, doc
+    first = {i: str(shipped.tag_digest(i, "staging")) for i in ("api", "worker")}
+    new_commit(shipped, "two")
+    ship(shipped, "dev", "staging", minute=2)
+    refuse_update.add("worker")
+    code, doc = shipped.cli_json("restore", "--env", "staging")
+    assert code == 3, doc
+    refuse_update.clear()
+
+    code, doc = shipped.cli_json("restore", "--env", "staging")
+
+    assert code == 0, doc
+    services = doc["environments"]["staging"]["services"]
+    assert services["api"]["status"] == "unchanged", services["api"]
+    assert services["worker"]["status"] == "restored", services["worker"]
+    for image in ("api", "worker"):
+        assert container_digests(shipped, "staging", image) == {image: {first[image]}}
