@@ -7,6 +7,9 @@ Schema version 2 (``schema_version: 2``) keeps every key version 1 had, under th
 service, every container's digest before and after (``images_before``, ``images_after``:
 container -> digest); per event, the command as given (``invocation``), the events it undid
 (``undid``: ids), and a final ``status`` that says ``interrupted`` for a run stopped by Ctrl-C.
+Write-ahead: before its first write a command records an ``open`` event with its planned writes
+(``intent``); the event it records at the end ``closes`` that one (its id). An open event no
+later event closes is a run that died: the tier's next writing command reconciles it.
 A version 1 event (no ``schema_version``) reads as version 2: an interrupted one gets that
 status, and its services have no per-container digests (their ``digest_*`` stand for the
 service's first container).
@@ -30,6 +33,8 @@ class EventStatus(StrEnum):
     FAILED = "failed"
     TIMED_OUT = "timed_out"
     INTERRUPTED = "interrupted"
+    # written before the first write (with the planned writes); a later event closes it
+    OPEN = "open"
 
 
 def _str(value: Any) -> str | None:
@@ -185,6 +190,8 @@ _KEYS = (
     "undid",
     "interrupted",
     "snapshot",
+    "closes",
+    "intent",
     "schema_version",
 )
 
@@ -204,6 +211,10 @@ class Event:
     undid: tuple[str, ...] = ()  # ids of the events whose writes this one reverted
     interrupted: bool = False
     snapshot: str | None = None
+    closes: str | None = None  # the id of the open event this one closes
+    # an open event's plan: ``writes`` (the steps a dry run prints) and ``services`` (each
+    # service's environment, name, revision and digests before, and its target)
+    intent: Mapping[str, Any] = field(default_factory=dict)
     id: str = ""
     time: str = ""
     actor: Mapping[str, str | None] | None = None
@@ -211,6 +222,10 @@ class Event:
     # keys a command adds that the schema does not name, kept as written
     extra: Mapping[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == EventStatus.OPEN
 
     def image(self, name: str) -> ImageRecord | None:
         return next((i for i in self.images if i.image == name), None)
@@ -236,6 +251,8 @@ class Event:
             "undid": list(self.undid),
             "interrupted": self.interrupted,
             "snapshot": self.snapshot,
+            "closes": self.closes,
+            "intent": dict(self.intent),
             "schema_version": self.schema_version,
         }
         out.update({k: v for k, v in self.extra.items() if k not in out})
@@ -247,6 +264,7 @@ class Event:
         images = doc.get("images")
         envs = doc.get("environments")
         undid = doc.get("undid")
+        intent = doc.get("intent")
         interrupted = doc.get("interrupted") is True
         status = str(doc.get("status") or "")
         if interrupted and status == EventStatus.OK:
@@ -274,6 +292,8 @@ class Event:
             else ((str(undid),) if isinstance(undid, str) and undid else ()),
             interrupted=interrupted,
             snapshot=_str(doc.get("snapshot")),
+            closes=_str(doc.get("closes")),
+            intent=dict(intent) if isinstance(intent, Mapping) else {},
             id=str(doc.get("id") or ""),
             time=str(doc.get("time") or ""),
             actor=dict(actor) if isinstance(actor, Mapping) else None,

@@ -403,10 +403,15 @@ class Ledger(ABC):
         out: list[Event] = []
         if limit is not None and limit <= 0:
             return out
+        closed: set[str] = set()
         for doc in self._newest_first():
             event = read_event(doc)
             if event is None:
                 continue
+            if event.closes:
+                closed.add(event.closes)
+            if event.is_open and event.id in closed:
+                continue  # its run closed it: the closing event says what happened
             if matches(event, command=command, tier=tier, image=image, env=env):
                 out.append(event)
                 if limit is not None and len(out) >= limit:

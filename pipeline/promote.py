@@ -469,6 +469,31 @@ def execute(
         result.settle()
         return result
 
+    rec: Recorder[Event] = recorder or NullRecorder()
+    # write-ahead: the planned writes are recorded before the first one; the last event closes
+    # this one, and a run that dies leaves it open for the next writing command to reconcile
+    opened = open_event(
+        rec,
+        plan.command,
+        plan.tier.name,
+        result,
+        [
+            {
+                "environment": e.name,
+                "service": s.service,
+                "task_definition_before": s.task_definition,
+                "images_before": {c: d for c, d in s.previous_digests if d},
+                "images_target": {c.container: c.target.digest for c in s.containers},
+            }
+            for e in plan.envs
+            for s in e.services
+            if s.writes and plan.deploy
+        ],
+    )
+
+    def close(event: Event) -> Event:
+        return rec.record(dataclasses.replace(event, closes=opened))
+
     def write_tag(job: tuple[retag.RetagPlan, ImageOutcome]) -> None:
         r, outcome = job
         try:
@@ -494,7 +519,7 @@ def execute(
             env_out.status, env_out.error = "failed", "not deployed: a tag write failed"
             result.environments.append(env_out)
         result.settle()
-        (recorder or NullRecorder()).record(_event(plan, result))
+        close(_event(plan, result))
         return result
 
     applied, errors = _apply_all(clients, plan.envs, say)
@@ -507,7 +532,7 @@ def execute(
             for ep in plan.envs:
                 result.environments.append(_env_outcome(ep, applied, errors, {}, False))
             result.settle()
-            (recorder or NullRecorder()).record(
+            close(
                 dataclasses.replace(
                     _event(plan, result), status=EventStatus.INTERRUPTED, interrupted=True
                 )
@@ -532,9 +557,32 @@ def execute(
     )
     retention_mod.run(clients, plan.envs, applied, result, say, options.protected)
     result.settle()
-    rec = recorder or NullRecorder()
-    rec.record(_event(plan, result))
+    close(_event(plan, result))
     return result
+
+
+def open_event(
+    recorder: Recorder[Event],
+    command: str,
+    tier: str | None,
+    result: CommandResult,
+    services: list[dict[str, Any]],
+) -> str | None:
+    """Record the run's planned writes before the first one; the open event's id (None when
+    nothing will be written, or the recorder keeps no ids). ``services``: what each service
+    runs before and its target, so that a reconciliation can tell what moved."""
+    if not result.plan:
+        return None
+    opened = recorder.record(
+        Event(
+            command=command,
+            invocation=result.title.removeprefix("tierup "),
+            tier=tier,
+            status=EventStatus.OPEN,
+            intent={"writes": list(result.plan), "services": services},
+        )
+    )
+    return opened.id or None
 
 
 def _discard(clients: Clients, envs: list[EnvPlan]) -> None:

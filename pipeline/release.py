@@ -32,6 +32,7 @@ from pipeline.promote import (
     plan_promotion,
     tag_changes,
 )
+from pipeline.reconcile import reconcile
 from pipeline.results import CommandResult
 from stages import resolve, retag
 from stages.deploy import ImageTarget
@@ -123,7 +124,26 @@ def protect_revisions(options: RunOptions, ledger: Ledger) -> RunOptions:
     )
 
 
-def finish(result: CommandResult, recorder: Annotating, ledger: Ledger) -> CommandResult:
+def reconcile_first(
+    config: Config, clients: Clients, ledger: Ledger, tier: str, *, dry_run: bool
+) -> list[Event]:
+    """Under the tier's lock, before planning: close the open events a dead run left."""
+    return [] if dry_run else reconcile(config, clients, ledger, tier)
+
+
+def finish(
+    result: CommandResult,
+    recorder: Annotating,
+    ledger: Ledger,
+    reconciled: list[Event] | None = None,
+) -> CommandResult:
+    for e in reconciled or []:
+        result.notes.append(
+            f"reconciled {e.closes} (`{e.invocation or e.command}`, which stopped before "
+            f"recording its end): recorded what it left as {e.id}"
+        )
+    if reconciled:
+        result.data["reconciled"] = [e.closes for e in reconciled]
     if recorder.last is not None:
         result.data["event"] = recorder.last.id
         result.data["ledger"] = ledger.where
@@ -172,6 +192,7 @@ def run_promotion(
     t = config.tier(tier)
     lock = tier_lock(config, clients, ledger, t.name, command=command, dry_run=opts.dry_run)
     with holding(lock, guard.lock_timeout, progress):
+        reconciled = reconcile_first(config, clients, ledger, t.name, dry_run=opts.dry_run)
         opts = protect_revisions(opts, ledger)
         when = now()
         plan = plan_promotion(
@@ -209,7 +230,7 @@ def run_promotion(
     if failed:
         names = ", ".join(g.gate for g in failed)
         result.notes.append(f"gates passed with --force ({names}): {guard.reason}")
-    return finish(result, recorder, ledger)
+    return finish(result, recorder, ledger, reconciled)
 
 
 def stamp(
@@ -271,6 +292,7 @@ def run_deploy(
     lock = tier_lock(config, clients, ledger, tier, command="deploy", dry_run=opts.dry_run)
     recorder = Annotating(ledger, guard)
     with holding(lock, guard.lock_timeout, progress):
+        reconciled = reconcile_first(config, clients, ledger, tier, dry_run=opts.dry_run)
         result = deploy_environment(
             config,
             clients,
@@ -280,7 +302,7 @@ def run_deploy(
             progress=progress,
             events=releases.tier_events(ledger, tier),
         )
-    return finish(result, recorder, ledger)
+    return finish(result, recorder, ledger, reconciled)
 
 
 # -- tier rollback -----------------------------------------------------------------
@@ -482,6 +504,7 @@ def rollback_tier(
     registry = clients.registry
     lock = tier_lock(config, clients, ledger, t.name, command=ROLLBACK_TIER, dry_run=opts.dry_run)
     with holding(lock, guard.lock_timeout, progress):
+        reconciled = reconcile_first(config, clients, ledger, t.name, dry_run=opts.dry_run)
         opts = protect_revisions(opts, ledger)
         chosen = _targets(
             config, clients, ledger, t, names, to=to, steps=n, resume=to is None and steps is None
@@ -559,7 +582,7 @@ def rollback_tier(
     for outcome in result.images:
         if outcome.image in fixes:
             outcome.previous_digest = fixes[outcome.image]["from_digest"]
-    return finish(result, recorder, ledger)
+    return finish(result, recorder, ledger, reconciled)
 
 
 def _commits(clients: Clients, repository: str, digest: str) -> list[str]:
@@ -648,6 +671,17 @@ def render_history(result: CommandResult) -> None:
             f"{e.get('time')}  {command}  {e.get('status')}  by {who}  [{e.get('id')}]",
             markup=False,
         )
+        if e.get("status") == EventStatus.OPEN:
+            intent = e.get("intent") or {}
+            writes = intent.get("writes") or []
+            console.print(
+                f"  open: {len(writes)} planned write(s) and no event closes it (the run "
+                "stopped before recording its end); the tier's next writing command "
+                "reconciles it",
+                markup=False,
+            )
+            for step in writes[:10]:
+                console.print(f"    {_planned(step)}", markup=False)
         for i in e.get("images") or []:
             commit = f" commit {str(i['commit'])[:12]}" if i.get("commit") else ""
             console.print(
@@ -663,6 +697,14 @@ def render_history(result: CommandResult) -> None:
         for key in ("message", "reason", "ci_url"):
             if e.get(key):
                 console.print(f"  {key}: {e[key]}", markup=False)
+
+
+def _planned(step: Mapping[str, Any]) -> str:
+    if step.get("write") == "registry:PutImage":
+        return f"tag {step.get('repository')}:{step.get('tag')} -> {_short(step.get('digest'))}"
+    if step.get("summary"):
+        return str(step["summary"])
+    return f"{step.get('environment')}/{step.get('service')}: {step.get('action')}"
 
 
 def _service_line(s: Mapping[str, Any]) -> str:

@@ -26,7 +26,7 @@ from pipeline.config import Config, Environment
 from pipeline.events import EnvironmentRecord, Event, EventStatus, ServiceRecord
 from pipeline.ledger import Ledger
 from pipeline.progress import rollout_changed
-from pipeline.promote import Progress, RunOptions, settle_waited
+from pipeline.promote import Progress, RunOptions, open_event, settle_waited
 from pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome, landed
 from stages import rollback as rb
 from stages import strategy as strategy_stage
@@ -631,14 +631,34 @@ def execute(
         return result
 
     waited: dict[str, wait_stage.RolloutState] = {}
+    rec: Recorder[Event] = recorder or NullRecorder()
+    # write-ahead, as a promotion: the planned writes first, closed by the last event
+    opened = open_event(
+        rec,
+        plan.event_command,
+        plan.env.tier,
+        result,
+        [
+            {
+                "environment": plan.env_name,
+                "service": p.service,
+                "task_definition_before": p.current_task_definition,
+                "images_before": {c: d for c, d in p.digests_before if d},
+                "task_definition_target": p.target_task_definition,
+                "images_target": {c: d for c, d in p.digests_after if d},
+            }
+            for p in plan.services
+            if p.writes
+        ],
+    )
 
     def record(wait: bool, *, interrupted: bool = False) -> None:
         result.environments.append(_outcome(plan, applied, errors, waited, wait=wait))
         result.settle()
-        event = _event(plan, result)
+        event = dataclasses.replace(_event(plan, result), closes=opened)
         if interrupted:
             event = dataclasses.replace(event, status=EventStatus.INTERRUPTED, interrupted=True)
-        (recorder or NullRecorder()).record(event)
+        rec.record(event)
 
     ctx = strategies.context(clients, plan.env_name, plan.env, plan.task_defs)
     if plan.strategy in OWN_ROLLBACK:
@@ -897,16 +917,17 @@ def run_locked(
 ) -> CommandResult:
     """Plan and run under the lock of the environment's tier (no lock for a dry run); record."""
     from pipeline.lock import holding
-    from pipeline.release import Annotating, Guard, finish, tier_lock
+    from pipeline.release import Annotating, Guard, finish, reconcile_first, tier_lock
 
     tier = config.environment(env).tier
     lock = tier_lock(config, clients, ledger, tier, command=command, dry_run=options.dry_run)
     recorder = Annotating(ledger, Guard())
     with holding(lock, lock_timeout, progress):
+        reconciled = reconcile_first(config, clients, ledger, tier, dry_run=options.dry_run)
         result = execute(
             config, clients, plan(), options=options, recorder=recorder, progress=progress
         )
-    return finish(result, recorder, ledger)
+    return finish(result, recorder, ledger, reconciled)
 
 
 def rollback(

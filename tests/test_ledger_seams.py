@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +20,15 @@ from pipeline.clients import Clients
 from pipeline.promote import RunOptions
 from pipeline.release import run_promotion, stamp
 from tests.ecs_checks import container_digests, content, mark_image, stable, wait_stable
-from tests.release_world import T0, ledger_of, new_commit, release_world, ship, task_definition
+from tests.release_world import (
+    T0,
+    ledger_of,
+    new_commit,
+    release_world,
+    ship,
+    task_definition,
+    tierup,
+)
 from tests.world import DEFAULT_ENVS, World, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")
@@ -337,3 +346,55 @@ def test_rerunning_a_partial_restore_finishes_it(shipped: World, refuse_update: 
     assert services["worker"]["status"] == "restored", services["worker"]
     for image in ("api", "worker"):
         assert container_digests(shipped, "staging", image) == {image: {first[image]}}
+
+
+# -- item: write-ahead: a run that dies leaves an open event, reconciled next --------------
+
+
+def test_a_killed_promotion_leaves_an_open_event_the_next_command_reconciles(
+    shipped: World,
+) -> None:
+    shipped.config_path.write_text(shipped.config_path.read_text() + "lock: {ttl: 1}\n")
+    new = new_commit(shipped, "two")
+    ship(shipped, "dev", minute=2)
+    mark_image(shipped, "api", new["api"], "sandbox-hang.staging-cluster")
+    ledger_file = shipped.root / ".tierup" / "ledger.jsonl"
+    before = len(ledger_file.read_text().splitlines())
+
+    proc = tierup(shipped, "promote", "--tier", "staging", "--timeout", "10m")
+    deadline = time.monotonic() + 60
+    # the tags moved, the open event is there: kill -9 while it waits for the rollouts
+    while shipped.tag_digest("worker", "staging") != new["worker"] or not any(
+        json.loads(line)["status"] == "open"
+        for line in ledger_file.read_text().splitlines()[before:]
+    ):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.kill()
+    proc.communicate(timeout=30)
+
+    opened = ledger_of(shipped).events(tier="staging", limit=1)[0]
+    assert opened["status"] == "open" and opened["command"] == "promote"
+    assert any(w["write"] == "registry:PutImage" for w in opened["intent"]["writes"])
+    history = shipped.cli("history", "--tier", "staging", "--limit", "1").stdout
+    assert "promote --tier staging  open  by " in history, history
+    assert "reconciles it" in history, history
+
+    time.sleep(1.1)  # the dead run's lock is older than lock.ttl
+    assert shipped.cli("unlock", "--tier", "staging").exit_code == 0
+    code, doc = shipped.cli_json("deploy", "--env", "mb-staging", "--no-wait")
+    assert code == 0, doc
+    assert doc["reconciled"] == [opened["id"]]
+
+    found = ledger_of(shipped).events(tier="staging", command="promote", limit=1)[0]
+    assert found["closes"] == opened["id"] and found["status"] == "interrupted"
+    assert found["reconciled"] is True
+    images = {i["image"]: i for i in found["images"]}
+    assert images["api"]["to_digest"] == new["api"] and images["api"]["status"] == "moved"
+    staging = found["environments"]["staging"]["services"]["api"]
+    assert staging["status"] == "deployed"
+    assert all(e["status"] != "open" for e in ledger_of(shipped).events(tier="staging"))
+    history = shipped.cli("history", "--tier", "staging").stdout
+    assert " open " not in history, history
