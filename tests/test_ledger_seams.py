@@ -19,7 +19,7 @@ from pipeline import interrupt
 from pipeline.clients import Clients
 from pipeline.promote import RunOptions
 from pipeline.release import run_promotion, stamp
-from tests.ecs_checks import container_digests, content, mark_image, stable, wait_stable
+from tests.ecs_checks import HOST, container_digests, content, mark_image, stable, wait_stable
 from tests.release_world import (
     T0,
     ledger_of,
@@ -398,3 +398,42 @@ def test_a_killed_promotion_leaves_an_open_event_the_next_command_reconciles(
     assert all(e["status"] != "open" for e in ledger_of(shipped).events(tier="staging"))
     history = shipped.cli("history", "--tier", "staging").stdout
     assert " open " not in history, history
+
+
+def test_a_killed_cluster_rollback_is_reconciled_and_its_rerun_flips_nothing_back(
+    shipped: World,
+) -> None:
+    shipped.config_path.write_text(shipped.config_path.read_text() + "lock: {ttl: 1}\n")
+    first = {i: str(shipped.tag_digest(i, "dev")) for i in ("api", "worker")}
+    new_commit(shipped, "two")
+    ship(shipped, "dev", minute=2)
+    for image, digest in first.items():
+        # what it goes back to never finishes rolling out: the run waits, and is killed
+        mark_image(shipped, image, digest, "sandbox-hang.dev-cluster")
+    pinned = {i: f"{HOST}/{i}@{first[i]}" for i in first}
+
+    def names_first(image: str) -> bool:
+        td = task_definition(shipped, "dev", image)
+        return bool(td["containerDefinitions"][0]["image"] == pinned[image])
+
+    proc = tierup(shipped, "rollback", "cluster", "--env", "dev", "--timeout", "10m")
+    deadline = time.monotonic() + 60
+    while not all(names_first(i) for i in first):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert ledger_of(shipped).events(tier="dev", limit=1)[0]["status"] == "open"
+    time.sleep(1.1)
+    assert shipped.cli("unlock", "--tier", "dev").exit_code == 0
+
+    code, doc = shipped.cli_json("rollback", "cluster", "--env", "dev", "--no-wait")
+
+    assert code == 0, doc
+    assert len(doc["reconciled"]) == 1
+    for image in first:
+        service = doc["environments"]["dev"]["services"][image]
+        assert "finishing rollback cluster" in service["reason"], service
+        assert names_first(image), image  # still on its way back, never flipped forward
