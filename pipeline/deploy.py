@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from pipeline import releases
 from pipeline.clients import Clients
 from pipeline.config import Config
+from pipeline.events import Event
 from pipeline.promote import Progress, PromotionPlan, RunOptions, execute, plan_environments
 from pipeline.results import CommandResult
 from stages import resolve
 from stages.deploy import ImageTarget
+from stages.errors import InputError
 from stages.parallel import each
 from stages.record import Recorder
 
@@ -18,9 +23,11 @@ def deploy_environment(
     *,
     env: str,
     options: RunOptions,
-    recorder: Recorder | None = None,
+    recorder: Recorder[Event] | None = None,
     progress: Progress | None = None,
+    events: list[dict[str, Any]] | None = None,
 ) -> CommandResult:
+    """Deploy ``env`` to its tier's current release (``events``: the tier's ledger events)."""
     environment = config.environment(env)
     tier = config.tier(environment.tier)
     registry = clients.registry
@@ -29,9 +36,29 @@ def deploy_environment(
     def target(name: str) -> tuple[str, ImageTarget]:
         image = config.image(name)
         repo, template = image.repository, image.tag(tier.tag)
-        r = resolve.resolve_tier(
-            registry, name, repo, tier=tier.name, template=template, prefix=image.tag_prefix
-        )
+        if tier.immutable:
+            # the tier's release: its newest stamp that was not failed or reverted
+            found = releases.current_release(
+                tier,
+                name,
+                events=events or [],
+                registry=registry,
+                repository=repo,
+                template=template,
+            )
+            if found is None:
+                raise InputError(
+                    f"image {name!r}: tier {tier.name!r} has no release in repository "
+                    f"{repo!r} (no stamp, or every stamp was failed or reverted)",
+                    hint=f"stamp {tier.name!r} first (tierup stamp --tier {tier.name})",
+                )
+            r = resolve.resolve_tag(
+                registry, name, repo, found.tag, tier=tier.name, prefix=image.tag_prefix
+            )
+        else:
+            r = resolve.resolve_tier(
+                registry, name, repo, tier=tier.name, template=template, prefix=image.tag_prefix
+            )
         tag = r.tag or template
         return name, ImageTarget.at(
             registry,
@@ -49,7 +76,7 @@ def deploy_environment(
         clients,
         tier=tier,
         targets=targets,
-        moved=set(),
+        moved={},
         env_names=[env],
         protected=options.protected,
     )
@@ -62,5 +89,6 @@ def deploy_environment(
         targets=targets,
         envs=envs,
         deploy=True,
+        invocation=f"deploy --env {env}",
     )
     return execute(config, clients, plan, options=options, recorder=recorder, progress=progress)

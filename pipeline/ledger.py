@@ -12,6 +12,7 @@ through the ``Store`` each ledger exposes.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import getpass
 import json
@@ -25,9 +26,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 from pipeline.config import Config, EcrRegistry
+from pipeline.events import _KEYS as EVENT_KEY_ORDER
+from pipeline.events import Event
+from pipeline.events import read as read_event
 from pipeline.sessions import AwsSessions
 from stages.adapters.aws import error_code, raise_translated
 from stages.errors import AwsError, ConflictError, InputError
@@ -43,20 +47,8 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 # S3 answers a lost conditional write with 412; a concurrent one still in flight gives 409
 _KEY_TAKEN = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 
-# every event carries these keys, present even when empty (others build on the shape)
-EVENT_KEYS = (
-    "id",
-    "time",
-    "actor",
-    "command",
-    "tier",
-    "status",
-    "message",
-    "reason",
-    "ci_url",
-    "images",
-    "environments",
-)
+# every event carries these keys, present even when empty (``pipeline.events`` writes them)
+EVENT_KEYS = EVENT_KEY_ORDER
 
 Clock = Callable[[], datetime]
 IdMaker = Callable[[datetime], str]
@@ -325,7 +317,7 @@ def _check_name(what: str, value: str) -> None:
 
 
 def matches(
-    event: Mapping[str, Any],
+    event: Event,
     *,
     command: str | None = None,
     tier: str | None = None,
@@ -333,14 +325,14 @@ def matches(
     env: str | None = None,
 ) -> bool:
     """``command`` matches exactly, or as the first word (``rollback`` -> ``rollback tier``)."""
-    cmd = str(event.get("command") or "")
+    cmd = event.command
     if command is not None and cmd != command and not cmd.startswith(command + " "):
         return False
-    if tier is not None and event.get("tier") != tier:
+    if tier is not None and event.tier != tier:
         return False
-    if image is not None and not any(i.get("image") == image for i in event.get("images") or []):
+    if image is not None and event.image(image) is None:
         return False
-    return env is None or env in (event.get("environments") or {})
+    return env is None or env in event.environments
 
 
 class Ledger(ABC):
@@ -366,36 +358,65 @@ class Ledger(ABC):
     def where(self) -> str:
         return self.store.where
 
-    def stamp(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        """The event as it will be stored: id, time, actor and CI URL added, every key present."""
+    def stamp(self, event: Event) -> Event:
+        """The event as it will be stored: id, time, actor and CI URL added."""
         when = self.now()
-        out: dict[str, Any] = {
-            "id": self.ids(when),
-            "time": iso(when),
-            "actor": self.identity.actor(),
-            "command": None,
-            "tier": None,
-            "status": None,
-            "message": None,
-            "reason": None,
-            "ci_url": self.identity.ci_url(),
-            "images": [],
-            "environments": {},
-        }
-        out.update({k: v for k, v in event.items() if k not in ("id", "time", "actor")})
-        if out.get("ci_url") is None:
-            out["ci_url"] = self.identity.ci_url()
-        return out
+        return dataclasses.replace(
+            event,
+            id=self.ids(when),
+            time=iso(when),
+            actor=self.identity.actor(),
+            ci_url=event.ci_url or self.identity.ci_url(),
+        )
 
-    def record(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Append one event; return it as stored."""
-        return self._append(self.stamp(event))
+    @overload
+    def record(self, event: Event, /) -> Event: ...
+
+    @overload
+    def record(self, event: Mapping[str, Any], /) -> dict[str, Any]: ...
+
+    def record(self, event: Event | Mapping[str, Any], /) -> Event | dict[str, Any]:
+        """Append one event; return it as stored (a document given as JSON, as JSON)."""
+        typed = event if isinstance(event, Event) else Event.from_json(event)
+        stored = self.stamp(typed)
+        doc = self._append(stored.to_json())
+        if isinstance(event, Event):
+            return dataclasses.replace(stored, id=str(doc["id"]))
+        return doc
 
     @abstractmethod
     def _append(self, event: dict[str, Any]) -> dict[str, Any]: ...
 
     @abstractmethod
     def _newest_first(self) -> Iterator[dict[str, Any]]: ...
+
+    def read(
+        self,
+        *,
+        command: str | None = None,
+        tier: str | None = None,
+        image: str | None = None,
+        env: str | None = None,
+        limit: int | None = None,
+    ) -> list[Event]:
+        """Events newest first, filtered, of any schema version, as typed events."""
+        out: list[Event] = []
+        if limit is not None and limit <= 0:
+            return out
+        closed: set[str] = set()
+        for doc in self._newest_first():
+            event = read_event(doc)
+            if event is None:
+                continue
+            if event.closes:
+                closed.add(event.closes)
+            if event.is_open and event.id in closed:
+                continue  # its run closed it: the closing event says what happened
+            if matches(event, command=command, tier=tier, image=image, env=env):
+                out.append(event)
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
 
     def events(
         self,
@@ -406,16 +427,9 @@ class Ledger(ABC):
         env: str | None = None,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Events newest first, filtered."""
-        out: list[dict[str, Any]] = []
-        if limit is not None and limit <= 0:
-            return out
-        for event in self._newest_first():
-            if matches(event, command=command, tier=tier, image=image, env=env):
-                out.append(event)
-                if limit is not None and len(out) >= limit:
-                    break
-        return out
+        """Events newest first, filtered, as JSON documents of the current schema."""
+        found = self.read(command=command, tier=tier, image=image, env=env, limit=limit)
+        return [e.to_json() for e in found]
 
     # -- documents (snapshots) -----------------------------------------------------
 
@@ -595,12 +609,12 @@ def task_definitions_in_use(
 ) -> set[str]:
     """Task definitions the recent events name (before and after): retention must keep them."""
     out: set[str] = set()
-    for event in ledger.events(env=env, limit=limit):
-        for env_name, e in (event.get("environments") or {}).items():
+    for event in ledger.read(env=env, limit=limit):
+        for env_name, e in event.environments.items():
             if env is not None and env_name != env:
                 continue
-            for svc in (e.get("services") or {}).values():
-                for key in ("task_definition_before", "task_definition_after"):
-                    if svc.get(key):
-                        out.add(str(svc[key]))
+            for svc in e.services.values():
+                out.update(
+                    td for td in (svc.task_definition_before, svc.task_definition_after) if td
+                )
     return out

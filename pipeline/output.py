@@ -136,7 +136,7 @@ def render_text(result: CommandResult, stream: TextIO | None = None) -> None:
     from rich.table import Table
 
     console = console_for(stream)
-    title = f"tierup {result.command}" + (f" --tier {result.tier}" if result.tier else "")
+    title = result.title
     if result.dry_run:
         title += " (dry run: nothing written)"
     console.print(f"[bold]{escape(title)}[/bold]")

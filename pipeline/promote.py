@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,8 +19,21 @@ from pipeline import retention as retention_mod
 from pipeline import strategies
 from pipeline.clients import Clients
 from pipeline.config import TIMESTAMP_FORMAT, Config, Environment, Tier, render_tag
+from pipeline.events import (
+    EnvironmentRecord,
+    Event,
+    EventStatus,
+    ImageRecord,
+    ServiceRecord,
+)
 from pipeline.progress import rollout_changed
-from pipeline.results import CommandResult, EnvironmentOutcome, ImageOutcome, ServiceOutcome
+from pipeline.results import (
+    CommandResult,
+    EnvironmentOutcome,
+    ImageOutcome,
+    ServiceOutcome,
+    landed,
+)
 from pipeline.rollback_on_failure import mode_for, recover
 from stages import all_strategies, resolve, retag
 from stages import deploy as deploy_stage
@@ -89,6 +102,7 @@ class PromotionPlan:
     deploy: bool
     # environments left out with --skip-unreachable: neither read nor deployed
     skipped: list[tuple[str, Environment, str]] = field(default_factory=list)
+    invocation: str | None = None  # the command as given, when not `<command> --tier T`
 
     def steps(self) -> list[dict[str, Any]]:
         """The writes a real run makes, in order."""
@@ -215,6 +229,20 @@ def _plan_image(
     )
 
 
+def tag_changes(
+    retags: list[retag.RetagPlan], *, stamp: bool = False, back: bool = False
+) -> dict[str, str]:
+    """Image -> what its tag write does, in words, for the images whose tag is written."""
+    out: dict[str, str] = {}
+    for r in retags:
+        digest = r.manifest.digest[:19]
+        if r.action is TagWrite.CREATED:
+            out[r.image] = f"new {'stamp' if stamp else 'tag'} {r.tag} on {digest}"
+        elif r.action is TagWrite.MOVED:
+            out[r.image] = f"the tag {r.tag} moved {'back ' if back else ''}to {digest}"
+    return out
+
+
 def plan_promotion(
     config: Config,
     clients: Clients,
@@ -267,7 +295,7 @@ def plan_promotion(
         read = reading.result() if reading is not None else None
     retags = [p for p, _t in planned]
     targets = {t.image: t for _p, t in planned}
-    moved = {p.image for p in retags if p.action is not TagWrite.UNCHANGED}
+    moved = tag_changes(retags, stamp=tier.immutable)
     envs: list[EnvPlan] = []
     if deploy:
         envs = plan_environments(
@@ -333,7 +361,7 @@ def plan_environments(
     *,
     tier: Tier,
     targets: dict[str, ImageTarget],
-    moved: set[str],
+    moved: Mapping[str, str],
     env_names: list[str] | None = None,
     protected: frozenset[str] = frozenset(),
     read: list[EnvPlan] | None = None,
@@ -389,7 +417,7 @@ def _plan_env(
     clients: Clients,
     plan: EnvPlan,
     targets: dict[str, ImageTarget],
-    moved: set[str],
+    moved: Mapping[str, str],
     keep: int,
     protected: frozenset[str],
 ) -> None:
@@ -431,6 +459,10 @@ def _plan_env(
                     task_def=td,
                     running=tuple(running.get(svc_name, [])),
                     tag_moved=any(t.image in moved for t in wanted.values()),
+                    tag_change="; ".join(
+                        sorted({moved[t.image] for t in wanted.values() if t.image in moved})
+                    )
+                    or None,
                 )
             )
         except TierupError as e:
@@ -509,11 +541,16 @@ def execute(
     plan: PromotionPlan,
     *,
     options: RunOptions,
-    recorder: Recorder | None = None,
+    recorder: Recorder[Event] | None = None,
     progress: Progress | None = None,
 ) -> CommandResult:
     say = progress or (lambda _m: None)
-    result = CommandResult(command=plan.command, tier=plan.tier.name, dry_run=options.dry_run)
+    result = CommandResult(
+        command=plan.command,
+        tier=plan.tier.name,
+        dry_run=options.dry_run,
+        invocation=plan.invocation,
+    )
     by_image = {r.image: r for r in plan.resolved}
     for r in plan.retags:
         res = by_image[r.image]
@@ -541,6 +578,31 @@ def execute(
         _add_skipped(plan, result)
         result.settle()
         return result
+
+    rec: Recorder[Event] = recorder or NullRecorder()
+    # write-ahead: the planned writes are recorded before the first one; the last event closes
+    # this one, and a run that dies leaves it open for the next writing command to reconcile
+    opened = open_event(
+        rec,
+        plan.command,
+        plan.tier.name,
+        result,
+        [
+            {
+                "environment": e.name,
+                "service": s.service,
+                "task_definition_before": s.task_definition,
+                "images_before": {c: d for c, d in s.previous_digests if d},
+                "images_target": {c.container: c.target.digest for c in s.containers},
+            }
+            for e in plan.envs
+            for s in e.services
+            if s.writes and plan.deploy
+        ],
+    )
+
+    def close(event: Event) -> Event:
+        return rec.record(dataclasses.replace(event, closes=opened))
 
     def write_tag(job: tuple[retag.RetagPlan, ImageOutcome]) -> None:
         r, outcome = job
@@ -578,7 +640,7 @@ def execute(
             env_out.status, env_out.error = "failed", "not deployed: a tag write failed"
             result.environments.append(env_out)
         result.settle()
-        (recorder or NullRecorder()).record(_event(plan, result))
+        close(_event(plan, result))
         return result
 
     applied, errors = _apply_all(clients, plan.envs, say)
@@ -591,7 +653,11 @@ def execute(
             for ep in plan.envs:
                 result.environments.append(_env_outcome(ep, applied, errors, {}, False))
             result.settle()
-            (recorder or NullRecorder()).record({**_event(plan, result), "interrupted": True})
+            close(
+                dataclasses.replace(
+                    _event(plan, result), status=EventStatus.INTERRUPTED, interrupted=True
+                )
+            )
             raise
     for ep in plan.envs:
         result.environments.append(_env_outcome(ep, applied, errors, waited, options.wait))
@@ -613,8 +679,7 @@ def execute(
     )
     retention_mod.run(clients, plan.envs, applied, result, say, options.protected)
     result.settle()
-    rec = recorder or NullRecorder()
-    rec.record(_event(plan, result))
+    close(_event(plan, result))
     return result
 
 
@@ -632,6 +697,30 @@ def _add_skipped(plan: PromotionPlan, result: CommandResult) -> None:
             f"not deployed (--skip-unreachable): {names}; deploy them once reachable: "
             + " ; ".join(f"tierup deploy --env {n}" for n, _e, _s in plan.skipped)
         )
+
+
+def open_event(
+    recorder: Recorder[Event],
+    command: str,
+    tier: str | None,
+    result: CommandResult,
+    services: list[dict[str, Any]],
+) -> str | None:
+    """Record the run's planned writes before the first one; the open event's id (None when
+    nothing will be written, or the recorder keeps no ids). ``services``: what each service
+    runs before and its target, so that a reconciliation can tell what moved."""
+    if not result.plan:
+        return None
+    opened = recorder.record(
+        Event(
+            command=command,
+            invocation=result.title.removeprefix("tierup "),
+            tier=tier,
+            status=EventStatus.OPEN,
+            intent={"writes": list(result.plan), "services": services},
+        )
+    )
+    return opened.id or None
 
 
 def _discard(clients: Clients, envs: list[EnvPlan]) -> None:
@@ -781,49 +870,66 @@ def _env_outcome(
     return out
 
 
-def _event(plan: PromotionPlan, result: CommandResult) -> dict[str, Any]:
-    return {
-        "command": plan.command,
-        "tier": plan.tier.name,
-        "status": str(result.status),
-        "images": [
-            {
-                "image": i.image,
-                "repository": i.repository,
-                "tag": i.tag,
-                "from_digest": i.previous_digest,
-                "to_digest": i.digest,
-                "commit": i.commit,
-                "status": i.status,
-            }
+def _event(plan: PromotionPlan, result: CommandResult) -> Event:
+    planned = {(e.name, s.service): s for e in plan.envs for s in e.services}
+    return Event(
+        command=plan.command,
+        invocation=result.title.removeprefix("tierup "),
+        tier=plan.tier.name,
+        status=str(result.status),
+        images=tuple(
+            ImageRecord(
+                image=i.image,
+                repository=i.repository,
+                tag=i.tag,
+                from_digest=i.previous_digest,
+                to_digest=i.digest,
+                commit=i.commit,
+                status=i.status,
+            )
             for i in result.images
-        ],
-        "environments": {
-            e.name: {
-                "status": e.status,
-                "services": {s.service: _service_event(s) for s in e.services},
-                **({"skipped": "unreachable"} if e.hint == SKIPPED_UNREACHABLE else {}),
-            }
+        ),
+        environments={
+            e.name: EnvironmentRecord(
+                status=e.status,
+                services={
+                    s.service: _service_record(s, planned.get((e.name, s.service)))
+                    for s in e.services
+                },
+                extra={"skipped": "unreachable"} if e.hint == SKIPPED_UNREACHABLE else {},
+            )
             for e in result.environments
         },
-    }
+    )
 
 
-def _service_event(s: ServiceOutcome) -> dict[str, Any]:
-    out = {
-        "task_definition_before": s.previous_task_definition,
-        "task_definition_after": s.task_definition,
-        "digest_before": s.previous_digest,
-        "digest_after": s.digest,
-        "status": s.status,
-    }
+def _service_record(s: ServiceOutcome, plan: ServicePlan | None) -> ServiceRecord:
+    ok = landed(s)
+    # every container: a rollback must put each one back, not only the first
+    before = {c: d for c, d in plan.previous_digests if d} if plan is not None else {}
+    after = (
+        {c.container: c.target.digest for c in plan.containers}
+        if plan is not None and ok
+        else dict(before)
+    )
+    td_after = s.task_definition if ok else s.previous_task_definition
+    digest_after = s.digest if ok else s.previous_digest
+    extra: dict[str, Any] = {}
     rb = s.rollback
     if rb is not None and rb.task_definition and rb.status not in ("failed", "not_rolled_back"):
         # what runs after the run is what the rollback put back, not what was tried
-        out["task_definition_after"] = rb.task_definition
-        out["digest_after"] = s.previous_digest
-        out["rollback"] = rb.status
-    return out
+        td_after, digest_after, after = rb.task_definition, s.previous_digest, dict(before)
+        extra["rollback"] = rb.status
+    return ServiceRecord(
+        status=s.status,
+        task_definition_before=s.previous_task_definition,
+        task_definition_after=td_after,
+        digest_before=s.previous_digest,
+        digest_after=digest_after,
+        images_before=before,
+        images_after=after,
+        extra=extra,
+    )
 
 
 def promote(
@@ -835,7 +941,7 @@ def promote(
     images: list[str] | None = None,
     deploy: bool = True,
     options: RunOptions | None = None,
-    recorder: Recorder | None = None,
+    recorder: Recorder[Event] | None = None,
     progress: Progress | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     command: str = "promote",

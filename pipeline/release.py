@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pipeline import releases
 from pipeline.clients import Clients
 from pipeline.config import Config, Tier
 from pipeline.deploy import deploy_environment
+from pipeline.events import Event, EventStatus
 from pipeline.gates import Candidate, GateError, check_gates, tag_writes
 from pipeline.ledger import Ledger, parse_time, task_definitions_in_use
 from pipeline.lock import LockHeld, TierLock, held_error, holding, human, key_for, read_lock
@@ -28,10 +30,11 @@ from pipeline.promote import (
     execute,
     plan_environments,
     plan_promotion,
+    tag_changes,
 )
+from pipeline.reconcile import reconcile
 from pipeline.results import CommandResult
 from stages import resolve, retag
-from stages.adapters.registry import TagWrite
 from stages.deploy import ImageTarget
 from stages.errors import InputError, TierupError
 from stages.parallel import each
@@ -73,18 +76,24 @@ class Annotating:
         ledger: Ledger,
         guard: Guard,
         images: Mapping[str, Mapping[str, Any]] | None = None,
+        undid: tuple[str, ...] = (),
     ) -> None:
         self.ledger = ledger
         self.guard = guard
         self.images = dict(images or {})
-        self.last: dict[str, Any] | None = None
+        self.undid = undid
+        self.last: Event | None = None
 
-    def record(self, event: dict[str, Any]) -> dict[str, Any]:
-        out = {**event, "message": self.guard.message, "reason": self.guard.reason}
-        if self.images:
-            out["images"] = [
-                {**i, **self.images.get(str(i.get("image")), {})} for i in event.get("images", [])
-            ]
+    def record(self, event: Event, /) -> Event:
+        out = dataclasses.replace(
+            event,
+            message=self.guard.message or event.message,
+            reason=self.guard.reason or event.reason,
+            undid=tuple(sorted({*event.undid, *self.undid})),
+            images=tuple(
+                dataclasses.replace(i, **self.images.get(i.image, {})) for i in event.images
+            ),
+        )
         self.last = self.ledger.record(out)
         return self.last
 
@@ -115,9 +124,28 @@ def protect_revisions(options: RunOptions, ledger: Ledger) -> RunOptions:
     )
 
 
-def finish(result: CommandResult, recorder: Annotating, ledger: Ledger) -> CommandResult:
+def reconcile_first(
+    config: Config, clients: Clients, ledger: Ledger, tier: str, *, dry_run: bool
+) -> list[Event]:
+    """Under the tier's lock, before planning: close the open events a dead run left."""
+    return [] if dry_run else reconcile(config, clients, ledger, tier)
+
+
+def finish(
+    result: CommandResult,
+    recorder: Annotating,
+    ledger: Ledger,
+    reconciled: list[Event] | None = None,
+) -> CommandResult:
+    for e in reconciled or []:
+        result.notes.append(
+            f"reconciled {e.closes} (`{e.invocation or e.command}`, which stopped before "
+            f"recording its end): recorded what it left as {e.id}"
+        )
+    if reconciled:
+        result.data["reconciled"] = [e.closes for e in reconciled]
     if recorder.last is not None:
-        result.data["event"] = recorder.last["id"]
+        result.data["event"] = recorder.last.id
         result.data["ledger"] = ledger.where
     return result
 
@@ -172,6 +200,7 @@ def run_promotion(
     t = config.tier(tier)
     lock = tier_lock(config, clients, ledger, t.name, command=command, dry_run=opts.dry_run)
     with holding(lock, guard.lock_timeout, progress):
+        reconciled = reconcile_first(config, clients, ledger, t.name, dry_run=opts.dry_run)
         opts = protect_revisions(opts, ledger)
         when = now()
         plan = plan_promotion(
@@ -210,7 +239,7 @@ def run_promotion(
     if failed:
         names = ", ".join(g.gate for g in failed)
         result.notes.append(f"gates passed with --force ({names}): {guard.reason}")
-    return finish(result, recorder, ledger)
+    return finish(result, recorder, ledger, reconciled)
 
 
 def stamp(
@@ -272,6 +301,7 @@ def run_deploy(
     lock = tier_lock(config, clients, ledger, tier, command="deploy", dry_run=opts.dry_run)
     recorder = Annotating(ledger, guard)
     with holding(lock, guard.lock_timeout, progress):
+        reconciled = reconcile_first(config, clients, ledger, tier, dry_run=opts.dry_run)
         result = deploy_environment(
             config,
             clients,
@@ -279,8 +309,9 @@ def run_deploy(
             options=protect_revisions(opts, ledger),
             recorder=recorder,
             progress=progress,
+            events=releases.tier_events(ledger, tier),
         )
-    return finish(result, recorder, ledger)
+    return finish(result, recorder, ledger, reconciled)
 
 
 # -- tier rollback -----------------------------------------------------------------
@@ -306,19 +337,23 @@ def tier_history(
     On an immutable tier the tag of an earlier digest is found later (its stamp).
     """
     out: list[TierState] = []
+    gone = releases.undone(events)
     for event, entry in tag_writes(events, image):
         if not entry.get("to_digest"):
             continue
         when = parse_time(str(event["time"]))
-        states = [
-            TierState(
-                digest=str(entry["to_digest"]),
-                tag=entry.get("tag"),
-                commit=entry.get("commit"),
-                event=str(event.get("id")),
-                time=when,
+        states = []
+        if releases.stood(event, entry, gone):
+            # a release that failed or was reverted is no state to go back to
+            states.append(
+                TierState(
+                    digest=str(entry["to_digest"]),
+                    tag=entry.get("tag"),
+                    commit=entry.get("commit"),
+                    event=str(event.get("id")),
+                    time=when,
+                )
             )
-        ]
         if entry.get("from_digest"):
             # what the tag had just before: covers the first recorded promotion, and moves
             # made outside tierup in between (a stamp's from_digest is empty: a new tag)
@@ -343,16 +378,31 @@ class _Target:
     repository: str
     state: TierState
     current: str | None
+    current_event: str | None = None  # the event that made the release rolled back from
 
 
-def _current_digest(
-    clients: Clients, tier: Tier, repository: str, history: list[TierState], template: str
-) -> str | None:
-    if tier.immutable:
-        # a stamped tier runs whatever stamp was deployed last, not the newest stamp
-        return history[0].digest if history else None
-    manifest = clients.registry.get_manifest(repository, template)
-    return manifest.digest if manifest else None
+# a tier rollback that did not end ok: running it again finishes toward the same digests
+UNFINISHED = frozenset({"partial", "failed", "timed_out", "interrupted"})
+
+
+def _unfinished(events: list[dict[str, Any]], image: str) -> TierState | None:
+    """The digest an unfinished tier rollback went back to, when it is the tier's newest
+    release event: the same command again finishes it, it does not go one step further."""
+    newest = next((e for e in events if e.get("command") in releases.RELEASE_COMMANDS), None)
+    if newest is None or newest.get("command") != ROLLBACK_TIER:
+        return None
+    if newest.get("status") not in UNFINISHED:
+        return None
+    entry = next((i for i in newest.get("images") or [] if i.get("image") == image), None)
+    if entry is None or not entry.get("to_digest"):
+        return None
+    return TierState(
+        digest=str(entry["to_digest"]),
+        tag=entry.get("tag"),
+        commit=entry.get("commit"),
+        event=f"{newest.get('id')} (unfinished: finishing it)",
+        time=parse_time(str(newest["time"])),
+    )
 
 
 def _pick(
@@ -397,6 +447,7 @@ def _targets(
     *,
     to: str | None,
     steps: int,
+    resume: bool = False,
 ) -> list[_Target]:
     registry = clients.registry
     out: list[_Target] = []
@@ -407,11 +458,16 @@ def _targets(
         template = config.tier_tag(name, tier)  # the image's own tier tag (its tag_prefix)
         registry.describe_repository(repo)
         history = tier_history(events, name, immutable=tier.immutable)
-        current = _current_digest(clients, tier, repo, history, template)
+        release = releases.current_release(
+            tier, name, events=events, registry=registry, repository=repo, template=template
+        )
+        current = release.digest if release else None
         want = _digest_to(clients, repo, to)
         if to is not None and want is None:
             continue  # this image has no such tag: it stays where it is
-        chosen = _pick(name, history, current, to=want, steps=steps)
+        chosen = _unfinished(events, name) if resume else None
+        if chosen is None:
+            chosen = _pick(name, history, current, to=want, steps=steps)
         if chosen is None and want is not None and registry.get_manifest(repo, want) is not None:
             # a digest the ledger never saw in this tier, but the repository has
             tag = _stamp_on(clients, tier, repo, want, template) if tier.immutable else template
@@ -425,7 +481,7 @@ def _targets(
             if to is None:
                 missing.append(f"{name} ({len(history)} digest(s) recorded)")
             continue
-        out.append(_Target(name, repo, chosen, current))
+        out.append(_Target(name, repo, chosen, current, release.event if release else None))
     if not out:
         if to is not None:
             what = "digest" if to.startswith("sha256:") else "tag"
@@ -472,8 +528,11 @@ def rollback_tier(
     registry = clients.registry
     lock = tier_lock(config, clients, ledger, t.name, command=ROLLBACK_TIER, dry_run=opts.dry_run)
     with holding(lock, guard.lock_timeout, progress):
+        reconciled = reconcile_first(config, clients, ledger, t.name, dry_run=opts.dry_run)
         opts = protect_revisions(opts, ledger)
-        chosen = _targets(config, clients, ledger, t, names, to=to, steps=n)
+        chosen = _targets(
+            config, clients, ledger, t, names, to=to, steps=n, resume=to is None and steps is None
+        )
         resolved: list[resolve.Resolved] = []
         retags: list[retag.RetagPlan] = []
         targets: dict[str, ImageTarget] = {}
@@ -527,7 +586,7 @@ def rollback_tier(
                 commit=commit,
                 immutable_tag=t.immutable,
             )
-        moved = {r.image for r in retags if r.action is not TagWrite.UNCHANGED}
+        moved = tag_changes(retags, back=True)
         envs = plan_environments(
             config, clients, tier=t, targets=targets, moved=moved, protected=opts.protected
         )
@@ -541,12 +600,16 @@ def rollback_tier(
             envs=envs,
             deploy=True,
         )
-        recorder = Annotating(ledger, guard, images=fixes)
+        # what this rollback reverts: the events that made the releases it goes back from
+        undid = sorted(
+            {c.current_event for c in chosen if c.current_event and c.current != c.state.digest}
+        )
+        recorder = Annotating(ledger, guard, images=fixes, undid=tuple(undid))
         result = execute(config, clients, plan, options=opts, recorder=recorder, progress=progress)
     for outcome in result.images:
         if outcome.image in fixes:
             outcome.previous_digest = fixes[outcome.image]["from_digest"]
-    return finish(result, recorder, ledger)
+    return finish(result, recorder, ledger, reconciled)
 
 
 def _commits(clients: Clients, repository: str, digest: str, prefix: str = "") -> list[str]:
@@ -585,15 +648,16 @@ def unlock(
         )
     ledger.store.delete(key_for(t.name))
     event = ledger.record(
-        {
-            "command": "unlock",
-            "tier": t.name,
-            "status": "ok",
-            "message": f"broke the lock held by {info.describe(when)}",
-        }
+        Event(
+            command="unlock",
+            tier=t.name,
+            status=EventStatus.OK,
+            invocation=f"unlock --tier {t.name}",
+            message=f"broke the lock held by {info.describe(when)}",
+        )
     )
     result.data["lock"] = info.to_json()
-    result.data["event"] = event["id"]
+    result.data["event"] = event.id
     result.notes.append(f"broke the lock on {t.name!r} held by {info.describe(when)}")
     return result
 
@@ -629,11 +693,22 @@ def render_history(result: CommandResult) -> None:
         actor = e.get("actor") or {}
         who = str(actor.get("name") or "?") + (f" ({actor['arn']})" if actor.get("arn") else "")
         tier = f" --tier {e['tier']}" if e.get("tier") else ""
+        command = e.get("invocation") or f"{e.get('command')}{tier}"
         console.print(
-            f"{e.get('time')}  {e.get('command')}{tier}  {e.get('status')}  by {who}  "
-            f"[{e.get('id')}]",
+            f"{e.get('time')}  {command}  {e.get('status')}  by {who}  [{e.get('id')}]",
             markup=False,
         )
+        if e.get("status") == EventStatus.OPEN:
+            intent = e.get("intent") or {}
+            writes = intent.get("writes") or []
+            console.print(
+                f"  open: {len(writes)} planned write(s) and no event closes it (the run "
+                "stopped before recording its end); the tier's next writing command "
+                "reconciles it",
+                markup=False,
+            )
+            for step in writes[:10]:
+                console.print(f"    {_planned(step)}", markup=False)
         for i in e.get("images") or []:
             commit = f" commit {str(i['commit'])[:12]}" if i.get("commit") else ""
             console.print(
@@ -643,18 +718,38 @@ def render_history(result: CommandResult) -> None:
             )
         for env, doc in (e.get("environments") or {}).items():
             for svc, s in (doc.get("services") or {}).items():
-                before = _family_rev(s.get("task_definition_before"))
-                after = _family_rev(s.get("task_definition_after"))
-                console.print(
-                    f"  {env}/{svc}: {before} -> {after}, {_short(s.get('digest_before'))} -> "
-                    f"{_short(s.get('digest_after'))} ({s.get('status')})",
-                    markup=False,
-                )
+                console.print(f"  {env}/{svc}: {_service_line(s)}", markup=False)
             if not doc.get("services"):
                 console.print(f"  {env}: {doc.get('status')}", markup=False)
         for key in ("message", "reason", "ci_url"):
             if e.get(key):
                 console.print(f"  {key}: {e[key]}", markup=False)
+
+
+def _planned(step: Mapping[str, Any]) -> str:
+    if step.get("write") == "registry:PutImage":
+        return f"tag {step.get('repository')}:{step.get('tag')} -> {_short(step.get('digest'))}"
+    if step.get("summary"):
+        return str(step["summary"])
+    return f"{step.get('environment')}/{step.get('service')}: {step.get('action')}"
+
+
+def _service_line(s: Mapping[str, Any]) -> str:
+    """``td -> td, digest -> digest (status)``; one side alone when nothing moved."""
+    td_before, td_after = s.get("task_definition_before"), s.get("task_definition_after")
+    d_before, d_after = s.get("digest_before"), s.get("digest_after")
+    before = s.get("images_before")
+    after = s.get("images_after")
+    moved = (td_before or td_after) != td_after or (d_before or d_after) != d_after
+    if isinstance(before, dict) and isinstance(after, dict) and before and before != after:
+        moved = True
+    status = f"({s.get('status')})"
+    if not moved:
+        return f"{_family_rev(td_after)}, {_short(d_after)} {status}"
+    return (
+        f"{_family_rev(td_before)} -> {_family_rev(td_after)}, {_short(d_before)} -> "
+        f"{_short(d_after)} {status}"
+    )
 
 
 def _short(digest: Any) -> str:

@@ -127,6 +127,17 @@ class ImageOutcome:
     hint: str | None = None
 
 
+def landed(s: ServiceOutcome) -> bool:
+    """Did the service's write land: a deployment it started, or nothing to write?
+
+    Not when the write was refused or never made, nor when ECS's circuit breaker put the
+    previous version back: the service then stays where it was.
+    """
+    if s.status in ("planned", "rolled_back_by_ecs"):
+        return False
+    return not (s.status == "failed" and s.deployment_id is None)
+
+
 def overall(statuses: Iterable[str]) -> Status:
     """ok / partial / failed / timed_out from item statuses, as DESIGN.md's exit table says."""
     items = list(statuses)
@@ -154,6 +165,15 @@ class CommandResult:
     hint: str | None = None
     # a decision item statuses cannot express: an --atomic rollback is a failure (exit 1)
     status_override: Status | None = None
+    # the command as given (`deploy --env mb-staging`), for titles and the ledger
+    invocation: str | None = None
+
+    @property
+    def title(self) -> str:
+        """``tierup`` and the command as given (or its name and tier)."""
+        if self.invocation:
+            return f"tierup {self.invocation}"
+        return f"tierup {self.command}" + (f" --tier {self.tier}" if self.tier else "")
 
     @property
     def exit_code(self) -> ExitCode:

@@ -15,6 +15,7 @@ from typing import Any
 
 from pipeline.clients import Clients
 from pipeline.config import TIMESTAMP_FORMAT, Config, Environment
+from pipeline.events import EnvironmentRecord, Event, ServiceRecord
 from pipeline.ledger import Ledger, iso
 from pipeline.promote import Progress, RunOptions
 from pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome
@@ -142,7 +143,12 @@ def take_snapshot(
         "environments": environments,
     }
     ledger.put_document(KIND, snapshot, document)
-    result = CommandResult(command="snapshot", tier=tier)
+    result = CommandResult(
+        command="snapshot",
+        tier=tier,
+        invocation=f"snapshot --{'env' if env else 'tier'} {env or tier}"
+        + (f" --name {name}" if name else ""),
+    )
     if env is not None:
         result.data["env"] = env
     for _, notes in recorded:
@@ -165,36 +171,35 @@ def take_snapshot(
         result.environments.append(out)
     result.settle()
     stored = ledger.record(_event(document, result))
-    result.data.update({"snapshot": snapshot, "event": stored.get("id"), "ledger": ledger.where})
+    result.data.update({"snapshot": snapshot, "event": stored.id, "ledger": ledger.where})
     return result
 
 
-def _event(document: dict[str, Any], result: CommandResult) -> dict[str, Any]:
+def _event(document: dict[str, Any], result: CommandResult) -> Event:
     """The ledger event of a snapshot: what each service ran (``after``), nothing moved."""
     tiers = {str(e["tier"]) for e in document["environments"].values()}
     tier = tiers.pop() if len(tiers) == 1 else None
-    envs: dict[str, Any] = {}
+    envs: dict[str, EnvironmentRecord] = {}
     for n, doc in document["environments"].items():
-        services: dict[str, Any] = {}
+        services: dict[str, ServiceRecord] = {}
         for svc, s in doc["services"].items():
             digests = {c: v["digest"] for c, v in s["containers"].items() if v.get("digest")}
-            services[svc] = {
-                "task_definition_before": None,
-                "task_definition_after": s["task_definition"],
-                "digest_before": None,
-                "digest_after": next(iter(digests.values()), None),
-                "images_after": digests,
-                "status": "recorded",
-            }
-        envs[n] = {"status": "recorded", "services": services}
-    return {
-        "command": "snapshot",
-        "tier": tier,
-        "status": str(result.status),
-        "message": f"snapshot {document['name']}",
-        "snapshot": document["name"],
-        "environments": envs,
-    }
+            services[svc] = ServiceRecord(
+                status="recorded",
+                task_definition_after=s["task_definition"],
+                digest_after=next(iter(digests.values()), None),
+                images_after=digests,
+            )
+        envs[n] = EnvironmentRecord(status="recorded", services=services)
+    return Event(
+        command="snapshot",
+        invocation=result.invocation,
+        tier=tier,
+        status=str(result.status),
+        message=f"snapshot {document['name']}",
+        snapshot=document["name"],
+        environments=envs,
+    )
 
 
 # -- listing ---------------------------------------------------------------------------
@@ -321,6 +326,7 @@ def plan_restore(
         fail_fast=False,
         snapshot=name,
     )
+    plan.invocation = f"restore --env {env} --snapshot {name}"
     if recorded.get("cluster") not in (None, environment.cluster):
         plan.notes.append(
             f"snapshot {name!r} recorded cluster {recorded.get('cluster')!r}; envs.yaml now "

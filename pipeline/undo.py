@@ -23,10 +23,11 @@ from typing import Any, Generic, TypeVar
 from pipeline import strategies
 from pipeline.clients import Clients
 from pipeline.config import Config, Environment
+from pipeline.events import EnvironmentRecord, Event, EventStatus, ServiceRecord
 from pipeline.ledger import Ledger
 from pipeline.progress import rollout_changed
-from pipeline.promote import Progress, RunOptions, settle_waited
-from pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome
+from pipeline.promote import Progress, RunOptions, open_event, settle_waited
+from pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome, landed
 from stages import all_strategies, ecs_history
 from stages import rollback as rb
 from stages import strategy as strategy_stage
@@ -165,8 +166,9 @@ def _entry(event: dict[str, Any], env: str, service: str) -> dict[str, Any] | No
 def _images(entry: dict[str, Any], side: str, container: str | None) -> dict[str, str]:
     """Container -> digest of one side (before/after) of a ledger entry."""
     full = entry.get(f"images_{side}")
-    if isinstance(full, dict):
+    if isinstance(full, dict) and full:
         return {str(c): str(d) for c, d in full.items() if d}
+    # a version 1 record: one digest, the service's first container's
     digest = entry.get(f"digest_{side}")
     if digest and container is not None:
         return {container: str(digest)}
@@ -237,6 +239,7 @@ def target_from_ledger(
             digests=tuple(sorted(before.items())),
             source=rb.LEDGER,
             detail=_event_label(event),
+            event=str(event.get("id") or ""),
         )
         return target, True
     return None, False
@@ -270,9 +273,50 @@ def explicit_target(view: ServiceView, to: str, window: LedgerWindow) -> rb.Roll
     return rb.RollbackTarget(task_definition=arn, digests=digests, source=rb.EXPLICIT, detail=to)
 
 
-def find_target(view: ServiceView, window: LedgerWindow, to: str | None) -> rb.RollbackTarget:
+# an undo that did not end ok: re-running it finishes toward the targets it recorded
+UNFINISHED = frozenset({"partial", "failed", "timed_out", "interrupted"})
+# events that say nothing about what a service runs: they never stand between a rollback and
+# its re-run
+NOT_MOVES = frozenset({"snapshot", "unlock"})
+
+
+def unfinished_targets(
+    events: list[dict[str, Any]], env: str, command: str
+) -> dict[str, rb.RollbackTarget]:
+    """Service -> the target an unfinished ``command`` recorded, when it is the environment's
+    newest move (events newest first). A rollback records its targets, so that running it again
+    finishes it instead of rolling back the services it already put back."""
+    newest = next((e for e in events if e.get("command") not in NOT_MOVES), None)
+    if newest is None or newest.get("command") != command:
+        return {}
+    if newest.get("status") not in UNFINISHED:
+        return {}
+    out: dict[str, rb.RollbackTarget] = {}
+    for service in ((newest.get("environments") or {}).get(env) or {}).get("services") or {}:
+        entry = _entry(newest, env, service)
+        if entry is None or not entry.get("target_task_definition"):
+            continue
+        digests = entry.get("target_images")
+        out[str(service)] = rb.RollbackTarget(
+            task_definition=str(entry["target_task_definition"]),
+            digests=tuple(sorted((str(c), str(d)) for c, d in dict(digests or {}).items() if d)),
+            source=rb.LEDGER,
+            detail=f"finishing {_event_label(newest)}",
+            event=str(entry.get("target_undoes") or ""),
+        )
+    return out
+
+
+def find_target(
+    view: ServiceView,
+    window: LedgerWindow,
+    to: str | None,
+    unfinished: dict[str, rb.RollbackTarget] | None = None,
+) -> rb.RollbackTarget:
     if to is not None:
         return explicit_target(view, to, window)
+    if unfinished and view.state.name in unfinished:
+        return unfinished[view.state.name]
     target = window.search(lambda events: target_from_ledger(events, view))
     if target is None:
         # never "the revision number before": a service moved from :2 to :5 never ran :4
@@ -303,6 +347,7 @@ class UndoPlan:
     snapshot: str | None = None
     notes: list[str] = field(default_factory=list)
     task_defs: dict[str, TaskDefinition] = field(default_factory=dict)
+    invocation: str | None = None  # the command as given, for titles and the ledger
 
     @property
     def event_command(self) -> str:
@@ -525,17 +570,30 @@ def plan_rollback(
     if to is not None and service is None:
         raise InputError("--to needs --service", hint="name the service to roll back")
     window = LedgerWindow(ledger, env_name)
-    return plan_services(
+    scope = "service" if service else "cluster"
+    unfinished = (
+        unfinished_targets(window.events(), env_name, f"rollback {scope}") if to is None else {}
+    )
+    plan = plan_services(
         config,
         clients,
         command="rollback",
-        scope="service" if service else "cluster",
+        scope=scope,
         env_name=env_name,
         services=[service] if service else None,
         all_services=all_services,
-        find=lambda view: find_target(view, window, to),
+        find=lambda view: find_target(view, window, to, unfinished),
         fail_fast=service is not None,
     )
+    words = [plan.event_command, "--env", env_name]
+    if service:
+        words += ["--service", service]
+    if to is not None:
+        words += ["--to", to]
+    if all_services:
+        words.append("--all-services")
+    plan.invocation = " ".join(words)
+    return plan
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -558,12 +616,13 @@ def execute(
     plan: UndoPlan,
     *,
     options: RunOptions,
-    recorder: Recorder | None = None,
+    recorder: Recorder[Event] | None = None,
     progress: Progress | None = None,
-    extra_event: dict[str, Any] | None = None,
 ) -> CommandResult:
     say = progress or (lambda _m: None)
-    result = CommandResult(command=plan.event_command, dry_run=options.dry_run)
+    result = CommandResult(
+        command=plan.event_command, dry_run=options.dry_run, invocation=plan.invocation
+    )
     result.data["env"] = plan.env_name
     result.plan = plan.steps()
     result.notes.extend(plan.notes)
@@ -575,11 +634,34 @@ def execute(
         return result
 
     waited: dict[str, wait_stage.RolloutState] = {}
+    rec: Recorder[Event] = recorder or NullRecorder()
+    # write-ahead, as a promotion: the planned writes first, closed by the last event
+    opened = open_event(
+        rec,
+        plan.event_command,
+        plan.env.tier,
+        result,
+        [
+            {
+                "environment": plan.env_name,
+                "service": p.service,
+                "task_definition_before": p.current_task_definition,
+                "images_before": {c: d for c, d in p.digests_before if d},
+                "task_definition_target": p.target_task_definition,
+                "images_target": {c: d for c, d in p.digests_after if d},
+            }
+            for p in plan.services
+            if p.writes
+        ],
+    )
 
-    def record(wait: bool, **more: Any) -> None:
+    def record(wait: bool, *, interrupted: bool = False) -> None:
         result.environments.append(_outcome(plan, applied, errors, waited, wait=wait))
         result.settle()
-        (recorder or NullRecorder()).record({**_event(plan, result), **(extra_event or {}), **more})
+        event = dataclasses.replace(_event(plan, result), closes=opened)
+        if interrupted:
+            event = dataclasses.replace(event, status=EventStatus.INTERRUPTED, interrupted=True)
+        rec.record(event)
 
     ctx = strategies.context(clients, plan.env_name, plan.env, plan.task_defs)
     if plan.strategy in OWN_ROLLBACK:
@@ -732,7 +814,7 @@ def _outcome(
             service=p.service,
             status="planned" if p.writes else "unchanged",
             task_definition=p.current_task_definition
-            if p.action in (rb.REDEPLOY, rb.FOLLOW)
+            if p.action in (rb.REDEPLOY, rb.FOLLOW, rb.SKIP)
             else p.target_task_definition,
             previous_task_definition=p.current_task_definition,
             image=", ".join(images.values()),
@@ -770,43 +852,58 @@ def _first(pairs: tuple[tuple[str, str | None], ...]) -> str | None:
     return next((d for _, d in pairs if d), None)
 
 
-def _event(plan: UndoPlan, result: CommandResult) -> dict[str, Any]:
+def _event(plan: UndoPlan, result: CommandResult) -> Event:
     by_service = {p.service: p for p in plan.services}
-    services: dict[str, Any] = {}
+    services: dict[str, ServiceRecord] = {}
+    undid: set[str] = set()
     for env in result.environments:
         for s in env.services:
             p = by_service.get(s.service)
-            entry: dict[str, Any] = {
-                "task_definition_before": s.previous_task_definition,
-                "task_definition_after": s.task_definition,
-                "digest_before": s.previous_digest,
-                "digest_after": s.digest,
-                "status": s.status,
-            }
+            # a service nothing moved (a refused write, ECS put it back) stays where it was
+            stayed = not landed(s)
+            before: dict[str, str] = {}
+            after: dict[str, str] = {}
+            extra: dict[str, Any] = {}
             if p is not None:
-                entry["images_before"] = {c: d for c, d in p.digests_before if d}
-                entry["images_after"] = {c: d for c, d in p.digests_after if d}
-                entry["source"] = p.target.source
+                before = {c: d for c, d in p.digests_before if d}
+                after = dict(before) if stayed else {c: d for c, d in p.digests_after if d}
+                extra["source"] = p.target.source
                 if p.pinned:
-                    entry["pinned"] = {c: dict(p.images)[c] for c in p.pinned}
+                    extra["pinned"] = {c: dict(p.images)[c] for c in p.pinned}
                 if p.reregistered:
-                    entry["reregistered"] = True
-            services[s.service] = entry
-    event: dict[str, Any] = {
-        "command": plan.event_command,
-        "tier": plan.env.tier,
-        "status": str(result.status),
-        "environments": {
-            plan.env_name: {
-                "status": result.environments[0].status if result.environments else "ok",
-                "services": services,
-            }
+                    extra["reregistered"] = True
+                if p.target.event and not stayed and p.writes:
+                    undid.add(p.target.event)
+                # the target, whatever happened: a re-run of an unfinished undo goes there
+                extra["target_task_definition"] = p.target_task_definition
+                extra["target_images"] = {c: d for c, d in p.digests_after if d}
+                if p.target.event:
+                    extra["target_undoes"] = p.target.event
+            services[s.service] = ServiceRecord(
+                status=s.status,
+                task_definition_before=s.previous_task_definition,
+                task_definition_after=s.previous_task_definition if stayed else s.task_definition,
+                digest_before=s.previous_digest,
+                digest_after=s.previous_digest if stayed else s.digest,
+                images_before=before,
+                images_after=after,
+                extra=extra,
+            )
+    return Event(
+        command=plan.event_command,
+        invocation=plan.invocation,
+        tier=plan.env.tier,
+        status=str(result.status),
+        environments={
+            plan.env_name: EnvironmentRecord(
+                status=result.environments[0].status if result.environments else "ok",
+                services=services,
+            )
         },
-    }
-    if plan.snapshot is not None:
-        event["snapshot"] = plan.snapshot
-        event["message"] = f"from snapshot {plan.snapshot}"
-    return event
+        undid=tuple(sorted(undid)),
+        snapshot=plan.snapshot,
+        message=f"from snapshot {plan.snapshot}" if plan.snapshot is not None else None,
+    )
 
 
 def run_locked(
@@ -823,16 +920,17 @@ def run_locked(
 ) -> CommandResult:
     """Plan and run under the lock of the environment's tier (no lock for a dry run); record."""
     from pipeline.lock import holding
-    from pipeline.release import Annotating, Guard, finish, tier_lock
+    from pipeline.release import Annotating, Guard, finish, reconcile_first, tier_lock
 
     tier = config.environment(env).tier
     lock = tier_lock(config, clients, ledger, tier, command=command, dry_run=options.dry_run)
     recorder = Annotating(ledger, Guard())
     with holding(lock, lock_timeout, progress):
+        reconciled = reconcile_first(config, clients, ledger, tier, dry_run=options.dry_run)
         result = execute(
             config, clients, plan(), options=options, recorder=recorder, progress=progress
         )
-    return finish(result, recorder, ledger)
+    return finish(result, recorder, ledger, reconciled)
 
 
 def rollback(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline import releases
 from pipeline.clients import Clients
 from pipeline.config import Config
+from pipeline.ledger import Ledger
 from pipeline.results import CommandResult, Status
 from stages import resolve
 from stages.deploy import DeployError, names_reference, pick_container
@@ -25,17 +28,28 @@ class TierTag:
     pushed_at: str | None
 
 
-def tier_tags(config: Config, listing: list[ImageInfo], image: str) -> dict[str, TierTag]:
-    """Each tier's tag of ``image`` and where it points (only that image's own tags, when
-    images share a repository)."""
+def tier_tags(
+    config: Config,
+    image: str,
+    listing: list[ImageInfo],
+    events: Mapping[str, list[dict[str, Any]]],
+) -> dict[str, TierTag]:
+    """Each tier's current release of ``image`` (``events``: each tier's ledger events); only
+    that image's own tags count when images share a repository."""
     prefix = config.image(image).tag_prefix
     out: dict[str, TierTag] = {}
     for tier in config.tiers:
-        found = resolve.newest_tag(listing, prefix + tier.tag)
-        if found is None:
+        found = releases.current_release(
+            tier,
+            image,
+            events=list(events.get(tier.name, [])),
+            listing=listing,
+            template=config.tier_tag(image, tier),
+        )
+        if found is None or found.info is None:
             out[tier.name] = TierTag(None, None, (), None)
             continue
-        tag, info = found
+        tag, info = found.tag, found.info
         out[tier.name] = TierTag(
             tag=tag,
             digest=info.digest,
@@ -52,7 +66,9 @@ def where(
     image: str | None = None,
     tier: str | None = None,
     env: str | None = None,
+    ledger: Ledger | None = None,
 ) -> CommandResult:
+    """Tags, releases and what runs; ``ledger`` tells a stamped tier's release (see releases)."""
     if image is not None:
         config.image(image)
     if tier is not None:
@@ -62,6 +78,12 @@ def where(
     names = [image] if image else list(config.images)
     registry = clients.registry
     listings: dict[str, list[ImageInfo]] = {}
+    # a stamped tier's release depends on its ledger events: read once per tier
+    events = {
+        t.name: releases.tier_events(ledger, t.name)
+        for t in config.tiers
+        if t.immutable and (tier is None or t.name == tier)
+    }
     images_doc: dict[str, Any] = {}
     errors: list[str] = []
     for name in names:
@@ -73,7 +95,7 @@ def where(
             errors.append(e.message)
             continue
         listings[name] = listing
-        tiers = tier_tags(config, listing, name)
+        tiers = tier_tags(config, name, listing, events)
         images_doc[name] = {
             "repository": repo,
             "tiers": {

@@ -479,11 +479,18 @@ class CloudFormationStrategy:
             stack = str(stack)
             if stack not in done:
                 settings = StackSettings(stack, str(a.extra["parameter"]))
-                back = _plan_update(
-                    ctx, settings, rollback_reference(a), f"tierup: rollback of {ctx.environment}"
-                )
-                since = None if back.unchanged else execute(cfn, back)
-                done[stack] = (None if back.unchanged else back, since)
+                done[stack] = (None, None)
+                # CloudFormation rolled the stack back itself: nothing to write (a pinned copy
+                # of the same value would be a second change set nobody asked for)
+                if not _back_where_it_was(ctx, settings, a):
+                    back = _plan_update(
+                        ctx,
+                        settings,
+                        rollback_reference(a),
+                        f"tierup: rollback of {ctx.environment}",
+                    )
+                    if not back.unchanged:
+                        done[stack] = (back, execute(cfn, back))
             back_update, since = done[stack]
             if back_update is None:
                 # CloudFormation rolled it back itself, or it never changed: nothing to write
@@ -596,6 +603,28 @@ def _applied(
             "written": True,
         },
     )
+
+
+def _back_where_it_was(ctx: Context, settings: StackSettings, applied: Applied) -> bool:
+    """Did CloudFormation's own rollback put the service back on what it ran before ``applied``?
+
+    The stack's image parameter names its previous value again, and the service's tasks run
+    the digests that ran before (a parameter naming a tag that moved since would start tasks
+    on the new digest: then a change set pinning the digest that ran is still needed).
+    """
+    previous = applied.extra.get("previous_value")
+    if not previous:
+        return False
+    info = ctx.cloudformation().describe_stack(settings.stack)
+    if info.status.endswith("_IN_PROGRESS"):
+        return False
+    if info.parameter(settings.image_parameter) != str(previous):
+        return False
+    digests = {c: d for c, d in dict(applied.extra.get("previous_digests") or {}).items() if d}
+    if not digests:
+        return True
+    running = ctx.ecs.running_images(ctx.cluster, applied.service).get(applied.service, [])
+    return all(agreed_digest(running, c) == d for c, d in digests.items())
 
 
 def rollback_reference(applied: Applied) -> str:

@@ -194,6 +194,7 @@ def plan_service(
     task_def: TaskDefinition,
     running: list[TaskImage],
     tag_moved: bool,
+    tag_change: str | None = None,
 ) -> ServicePlan:
     """Decide what to do with one service; raise DeployError when it cannot be deployed."""
     if strategy not in (FORCE_NEW_DEPLOYMENT, TASK_DEFINITION):
@@ -237,7 +238,7 @@ def plan_service(
         # the revision already names the target: a forced deployment is enough if one is needed
         action = FORCE_NEW_DEPLOYMENT
 
-    reason = _why_deploy(state, containers, running, names_target, tag_moved)
+    reason = _why_deploy(state, containers, running, names_target, tag_moved, tag_change)
     if pinned:
         action = UNPIN
         # a rollback or restore pinned the tier's tag to a digest; name the tag again
@@ -294,10 +295,11 @@ def _why_deploy(
     running: list[TaskImage],
     names_target: bool,
     tag_moved: bool,
+    tag_change: str | None = None,
 ) -> str | None:
     """None when the service may be skipped (DESIGN.md's re-run rule), else why it deploys."""
     if tag_moved:
-        return "the tag moved to a new digest"
+        return tag_change or "the tag moved to a new digest"
     if not names_target:
         return "its task definition does not name the target"
     primary = state.primary

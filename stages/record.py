@@ -1,18 +1,24 @@
-"""Record what a writing command did, through a recorder the caller passes."""
+"""Record what a writing command did, through a recorder the caller passes.
+
+The event type is the recorder's own (the ``pipeline`` ledger records typed, versioned events);
+a recorder returns the event as stored (with its id and time when the store adds them).
+"""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol, TypeVar
+
+E = TypeVar("E")
 
 
-class Recorder(Protocol):
-    def record(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Store one event; return it as stored (with its id and time when the store adds them)."""
+class Recorder(Protocol[E]):
+    def record(self, event: E, /) -> E:
+        """Store one event; return it as stored."""
         ...
 
 
-class NullRecorder:
+class NullRecorder(Recorder[E]):
     """Records nothing: the default until a ledger is configured."""
 
-    def record(self, event: dict[str, Any]) -> dict[str, Any]:
+    def record(self, event: E, /) -> E:
         return event

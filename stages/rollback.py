@@ -52,6 +52,7 @@ class RollbackTarget:
     digests: tuple[tuple[str, str], ...] = ()  # container -> digest
     source: str = EXPLICIT
     detail: str = ""
+    event: str = ""  # the ledger event whose writes this target reverts (source ledger)
 
     def digest_of(self, container: str) -> str | None:
         return next((d for c, d in self.digests if c == container), None)

@@ -70,6 +70,8 @@ class ServiceTarget:
     task_def: TaskDefinition
     running: tuple[TaskImage, ...] = ()
     tag_moved: bool = False
+    # what happened to the tag, in words (a new stamp, a tag moved back), for the plan's reason
+    tag_change: str | None = None
 
 
 @dataclass(frozen=True)
@@ -197,4 +199,5 @@ def plan_rolling(target: Target, service: ServiceTarget, strategy: str) -> Servi
         task_def=service.task_def,
         running=list(service.running),
         tag_moved=service.tag_moved,
+        tag_change=service.tag_change,
     )

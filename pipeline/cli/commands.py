@@ -30,6 +30,7 @@ from pipeline.cli.release import (
     ReasonOpt,
     SkipUnreachableOpt,
     make_guard,
+    open_ledger_for,
     run_options,
     run_recorded,
 )
@@ -141,7 +142,10 @@ def where(
         from pipeline import where as where_mod
 
         cfg = load_config(file)
-        result = where_mod.where(cfg, make_clients(cfg), image=image, tier=tier, env=env)
+        clients = make_clients(cfg)
+        # a stamped tier's release is its newest stamp that stood: the ledger tells
+        ledger = open_ledger_for(cfg, clients) if any(t.immutable for t in cfg.tiers) else None
+        result = where_mod.where(cfg, clients, image=image, tier=tier, env=env, ledger=ledger)
         return shown(as_json, result, where_mod.render)
 
     run(as_json, body)

@@ -206,4 +206,7 @@ def test_local_ledger_keeps_the_lock_file_beside_it(tmp_path: Path, aws_env: str
     assert world.cli("promote", "--tier", "staging").exit_code == 0
     assert not lock_file.exists()
     lines = (world.root / ".tierup" / "ledger.jsonl").read_text().splitlines()
-    assert [json.loads(line)["command"] for line in lines] == ["promote"]
+    # the run's open event (written before its first write) and the event that closes it
+    events = [json.loads(line) for line in lines]
+    assert [(e["command"], e["status"]) for e in events] == [("promote", "open"), ("promote", "ok")]
+    assert events[1]["closes"] == events[0]["id"]

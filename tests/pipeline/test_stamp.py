@@ -106,8 +106,8 @@ def test_a_stamp_writes_exactly_one_tag_per_image_and_one_revision_per_prod_serv
     )
     registered = [p for n, p in writes.calls if n == "RegisterTaskDefinition"]
     assert {p["containerDefinitions"][0]["image"].rsplit(":", 1)[1] for p in registered} == {tag}
-    # the ledger object plus the lock's create: nothing else in S3
-    assert writes.names().count("PutObject") == 2
+    # the open event, the event that closes it and the lock's create: nothing else in S3
+    assert writes.names().count("PutObject") == 3
 
 
 def test_same_stamp_again_is_unchanged_and_writes_nothing(world: World) -> None:

@@ -546,3 +546,44 @@ def test_a_stamp_passes_the_stamp_to_a_seeded_stack(tmp_path: Path, aws_env: str
     images = Ecs(world.ecs(ACCOUNT)).running_images("prod-cluster")
     assert {t.digest for ts in images.values() for t in ts} == {digest}
     assert {s.status for s in result.environments[0].services} == {"completed"}
+
+
+def test_rollback_on_failure_writes_nothing_to_a_stack_cloudformation_rolled_back(
+    world: World,
+) -> None:
+    """The stack's parameter names a tag: CloudFormation's rollback put that tag back, and a
+    change set pinning it to a digest would be a second write nobody asked for."""
+    before = parameters(world)
+    assert before["ImageUrl"].endswith(":staging")
+    # the service's tasks run (and report) what the tag names: a rollback knows the digest
+    ecs = world.ecs(ACCOUNT)
+    ecs.update_service(cluster="stack-cluster", service="api", forceNewDeployment=True)
+    for _ in range(8):
+        world.services("stack")
+    ran = world.tag_digest("api", "staging")
+    assert running(world) == {ran}
+    mark = world.tag_digest("api", "dev")
+    world.push_images(world.commit("bad"), tags=("sandbox-fail.stack-cluster",))
+    assert promote(world.config, world.clients(), tier="dev").exit_code == 0
+    assert world.tag_digest("api", "dev") != mark
+    writes = Writes()
+
+    result = promote(
+        world.config,
+        world.clients(writes),
+        tier="staging",
+        options=RunOptions(rollback_on_failure=True),
+    )
+
+    assert result.exit_code == 1, result.to_json()
+    outcome = result.environments[0].services[0]
+    assert outcome.status == "failed"
+    assert "UPDATE_ROLLBACK_COMPLETE" in str(outcome.error)
+    assert outcome.rollback is not None
+    assert outcome.rollback.deployment_id is None, outcome.rollback
+    assert writes.names().count("CreateChangeSet") == 1, writes.names()
+    assert writes.names().count("ExecuteChangeSet") == 1, writes.names()
+    assert parameters(world) == before
+    for _ in range(8):
+        world.services("stack")
+    assert running(world) == {ran}
