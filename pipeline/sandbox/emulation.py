@@ -414,6 +414,7 @@ class Emulation:
         # the CloudFormation and CodeDeploy emulations, set by `install()`
         self.cloudformation: Any = None
         self.codedeploy: Any = None
+        self.tasks: Any = None  # one-off tasks (RunTask): emulation_tasks
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -434,7 +435,7 @@ class Emulation:
             self.bad_digests.clear()
             self.hang_digests.clear()
             self.polls_to_complete = DEFAULT_POLLS_TO_COMPLETE
-            for part in (self.cloudformation, self.codedeploy):
+            for part in (self.cloudformation, self.codedeploy, self.tasks):
                 if part is not None:
                     part.reset()
 
@@ -479,10 +480,11 @@ class Emulation:
                 self._response_register_task_definition,
             )
             self._wrap(backend, "deregister_task_definition", self._deregister_task_definition)
-            from pipeline.sandbox import emulation_cfn, emulation_codedeploy
+            from pipeline.sandbox import emulation_cfn, emulation_codedeploy, emulation_tasks
 
             self.cloudformation = emulation_cfn.install(self)
             self.codedeploy = emulation_codedeploy.install(self)
+            self.tasks = emulation_tasks.install(self)
 
     def uninstall(self) -> None:
         """Put moto's own methods back."""

@@ -1,0 +1,151 @@
+"""``run-task``: run a one-off ECS task in the environment and fail on a non-zero exit.
+
+Typical use: a database migration before ``deploy``. The task runs the task definition named
+(a family, ``family:revision`` or an ARN) or, by default, the revision the service runs now,
+with the service's network configuration and launch type; command and environment overrides
+go to one container. The step waits until the task stops: an essential container that exited
+non-zero (or never started) fails it. A step ``timeout`` stops the task.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from stages.adapters.ecs_tasks import EcsTasks, TaskStatus
+from stages.step import Duration, StepConfig, StepContext, StepResult
+
+DEFAULT_LIMIT = 3600.0  # without a step timeout: how long a task may run
+
+
+class RunTaskConfig(StepConfig):
+    task_definition: str | None = Field(
+        default=None,
+        description="family, family:revision or ARN (default: the revision the service runs)",
+    )
+    service: str | None = Field(
+        default=None,
+        description="the service whose revision and network settings the task borrows "
+        "(default: the environment's first service)",
+    )
+    container: str | None = Field(
+        default=None, description="the container to override (default: the only or first one)"
+    )
+    command: list[str] | None = Field(default=None, description="command override (templated)")
+    environment: dict[str, str] = Field(
+        default_factory=dict, description="environment overrides (values templated)"
+    )
+    network: Literal["service", "none"] = Field(
+        default="service", description="use the service's network configuration, or none"
+    )
+    interval: Duration = Field(default=5, description="seconds between polls of the task")
+
+
+class RunTask:
+    name = "run-task"
+    config = RunTaskConfig
+
+    def describe(self, config: Any, ctx: StepContext) -> str:
+        c: RunTaskConfig = config
+        what = c.task_definition or f"the revision service {self._service(c, ctx)} runs"
+        cmd = f" with command {ctx.render(' '.join(c.command))!r}" if c.command else ""
+        return f"run a task of {what} in cluster {ctx.cluster}{cmd}; fail on a non-zero exit"
+
+    @staticmethod
+    def _service(c: RunTaskConfig, ctx: StepContext) -> str:
+        return c.service or (ctx.services[0] if ctx.services else "")
+
+    def run(self, config: Any, ctx: StepContext) -> StepResult:
+        c: RunTaskConfig = config
+        tasks = EcsTasks(ctx.client("ecs"))
+        service = self._service(c, ctx)
+        settings = tasks.service_settings(ctx.cluster, service) if service else None
+        name = c.task_definition or (settings.task_definition if settings else None)
+        if name is None:
+            return StepResult.failed(
+                "no task definition to run", "set config.task_definition or config.service"
+            )
+        td = tasks.task_definition(name)
+        definitions = list(td.get("containerDefinitions") or [])
+        container = c.container or _default_container(definitions)
+        overrides: dict[str, Any] = {}
+        if c.command is not None or c.environment:
+            override: dict[str, Any] = {"name": container}
+            if c.command is not None:
+                override["command"] = [ctx.render(a) for a in c.command]
+            if c.environment:
+                override["environment"] = [
+                    {"name": k, "value": ctx.render(v)} for k, v in c.environment.items()
+                ]
+            overrides = {"containerOverrides": [override]}
+        run: dict[str, Any] = {"overrides": overrides, "startedBy": "tierup"}
+        if settings is not None and c.network == "service":
+            run["networkConfiguration"] = settings.network_configuration
+            run["platformVersion"] = settings.platform_version
+            if settings.capacity_provider_strategy:
+                run["capacityProviderStrategy"] = settings.capacity_provider_strategy
+            else:
+                run["launchType"] = settings.launch_type
+        arn = str(td["taskDefinitionArn"])
+        started = tasks.run(ctx.cluster, arn, **run)
+        revision = f"{td.get('family')}:{td.get('revision')}"
+        logs = _log_stream(definitions, container, started.id)
+        status = started
+        while status.last_status != "STOPPED":
+            left = ctx.remaining(DEFAULT_LIMIT)
+            if left <= 0:
+                tasks.stop(ctx.cluster, started.arn, "tierup: the step's timeout passed")
+                return StepResult.failed(
+                    f"task {started.id} of {revision} did not stop in time (stopped it)",
+                    "raise the step's timeout, or see the task's logs",
+                    output=logs,
+                )
+            ctx.sleep(min(float(c.interval), left))
+            status = tasks.describe(ctx.cluster, started.arn)
+        return _verdict(status, definitions, revision, logs)
+
+
+def _default_container(definitions: list[dict[str, Any]]) -> str:
+    essential = [d for d in definitions if d.get("essential", True)]
+    return str((essential or definitions or [{"name": ""}])[0].get("name", ""))
+
+
+def _log_stream(definitions: list[dict[str, Any]], container: str, task_id: str) -> str:
+    for d in definitions:
+        if d.get("name") != container:
+            continue
+        log = d.get("logConfiguration") or {}
+        options = log.get("options") or {}
+        if log.get("logDriver") == "awslogs" and options.get("awslogs-stream-prefix"):
+            stream = f"{options['awslogs-stream-prefix']}/{container}/{task_id}"
+            group = options.get("awslogs-group", "?")
+            return f"logs: {group} {stream}"
+    return f"logs: container {container} has no awslogs stream prefix"
+
+
+def _verdict(
+    status: TaskStatus, definitions: list[dict[str, Any]], revision: str, logs: str
+) -> StepResult:
+    essential = {str(d.get("name")) for d in definitions if d.get("essential", True)}
+    exits = {c.name: c for c in status.containers}
+    for name in sorted(essential):
+        c = exits.get(name)
+        if c is None or c.exit_code is None:
+            why = (c.reason if c else "") or status.stopped_reason or "it never started"
+            return StepResult.failed(
+                f"task {status.id} of {revision}: container {name} did not run: {why}",
+                "see the task's stopped reason and logs",
+                output=logs,
+            )
+        if c.exit_code != 0:
+            return StepResult.failed(
+                f"task {status.id} of {revision}: container {name} exited {c.exit_code}"
+                + (f" ({status.stopped_reason})" if status.stopped_reason else ""),
+                "see the task's logs",
+                output=logs,
+            )
+    return StepResult(True, output=f"task {status.id} of {revision} exited 0; {logs}")
+
+
+STEP = RunTask()
