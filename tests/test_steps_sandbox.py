@@ -1,0 +1,157 @@
+"""The sandbox's emulation for steps: RunTask tasks that start, run, stop and report an exit
+code (a marker tag or `fail_next` makes one fail), CloudWatch alarms `tierup sandbox alarm`
+puts in a state, and the alarms an `alarm` step names, seeded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.sandbox import emulation
+from tests.world import World, make_world
+
+pytestmark = pytest.mark.usefixtures("aws_env")
+
+ALARM_STEPS = """\
+  - name: staging
+    tag: staging
+    from: dev
+    steps: [retag, deploy, wait,
+            {uses: alarm, as: bake, config: {names: ["api-5xx-{environment}"], prefix: "lat-"}}]
+"""
+
+
+@pytest.fixture
+def world(tmp_path: Path, aws_env: str) -> World:
+    return make_world(tmp_path, aws_env)
+
+
+def _run(world: World, env: str, **overrides: Any) -> tuple[Any, str, str]:
+    cfg = world.config.environment(env)
+    ecs = world.ecs(cfg.account_id)
+    td = world.services(env)["api"]["taskDefinition"]
+    started = ecs.run_task(cluster=cfg.cluster, taskDefinition=td, startedBy="tests", **overrides)
+    assert started["failures"] == []
+    return ecs, cfg.cluster, started["tasks"][0]["taskArn"]
+
+
+def _until_stopped(ecs: Any, cluster: str, arn: str) -> tuple[list[str], dict[str, Any]]:
+    seen = []
+    for _ in range(10):
+        task = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
+        seen.append(task["lastStatus"])
+        if task["lastStatus"] == "STOPPED":
+            return seen, task
+    raise AssertionError(f"task never stopped: {seen}")
+
+
+def test_a_task_starts_runs_stops_and_exits_0_with_its_overrides(world: World) -> None:
+    ecs, cluster, arn = _run(
+        world,
+        "staging",
+        overrides={"containerOverrides": [{"name": "api", "command": ["migrate", "--yes"]}]},
+    )
+    seen, task = _until_stopped(ecs, cluster, arn)
+    assert seen == ["RUNNING", "STOPPED"]
+    container = task["containers"][0]
+    assert container["exitCode"] == 0
+    assert container["imageDigest"].startswith("sha256:")
+    assert task["stopCode"] == "EssentialContainerExited"
+    assert task["overrides"]["containerOverrides"][0]["command"] == ["migrate", "--yes"]
+    # a one-off task is no service's task
+    listed = ecs.list_tasks(cluster=cluster, serviceName="api")["taskArns"]
+    assert arn not in listed
+
+
+def test_a_marker_tag_on_the_digest_makes_its_tasks_exit_1(world: World) -> None:
+    cfg = world.config.environment("staging")
+    image = world.services("staging")["api"]["taskDefinition"]
+    ecr = world.ecr()
+    manifest = ecr.batch_get_image(
+        registryId="012345678922", repositoryName="api", imageIds=[{"imageTag": "staging"}]
+    )["images"][0]["imageManifest"]
+    ecr.put_image(
+        registryId="012345678922",
+        repositoryName="api",
+        imageManifest=manifest,
+        imageTag=f"sandbox-task-fail.{cfg.cluster}",
+    )
+    assert image
+    ecs, cluster, arn = _run(world, "staging")
+    _, task = _until_stopped(ecs, cluster, arn)
+    assert task["containers"][0]["exitCode"] == 1
+    # another cluster runs the same image happily
+    ecs2, cluster2, arn2 = _run(world, "mb-staging")
+    _, task2 = _until_stopped(ecs2, cluster2, arn2)
+    assert task2["containers"][0]["exitCode"] == 0
+
+
+def test_fail_next_makes_the_next_task_of_a_family_exit_so(world: World) -> None:
+    td = world.services("staging")["api"]["taskDefinition"]
+    family = td.rsplit("/", 1)[-1].split(":")[0]
+    emulation.install().tasks.fail_next(family, 3)
+    ecs, cluster, arn = _run(world, "staging")
+    assert _until_stopped(ecs, cluster, arn)[1]["containers"][0]["exitCode"] == 3
+    ecs, cluster, arn = _run(world, "staging")
+    assert _until_stopped(ecs, cluster, arn)[1]["containers"][0]["exitCode"] == 0
+
+
+def test_an_image_that_cannot_be_pulled_fails_to_start_without_an_exit_code(
+    world: World,
+) -> None:
+    cfg = world.config.environment("staging")
+    ecs = world.ecs(cfg.account_id)
+    td = ecs.register_task_definition(
+        family="ghost",
+        containerDefinitions=[
+            {
+                "name": "ghost",
+                "image": "012345678922.dkr.ecr.us-east-1.amazonaws.com/api:no-such-tag",
+                "memory": 128,
+            }
+        ],
+    )["taskDefinition"]["taskDefinitionArn"]
+    arn = ecs.run_task(cluster=cfg.cluster, taskDefinition=td)["tasks"][0]["taskArn"]
+    _, task = _until_stopped(ecs, cfg.cluster, arn)
+    assert task["stopCode"] == "TaskFailedToStart"
+    assert "exitCode" not in task["containers"][0]
+    assert "CannotPullContainerError" in task["containers"][0]["reason"]
+
+
+def test_sandbox_alarm_sets_an_environments_alarm_state(world: World) -> None:
+    r = world.cli("sandbox", "alarm", "--env", "staging", "--name", "api-5xx", "--reason", "boom")
+    assert r.exit_code == 0, r.output
+    cw = world.aws("cloudwatch", "333333333333")
+    alarm = cw.describe_alarms(AlarmNames=["api-5xx"])["MetricAlarms"][0]
+    assert alarm["StateValue"] == "ALARM" and alarm["StateReason"] == "boom"
+    r = world.cli("sandbox", "alarm", "--env", "staging", "--name", "api-5xx", "--state", "OK")
+    assert r.exit_code == 0
+    assert cw.describe_alarms(AlarmNames=["api-5xx"])["MetricAlarms"][0]["StateValue"] == "OK"
+    # another account's alarms are its own
+    other = world.aws("cloudwatch", "444444444444")
+    assert other.describe_alarms(AlarmNames=["api-5xx"])["MetricAlarms"] == []
+    r = world.cli("sandbox", "alarm", "--env", "staging", "--name", "x", "--state", "RED")
+    assert r.exit_code == 2 and "error: --state 'RED'" in r.stderr
+
+
+def test_seeding_creates_the_alarms_an_alarm_step_names(tmp_path: Path, aws_env: str) -> None:
+    from pipeline.sandbox import seed as seed_mod
+    from tests import world as world_mod
+
+    text = world_mod.CONFIG.replace(
+        "  - {{name: staging, tag: staging, from: dev}}\n",
+        ALARM_STEPS.replace("{", "{{").replace("}", "}}"),
+    )
+    w = make_world(tmp_path, aws_env)
+    w.config_path.write_text(
+        text.format(registry=world_mod.REGISTRY, environments=world_mod.DEFAULT_ENVS)
+    )
+    seed_mod.seed(w.config, endpoint_url=aws_env, commit=w.head)
+    for env, account in (("staging", "333333333333"), ("mb-staging", "444444444444")):
+        cw = w.aws("cloudwatch", account)
+        names = {a["AlarmName"] for a in cw.describe_alarms()["MetricAlarms"]}
+        assert names == {f"api-5xx-{env}", "lat-sandbox"}
+        states = {a["StateValue"] for a in cw.describe_alarms()["MetricAlarms"]}
+        assert states == {"OK"}
