@@ -456,6 +456,8 @@ def execute(
         ],
     )
     retag_failed = any(o.status == "failed" for o in result.images)
+    if run is not None:
+        run.retagged(result.images)
     if retag_failed:
         _discard(clients, plan.envs)
         result.notes.append("a tag write failed: no environment was deployed")

@@ -22,6 +22,7 @@ The dry run lists the same items in the same order (``plan_items``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -30,7 +31,7 @@ from typing import Any, Protocol
 
 from pipeline.clients import Clients
 from pipeline.config import Config, Environment, Tier
-from pipeline.results import CommandResult, EnvironmentOutcome
+from pipeline.results import CommandResult, EnvironmentOutcome, ImageOutcome
 from pipeline.steps_config import StepSpec
 from stages import all_steps
 from stages import strategy as strategy_stage
@@ -38,7 +39,7 @@ from stages import wait as wait_stage
 from stages.deploy import Applied, ImageTarget, ServicePlan
 from stages.errors import TierupError
 from stages.parallel import each
-from stages.resolve import Resolved
+from stages.resolve import Resolved, commits_on
 from stages.step import (
     ALWAYS,
     DEPLOY,
@@ -156,6 +157,7 @@ class StepRun:
     environ: Mapping[str, str]
     applied: dict[Key, Applied] = field(default_factory=dict)
     errors: dict[Key, TierupError] = field(default_factory=dict)
+    tag_moved: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- the dry run ------------------------------------------------------------------
@@ -194,6 +196,19 @@ class StepRun:
 
         each(one, list(self.envs.values()))
         return not any(es.failed for es in self.envs.values())
+
+    def retagged(self, images: Sequence[ImageOutcome]) -> None:
+        """The tier's tag writes (one for every environment) as each list's ``retag``."""
+        failed = [i for i in images if i.status == "failed"]
+        self.tag_moved = any(i.status in ("moved", "created") for i in images)
+        output = ", ".join(f"{i.image} {i.tag}: {i.status}" for i in images) or "no tag moves"
+        for es in self.envs.values():
+            p = next(p for p in es.items if p.uses == RETAG)
+            out = _outcome(p, "failed" if failed else "ok")
+            out["output"] = output
+            if failed:
+                out["error"] = "; ".join(f"{i.image}: {i.error}" for i in failed)
+            es.outcomes[p.alias] = out
 
     def skip_rest(self, why: str) -> None:
         """The promotion stopped: every step not run yet is skipped, saying why."""
@@ -334,7 +349,7 @@ class StepRun:
                 for p in es.items
             )
             if es.failed is not None and (step_failed or (not es.deployed and eo.error is None)):
-                _fail_environment(eo, es, applied)
+                _fail_environment(eo, es, applied, tag_moved=self.tag_moved)
             eo.steps = es.listed()
         failed = [
             f"{es.name}: {es.failed}"
@@ -431,15 +446,22 @@ def _outcome(p: PlannedStep, status: str, **kw: Any) -> dict[str, Any]:
     return out
 
 
-def _fail_environment(eo: EnvironmentOutcome, es: EnvSteps, applied: Mapping[Key, Applied]) -> None:
+def _fail_environment(
+    eo: EnvironmentOutcome, es: EnvSteps, applied: Mapping[Key, Applied], *, tag_moved: bool
+) -> None:
     assert es.failed is not None
     if not es.deployed:
-        # stopped before deploy: nothing of it was written
+        # stopped before deploy: none of its services was written
         for s in eo.services:
             if s.status == "planned":
                 s.status, s.reason = "not_deployed", es.failed
         eo.error = f"{es.failed}; the environment was not deployed"
         eo.hint = "fix what the step checks, then promote again (writes are safe to repeat)"
+        if tag_moved:
+            eo.hint += (
+                "; the tier's tag has moved, so a service that restarts here would pick the "
+                "new image up (`tierup rollback tier` moves the tag back)"
+            )
         return
     # after deploy: its services did not pass, as a failed rollout does not
     marked = False
@@ -482,15 +504,28 @@ def _summary(result: CommandResult, event_id: str | None) -> dict[str, Any]:
     }
 
 
-def _images(plan: _Plan) -> dict[str, ImageInfo]:
+def _images(clients: Clients, plan: _Plan) -> dict[str, ImageInfo]:
+    """The promotion's images; a digest's commit from its commit tag when the source had none
+    (a tier's tag), as the ledger records it."""
     commits = {r.image: r.commit for r in plan.resolved}
-    out = {}
-    for name, t in plan.targets.items():
+
+    def one(item: tuple[str, ImageTarget]) -> ImageInfo:
+        name, t = item
         commit = commits.get(name)
         if commit is None and t.commit_uri:
             commit = t.commit_uri.rpartition(":")[2]
-        out[name] = ImageInfo(name, t.repository, t.tag, t.digest, commit)
-    return out
+        if commit is None:
+            with contextlib.suppress(TierupError):  # a step naming it fails when it renders
+                found = [
+                    c
+                    for info in clients.registry.list_images(t.repository)
+                    if info.digest == t.digest
+                    for c in commits_on(info)
+                ]
+                commit = found[0] if found else None
+        return ImageInfo(name, t.repository, t.tag, t.digest, commit)
+
+    return {i.image: i for i in each(one, list(plan.targets.items()))}
 
 
 def _planned(spec: StepSpec, ctx: StepContext) -> PlannedStep:
@@ -516,7 +551,7 @@ def plan(
     lists = {e.name: config.steps_for(e.name) for e in promotion.envs}
     if all(v is None for v in lists.values()):
         return None
-    images = _images(promotion)
+    images = _images(clients, promotion)
     env_vars = os.environ if environ is None else environ
     envs: dict[str, EnvSteps] = {}
     wide: dict[tuple[str, str, str], PlannedStep] = {}
