@@ -506,3 +506,28 @@ def test_a_plugin_step_from_an_entry_point_runs_from_envs_yaml(
         sys.modules.pop("tierup_test_plugin", None)
         all_steps.load_plugins()
     assert all_steps.find("record-env") is None
+
+
+def test_text_output_shows_the_steps_and_deploy_runs_the_environments_list(
+    world: World, loopback: Loopback
+) -> None:
+    env = {WEBHOOK_VAR: loopback.url("/hook")}
+    r = world.cli("promote", "--tier", "staging", "--dry-run", env=env)
+    assert r.exit_code == 0, r.output
+    assert "staging: step migrate (run-task): run a task of the revision service api runs" in (
+        r.stdout
+    )
+    assert "step team (notify): POST the promotion's summary to the webhook in $" in r.stdout
+    r = world.cli("promote", "--tier", "staging", env=env)
+    assert r.exit_code == 0, r.output
+    assert "steps" in r.stdout and "migrate" in r.stdout and "exited 0" in r.stdout
+    assert loopback.url("/hook") not in r.stdout + r.stderr
+    # `tierup deploy --env` runs that environment's list (no tag moves)
+    loopback.requests.clear()
+    code, doc = world.cli_json("deploy", "--env", "mb-staging")
+    assert code == 0, doc
+    assert list(doc["environments"]) == ["mb-staging"]
+    steps = {s["as"]: s for s in doc["environments"]["mb-staging"]["steps"]}
+    assert steps["retag"]["output"] == "no tag moves"
+    assert steps["migrate"]["status"] == steps["smoke"]["status"] == "ok"
+    assert loopback.gets() == ["/mb-staging/health"]
