@@ -523,7 +523,7 @@ def _images(clients: Clients, plan: _Plan) -> dict[str, ImageInfo]:
                     for c in commits_on(info)
                 ]
                 commit = found[0] if found else None
-        return ImageInfo(name, t.repository, t.tag, t.digest, commit)
+        return ImageInfo(name, t.repository, t.tag, t.digest, commit, t.digest_uri)
 
     return {i.image: i for i in each(one, list(plan.targets.items()))}
 

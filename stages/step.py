@@ -93,6 +93,7 @@ class ImageInfo:
     tag: str
     digest: str
     commit: str | None = None
+    uri: str = ""  # the reference a task definition names for the digest: host/repo@sha256:...
 
     def variables(self) -> dict[str, str]:
         return {

@@ -531,3 +531,41 @@ def test_text_output_shows_the_steps_and_deploy_runs_the_environments_list(
     assert steps["retag"]["output"] == "no tag moves"
     assert steps["migrate"]["status"] == steps["smoke"]["status"] == "ok"
     assert loopback.gets() == ["/mb-staging/health"]
+
+
+PROD_STEPS = """\
+  - name: prod
+    tag: "prod-{timestamp}"
+    from: staging
+    steps:
+      - retag
+      - {uses: run-task, as: migrate, config: {image: api, command: [migrate], interval: 0}}
+      - deploy
+      - wait
+"""
+
+
+def test_a_migration_runs_the_promoted_image_where_the_service_still_names_the_old_one(
+    world: World, loopback: Loopback
+) -> None:
+    assert world.cli("promote", "--tier", "staging").exit_code == 0
+    text = world.config_path.read_text().replace(
+        '  - {name: prod, tag: "prod-{timestamp}", from: staging}\n', PROD_STEPS
+    )
+    world.config_path.write_text(text)
+    staging = world.tag_digest("api", "staging")
+    ecs = world.ecs("555555555555")
+    family = world.services("prod")["api"]["taskDefinition"].rsplit("/", 1)[-1].split(":")[0]
+    before = ecs.list_task_definitions(familyPrefix=family)["taskDefinitionArns"]
+    code, doc = world.cli_json("stamp", "--tier", "prod", "--force", "--reason", "test")
+    assert code == 0, doc
+    (task,) = _one_off_tasks(world, "prod")
+    assert task["containers"][0]["imageDigest"] == staging
+    registered = ecs.list_task_definitions(familyPrefix=family)["taskDefinitionArns"]
+    # one revision for the migration (naming the digest), one for the service (the stamp)
+    assert len(registered) == len(before) + 2
+    migration = ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])
+    image = migration["taskDefinition"]["containerDefinitions"][0]["image"]
+    assert image.endswith(f"/api@{staging}")
+    steps = {s["as"]: s for s in doc["environments"]["prod"]["steps"]}
+    assert steps["migrate"]["status"] == "ok"

@@ -3,8 +3,12 @@
 Typical use: a database migration before ``deploy``. The task runs the task definition named
 (a family, ``family:revision`` or an ARN) or, by default, the revision the service runs now,
 with the service's network configuration and launch type; command and environment overrides
-go to one container. The step waits until the task stops: an essential container that exited
-non-zero (or never started) fails it. A step ``timeout`` stops the task.
+go to one container. ``image: NAME`` runs the promotion's digest of that envs.yaml image in
+that container: a revision of the family naming it is registered first (or reused when the
+family's latest already names it), since RunTask cannot override an image and the service's
+own revision still names the previous one until ``deploy``. The step waits until the task
+stops: an essential container that exited non-zero (or never started) fails it. A step
+``timeout`` stops the task.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from stages.adapters.ecs import Ecs, task_definition_from
 from stages.adapters.ecs_tasks import EcsTasks, TaskStatus
+from stages.deploy import registration_input, with_images
 from stages.step import Duration, StepConfig, StepContext, StepResult
 
 DEFAULT_LIMIT = 3600.0  # without a step timeout: how long a task may run
@@ -32,6 +38,11 @@ class RunTaskConfig(StepConfig):
     container: str | None = Field(
         default=None, description="the container to override (default: the only or first one)"
     )
+    image: str | None = Field(
+        default=None,
+        description="run the promoted digest of this envs.yaml image in the container "
+        "(registers a revision of the family naming it)",
+    )
     command: list[str] | None = Field(default=None, description="command override (templated)")
     environment: dict[str, str] = Field(
         default_factory=dict, description="environment overrides (values templated)"
@@ -49,6 +60,9 @@ class RunTask:
     def describe(self, config: Any, ctx: StepContext) -> str:
         c: RunTaskConfig = config
         what = c.task_definition or f"the revision service {self._service(c, ctx)} runs"
+        if c.image is not None:
+            info = ctx.images.get(c.image)
+            what += f", image {info.uri if info else c.image + ' (not promoted here)'}"
         cmd = f" with command {ctx.render(' '.join(c.command))!r}" if c.command else ""
         return f"run a task of {what} in cluster {ctx.cluster}{cmd}; fail on a non-zero exit"
 
@@ -69,6 +83,15 @@ class RunTask:
         td = tasks.task_definition(name)
         definitions = list(td.get("containerDefinitions") or [])
         container = c.container or _default_container(definitions)
+        if c.image is not None:
+            info = ctx.images.get(c.image)
+            if info is None or not info.uri:
+                return StepResult.failed(
+                    f"image {c.image!r} is not one this run promotes",
+                    f"images of this run: {', '.join(ctx.images) or 'none'}",
+                )
+            td = _naming(Ecs(ctx.client("ecs")), td, container, info.uri)
+            definitions = list(td.get("containerDefinitions") or [])
         overrides: dict[str, Any] = {}
         if c.command is not None or c.environment:
             override: dict[str, Any] = {"name": container}
@@ -104,6 +127,27 @@ class RunTask:
             ctx.sleep(min(float(c.interval), left))
             status = tasks.describe(ctx.cluster, started.arn)
         return _verdict(status, definitions, revision, logs)
+
+
+def _naming(ecs: Ecs, td: dict[str, Any], container: str, uri: str) -> dict[str, Any]:
+    """A revision of ``td``'s family whose ``container`` runs ``uri``: the family's latest when
+    it is that already (a re-run registers nothing), else a new one."""
+    if any(d.get("name") == container and d.get("image") == uri for d in _containers(td)):
+        return td
+    current = task_definition_from(td, td.get("tags"))
+    wanted = with_images(registration_input(ecs, current), {container: uri})
+    latest = ecs.describe_task_definition(str(td["family"]))
+    if latest.status == "ACTIVE" and _images(latest.raw) == _images(wanted):
+        return dict(latest.raw)
+    return dict(ecs.register_task_definition(wanted).raw)
+
+
+def _containers(td: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(td.get("containerDefinitions") or [])
+
+
+def _images(td: dict[str, Any]) -> list[tuple[Any, Any]]:
+    return [(d.get("name"), d.get("image")) for d in _containers(td)]
 
 
 def _default_container(definitions: list[dict[str, Any]]) -> str:
