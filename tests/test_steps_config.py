@@ -226,3 +226,30 @@ def test_schema_includes_each_steps_config_schema(tmp_path: Path) -> None:
     bad["tiers"][1]["steps"][6]["config"] = {"url": "not-a-var-name"}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
+
+
+def test_the_examples_steps_are_valid_once_uncommented(tmp_path: Path) -> None:
+    """The root envs.yaml shows a tier's steps (commented out: its URL is the reader's)."""
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent / "envs.yaml"
+    lines = root.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "# steps:")
+    out = lines[:start]
+    for line in lines[start:]:
+        if not line.startswith("    #"):
+            break
+        out.append("    " + line[len("    # ") :])
+    out += lines[len(out) :]
+    path = tmp_path / "envs.yaml"
+    path.write_text("\n".join(out) + "\n")
+    cfg = config_mod.load(path)
+    steps = cfg.steps_for("prod") or []
+    assert [s.uses for s in steps] == [
+        "retag", "run-task", "deploy", "wait", "http", "alarm", "notify"
+    ]  # fmt: skip
+    assert cfg.steps_for("staging") is None
+    r = CliRunner().invoke(app, ["schema"])
+    import jsonschema
+
+    jsonschema.validate(yaml.safe_load(path.read_text()), json.loads(r.stdout))

@@ -23,7 +23,9 @@ _MISSING = object()
 
 class JsonExpect(StepConfig):
     path: str = Field(description="dotted path into the JSON body: status, data.items[0].ok")
-    equals: Any = Field(default=None, description="the value expected (absent: any value)")
+    equals: Any = Field(
+        default=None, description="the value expected (absent: any value; a string is templated)"
+    )
 
 
 class Expect(StepConfig):
@@ -112,6 +114,10 @@ class Http:
         c: HttpConfig = config
         url = ctx.render(c.url)
         headers = {k: ctx.render(v) for k, v in c.headers.items()}
+        expect = c.expect
+        if expect.json_ is not None and isinstance(expect.json_.equals, str):
+            wanted = expect.json_.model_copy(update={"equals": ctx.render(expect.json_.equals)})
+            expect = expect.model_copy(update={"json_": wanted})
         start = ctx.clock()
         tries = 0
         while True:
@@ -124,7 +130,7 @@ class Http:
                     headers=headers,
                     timeout=min(float(c.request_timeout), max(left, 0.1)),
                 )
-                why = check(c.expect, response)
+                why = check(expect, response)
             except web.HttpError as e:
                 why = str(e)
             if why is None:
