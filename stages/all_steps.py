@@ -18,7 +18,6 @@ distribution), so a configuration of built-in steps never pays for it.
 from __future__ import annotations
 
 import threading
-from importlib import metadata
 from typing import Any
 
 from stages.errors import ConfigError
@@ -73,6 +72,8 @@ def _as_step(obj: Any) -> Step:
 
 def load_plugins() -> dict[str, Step]:
     """Read the ``tierup.steps`` entry points again (a plug-in installed since is found)."""
+    from importlib import metadata  # scanning distributions: only when a name is not built in
+
     found: dict[str, Step] = {}
     errors: dict[str, str] = {}
     for ep in metadata.entry_points(group=GROUP):

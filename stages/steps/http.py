@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
-from stages.adapters import web
 from stages.step import Duration, StepConfig, StepContext, StepResult
+
+if TYPE_CHECKING:
+    from stages.adapters.web import Response
 
 _INDEX_RE = re.compile(r"^([^\[\]]*)((?:\[\d+\])*)$")
 _MISSING = object()
@@ -80,7 +82,7 @@ def json_value(doc: Any, path: str) -> Any:
     return cur
 
 
-def check(expect: Expect, response: web.Response) -> str | None:
+def check(expect: Expect, response: Response) -> str | None:
     """Why ``response`` does not pass, or None."""
     wanted = expect.status if isinstance(expect.status, list) else [expect.status]
     if response.status not in wanted:
@@ -111,6 +113,8 @@ class Http:
         return f"{c.method} {ctx.render(c.url)}, expect {status} within {c.deadline}s"
 
     def run(self, config: Any, ctx: StepContext) -> StepResult:
+        from stages.adapters import web  # urllib: imported when a check runs
+
         c: HttpConfig = config
         url = ctx.render(c.url)
         headers = {k: ctx.render(v) for k, v in c.headers.items()}

@@ -14,7 +14,6 @@ from typing import Any
 
 from pydantic import Field
 
-from stages.adapters import web
 from stages.step import ALWAYS, PROMOTION, Duration, StepConfig, StepContext, StepResult
 
 
@@ -63,6 +62,8 @@ class Notify:
         return f"POST the promotion's summary to the webhook in ${c.url_env}"
 
     def run(self, config: Any, ctx: StepContext) -> StepResult:
+        from stages.adapters import web  # urllib: imported when a notification is sent
+
         c: NotifyConfig = config
         url = ctx.environ.get(c.url_env, "").strip()
         if not url:
