@@ -511,3 +511,30 @@ def test_a_migration_runs_the_promoted_image_where_the_service_still_names_the_o
     assert image.endswith(f"/api@{staging}")
     steps = {s["as"]: s for s in doc["environments"]["prod"]["steps"]}
     assert steps["migrate"]["status"] == "ok"
+
+
+def test_atomic_puts_the_tier_back_when_one_environments_migration_fails(
+    world: World, loopback: Loopback
+) -> None:
+    previous = world.tag_digest("api", "staging")
+    manifest = world.ecr().batch_get_image(
+        registryId=world_mod.REGISTRY, repositoryName="api", imageIds=[{"imageTag": "dev"}]
+    )["images"][0]["imageManifest"]
+    world.ecr().put_image(
+        registryId=world_mod.REGISTRY,
+        repositoryName="api",
+        imageManifest=manifest,
+        imageTag="sandbox-task-fail.mb-staging-cluster",
+    )
+    before = _primary(world, "mb-staging")
+    code, doc, _ = _promote(world, loopback, "--atomic")
+    assert code == 1, doc
+    assert dict(_steps(doc, "mb-staging"))["migrate"] == "failed"
+    assert _primary(world, "mb-staging") == before
+    assert dict(_steps(doc, "staging"))["smoke"] == "ok"
+    assert doc["rollback"]["mode"] == "atomic" and "mb-staging" in doc["rollback"]["trigger"]
+    assert world.tag_digest("api", "staging") == previous
+    staging = doc["environments"]["staging"]["services"]
+    assert {s["status"] for s in staging.values()} == {"reverted"}
+    (posted,) = loopback.posts("/hook")
+    assert posted["status"] == "failed"
