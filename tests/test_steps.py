@@ -133,6 +133,9 @@ def test_a_promotion_with_every_kind_of_step_runs_end_to_end(
         # the migration ran the new image, with its overrides, before the deployment
         (task,) = _one_off_tasks(world, env)
         assert task["containers"][0]["imageDigest"] == dev
+        for svc in world.services(env).values():
+            primary = next(d for d in svc["deployments"] if d["status"] == "PRIMARY")
+            assert task["stoppedAt"] <= primary["createdAt"]
         override = task["overrides"]["containerOverrides"][0]
         short = doc["images"]["api"]["commit"][:7]
         assert override["command"] == ["./manage.py", "migrate", short]
@@ -273,6 +276,14 @@ def test_the_dry_run_lists_every_step_item_for_item_as_the_real_run_runs_them(
     assert {e: _primary(world, e) for e in STAGING_ENVS} == before
     code, real, _ = _promote(world, loopback)
     assert code == 0, real
+
+    def items(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return [
+            (p.get("environment"), p.get("as"), p.get("write"), p.get("service"))
+            for p in doc["plan"]
+        ]
+
+    assert items(dry) == items(real)
     for env in STAGING_ENVS:
         listed = [s["as"] for s in dry["environments"][env]["steps"]]
         assert listed == [s["as"] for s in real["environments"][env]["steps"]]
