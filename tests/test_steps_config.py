@@ -253,3 +253,16 @@ def test_the_examples_steps_are_valid_once_uncommented(tmp_path: Path) -> None:
     import jsonschema
 
     jsonschema.validate(yaml.safe_load(path.read_text()), json.loads(r.stdout))
+
+
+def test_validate_shows_each_environments_steps(tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD)
+    r = CliRunner().invoke(app, ["validate", "-f", str(path)])
+    assert r.exit_code == 0
+    assert (
+        "steps: retag, migrate (run-task), deploy, wait, smoke (http), bake (alarm), "
+        "notify" in r.stdout
+    )
+    r = CliRunner().invoke(app, ["validate", "-f", str(path), "--json"])
+    env = json.loads(r.stdout)["config"]["tiers"]["staging"]["environments"]["staging"]
+    assert env["steps"]["smoke"] == "http"
