@@ -264,12 +264,14 @@ class StepRun:
                     if failed:
                         es.failed = f"deploy failed: {next(iter(failed.values())).message}"
                 elif p.uses == WAIT:
-                    if wait is None or es.failed or not es.deployed:
+                    # what was deployed is followed even when another service's write failed
+                    started = {k: a for k, a in mine.items() if a.deployment_id is not None}
+                    if wait is None or not started:
                         why = "--no-wait" if wait is None else (es.failed or "nothing deployed")
                         es.outcomes[p.alias] = _outcome(p, "skipped", reason=why)
                         continue
                     start = self.clients.clock()
-                    states = wait(e, mine) if mine else {}
+                    states = wait(e, started)
                     with self._lock:
                         waited.update(states)
                     bad = {k: s for k, s in states.items() if s.state != wait_stage.COMPLETED}
@@ -282,7 +284,7 @@ class StepRun:
                     es.outcomes[p.alias] = out
                     if bad:
                         k, s = next(iter(bad.items()))
-                        es.failed = f"rollout of {k[1]} {s.state}"
+                        es.failed = es.failed or f"rollout of {k[1]} {s.state}"
                 elif wait is None and _after(es, p, WAIT) and p.spec.condition(p.step) != ALWAYS:
                     es.outcomes[p.alias] = _outcome(p, "skipped", reason="--no-wait")
                 else:

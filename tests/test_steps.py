@@ -549,3 +549,35 @@ def test_atomic_puts_the_tier_back_when_one_environments_migration_fails(
     assert {s["status"] for s in staging.values()} == {"reverted"}
     (posted,) = loopback.posts("/hook")
     assert posted["status"] == "failed"
+
+
+def test_a_failed_rollout_skips_the_checks_after_it_and_still_notifies(
+    world: World, loopback: Loopback
+) -> None:
+    with_steps(world, staging_steps(loopback.port, rollback=True))
+    previous = world.tag_digest("api", "staging")
+    manifest = world.ecr().batch_get_image(
+        registryId=world_mod.REGISTRY, repositoryName="api", imageIds=[{"imageTag": "dev"}]
+    )["images"][0]["imageManifest"]
+    world.ecr().put_image(
+        registryId=world_mod.REGISTRY,
+        repositoryName="api",
+        imageManifest=manifest,
+        imageTag="sandbox-fail.mb-staging-cluster",
+    )
+    code, doc, _ = _promote(world, loopback)
+    assert code != 0, doc
+    steps = dict(_steps(doc, "mb-staging"))
+    assert steps["migrate"] == steps["deploy"] == "ok"
+    assert steps["wait"] == "failed"
+    assert steps["smoke"] == steps["bake"] == "skipped"
+    assert dict(_steps(doc, "staging"))["smoke"] == "ok"
+    assert loopback.gets() == ["/staging/health"]
+    assert "mb-staging/api" in doc["rollback"]["trigger"]
+    assert world.tag_digest("api", "staging") == previous
+    (posted,) = loopback.posts("/hook")
+    assert (
+        posted["environments"]["mb-staging"]["status"]
+        == doc["environments"]["mb-staging"]["status"]
+        != "ok"
+    )

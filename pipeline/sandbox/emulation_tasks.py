@@ -6,8 +6,9 @@ resolves its images now, goes PENDING -> RUNNING -> STOPPED over the next Descri
 and its containers report an exit code:
 
 - 0, unless the image's digest carries an ECR tag starting with `sandbox-task-fail`
-  (`sandbox-task-fail.<cluster>`: in that cluster only), or is marked bad for rollouts
-  (`sandbox-fail`): then the essential containers exit 1;
+  (`sandbox-task-fail.<cluster>`: in that cluster only): then the essential containers exit 1
+  (an image marked bad for rollouts, `sandbox-fail`, still runs a one-off task: a migration
+  may pass while the service's health check fails);
 - `fail_next(family, exit_code)` makes the next task of a task definition family exit so;
 - an image that cannot be pulled stops the task with TaskFailedToStart and no exit code.
 
@@ -174,9 +175,7 @@ class TaskEmulation:
             )
             if verdict.kind == "fail" and verdict.stop_code == "TaskFailedToStart":
                 task.fail_reason = verdict.reason
-            elif verdict.kind == "fail" or any(
-                _marked(t, cluster.name) for i in images for t in self.emulation._tags_of(i)
-            ):
+            elif any(_marked(t, cluster.name) for i in images for t in self.emulation._tags_of(i)):
                 task.exit_code = FAILED_EXIT_CODE
             with self._lock:
                 code = self._fail_next.pop(task_definition.family, None)
