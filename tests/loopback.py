@@ -18,6 +18,7 @@ class Loopback:
 
     answers: dict[str, tuple[int, str]] = field(default_factory=dict)
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
     port: int = 0
 
     def url(self, path: str) -> str:
@@ -39,6 +40,7 @@ def loopback() -> Iterator[Loopback]:
         def _answer(self, body: Any) -> None:
             with lock:
                 state.requests.append((self.command, self.path, body))
+                state.headers.append(dict(self.headers.items()))
                 status, text = state.answers.get(self.path, (200, '{"status": "ok"}'))
             data = text.encode()
             self.send_response(status)

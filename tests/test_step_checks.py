@@ -127,3 +127,16 @@ def test_notify_posts_the_summary_and_never_shows_the_url(
         config, _ctx(time, environ={"HOOK": "http://127.0.0.1:9/x"}, summary=lambda: summary)
     )
     assert not result.ok and "127.0.0.1:9" not in str(result.error)
+
+
+def test_http_takes_a_header_from_an_environment_variable(
+    loopback: Loopback, time: FakeTime
+) -> None:
+    config = http.HttpConfig.model_validate(
+        {"url": loopback.url("/private"), "headers_from_env": {"Authorization": "SMOKE_TOKEN"}}
+    )
+    result = http.STEP.run(config, _ctx(time, environ={"SMOKE_TOKEN": "Bearer s3cr3t"}))
+    assert result.ok and "s3cr3t" not in result.output
+    assert loopback.headers[-1]["Authorization"] == "Bearer s3cr3t"
+    result = http.STEP.run(config, _ctx(time))
+    assert not result.ok and "SMOKE_TOKEN is not set" in str(result.error)

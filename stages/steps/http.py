@@ -50,6 +50,10 @@ class HttpConfig(StepConfig):
     url: str = Field(description="the URL (templated)")
     method: Literal["GET", "HEAD", "POST"] = "GET"
     headers: dict[str, str] = Field(default_factory=dict, description="headers (templated)")
+    headers_from_env: dict[str, str] = Field(
+        default_factory=dict,
+        description="header -> the environment variable holding its value (a token: never printed)",
+    )
     expect: Expect = Field(default_factory=Expect)
     deadline: Duration = Field(default=60, description="keep trying this long")
     interval: Duration = Field(default=5, description="seconds between tries")
@@ -118,6 +122,13 @@ class Http:
         c: HttpConfig = config
         url = ctx.render(c.url)
         headers = {k: ctx.render(v) for k, v in c.headers.items()}
+        missing = [v for v in c.headers_from_env.values() if not ctx.environ.get(v)]
+        if missing:
+            return StepResult.failed(
+                f"environment variable {', '.join(missing)} is not set",
+                "set it (a CI secret) or drop it from headers_from_env",
+            )
+        headers.update({k: ctx.environ[v] for k, v in c.headers_from_env.items()})
         expect = c.expect
         if expect.json_ is not None and isinstance(expect.json_.equals, str):
             wanted = expect.json_.model_copy(update={"equals": ctx.render(expect.json_.equals)})
