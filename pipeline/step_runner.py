@@ -168,17 +168,16 @@ class StepRun:
         deploys = {
             e.name: [g[0].describe() for g in strategy_stage.groups(e.services)] for e in plan.envs
         }
-        rest = writes[len(retags) + sum(len(d) for d in deploys.values()) :]
+        listed = [*retags, *(w for d in deploys.values() for w in d)]
+        rest = [w for w in writes if w not in listed]  # the cleanups after the rollouts
         out: list[dict[str, Any]] = []
         for es in self.envs.values():
             out += [_item(es.name, p) for p in es.before_retag()]
         out += retags
         for es in self.envs.values():
             for p in es.after_retag():
-                if p.uses == DEPLOY:
+                if p.uses == DEPLOY:  # the environment's writes, as today's plan lists them
                     out += deploys.get(es.name, [])
-                elif p.uses == WAIT:
-                    out.append(_item(es.name, p))
                 else:
                     out.append(_item(es.name, p))
         out += rest
