@@ -509,17 +509,27 @@ def test_a_migration_runs_the_promoted_image_where_the_service_still_names_the_o
     staging = world.tag_digest("api", "staging")
     ecs = world.ecs("555555555555")
     family = world.services("prod")["api"]["taskDefinition"].rsplit("/", 1)[-1].split(":")[0]
-    before = ecs.list_task_definitions(familyPrefix=family)["taskDefinitionArns"]
+
+    def revisions(name: str) -> list[str]:
+        arns = ecs.list_task_definitions(familyPrefix=name)["taskDefinitionArns"]
+        return [a for a in arns if a.rsplit("/", 1)[-1].split(":")[0] == name]
+
+    before = revisions(family)
     code, doc = world.cli_json("stamp", "--tier", "prod", "--force", "--reason", "test")
     assert code == 0, doc
     (task,) = _one_off_tasks(world, "prod")
     assert task["containers"][0]["imageDigest"] == staging
-    registered = ecs.list_task_definitions(familyPrefix=family)["taskDefinitionArns"]
-    # one revision for the migration (naming the digest), one for the service (the stamp)
-    assert len(registered) == len(before) + 2
+    # the service's family gets the deployment's revision only; the task's copy lives apart
+    assert len(revisions(family)) == len(before) + 1
+    assert revisions(family + "-run-task") == [task["taskDefinitionArn"]]
     migration = ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])
     image = migration["taskDefinition"]["containerDefinitions"][0]["image"]
     assert image.endswith(f"/api@{staging}")
+    # a re-run migrates again (migrations are safe to repeat) and registers nothing new
+    code, again = world.cli_json("stamp", "--tier", "prod", "--force", "--reason", "test")
+    assert code == 0, again
+    assert len(_one_off_tasks(world, "prod")) == 2
+    assert revisions(family + "-run-task") == [task["taskDefinitionArn"]]
     steps = {s["as"]: s for s in doc["environments"]["prod"]["steps"]}
     assert steps["migrate"]["status"] == "ok"
 
@@ -581,3 +591,44 @@ def test_a_failed_rollout_skips_the_checks_after_it_and_still_notifies(
         == doc["environments"]["mb-staging"]["status"]
         != "ok"
     )
+
+
+def test_a_migration_before_retag_on_the_new_image_stops_everything_when_it_fails(
+    world: World, loopback: Loopback
+) -> None:
+    block = (
+        staging_steps(loopback.port)
+        .replace(
+            "      - retag\n      - uses: run-task\n        as: migrate\n        config: {command:",
+            "      - uses: run-task\n        as: migrate\n        config: {image: api, command:",
+        )
+        .replace("      - deploy\n", "      - retag\n      - deploy\n", 1)
+    )
+    with_steps(world, block)
+    steps = world.config.steps_for("staging") or []
+    assert [s.alias for s in steps][:3] == ["migrate", "retag", "deploy"]
+    dev = world.tag_digest("api", "dev")
+    manifest = world.ecr().batch_get_image(
+        registryId=world_mod.REGISTRY, repositoryName="api", imageIds=[{"imageTag": "dev"}]
+    )["images"][0]["imageManifest"]
+    world.ecr().put_image(
+        registryId=world_mod.REGISTRY,
+        repositoryName="api",
+        imageManifest=manifest,
+        imageTag="sandbox-task-fail.mb-staging-cluster",
+    )
+    before_tag = world.tag_digest("api", "staging")
+    before = {e: _primary(world, e) for e in STAGING_ENVS}
+    code, doc, _ = _promote(world, loopback)
+    assert code == 1, doc
+    assert world.tag_digest("api", "staging") == before_tag != dev
+    assert {e: _primary(world, e) for e in STAGING_ENVS} == before
+    # the new image ran the migration in both environments; it failed in one
+    for env in STAGING_ENVS:
+        (task,) = _one_off_tasks(world, env)
+        assert task["containers"][0]["imageDigest"] == dev
+    assert dict(_steps(doc, "staging"))["migrate"] == "ok"
+    assert dict(_steps(doc, "mb-staging"))["migrate"] == "failed"
+    assert {dict(_steps(doc, e))["retag"] for e in STAGING_ENVS} == {"skipped"}
+    (posted,) = loopback.posts("/hook")
+    assert posted["status"] == "failed"

@@ -246,7 +246,7 @@ def test_the_examples_steps_are_valid_once_uncommented(tmp_path: Path) -> None:
     cfg = config_mod.load(path)
     steps = cfg.steps_for("prod") or []
     assert [s.uses for s in steps] == [
-        "retag", "run-task", "deploy", "wait", "http", "alarm", "notify"
+        "run-task", "retag", "deploy", "wait", "http", "alarm", "notify"
     ]  # fmt: skip
     assert cfg.steps_for("staging") is None
     r = CliRunner().invoke(app, ["schema"])

@@ -4,11 +4,12 @@ Typical use: a database migration before ``deploy``. The task runs the task defi
 (a family, ``family:revision`` or an ARN) or, by default, the revision the service runs now,
 with the service's network configuration and launch type; command and environment overrides
 go to one container. ``image: NAME`` runs the promotion's digest of that envs.yaml image in
-that container: a revision of the family naming it is registered first (or reused when the
-family's latest already names it), since RunTask cannot override an image and the service's
-own revision still names the previous one until ``deploy``. The step waits until the task
-stops: an essential container that exited non-zero (or never started) fails it. A step
-``timeout`` stops the task.
+that container: a copy of the revision naming it is registered first in the family
+``<family>-run-task`` (or that family's latest reused when it already names it), since RunTask
+cannot override an image and the service's own revision names the previous one until
+``deploy``; so a migration can run the new code before anything else is written. The step
+waits until the task stops: an essential container that exited non-zero (or never started)
+fails it. A step ``timeout`` stops the task.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from pydantic import Field
 from stages.adapters.ecs import Ecs, task_definition_from
 from stages.adapters.ecs_tasks import EcsTasks, TaskStatus
 from stages.deploy import registration_input, with_images
+from stages.errors import TierupError
 from stages.step import Duration, StepConfig, StepContext, StepResult
 
 DEFAULT_LIMIT = 3600.0  # without a step timeout: how long a task may run
+FAMILY_SUFFIX = "-run-task"  # where revisions naming a promoted digest for a task are kept
 
 
 class RunTaskConfig(StepConfig):
@@ -41,7 +44,7 @@ class RunTaskConfig(StepConfig):
     image: str | None = Field(
         default=None,
         description="run the promoted digest of this envs.yaml image in the container "
-        "(registers a revision of the family naming it)",
+        "(registers a copy of the revision naming it, in the family <family>-run-task)",
     )
     command: list[str] | None = Field(default=None, description="command override (templated)")
     environment: dict[str, str] = Field(
@@ -130,15 +133,22 @@ class RunTask:
 
 
 def _naming(ecs: Ecs, td: dict[str, Any], container: str, uri: str) -> dict[str, Any]:
-    """A revision of ``td``'s family whose ``container`` runs ``uri``: the family's latest when
-    it is that already (a re-run registers nothing), else a new one."""
+    """A copy of ``td`` whose ``container`` runs ``uri``, in the family ``<family>-run-task``
+    (the service's own family stays as its deployments made it: a rollback that looks for the
+    previous revision never finds a one-off task's); its latest is reused when it already runs
+    ``uri`` (a re-run registers nothing)."""
     if any(d.get("name") == container and d.get("image") == uri for d in _containers(td)):
         return td
     current = task_definition_from(td, td.get("tags"))
-    wanted = with_images(registration_input(ecs, current), {container: uri})
-    latest = ecs.describe_task_definition(str(td["family"]))
-    if latest.status == "ACTIVE" and _images(latest.raw) == _images(wanted):
-        return dict(latest.raw)
+    family = f"{td['family']}{FAMILY_SUFFIX}"[:255]
+    wanted = {**with_images(registration_input(ecs, current), {container: uri}), "family": family}
+    try:
+        latest: dict[str, Any] | None = ecs.describe_task_definition(family).raw
+    except TierupError:
+        latest = None  # the first one-off task of this family
+    reusable = latest is not None and latest.get("status") == "ACTIVE"
+    if latest is not None and reusable and _images(latest) == _images(wanted):
+        return dict(latest)
     return dict(ecs.register_task_definition(wanted).raw)
 
 
