@@ -571,6 +571,7 @@ def plan(
             sleep=clients.sleep,
             clock=clients.clock,
             environ=env_vars,
+            interval=clients.poll_interval,
         )
         items = [_planned(s, ctx) for s in specs]
         for p in items:

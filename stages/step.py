@@ -125,6 +125,7 @@ class StepContext:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     environ: Mapping[str, str] = field(default_factory=dict)
+    interval: float = 5.0  # seconds between polls (TIERUP_POLL_INTERVAL), unless a step says
     deadline: float | None = None  # a clock() value: the step's timeout
     # the promotion's summary (what notify posts): final once the run is recorded
     summary: Callable[[], Mapping[str, Any]] = _no_summary

@@ -53,7 +53,9 @@ class RunTaskConfig(StepConfig):
     network: Literal["service", "none"] = Field(
         default="service", description="use the service's network configuration, or none"
     )
-    interval: Duration = Field(default=5, description="seconds between polls of the task")
+    interval: Duration | None = Field(
+        default=None, description="seconds between polls of the task (default: as rollouts)"
+    )
 
 
 class RunTask:
@@ -127,7 +129,7 @@ class RunTask:
                     "raise the step's timeout, or see the task's logs",
                     output=logs,
                 )
-            ctx.sleep(min(float(c.interval), left))
+            ctx.sleep(min(float(c.interval if c.interval is not None else ctx.interval), left))
             status = tasks.describe(ctx.cluster, started.arn)
         return _verdict(status, definitions, revision, logs)
 
