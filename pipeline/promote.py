@@ -498,8 +498,11 @@ def execute(
             # Ctrl-C while waiting: what was written is recorded, as --no-wait records it
             for ep in plan.envs:
                 result.environments.append(_env_outcome(ep, applied, errors, {}, False))
+            if run is not None:
+                run.settle(result, applied)
             result.settle()
-            (recorder or NullRecorder()).record({**_event(plan, result), "interrupted": True})
+            event = _recorded(run, plan, result)
+            (recorder or NullRecorder()).record({**event, "interrupted": True})
             raise
     for ep in plan.envs:
         result.environments.append(_env_outcome(ep, applied, errors, waited, options.wait))
