@@ -186,6 +186,10 @@ def _check_env(config: Config, clients: Clients, name: str) -> EnvironmentOutcom
         problem = _check_strategy(clients, name, env, strategy)
     except TierupError as e:
         problem = (e.message, e.hint)
+    if problem is None:
+        from pipeline import steps_remote
+
+        problem = steps_remote.problem(config, clients, name)
     if problem is not None:
         out.error, out.hint = problem
     out.settle()

@@ -155,3 +155,37 @@ def test_seeding_creates_the_alarms_an_alarm_step_names(tmp_path: Path, aws_env:
         assert names == {f"api-5xx-{env}", "lat-sandbox"}
         states = {a["StateValue"] for a in cw.describe_alarms()["MetricAlarms"]}
         assert states == {"OK"}
+
+
+def test_validate_remote_checks_what_the_steps_name(tmp_path: Path, aws_env: str) -> None:
+    from tests import world as world_mod
+
+    steps = (
+        "  - name: staging\n    tag: staging\n    from: dev\n    steps:\n"
+        "      - {uses: run-task, as: migrate, config: {service: api}}\n"
+        "      - retag\n      - deploy\n      - wait\n"
+        "      - {uses: alarm, as: bake, config: {names: ['api-5xx-{environment}']}}\n"
+    )
+    w = make_world(tmp_path, aws_env)
+    text = world_mod.CONFIG.format(
+        registry=world_mod.REGISTRY, environments=world_mod.DEFAULT_ENVS
+    ).replace("  - {name: staging, tag: staging, from: dev}\n", steps)
+    w.config_path.write_text(text)
+    code, doc = w.cli_json("validate", "--remote")
+    assert code == 1
+    for env in ("staging", "mb-staging"):
+        error = doc["environments"][env]["error"]
+        assert error.startswith(f"step 'bake' (alarm): no alarm api-5xx-{env} in account ")
+    assert doc["environments"]["dev"]["status"] == "ok"
+    for env in ("staging", "mb-staging"):
+        r = w.cli("sandbox", "alarm", "--env", env, "--name", f"api-5xx-{env}", "--state", "OK")
+        assert r.exit_code == 0, r.output
+    code, doc = w.cli_json("validate", "--remote")
+    assert code == 0, doc
+    w.config_path.write_text(text.replace("config: {service: api}", "config: {service: nope}"))
+    code, doc = w.cli_json("validate", "--remote")
+    assert code == 1
+    assert (
+        "step 'migrate' (run-task): service 'nope' not found"
+        in (doc["environments"]["staging"]["error"])
+    )
