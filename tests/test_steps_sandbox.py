@@ -189,3 +189,49 @@ def test_validate_remote_checks_what_the_steps_name(tmp_path: Path, aws_env: str
         "step 'migrate' (run-task): service 'nope' not found"
         in (doc["environments"]["staging"]["error"])
     )
+
+
+def test_an_alarm_bake_fails_when_an_alarm_fires_during_it(world: World) -> None:
+    from pipeline.sandbox.seed_steps import ensure_alarm
+    from stages.step import StepContext
+    from stages.steps import alarm
+
+    cw = world.aws("cloudwatch", "333333333333")
+    ensure_alarm(cw, "api-5xx-staging")
+    ensure_alarm(cw, "api-latency-staging")
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+        if now[0] >= 30:  # the new image starts failing half a minute in
+            cw.set_alarm_state(
+                AlarmName="api-latency-staging", StateValue="ALARM", StateReason="p99 > 2s"
+            )
+
+    def ctx(deadline: float | None = None) -> StepContext:
+        return StepContext(
+            environment="staging",
+            tier="staging",
+            account_id="333333333333",
+            region="us-east-1",
+            cluster="staging-cluster",
+            services=("api",),
+            images={},
+            client=lambda service: world.aws(service, "333333333333"),
+            sleep=sleep,
+            clock=lambda: now[0],
+            deadline=deadline,
+        )
+
+    config = alarm.AlarmConfig.model_validate({"prefix": "api-", "bake": "1m", "interval": 10})
+    result = alarm.STEP.run(config, ctx())
+    assert not result.ok and now[0] == 30
+    assert result.error == "alarm api-latency-staging is ALARM: p99 > 2s"
+    cw.set_alarm_state(AlarmName="api-latency-staging", StateValue="OK", StateReason="fine")
+    now[0] = -1000.0
+    short = alarm.AlarmConfig.model_validate({"names": ["api-5xx-staging"], "bake": 60})
+    result = alarm.STEP.run(short, ctx(deadline=-980.0))
+    assert not result.ok and "timeout passed after 20s of a 60s bake" in str(result.error)
+    none = alarm.AlarmConfig.model_validate({"prefix": "db-", "bake": 0})
+    result = alarm.STEP.run(none, ctx())
+    assert not result.ok and "no alarm db-* in account 333333333333" in str(result.error)

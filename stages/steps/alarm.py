@@ -62,14 +62,19 @@ class Alarm:
                     "; ".join(f"alarm {a.name} is {a.state}: {a.reason}".rstrip(": ") for a in bad),
                     "the new image may be unhealthy; see the alarms' metrics",
                 )
-            left = min(c.bake - (ctx.clock() - start), ctx.remaining(float(c.bake)))
-            if left <= 0:
+            baked = ctx.clock() - start
+            if baked >= c.bake:
                 return StepResult(
                     True,
                     output=f"{len(alarms)} alarm(s) OK for {c.bake}s ({reads} reads): "
                     + ", ".join(a.name for a in alarms),
                 )
-            ctx.sleep(min(float(c.interval), left))
+            if ctx.remaining(float(c.bake)) <= 0:
+                return StepResult.failed(
+                    f"the step's timeout passed after {baked:.0f}s of a {c.bake}s bake",
+                    "give the step a timeout longer than its bake",
+                )
+            ctx.sleep(min(float(c.interval), c.bake - baked, ctx.remaining(float(c.bake))))
 
 
 def _what(c: AlarmConfig, ctx: StepContext) -> str:
