@@ -235,3 +235,39 @@ def test_an_alarm_bake_fails_when_an_alarm_fires_during_it(world: World) -> None
     none = alarm.AlarmConfig.model_validate({"prefix": "db-", "bake": 0})
     result = alarm.STEP.run(none, ctx())
     assert not result.ok and "no alarm db-* in account 333333333333" in str(result.error)
+
+
+def test_a_task_still_running_at_the_steps_timeout_is_stopped(world: World) -> None:
+    from stages.step import StepContext
+    from stages.steps import run_task
+
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    ctx = StepContext(
+        environment="staging",
+        tier="staging",
+        account_id="333333333333",
+        region="us-east-1",
+        cluster="staging-cluster",
+        services=("api",),
+        images={},
+        client=lambda service: world.aws(service, "333333333333"),
+        sleep=sleep,
+        clock=lambda: now[0],
+        deadline=5.0,
+    )
+    config = run_task.RunTaskConfig.model_validate({"command": ["sleep", "3600"], "interval": 10})
+    result = run_task.STEP.run(config, ctx)
+    assert not result.ok and "did not stop in time (stopped it)" in str(result.error)
+    assert now[0] == 5.0
+    (task,) = world.ecs("333333333333").describe_tasks(
+        cluster="staging-cluster",
+        tasks=world.ecs("333333333333").list_tasks(
+            cluster="staging-cluster", desiredStatus="STOPPED", startedBy="tierup"
+        )["taskArns"],
+    )["tasks"]
+    assert task["lastStatus"] == "STOPPED"
+    assert task["stoppedReason"] == "tierup: the step's timeout passed"
