@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from pipeline import steps_config
 from stages import all_strategies
 from stages.errors import ConfigError
 from stages.types import ECS_LIFECYCLE_HOOKS
@@ -165,6 +166,7 @@ class Tier(_Model):
     rollback_on_failure: bool = False
     atomic: bool = False
     gates: Gates | None = None
+    steps: list[steps_config.StepSpec] | None = None
 
     @field_validator("tag")
     @classmethod
@@ -263,6 +265,7 @@ class Environment(_Model):
     retention: int | None = Field(default=None, ge=1)
     cloudformation: CloudFormationConfig | None = None
     codedeploy: CodeDeployConfig | None = None
+    steps: list[steps_config.StepSpec] | None = None
 
     @model_validator(mode="after")
     def _role_account(self) -> Environment:
@@ -330,6 +333,7 @@ class Config(_Model):
                 raise _LocatedError(("tiers", i, "from"), f"tier {t.name!r} comes from itself")
         self._shared_repositories()
         by_name = {t.name: t for t in self.tiers}
+        _check_steps(self)
         for i, t in enumerate(self.tiers):
             chain = [t.name]
             cur = t
@@ -469,6 +473,23 @@ class Config(_Model):
     def retention_for(self, env_name: str) -> int:
         env = self.environment(env_name)
         return env.retention or self.tier(env.tier).retention or 10
+
+    def steps_for(self, env_name: str) -> list[steps_config.StepSpec] | None:
+        """The environment's steps, else its tier's; None: today's retag, deploy, wait."""
+        env = self.environment(env_name)
+        return env.steps if env.steps is not None else self.tier(env.tier).steps
+
+
+def _check_steps(config: Config) -> None:
+    """Each ``steps`` list: names in the step registry, each config per its step's schema."""
+    lists: list[tuple[tuple[str | int, ...], list[steps_config.StepSpec] | None]] = [
+        (("tiers", i, "steps"), t.steps) for i, t in enumerate(config.tiers)
+    ]
+    lists += [(("environments", n, "steps"), e.steps) for n, e in config.environments.items()]
+    for loc, steps in lists:
+        found = steps_config.step_errors(steps)
+        if found is not None:
+            raise _LocatedError((*loc, *found[0]), found[1])
 
 
 class _LocatedError(ValueError):
@@ -624,4 +645,4 @@ def json_schema() -> dict[str, Any]:
     schema = Config.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "tierup envs.yaml (version 1)"
-    return schema
+    return steps_config.extend_schema(schema)

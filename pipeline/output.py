@@ -206,6 +206,7 @@ def render_text(result: CommandResult, stream: TextIO | None = None) -> None:
                     escape(detail),
                 )
         console.print(t)
+    _render_steps(console, result)
     for line in errors:
         console.print(line, markup=False)
     for note in result.notes:
@@ -216,6 +217,31 @@ def render_text(result: CommandResult, stream: TextIO | None = None) -> None:
     if result.error:
         console.print(f"error: {result.error} (hint: {result.hint})", markup=False)
     console.print(f"status: {_styled(str(result.status))}")
+
+
+def _render_steps(console: Any, result: CommandResult) -> None:
+    """envs.yaml's steps, per environment in list order (when a tier or environment lists them)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    rows = [(e.name, s) for e in result.environments for s in e.steps]
+    if not rows:
+        return
+    t = Table(title="steps", title_justify="left")
+    for col in ("environment", "step", "uses", "status", "time", "detail"):
+        t.add_column(col)
+    for env, s in rows:
+        detail = str(s.get("error") or s.get("reason") or s.get("output") or "")
+        took = f"{s['duration']:.1f}s" if "duration" in s else "-"
+        t.add_row(
+            escape(env),
+            escape(str(s["as"])),
+            escape(str(s["uses"])),
+            _styled(str(s["status"])),
+            took,
+            escape(detail),
+        )
+    console.print(t)
 
 
 def print_json(doc: Any, stream: TextIO | None = None) -> None:

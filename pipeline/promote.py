@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline import retention as retention_mod
-from pipeline import strategies
+from pipeline import step_runner, strategies
 from pipeline.clients import Clients
 from pipeline.config import TIMESTAMP_FORMAT, Config, Environment, Tier, render_tag
 from pipeline.events import (
@@ -571,13 +571,21 @@ def execute(
         if n:
             result.notes.append(n)
     result.plan = plan.steps()
+    # envs.yaml's `steps`: None when no environment lists any (today's retag, deploy, wait)
+    run = step_runner.plan(config, clients, plan)
+    if run is not None:
+        result.plan = run.plan_items(plan, result.plan)
     if options.dry_run:
         _discard(clients, plan.envs)
         for e in plan.envs:
             result.environments.append(_env_outcome(e, {}, {}))
         _add_skipped(plan, result)
+        if run is not None:
+            run.settle(result, {})
         result.settle()
         return result
+    if run is not None and not run.before_retag(say):
+        return _stopped(run, clients, plan, result, recorder, say)
 
     rec: Recorder[Event] = recorder or NullRecorder()
     # write-ahead: the planned writes are recorded before the first one; the last event closes
@@ -627,6 +635,8 @@ def execute(
         ],
     )
     retag_failed = any(o.status in ("failed", CONFLICT) for o in result.images)
+    if run is not None:
+        run.retagged(result.images)
     if retag_failed:
         _discard(clients, plan.envs)
         if any(o.status == CONFLICT for o in result.images):
@@ -639,29 +649,53 @@ def execute(
             env_out = _env_outcome(ep, {}, {})
             env_out.status, env_out.error = "failed", "not deployed: a tag write failed"
             result.environments.append(env_out)
+        if run is not None:
+            run.skip_rest("a tag write failed")
+            run.settle(result, {})
         result.settle()
-        close(_event(plan, result))
+        stored = close(_recorded(run, plan, result))
+        if run is not None:
+            run.after_record(result, stored.id or None, say)
         return result
 
-    applied, errors = _apply_all(clients, plan.envs, say)
+    if run is None:
+        applied, errors = _apply_all(clients, plan.envs, say)
+    else:  # each environment's list deploys and waits in its place among the steps
+        applied, errors = run.applied, run.errors
     waited: dict[tuple[str, str], wait_stage.RolloutState] = {}
-    if options.wait:
+    if options.wait or run is not None:
         try:
-            waited = _wait_all(config, clients, plan.envs, applied, options.timeout, say)
+            if run is None:
+                waited = _wait_all(config, clients, plan.envs, applied, options.timeout, say)
+            else:
+                waited = run.environments(
+                    plan.envs,
+                    apply=lambda e: _apply_all(clients, [e], say),
+                    wait=(
+                        (lambda e, a: _wait_all(config, clients, [e], a, options.timeout, say))
+                        if options.wait
+                        else None
+                    ),
+                    say=say,
+                )
         except KeyboardInterrupt:
             # Ctrl-C while waiting: what was written is recorded, as --no-wait records it
             for ep in plan.envs:
                 result.environments.append(_env_outcome(ep, applied, errors, {}, False))
+            if run is not None:
+                run.settle(result, applied)
             result.settle()
             close(
                 dataclasses.replace(
-                    _event(plan, result), status=EventStatus.INTERRUPTED, interrupted=True
+                    _recorded(run, plan, result), status=EventStatus.INTERRUPTED, interrupted=True
                 )
             )
             raise
     for ep in plan.envs:
         result.environments.append(_env_outcome(ep, applied, errors, waited, options.wait))
     _add_skipped(plan, result)
+    if run is not None:
+        run.settle(result, applied)  # a failed step fails its environment, as a rollout does
     result.settle()
     mode = mode_for(
         plan.tier, rollback_on_failure=options.rollback_on_failure, atomic=options.atomic
@@ -679,7 +713,38 @@ def execute(
     )
     retention_mod.run(clients, plan.envs, applied, result, say, options.protected)
     result.settle()
-    close(_event(plan, result))
+    stored = close(_recorded(run, plan, result))
+    if run is not None:
+        run.after_record(result, stored.id or None, say)
+    return result
+
+
+def _recorded(run: step_runner.StepRun | None, plan: PromotionPlan, result: CommandResult) -> Event:
+    event = _event(plan, result)
+    return event if run is None else run.annotate(event)
+
+
+def _stopped(
+    run: step_runner.StepRun,
+    clients: Clients,
+    plan: PromotionPlan,
+    result: CommandResult,
+    recorder: Recorder[Event] | None,
+    say: Progress,
+) -> CommandResult:
+    """A step listed before ``retag`` failed: nothing is written, the run is recorded."""
+    _discard(clients, plan.envs)
+    run.skip_rest("a step before retag failed: nothing was written")
+    for o in result.images:
+        if o.status != str(TagWrite.UNCHANGED):
+            o.status, o.note = "not_moved", "a step before retag failed"
+    for ep in plan.envs:
+        result.environments.append(_env_outcome(ep, {}, {}))
+    _add_skipped(plan, result)
+    run.settle(result, {})
+    result.settle()
+    stored = (recorder or NullRecorder()).record(_recorded(run, plan, result))
+    run.after_record(result, stored.id or None, say)
     return result
 
 

@@ -90,6 +90,8 @@ class EnvironmentOutcome:
     services: list[ServiceOutcome] = field(default_factory=list)
     error: str | None = None
     hint: str | None = None
+    # envs.yaml's `steps`, in list order, each {as, uses, status, duration, output, error}
+    steps: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def of(cls, name: str, env: Environment, strategy: str) -> EnvironmentOutcome:

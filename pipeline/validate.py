@@ -25,6 +25,12 @@ PULL_ACTIONS = (
 )
 
 
+def _steps(config: Config, env: str) -> dict[str, Any]:
+    """An environment's `steps` (as: uses), when its tier or itself lists them."""
+    steps = config.steps_for(env)
+    return {} if steps is None else {"steps": {s.alias: s.uses for s in steps}}
+
+
 def summary(config: Config) -> dict[str, Any]:
     tiers: dict[str, Any] = {}
     for t in config.tiers:
@@ -43,6 +49,7 @@ def summary(config: Config) -> dict[str, Any]:
                         s: {str(k or "(default)"): v for k, v in svc.images().items()}
                         for s, svc in e.services.items()
                     },
+                    **_steps(config, n),
                 }
                 for n, e in config.environments_of(t.name).items()
             },
@@ -181,6 +188,10 @@ def _check_env(config: Config, clients: Clients, name: str) -> EnvironmentOutcom
         problem = _check_strategy(clients, name, env, strategy)
     except TierupError as e:
         problem = (e.message, e.hint)
+    if problem is None:
+        from pipeline import steps_remote
+
+        problem = steps_remote.problem(config, clients, name)
     if problem is not None:
         out.error, out.hint = problem
     out.settle()
@@ -240,6 +251,11 @@ def render(result: CommandResult) -> None:
                 f"{env}: account {e['account_id']} {e['region']} cluster {e['cluster']} "
                 f"({e['strategy']})"
             )
+            if "steps" in e:
+                en.add(
+                    "steps: "
+                    + ", ".join(a if a == u else f"{a} ({u})" for a, u in e["steps"].items())
+                )
             for svc, containers in e["services"].items():
                 en.add(
                     f"{svc}: "

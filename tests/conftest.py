@@ -20,7 +20,7 @@ _HERE = Path(__file__).resolve().parent
 # moto's server logs every request through werkzeug: noise in every failure report
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
-pytest_plugins = ["tests.support.faults"]
+pytest_plugins = ["tests.support.faults", "tests.support.loopback"]
 if (_HERE / "support" / "fixtures_docker.py").exists():
     pytest_plugins.append("tests.support.fixtures_docker")
 

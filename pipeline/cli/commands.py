@@ -237,6 +237,27 @@ def _sandbox_mark(kind: str, doc: str) -> Callable[..., None]:
     return command
 
 
+def sandbox_alarm(
+    env: Annotated[str, typer.Option("--env", help="the environment whose account holds it")],
+    name: Annotated[str, typer.Option("--name", help="the alarm's name")],
+    state: Annotated[str, typer.Option("--state", help="OK, ALARM or INSUFFICIENT_DATA")] = "ALARM",
+    reason: Annotated[str, typer.Option("--reason", help="the state's reason")] = "set by hand",
+    file: FileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Put a CloudWatch alarm of an environment in a state (created if missing)."""
+
+    def body() -> CommandResult:
+        from pipeline.sandbox.alarms import set_alarm
+
+        result = set_alarm(
+            load_config(file), env=env, name=name, state=state, reason=reason, repo_path=Path.cwd()
+        )
+        return shown(as_json, result, lambda r: typer.echo(f"{name}: {state}"))
+
+    run(as_json, body)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(promote)
     app.command()(deploy)
@@ -254,4 +275,5 @@ def register(app: typer.Typer) -> None:
     sandbox_app.command("heal")(
         _sandbox_mark("heal", "Remove an image's sandbox-fail / sandbox-hang marks.")
     )
+    sandbox_app.command("alarm")(sandbox_alarm)
     app.add_typer(sandbox_app, name="sandbox")

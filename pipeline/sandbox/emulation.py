@@ -437,6 +437,7 @@ class Emulation:
         # the CloudFormation and CodeDeploy emulations, set by `install()`
         self.cloudformation: Any = None
         self.codedeploy: Any = None
+        self.tasks: Any = None  # one-off tasks (RunTask): emulation_tasks
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -457,7 +458,7 @@ class Emulation:
             self.bad_digests.clear()
             self.hang_digests.clear()
             self.polls_to_complete = DEFAULT_POLLS_TO_COMPLETE
-            for part in (self.cloudformation, self.codedeploy):
+            for part in (self.cloudformation, self.codedeploy, self.tasks):
                 if part is not None:
                     part.reset()
 
@@ -509,12 +510,18 @@ class Emulation:
             if "private_dns_name" not in NetworkInterface.__dict__:
                 setattr(NetworkInterface, "private_dns_name", _PrivateDnsName())  # noqa: B010
                 self._added.append((NetworkInterface, "private_dns_name"))
-            from pipeline.sandbox import emulation_cfn, emulation_codedeploy, emulation_history
+            from pipeline.sandbox import (
+                emulation_cfn,
+                emulation_codedeploy,
+                emulation_history,
+                emulation_tasks,
+            )
 
             emulation_history.install(self)
 
             self.cloudformation = emulation_cfn.install(self)
             self.codedeploy = emulation_codedeploy.install(self)
+            self.tasks = emulation_tasks.install(self)
 
     def uninstall(self) -> None:
         """Put moto's own methods back."""

@@ -29,7 +29,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from pipeline.config import Config, EcrRegistry, Environment, OciRegistry, ServiceConfig
-from pipeline.sandbox import seed_strategies
+from pipeline.sandbox import seed_steps, seed_strategies
 from pipeline.sandbox.seed_strategies import family_name
 from stages.adapters.aws import is_client_error
 from stages.adapters.ecs import Ecs
@@ -385,6 +385,15 @@ def _ensure_service(
     return str(created["service"]["serviceArn"]), True
 
 
+def _env_client(clients: _Clients, service: str, env: Environment) -> Any:
+    return clients.client(
+        service,
+        role_arn=role_arn_for(env.account_id, env.role_arn),
+        external_id=env.external_id,
+        region=env.region,
+    )
+
+
 def _seed_environment(
     clients: _Clients,
     config: Config,
@@ -508,6 +517,7 @@ def seed(
         _seed_environment(clients, config, name, env, commit, desired_count)
         for name, env in config.environments.items()
     )
+    seed_steps.ensure_alarms(config, lambda service, env: _env_client(clients, service, env))
     return SeedResult(
         commit=commit,
         registry=registry_host(config),

@@ -1,0 +1,16 @@
+"""``wait``: follow each rollout the deploy started until it is stable, failed or timed out."""
+
+from __future__ import annotations
+
+from stages.step import WAIT
+from stages.steps.phase import Phase
+
+
+class Wait(Phase):
+    summary = "wait until every rollout is stable or failed"
+
+    def __init__(self) -> None:
+        super().__init__(WAIT)
+
+
+STEP = Wait()
