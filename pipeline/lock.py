@@ -142,6 +142,9 @@ class TierLock:
     def acquire(self, timeout: float = 0, say: Say | None = None) -> LockInfo:
         deadline = self.clock() + max(0.0, timeout)
         announced = False
+        # one token for every attempt: a write of ours whose answer was lost (botocore retries
+        # it and meets 412) is recognised as our own lock, not as another run's
+        token = secrets.token_hex(8)
         while True:
             info = LockInfo(
                 tier=self.tier,
@@ -150,22 +153,38 @@ class TierLock:
                 since=self.now(),
                 host=socket.gethostname(),
                 pid=os.getpid(),
-                token=secrets.token_hex(8),
+                token=token,
                 ci_url=self.ledger.identity.ci_url(),
             )
-            body = json.dumps(info.to_json(), indent=2).encode()
-            if self.ledger.store.create(key_for(self.tier), body):
+            if self._create(info):
                 self.info = info
                 return info
             current = read_lock(self.ledger, self.tier)
             if current is None:
                 continue  # released between our write and our read: try again at once
+            if current.token == token:
+                self.info = current  # an earlier attempt of ours was written
+                return current
             if self.clock() >= deadline:
                 raise held_error(current, tier=self.tier, now=self.now(), ttl=self.ttl)
             if say is not None and not announced:
                 say(f"waiting for the lock on tier {self.tier!r}: {current.describe(self.now())}")
                 announced = True
             self.sleep(min(self.interval, max(0.0, deadline - self.clock())))
+
+    def _create(self, info: LockInfo) -> bool:
+        """Write the lock; a write that failed may still have happened, so look before failing."""
+        body = json.dumps(info.to_json(), indent=2).encode()
+        try:
+            return self.ledger.store.create(key_for(self.tier), body)
+        except TierupError:
+            try:
+                current = read_lock(self.ledger, self.tier)
+            except TierupError:
+                current = None
+            if current is not None and current.token == info.token:
+                return True
+            raise
 
     def release(self) -> None:
         """Delete the lock if it is still ours (``unlock`` may have broken it meanwhile)."""
