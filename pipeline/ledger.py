@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pipeline.config import Config, EcrRegistry
+from pipeline.redaction import redact_all
 from pipeline.sessions import AwsSessions
 from stages.adapters.aws import error_code, raise_translated
 from stages.errors import AwsError, ConflictError, InputError
@@ -389,7 +390,7 @@ class Ledger(ABC):
 
     def record(self, event: dict[str, Any]) -> dict[str, Any]:
         """Append one event; return it as stored."""
-        return self._append(self.stamp(event))
+        return self._append(redact_all(self.stamp(event)))
 
     @abstractmethod
     def _append(self, event: dict[str, Any]) -> dict[str, Any]: ...
@@ -422,7 +423,7 @@ class Ledger(ABC):
     def put_document(self, kind: str, name: str, doc: dict[str, Any]) -> None:
         _check_name("document kind", kind)
         _check_name("document name", name)
-        body = json.dumps(doc, indent=2, sort_keys=True, default=str).encode()
+        body = json.dumps(redact_all(doc), indent=2, sort_keys=True, default=str).encode()
         if not self.store.create(f"{DOCUMENTS}{kind}/{name}.json", body):
             raise DocumentExists(
                 f"{kind} {name!r} already exists in {self.where}",

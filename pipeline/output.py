@@ -4,38 +4,28 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import re
 import sys
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
+from pipeline.redaction import redact, redact_all
 from pipeline.results import CommandResult
 
-_SECRET_PATTERNS = (
-    re.compile(
-        r"(?i)(secret_?access_?key|session_?token|aws_secret_access_key|password|"
-        r"authorization)([\"']?\s*[:=]\s*[\"']?)([^\s\"',}]+)"
-    ),
-    re.compile(r"(?i)(\"(?:SecretAccessKey|SessionToken|authorizationToken)\"\s*:\s*\")([^\"]+)"),
-)
-_SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
-
-
-def redact(text: str) -> str:
-    """Remove credentials from anything we print, whatever its origin."""
-    for var in _SECRET_ENV:
-        value = os.environ.get(var)
-        if value and len(value) >= 4:
-            text = text.replace(value, "***")
-    text = _SECRET_PATTERNS[0].sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
-    text = _SECRET_PATTERNS[1].sub(lambda m: f"{m.group(1)}***", text)
-    return text
+__all__ = ["RedactingFilter", "print_json", "redact", "redact_all", "render_text"]
 
 
 class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage())
+        text = record.getMessage()
+        if record.exc_info:
+            # the traceback is formatted after filters run: format and redact it here
+            text += "\n" + logging.Formatter().formatException(record.exc_info)
+        if record.stack_info:
+            text += "\n" + record.stack_info
+        record.msg = redact(text)
         record.args = ()
+        record.exc_info = None
+        record.exc_text = None
+        record.stack_info = None
         return True
 
 
@@ -78,13 +68,37 @@ def _short(digest: str | None) -> str:
     return digest[:19] if digest.startswith("sha256:") else digest
 
 
+class RedactingStream:
+    """A text stream that redacts what is written to it (rich writes each print whole)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(redact(text))
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self._stream, "encoding", None) or "utf-8"
+
+
 def console_for(stream: TextIO | None) -> Any:
     from rich.console import Console
 
     out = stream or sys.stdout
     # CI logs are wide: do not squeeze tables into 80 columns when there is no terminal
     width = None if out.isatty() else 200
-    return Console(file=out, highlight=False, soft_wrap=True, width=width)
+    file = cast("TextIO", RedactingStream(out))
+    return Console(file=file, highlight=False, soft_wrap=True, width=width)
 
 
 def _step_line(step: dict[str, Any]) -> str:
@@ -135,6 +149,8 @@ def render_text(result: CommandResult, stream: TextIO | None = None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    # redacted before rendering: a table may fold a long value over several lines
+    result = redact_all(result)
     console = console_for(stream)
     title = f"tierup {result.command}" + (f" --tier {result.tier}" if result.tier else "")
     if result.dry_run:
@@ -219,4 +235,5 @@ def render_text(result: CommandResult, stream: TextIO | None = None) -> None:
 
 
 def print_json(doc: Any, stream: TextIO | None = None) -> None:
-    (stream or sys.stdout).write(redact(json.dumps(doc, indent=2, default=str)) + "\n")
+    text = json.dumps(redact_all(doc), indent=2, default=str)
+    (stream or sys.stdout).write(redact(text) + "\n")

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline import redaction
 from stages.adapters.aws import raise_translated
 
 CI_RUN_ID_VARS = (
@@ -125,6 +126,9 @@ class AwsSessions:
                     hint="check the role's trust policy allows the caller (and the external_id), "
                     "and that the caller may sts:AssumeRole",
                 )
+            redaction.remember(
+                creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]
+            )
             out = {
                 "aws_access_key_id": creds["AccessKeyId"],
                 "aws_secret_access_key": creds["SecretAccessKey"],

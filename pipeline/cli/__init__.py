@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from pipeline import __version__
-from pipeline.output import print_json, redact, render_text, setup_logging
+from pipeline.output import print_json, redact, redact_all, render_text, setup_logging
 from pipeline.results import CommandResult
 from stages.errors import ExitCode, InputError, TierupError
 
@@ -149,7 +149,7 @@ def shown(
 ) -> CommandResult:
     """A command's own text rendering (and exit), or the result for ``run`` to print as JSON."""
     if not as_json:
-        render(result)
+        render(redact_all(result))
         raise typer.Exit(int(result.exit_code))
     return result
 
@@ -185,11 +185,17 @@ def run(as_json: bool, body: Callable[[], CommandResult | int | None]) -> None:
         raise typer.Exit(int(out or 0))
 
 
+def one_line(text: str) -> str:
+    return " ".join(text.split()) if "\n" in text or "\r" in text else text
+
+
 def _fail(
     message: str, hint: str, code: ExitCode, as_json: bool, exc: BaseException | None
 ) -> None:
     if STATE.verbose and exc is not None:
         sys.stderr.write(redact("".join(traceback.format_exception(exc))))
+    # one line, whatever the message quotes (an AWS error may quote a whole request)
+    message, hint = one_line(redact(message)), one_line(redact(hint))
     status = "failed"
     if as_json:
         doc: dict[str, Any] = {
