@@ -143,6 +143,14 @@ class Tier(_Model):
     @classmethod
     def _tag(cls, v: str) -> str:
         fields = template_fields(v)
+        for _, name, spec, conversion in string.Formatter().parse(v):
+            if name is not None and (spec or conversion):
+                written = "{" + name + (f"!{conversion}" if conversion else "")
+                written += (f":{spec}" if spec else "") + "}"
+                raise ValueError(
+                    f"tag {v!r} writes the placeholder {written}: placeholders take no conversion "
+                    f"or format (only {{timestamp}}, {{commit}}, {{short_commit}})"
+                )
         unknown = [f for f in fields if f not in PLACEHOLDERS]
         if unknown:
             raise ValueError(
@@ -295,6 +303,14 @@ class Config(_Model):
                     ("tiers", i, "tag"), f"tiers {tags[t.tag]!r} and {t.name!r} share tag {t.tag!r}"
                 )
             tags[t.tag] = t.name
+            stamps_of = _stamps_it_could_render(t, self.tiers)
+            if stamps_of is not None:
+                raise _LocatedError(
+                    ("tiers", i, "tag"),
+                    f"tier {t.name!r} tag {t.tag!r} could name a stamp of tier "
+                    f"{stamps_of.name!r} ({stamps_of.tag!r}): promoting {t.name!r} would move "
+                    "that stamp; give the tiers tags that cannot meet",
+                )
             if t.from_ is not None and t.from_ not in seen:
                 raise _LocatedError(
                     ("tiers", i, "from"), f"tier {t.name!r} comes from unknown tier {t.from_!r}"
@@ -418,6 +434,18 @@ class Config(_Model):
     def retention_for(self, env_name: str) -> int:
         env = self.environment(env_name)
         return env.retention or self.tier(env.tier).retention or 10
+
+
+def _stamps_it_could_render(tier: Tier, tiers: list[Tier]) -> Tier | None:
+    """Another immutable tier whose stamps ``tier``'s tag could render (a constant tag that
+    looks like a stamp, or a template whose output does), if there is one."""
+    from stages.resolve import tag_pattern
+
+    rendered = tier.tag.format(**_SAMPLE) if tier.immutable else tier.tag
+    for other in tiers:
+        if other is not tier and other.immutable and tag_pattern(other.tag).match(rendered):
+            return other
+    return None
 
 
 class _LocatedError(ValueError):
