@@ -224,6 +224,12 @@ def render_text(result: CommandResult, stream: TextIO | None = None) -> None:
         console.print(t)
     for line in errors:
         console.print(line, markup=False)
+    for e in result.environments:
+        if e.retries:
+            console.print(
+                f"retries: {e.name}: {e.retries} failed poll(s) tried again (--verbose lists them)",
+                markup=False,
+            )
     for note in result.notes:
         console.print(f"note: {note}", markup=False)
     for key, value in result.data.items():

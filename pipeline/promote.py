@@ -492,6 +492,7 @@ def execute(
     )
     retention_mod.run(clients, plan.envs, applied, result, say, options.protected)
     result.settle()
+    result.count_retries(clients.retries.count)
     rec = recorder or NullRecorder()
     rec.record(_event(plan, result))
     return result

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -90,6 +90,7 @@ class EnvironmentOutcome:
     services: list[ServiceOutcome] = field(default_factory=list)
     error: str | None = None
     hint: str | None = None
+    retries: int = 0  # reads of AWS (rollout polls) that failed and were tried again
 
     @classmethod
     def of(cls, name: str, env: Environment, strategy: str) -> EnvironmentOutcome:
@@ -172,6 +173,11 @@ class CommandResult:
         else:
             self.status = overall(i.status for i in self.images)
         return self.status
+
+    def count_retries(self, count: Callable[[str], int]) -> None:
+        """Each environment's retried polls, from the command's RetryLog (``count(env)``)."""
+        for env in self.environments:
+            env.retries = count(env.name)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"status": str(self.status), "command": self.command}

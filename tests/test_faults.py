@@ -6,12 +6,13 @@ exits non-zero with a report per target, and its re-run converges.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from pipeline.lock import key_for
-from tests.faults import FaultProxy, drop_answer
+from tests.faults import ERROR, THROTTLE, Call, Fault, FaultProxy, Rule, drop_answer
 from tests.release_world import BUCKET, PREFIX, new_digests, release_world, s3
 from tests.world import World
 
@@ -43,3 +44,65 @@ def test_a_lost_answer_to_the_lock_write_is_recognised_as_our_own_lock(
     assert "locked by" not in r.output
     assert not _lock_exists("staging")
     assert world.tag_digest("api", "staging") == world.tag_digest("api", "dev")
+
+
+def fail_polls_after_write(cluster: str, faults: list[str]) -> Rule:
+    """Once a service of ``cluster`` was updated, its next describe_services get ``faults``."""
+    written: list[bool] = []
+    left = list(faults)
+
+    def rule(call: Call) -> Fault | None:
+        if f'"{cluster}"' not in call.body.decode("utf-8", "replace"):
+            return None
+        if call.operation == "UpdateService":
+            written.append(True)
+        elif call.operation == "DescribeServices" and written and left:
+            return left.pop(0) if left[0] != "forever" else THROTTLE
+        return None
+
+    return rule
+
+
+def test_a_failed_poll_is_retried_within_the_deadline_counted_and_listed(
+    world: World, fault_proxy: FaultProxy
+) -> None:
+    fault_proxy.rules.append(fail_polls_after_write("staging-cluster", [THROTTLE, ERROR]))
+    # no retry by the SDK: each fault reaches tierup's own poll
+    r = world.cli(
+        "--verbose", "promote", "--tier", "staging", "--json", env={"AWS_MAX_ATTEMPTS": "1"}
+    )
+    assert fault_proxy.stats.faults == {"throttle": 1, "error": 1}
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    envs = doc["environments"]
+    assert envs["staging"]["retries"] == 2 and envs["mb-staging"]["retries"] == 0, r.stderr
+    assert {s["status"] for s in envs["staging"]["services"].values()} == {"completed"}
+    listed = [line for line in r.stderr.splitlines() if "failed (" in line and ": retry " in line]
+    assert len(listed) == 2, r.stderr
+    assert all("staging: describing the services of cluster staging-cluster" in x for x in listed)
+    assert "ThrottlingException" in listed[0] and "retry 1" in listed[0]
+    assert "InternalFailure" in listed[1] and "retry 2" in listed[1]
+    # the text rendering says so too
+    text = world.cli("promote", "--tier", "staging")
+    assert text.exit_code == 0 and "retries:" not in text.stdout  # nothing failed this time
+
+
+def test_polls_failing_until_the_deadline_time_the_rollout_out_not_fail_it(
+    world: World, fault_proxy: FaultProxy
+) -> None:
+    fault_proxy.rules.append(fail_polls_after_write("staging-cluster", ["forever"]))
+    r = world.cli(
+        "promote", "--tier", "staging", "--timeout", "2s", "--json", env={"AWS_MAX_ATTEMPTS": "1"}
+    )
+    assert r.exit_code == 4, r.output
+    doc = json.loads(r.stdout)
+    staging = doc["environments"]["staging"]
+    assert staging["status"] == "timed_out" and staging["retries"] >= 1
+    for svc in staging["services"].values():
+        assert svc["status"] == "timed_out"
+        assert "still failing when the wait's time ran out" in svc["error"]
+    assert doc["environments"]["mb-staging"]["status"] == "ok"
+    # without faults, the re-run converges
+    fault_proxy.clear()
+    code, doc = world.cli_json("promote", "--tier", "staging")
+    assert code == 0, doc
