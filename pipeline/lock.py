@@ -21,12 +21,22 @@ from typing import Any
 
 from pipeline.ledger import LOCKS, Ledger, iso, iso_seconds, parse_time
 from stages.errors import TierupError
+from stages.wait import transient
 
 Say = Callable[[str], None]
 
 
 class LockHeld(TierupError):
     """Another run holds the tier's lock; nothing was written."""
+
+
+class LockNotReleased(TierupError):
+    """The run's own lock could not be deleted, even after a few tries."""
+
+
+# a lock write or release that fails for a passing reason is tried this many times
+RELEASE_ATTEMPTS = 5
+RELEASE_PAUSE_MAX = 2.0
 
 
 @dataclass(frozen=True)
@@ -173,26 +183,47 @@ class TierLock:
             self.sleep(min(self.interval, max(0.0, deadline - self.clock())))
 
     def _create(self, info: LockInfo) -> bool:
-        """Write the lock; a write that failed may still have happened, so look before failing."""
+        """Write the lock; a write that failed may still have happened, so look before failing
+        (and try again, a few times, when the failure was a passing one)."""
         body = json.dumps(info.to_json(), indent=2).encode()
-        try:
-            return self.ledger.store.create(key_for(self.tier), body)
-        except TierupError:
+        for attempt in range(1, RELEASE_ATTEMPTS + 1):
             try:
-                current = read_lock(self.ledger, self.tier)
-            except TierupError:
-                current = None
-            if current is not None and current.token == info.token:
-                return True
-            raise
+                return self.ledger.store.create(key_for(self.tier), body)
+            except TierupError as e:
+                try:
+                    current = read_lock(self.ledger, self.tier)
+                except TierupError:
+                    current = None
+                if current is not None:
+                    return current.token == info.token  # ours, or another run's
+                if attempt == RELEASE_ATTEMPTS or not transient(e):
+                    raise
+                self.sleep(min(RELEASE_PAUSE_MAX, 0.25 * 2 ** (attempt - 1)))
+        return False  # not reached: the last attempt returns or raises
 
     def release(self) -> None:
-        """Delete the lock if it is still ours (``unlock`` may have broken it meanwhile)."""
+        """Delete the lock if it is still ours (``unlock`` may have broken it meanwhile).
+
+        A read or delete that fails for a passing reason (throttled, a 5xx, a lost answer) is
+        tried again: both are safe to repeat, and a lock left behind blocks the tier until
+        ``lock.ttl``.
+        """
         if self.info is None:
             return
-        current = read_lock(self.ledger, self.tier)
-        if current is not None and current.token == self.info.token:
-            self.ledger.store.delete(key_for(self.tier))
+        for attempt in range(1, RELEASE_ATTEMPTS + 1):
+            try:
+                current = read_lock(self.ledger, self.tier)
+                if current is not None and current.token == self.info.token:
+                    self.ledger.store.delete(key_for(self.tier))
+                break
+            except TierupError as e:
+                if attempt == RELEASE_ATTEMPTS or not transient(e):
+                    raise LockNotReleased(
+                        f"the lock on tier {self.tier!r} could not be released: {e.message}",
+                        hint="what the run did stands; once the lock is older than lock.ttl, "
+                        f"`tierup unlock --tier {self.tier}` breaks it",
+                    ) from e
+                self.sleep(min(RELEASE_PAUSE_MAX, 0.25 * 2 ** (attempt - 1)))
         self.info = None
 
 

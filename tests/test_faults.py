@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.lock import key_for
+from tests.fault_suite import SCENARIOS, run_case
 from tests.faults import ERROR, THROTTLE, Call, Fault, FaultProxy, Rule, drop_answer
 from tests.release_world import BUCKET, PREFIX, new_digests, release_world, s3
 from tests.world import World
@@ -106,3 +107,58 @@ def test_polls_failing_until_the_deadline_time_the_rollout_out_not_fail_it(
     fault_proxy.clear()
     code, doc = world.cli_json("promote", "--tier", "staging")
     assert code == 0, doc
+
+
+# -- the fault suite: every writing command under random faults ----------------------------------
+
+# small enough for the suite; bench/fault_suite.py runs more, at a higher rate
+SUITE_RATE = 0.15
+SUITE_LIMIT = 6
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_under_faults_a_run_converges_or_reports_each_target_and_its_rerun_converges(
+    world: World, fault_proxy: FaultProxy, scenario: str
+) -> None:
+    seed = list(SCENARIOS).index(scenario) + 1
+    # the lock's few calls (create, read, delete) each get a fault, until the limit
+    rate, limit = (1.0, 3) if scenario == "lock" else (SUITE_RATE, SUITE_LIMIT)
+    out = run_case(world, fault_proxy, scenario, rate=rate, seed=seed, limit=limit)
+    assert out.faults, f"no fault was made in {out.calls} calls"
+    assert out.problems == [], out
+    assert out.rerun_exit == 0 and out.rerun_problems == [], out
+
+
+@pytest.mark.parametrize("operation", ["GetObject", "DeleteObject"])
+def test_a_failed_lock_release_is_tried_again(
+    world: World, fault_proxy: FaultProxy, operation: str
+) -> None:
+    lock = f"/{PREFIX}/{key_for('staging')}"
+    faults = [THROTTLE, ERROR]
+
+    def rule(call: Call) -> Fault | None:
+        if call.operation == operation and lock in call.path and faults:
+            return faults.pop(0)
+        return None
+
+    fault_proxy.rules.append(rule)
+    r = world.cli("promote", "--tier", "staging", env={"AWS_MAX_ATTEMPTS": "1"})
+    assert r.exit_code == 0, r.output
+    assert fault_proxy.stats.faults == {"throttle": 1, "error": 1}
+    assert not _lock_exists("staging")
+
+
+def test_a_failed_lock_write_is_tried_again(world: World, fault_proxy: FaultProxy) -> None:
+    lock = f"/{PREFIX}/{key_for('staging')}"
+    faults = [THROTTLE, ERROR]
+
+    def rule(call: Call) -> Fault | None:
+        if call.operation == "PutObject" and lock in call.path and faults:
+            return faults.pop(0)
+        return None
+
+    fault_proxy.rules.append(rule)
+    r = world.cli("promote", "--tier", "staging", env={"AWS_MAX_ATTEMPTS": "1"})
+    assert r.exit_code == 0, r.output
+    assert fault_proxy.stats.faults == {"throttle": 1, "error": 1}
+    assert not _lock_exists("staging")
