@@ -119,6 +119,19 @@ def _names(command: str, p: Mapping[str, Any], config: Config) -> None:
         value = p.get(key)
         if value is not None and value not in tiers:
             raise _unknown(flag, "tier", value, tiers)
+    tier = p.get("tier")
+    if tier is not None and p.get("from_tier") == tier:
+        raise InputError(
+            f"tier {tier!r} cannot be promoted from itself (--from {tier})",
+            hint="name the tier to take the digest of, or leave --from out",
+        )
+    if command == "stamp" and tier is not None and not config.tier(tier).immutable:
+        t = config.tier(tier)
+        raise InputError(
+            f"tier {t.name!r} has the mutable tag {t.tag!r}: only a tier whose tag has a "
+            "placeholder (prod-{timestamp}) is stamped",
+            hint=f"tierup promote --tier {t.name}",
+        )
     env = p.get("env")
     if env is not None and env not in config.environments:
         raise _unknown("--env", "environment", env, list(config.environments))

@@ -75,7 +75,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     # session tokens (AWS's and the sandbox's) and access key ids, wherever they stand
     (re.compile(r"\b(?:IQoJ|FwoG|FQoG)[A-Za-z0-9+/=]{32,}"), MASK),
-    (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{12,}\b"), MASK),
+    (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), MASK),
 )
 
 

@@ -235,7 +235,14 @@ def shown(
 
 def run(as_json: bool, body: Callable[[], CommandResult | int | None]) -> None:
     """Run a command body; turn results and errors into output and an exit code."""
-    STATE.loaded = {}
+    STATE.loaded = {}  # envs.yaml is read once per command, never kept across commands
+    try:
+        _run(as_json, body)
+    finally:
+        STATE.loaded = {}
+
+
+def _run(as_json: bool, body: Callable[[], CommandResult | int | None]) -> None:
     try:
         check_arguments()
         out = body()
