@@ -162,3 +162,14 @@ def test_a_failed_lock_write_is_tried_again(world: World, fault_proxy: FaultProx
     assert r.exit_code == 0, r.output
     assert fault_proxy.stats.faults == {"throttle": 1, "error": 1}
     assert not _lock_exists("staging")
+
+
+def test_an_aws_failure_on_its_side_is_one_error_line_with_a_hint(
+    world: World, fault_proxy: FaultProxy
+) -> None:
+    fault_proxy.rules.append(lambda call: ERROR if call.operation == "BatchGetImage" else None)
+    r = world.cli("promote", "--tier", "staging", env={"AWS_MAX_ATTEMPTS": "1"})
+    assert r.exit_code == 1, r.output
+    (line,) = [x for x in r.stderr.splitlines() if x.startswith("error:")]
+    assert "InternalFailure" in line and "(hint: AWS failed on its side (a 5xx)" in line
+    assert not _lock_exists("staging")
