@@ -219,14 +219,18 @@ def run_case(
     rate: float,
     seed: int,
     limit: int | None = None,
+    env: dict[str, str] | None = None,
 ) -> Outcome:
-    """Set ``scenario`` up, run it under faults, judge it, re-run it without faults."""
+    """Set ``scenario`` up, run it under faults, judge it, re-run it without faults.
+
+    ``env``: environment variables of the faulted run (``AWS_MAX_ATTEMPTS``).
+    """
     case = SCENARIOS[scenario](world)
     calls = proxy.stats.calls
     faults = dict(proxy.stats.faults)
     proxy.rules[:] = [random_faults(rate, seed=seed, limit=limit, only=case.only)]
     started = time.monotonic()
-    r = world.cli(*case.args, "--json")
+    r = world.cli(*case.args, "--json", env=env)
     seconds = time.monotonic() - started
     proxy.clear()
     out = Outcome(scenario, seed, r.exit_code, seconds=seconds)

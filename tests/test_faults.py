@@ -173,3 +173,16 @@ def test_an_aws_failure_on_its_side_is_one_error_line_with_a_hint(
     (line,) = [x for x in r.stderr.splitlines() if x.startswith("error:")]
     assert "InternalFailure" in line and "(hint: AWS failed on its side (a 5xx)" in line
     assert not _lock_exists("staging")
+
+
+@pytest.mark.parametrize("scenario", ["promote", "restore"])
+def test_under_faults_the_sdk_does_not_retry_a_failed_run_reports_each_target(
+    world: World, fault_proxy: FaultProxy, scenario: str
+) -> None:
+    # every fault reaches tierup: the run fails more often than not, and must say what failed
+    out = run_case(
+        world, fault_proxy, scenario, rate=0.2, seed=7, limit=4, env={"AWS_MAX_ATTEMPTS": "1"}
+    )
+    assert out.faults, f"no fault was made in {out.calls} calls"
+    assert out.problems == [], out
+    assert out.rerun_exit == 0 and out.rerun_problems == [], out
