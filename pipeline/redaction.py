@@ -18,6 +18,7 @@ import dataclasses
 import os
 import re
 import threading
+from enum import Enum
 from typing import Any, TypeVar
 
 MASK = "***"
@@ -123,6 +124,8 @@ def redact_all(obj: T) -> T:
 
 
 def _walk(obj: Any) -> Any:
+    if isinstance(obj, Enum):
+        return obj  # statuses: our own words, and a copy must keep their type
     if isinstance(obj, str):
         return redact(obj)
     if isinstance(obj, dict):

@@ -100,25 +100,6 @@ class Call:
     headers: dict[str, str]
     body: bytes
 
-    @property
-    def writes(self) -> bool:
-        return self.operation.startswith(WRITE_PREFIXES) or (
-            self.service == "s3" and self.method in ("PUT", "POST", "DELETE")
-        )
-
-
-WRITE_PREFIXES = (
-    "Put",
-    "Update",
-    "Register",
-    "Deregister",
-    "Create",
-    "Execute",
-    "Delete",
-    "Stop",
-    "Tag",
-)
-
 
 @dataclass(frozen=True)
 class Answer:
@@ -385,9 +366,8 @@ def random_faults(
 ) -> Rule:
     """Each call (matching ``only``) gets a fault with probability ``rate``, kinds at random.
 
-    ``limit`` caps how many faults are made; a dropped answer is only made for writes and
-    reads alike, as a lost answer can be on any call. Seeded: the same calls in the same order
-    get the same faults.
+    ``limit`` caps how many faults are made; an answer may be lost on a read as on a write.
+    Seeded: the same calls in the same order get the same faults.
     """
     rng = random.Random(seed)
     made = [0]

@@ -202,3 +202,36 @@ def test_errors_quoting_credentials_are_redacted_in_every_output_and_everything_
     stored = _stored(world)
     assert '"command": "promote"' in stored and '"snapshot": "after"' in stored
     assert _leaks(stored, secrets) == []
+
+
+def test_a_redacted_copy_keeps_its_types_and_a_logged_traceback_is_redacted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+    import logging
+
+    from pipeline.output import RedactingFilter
+    from pipeline.redaction import redact_all
+    from pipeline.results import CommandResult, Status
+
+    monkeypatch.setenv("AWS_SESSION_TOKEN", TOKEN)
+    result = CommandResult(command="promote", status=Status.PARTIAL, error=f"token {TOKEN}")
+    copy = redact_all(result)
+    assert copy.status is Status.PARTIAL and copy.exit_code == 3
+    assert TOKEN not in str(copy.error) and TOKEN in str(result.error)
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    log = logging.getLogger("tests.secrets")
+    log.addHandler(handler)
+    try:
+        try:
+            raise RuntimeError(f"x-amz-security-token: {TOKEN}")
+        except RuntimeError:
+            log.exception("failed with %s", TOKEN)
+    finally:
+        log.removeHandler(handler)
+    text = stream.getvalue()
+    assert "RuntimeError" in text and "Traceback" in text
+    assert TOKEN not in text
