@@ -228,7 +228,7 @@ def run_case(
     case = SCENARIOS[scenario](world)
     calls = proxy.stats.calls
     faults = dict(proxy.stats.faults)
-    proxy.rules[:] = [random_faults(rate, seed=seed, limit=limit, only=case.only)]
+    proxy.rules[:] = [random_faults(rate, seed=seed, limit=limit, only=case.only, first=True)]
     started = time.monotonic()
     r = world.cli(*case.args, "--json", env=env)
     seconds = time.monotonic() - started

@@ -363,10 +363,12 @@ def random_faults(
     kinds: Sequence[str] = KINDS,
     limit: int | None = None,
     only: Callable[[Call], bool] | None = None,
+    first: bool = False,
 ) -> Rule:
     """Each call (matching ``only``) gets a fault with probability ``rate``, kinds at random.
 
     ``limit`` caps how many faults are made; an answer may be lost on a read as on a write.
+    ``first``: the first matching call gets one whatever the draw (a run is never fault-free).
     Seeded: the same calls in the same order get the same faults.
     """
     rng = random.Random(seed)
@@ -377,7 +379,7 @@ def random_faults(
             return None
         if limit is not None and made[0] >= limit:
             return None
-        if rng.random() >= rate:
+        if rng.random() >= rate and not (first and made[0] == 0):
             return None
         made[0] += 1
         return rng.choice(list(kinds))

@@ -93,7 +93,7 @@ def test_polls_failing_until_the_deadline_time_the_rollout_out_not_fail_it(
 ) -> None:
     fault_proxy.rules.append(fail_polls_after_write("staging-cluster", ["forever"]))
     r = world.cli(
-        "promote", "--tier", "staging", "--timeout", "2s", "--json", env={"AWS_MAX_ATTEMPTS": "1"}
+        "promote", "--tier", "staging", "--timeout", "5s", "--json", env={"AWS_MAX_ATTEMPTS": "1"}
     )
     assert r.exit_code == 4, r.output
     doc = json.loads(r.stdout)
