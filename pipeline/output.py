@@ -10,7 +10,7 @@ from typing import Any, TextIO, cast
 from pipeline.redaction import redact, redact_all
 from pipeline.results import CommandResult
 
-__all__ = ["RedactingFilter", "print_json", "redact", "redact_all", "render_text"]
+__all__ = ["RedactingFilter", "one_line", "print_json", "redact", "redact_all", "render_text"]
 
 
 class RedactingFilter(logging.Filter):
@@ -66,6 +66,14 @@ def _short(digest: str | None) -> str:
     if not digest:
         return "-"
     return digest[:19] if digest.startswith("sha256:") else digest
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: line breaks and the runs of blanks around them become one space."""
+    if "\n" not in text and "\r" not in text:
+        return text
+    indent = text[: len(text) - len(text.lstrip(" "))]
+    return indent + " ".join(text.split())
 
 
 class RedactingStream:
@@ -223,7 +231,8 @@ def render_text(result: CommandResult, stream: TextIO | None = None) -> None:
                 )
         console.print(t)
     for line in errors:
-        console.print(line, markup=False)
+        # one line each, whatever an AWS message quotes (a signed request spans many)
+        console.print(one_line(line), markup=False)
     for e in result.environments:
         if e.retries:
             console.print(

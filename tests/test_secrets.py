@@ -172,6 +172,9 @@ def test_errors_quoting_credentials_are_redacted_in_every_output_and_everything_
             assert "SignatureDoesNotMatch" in envs["mb-staging"]["error"]
             assert "InvalidSignatureException" in json.dumps(envs["staging"])
     assert quoted, "the role's secret was never quoted"
+    text = outputs[0]  # the text rendering: each per-target error on one line
+    lines = [x for x in text.splitlines() if "SignatureDoesNotMatch" in x]
+    assert lines and all("x-amz-security-token:***" in x for x in lines), text
     assert any("x-amz-security-token:***" in o for o in outputs), outputs[0]
 
     # the lock's write refused: one error: line, and --verbose adds the traceback

@@ -27,7 +27,14 @@ except ImportError:  # pragma: no cover
     from click.globals import get_current_context  # type: ignore[no-redef]
 
 from pipeline import __version__
-from pipeline.output import print_json, redact, redact_all, render_text, setup_logging
+from pipeline.output import (
+    one_line,
+    print_json,
+    redact,
+    redact_all,
+    render_text,
+    setup_logging,
+)
 from pipeline.results import CommandResult
 from stages.errors import ExitCode, InputError, TierupError
 
@@ -271,10 +278,6 @@ def _run(as_json: bool, body: Callable[[], CommandResult | int | None]) -> None:
             emit(out, as_json)
             raise typer.Exit(int(out.exit_code))
         raise typer.Exit(int(out or 0))
-
-
-def one_line(text: str) -> str:
-    return " ".join(text.split()) if "\n" in text or "\r" in text else text
 
 
 def _fail(
