@@ -303,10 +303,13 @@ def wait_deployment(
                 retries=retries,
                 target=environment,
             )
-        except wait_stage.PollGaveUp:
-            if last is None:
-                raise
-            return wait_stage.TIMED_OUT, last[0], last[1]
+        except wait_stage.PollGaveUp as e:
+            # not read once before the deadline: where it stands is unknown, not failed
+            known = last or (
+                DeploymentStatus(deployment_id, "unknown", error_message=e.message),
+                None,
+            )
+            return wait_stage.TIMED_OUT, known[0], known[1]
         last = (status, target)
         shown = describe_progress(status, target)
         if on_change is not None and shown != seen:

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from pipeline.lock import key_for
+from pipeline.promote import promote
 from tests.fault_suite import SCENARIOS, run_case
 from tests.faults import ERROR, THROTTLE, Call, Fault, FaultProxy, Rule, drop_answer
 from tests.release_world import BUCKET, PREFIX, new_digests, release_world, s3
-from tests.world import World
+from tests.world import World, make_world
 
 
 @pytest.fixture
@@ -186,3 +187,42 @@ def test_under_faults_the_sdk_does_not_retry_a_failed_run_reports_each_target(
     assert out.faults, f"no fault was made in {out.calls} calls"
     assert out.problems == [], out
     assert out.rerun_exit == 0 and out.rerun_problems == [], out
+
+
+def fail_after(write: str, read: str, faults: list[str]) -> Rule:
+    """Once ``write`` was called, the next ``read`` calls get ``faults``, one each."""
+    written: list[bool] = []
+    left = list(faults)
+
+    def rule(call: Call) -> Fault | None:
+        if call.operation == write:
+            written.append(True)
+        elif call.operation == read and written and left:
+            return left.pop(0)
+        return None
+
+    return rule
+
+
+@pytest.mark.parametrize("strategy", ["cloudformation", "codedeploy"])
+def test_a_strategys_failed_poll_is_retried_and_counted(
+    tmp_path: Path, aws_env: str, fault_proxy: FaultProxy, strategy: str
+) -> None:
+    from tests import test_cloudformation, test_codedeploy
+
+    if strategy == "cloudformation":
+        test_cloudformation.create_stack(aws_env, f"{test_cloudformation.HOST}/api:staging")
+        w = make_world(tmp_path, aws_env, test_cloudformation.ENVS)
+        env, rule = "stack", fail_after("ExecuteChangeSet", "DescribeStacks", [THROTTLE, ERROR])
+    else:
+        w = make_world(tmp_path, aws_env, test_codedeploy.ENVS)
+        env, rule = "bluegreen", fail_after("CreateDeployment", "GetDeployment", [THROTTLE, ERROR])
+    w.push_images(w.commit("second"))
+    assert promote(w.config, w.clients(), tier="dev").exit_code == 0
+    fault_proxy.rules.append(rule)
+    r = w.cli("promote", "--tier", "staging", "--json", env={"AWS_MAX_ATTEMPTS": "1"})
+    assert r.exit_code == 0, r.output
+    assert fault_proxy.stats.faults == {"throttle": 1, "error": 1}
+    doc = json.loads(r.stdout)
+    assert doc["environments"][env]["retries"] == 2
+    assert doc["environments"][env]["services"]["api"]["status"] == "completed"
