@@ -38,6 +38,16 @@ def setup_logging(verbose: bool) -> None:
         log.handlers[:] = [handler]
         log.setLevel(logging.DEBUG if verbose else logging.WARNING)
         log.propagate = False
+    # the SDK's own retries (throttling, 5xx, lost answers) are visible with --verbose too,
+    # and nothing else of its debug output
+    sdk = logging.getLogger("botocore.retries.standard")
+    sdk_handler = logging.StreamHandler(sys.stderr)
+    sdk_handler.addFilter(lambda record: record.getMessage().startswith("Retry needed"))
+    sdk_handler.addFilter(RedactingFilter())
+    sdk_handler.setFormatter(logging.Formatter("%(levelname)s aws sdk: %(message)s"))
+    sdk.handlers[:] = [sdk_handler] if verbose else []
+    sdk.setLevel(logging.DEBUG if verbose else logging.NOTSET)
+    sdk.propagate = not verbose
 
 
 _STYLE = {

@@ -84,6 +84,12 @@ def test_a_failed_poll_is_retried_within_the_deadline_counted_and_listed(
     assert all("staging: describing the services of cluster staging-cluster" in x for x in listed)
     assert "ThrottlingException" in listed[0] and "retry 1" in listed[0]
     assert "InternalFailure" in listed[1] and "retry 2" in listed[1]
+    # the SDK's own retries are listed too, when it makes them
+    fault_proxy.rules.append(fail_polls_after_write("staging-cluster", [THROTTLE]))
+    new_digests(world, "again")
+    r = world.cli("--verbose", "promote", "--tier", "staging")
+    assert r.exit_code == 0, r.output
+    assert "aws sdk: Retry needed" in r.stderr, r.stderr
     # the text rendering says so too
     text = world.cli("promote", "--tier", "staging")
     assert text.exit_code == 0 and "retries:" not in text.stdout  # nothing failed this time
