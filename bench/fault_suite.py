@@ -80,7 +80,7 @@ def one_run(
         os.environ["AWS_ENDPOINT_URL"] = proxy.url
         world = release_world(Path(tmp), endpoint)
         try:
-            return run_case(world, proxy, scenario, rate=rate, seed=seed, limit=limit)
+            return run_case(world, proxy, scenario, rate=rate, seed=seed, limit=limit, first=False)
         finally:
             world.repo.close()
 

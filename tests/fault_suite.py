@@ -220,15 +220,17 @@ def run_case(
     seed: int,
     limit: int | None = None,
     env: dict[str, str] | None = None,
+    first: bool = True,
 ) -> Outcome:
     """Set ``scenario`` up, run it under faults, judge it, re-run it without faults.
 
-    ``env``: environment variables of the faulted run (``AWS_MAX_ATTEMPTS``).
+    ``env``: environment variables of the faulted run (``AWS_MAX_ATTEMPTS``); ``first``: the
+    run's first call gets a fault whatever the draw (a test is never fault-free).
     """
     case = SCENARIOS[scenario](world)
     calls = proxy.stats.calls
     faults = dict(proxy.stats.faults)
-    proxy.rules[:] = [random_faults(rate, seed=seed, limit=limit, only=case.only, first=True)]
+    proxy.rules[:] = [random_faults(rate, seed=seed, limit=limit, only=case.only, first=first)]
     started = time.monotonic()
     r = world.cli(*case.args, "--json", env=env)
     seconds = time.monotonic() - started
