@@ -14,6 +14,7 @@ from pipeline.sessions import AwsSessions
 from stages.adapters.ecs import Ecs
 from stages.adapters.registry import Registry
 from stages.errors import InputError
+from stages.wait import RetryLog
 
 
 def make_registry(config: Config, sessions: AwsSessions) -> Registry:
@@ -40,6 +41,7 @@ class Clients:
     clock: Callable[[], float] = time.monotonic
     repo_path: Path = field(default_factory=Path.cwd)
     poll_interval: float = 5.0
+    retries: RetryLog = field(default_factory=RetryLog)  # polls tried again, by environment
     _registry: Registry | None = None
     _ecs: dict[str, Ecs] = field(default_factory=dict)
 

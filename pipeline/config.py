@@ -32,6 +32,10 @@ from stages.types import ECS_LIFECYCLE_HOOKS
 
 DEFAULT_CONFIG = "envs.yaml"
 CONFIG_ENV_VAR = "TIERUP_CONFIG"
+# bounds on what the loader reads: far above any real configuration, far below harm
+MAX_BYTES = 4 * 1024 * 1024
+MAX_NODES = 200_000  # values once aliases are expanded
+MAX_DEPTH = 64
 
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 PLACEHOLDERS = ("timestamp", "commit", "short_commit")
@@ -172,6 +176,14 @@ class Tier(_Model):
     @classmethod
     def _tag(cls, v: str) -> str:
         fields = template_fields(v)
+        for _, name, spec, conversion in string.Formatter().parse(v):
+            if name is not None and (spec or conversion):
+                written = "{" + name + (f"!{conversion}" if conversion else "")
+                written += (f":{spec}" if spec else "") + "}"
+                raise ValueError(
+                    f"tag {v!r} writes the placeholder {written}: placeholders take no conversion "
+                    f"or format (only {{timestamp}}, {{commit}}, {{short_commit}})"
+                )
         unknown = [f for f in fields if f not in PLACEHOLDERS]
         if unknown:
             raise ValueError(
@@ -325,6 +337,14 @@ class Config(_Model):
                     ("tiers", i, "tag"), f"tiers {tags[t.tag]!r} and {t.name!r} share tag {t.tag!r}"
                 )
             tags[t.tag] = t.name
+            stamps_of = _stamps_it_could_render(t, self.tiers)
+            if stamps_of is not None:
+                raise _LocatedError(
+                    ("tiers", i, "tag"),
+                    f"tier {t.name!r} tag {t.tag!r} could name a stamp of tier "
+                    f"{stamps_of.name!r} ({stamps_of.tag!r}): promoting {t.name!r} would move "
+                    "that stamp; give the tiers tags that cannot meet",
+                )
             if t.from_ is not None and t.from_ not in seen:
                 raise _LocatedError(
                     ("tiers", i, "from"), f"tier {t.name!r} comes from unknown tier {t.from_!r}"
@@ -492,6 +512,18 @@ def _check_steps(config: Config) -> None:
             raise _LocatedError((*loc, *found[0]), found[1])
 
 
+def _stamps_it_could_render(tier: Tier, tiers: list[Tier]) -> Tier | None:
+    """Another immutable tier whose stamps ``tier``'s tag could render (a constant tag that
+    looks like a stamp, or a template whose output does), if there is one."""
+    from stages.resolve import tag_pattern
+
+    rendered = tier.tag.format(**_SAMPLE) if tier.immutable else tier.tag
+    for other in tiers:
+        if other is not tier and other.immutable and tag_pattern(other.tag).match(rendered):
+            return other
+    return None
+
+
 class _LocatedError(ValueError):
     """A cross-reference error that knows its key path."""
 
@@ -577,15 +609,50 @@ def load(path: str | Path | None = None) -> Config:
     """Read and validate envs.yaml; raise ConfigError naming file, key path and line."""
     file = Path(path) if path is not None else default_path()
     try:
-        text = file.read_text(encoding="utf-8")
+        with file.open("rb") as f:
+            raw = f.read(MAX_BYTES + 1)
     except FileNotFoundError as e:
         raise ConfigError(
             f"{file}: no such file",
             hint="pass -f FILE, set TIERUP_CONFIG, or run from the folder that holds envs.yaml",
         ) from e
+    except IsADirectoryError as e:
+        raise ConfigError(f"{file}: is a directory, not a file", hint="pass -f FILE") from e
     except OSError as e:
         raise ConfigError(f"{file}: cannot read: {e.strerror}") from e
-    return loads(text, str(file))
+    if len(raw) > MAX_BYTES:
+        raise ConfigError(
+            f"{file}:1: larger than {MAX_BYTES // (1024 * 1024)} MiB: not an envs.yaml",
+            hint="check that -f names the right file",
+        )
+    return loads(decode(raw, str(file)), str(file))
+
+
+def decode(raw: bytes, file: str = DEFAULT_CONFIG) -> str:
+    """envs.yaml's bytes as text: UTF-8 (a BOM is allowed), else a ConfigError naming the byte."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError(
+            f"{file}:1: not UTF-8 text: the file starts with a UTF-16 byte order mark",
+            hint="save it as UTF-8",
+        )
+    nul = raw.find(b"\x00")
+    if nul >= 0:  # no text file has one: UTF-16 without a mark, or binary
+        raise _not_text(raw, nul, file)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise _not_text(raw, e.start, file) from e
+
+
+def _not_text(raw: bytes, offset: int, file: str) -> ConfigError:
+    line = raw.count(b"\n", 0, offset) + 1
+    column = offset - (raw.rfind(b"\n", 0, offset) + 1) + 1
+    return ConfigError(
+        f"{file}:{line}: not UTF-8 text: byte {offset} (line {line}, column {column}) is "
+        f"0x{raw[offset]:02x}",
+        hint="save it as UTF-8 (a latin-1 or UTF-16 file must be converted, "
+        "e.g. iconv -f latin1 -t utf-8)",
+    )
 
 
 # libyaml's parser when PyYAML was built with it: the pure-Python one takes a tenth of a
@@ -593,28 +660,83 @@ def load(path: str | Path | None = None) -> Config:
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _parse(text: str) -> tuple[yaml.Node | None, Any]:
-    """One parse: the node tree (for lines and duplicate keys) and the data built from it."""
+def _parse(text: str, file: str = DEFAULT_CONFIG) -> tuple[yaml.Node | None, Any]:
+    """One parse: the node tree (for lines and duplicate keys) and the data built from it.
+
+    Aliases make the tree a graph: its size once expanded is checked before anything is built
+    from it, so a document that expands past ``MAX_NODES`` (a billion laughs) is refused at once.
+    """
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
-        return node, (loader.construct_document(node) if node is not None else None)
+        if node is None:
+            return None, None
+        _check_expansion(node, file)
+        return node, loader.construct_document(node)
     finally:
         loader.dispose()
 
 
+def _check_expansion(root: yaml.Node, file: str) -> None:
+    """Refuse a node graph that expands past MAX_NODES or MAX_DEPTH, or refers to itself."""
+    sizes: dict[int, int] = {}  # node id -> expanded size, for each node once
+    # depth-first without recursion: (node, depth, children done?)
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    open_ids: set[int] = set()
+    while stack:
+        node, depth, done = stack.pop()
+        key = id(node)
+        if done:
+            open_ids.discard(key)
+            total = 1 + sum(sizes[id(c)] for c in _children(node))
+            sizes[key] = total
+            if total > MAX_NODES:
+                _too_big(node, file, f"it expands to more than {MAX_NODES:,} values")
+            continue
+        if key in sizes:
+            continue
+        if key in open_ids:
+            _too_big(node, file, "an alias refers to a node that contains it")
+        if depth > MAX_DEPTH:
+            _too_big(node, file, f"it nests deeper than {MAX_DEPTH} levels")
+        open_ids.add(key)
+        stack.append((node, depth, True))
+        for child in _children(node):
+            if id(child) not in sizes:
+                stack.append((child, depth + 1, False))
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _too_big(node: yaml.Node, file: str, why: str) -> None:
+    raise ConfigError(
+        f"{file}:{node.start_mark.line + 1}: refused: {why}",
+        hint="envs.yaml needs no deep nesting and few aliases; write the values out",
+    )
+
+
 def loads(text: str, file: str = DEFAULT_CONFIG) -> Config:
     try:
-        node, data = _parse(text)
+        node, data = _parse(text, file)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
+        position = getattr(e, "position", None)  # the reader's errors carry a character offset
+        if mark is None and isinstance(position, int):
+            line = f":{text.count(chr(10), 0, position) + 1}"
         problem = getattr(e, "problem", None) or str(e)
         raise ConfigError(f"{file}{line}: not valid YAML: {problem}") from e
     if not isinstance(data, dict):
         raise ConfigError(f"{file}:1: the file must be a mapping with `version: 1` at the top")
-    lines: dict[tuple[str | int, ...], int] = {}
     assert node is not None
+    # a key missing at the top level is reported on the document's first line
+    lines: dict[tuple[str | int, ...], int] = {(): node.start_mark.line + 1}
     _walk(node, (), lines, file)
     located = _Lines(lines)
     if data.get("version") != 1:

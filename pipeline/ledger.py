@@ -32,6 +32,7 @@ from pipeline.config import Config, EcrRegistry
 from pipeline.events import _KEYS as EVENT_KEY_ORDER
 from pipeline.events import Event
 from pipeline.events import read as read_event
+from pipeline.redaction import redact_all
 from pipeline.sessions import AwsSessions
 from stages.adapters.aws import error_code, raise_translated
 from stages.errors import AwsError, ConflictError, InputError
@@ -379,7 +380,7 @@ class Ledger(ABC):
         """Append one event; return it as stored (a document given as JSON, as JSON)."""
         typed = event if isinstance(event, Event) else Event.from_json(event)
         stored = self.stamp(typed)
-        doc = self._append(stored.to_json())
+        doc = self._append(redact_all(stored.to_json()))
         if isinstance(event, Event):
             return dataclasses.replace(stored, id=str(doc["id"]))
         return doc
@@ -436,7 +437,7 @@ class Ledger(ABC):
     def put_document(self, kind: str, name: str, doc: dict[str, Any]) -> None:
         _check_name("document kind", kind)
         _check_name("document name", name)
-        body = json.dumps(doc, indent=2, sort_keys=True, default=str).encode()
+        body = json.dumps(redact_all(doc), indent=2, sort_keys=True, default=str).encode()
         if not self.store.create(f"{DOCUMENTS}{kind}/{name}.json", body):
             raise DocumentExists(
                 f"{kind} {name!r} already exists in {self.where}",

@@ -21,12 +21,22 @@ from typing import Any
 
 from pipeline.ledger import LOCKS, Ledger, iso, iso_seconds, parse_time
 from stages.errors import TierupError
+from stages.wait import transient
 
 Say = Callable[[str], None]
 
 
 class LockHeld(TierupError):
     """Another run holds the tier's lock; nothing was written."""
+
+
+class LockNotReleased(TierupError):
+    """The run's own lock could not be deleted, even after a few tries."""
+
+
+# a lock write or release that fails for a passing reason is tried this many times
+RELEASE_ATTEMPTS = 5
+RELEASE_PAUSE_MAX = 2.0
 
 
 @dataclass(frozen=True)
@@ -142,6 +152,9 @@ class TierLock:
     def acquire(self, timeout: float = 0, say: Say | None = None) -> LockInfo:
         deadline = self.clock() + max(0.0, timeout)
         announced = False
+        # one token for every attempt: a write of ours whose answer was lost (botocore retries
+        # it and meets 412) is recognised as our own lock, not as another run's
+        token = secrets.token_hex(8)
         while True:
             info = LockInfo(
                 tier=self.tier,
@@ -150,16 +163,18 @@ class TierLock:
                 since=self.now(),
                 host=socket.gethostname(),
                 pid=os.getpid(),
-                token=secrets.token_hex(8),
+                token=token,
                 ci_url=self.ledger.identity.ci_url(),
             )
-            body = json.dumps(info.to_json(), indent=2).encode()
-            if self.ledger.store.create(key_for(self.tier), body):
+            if self._create(info):
                 self.info = info
                 return info
             current = read_lock(self.ledger, self.tier)
             if current is None:
                 continue  # released between our write and our read: try again at once
+            if current.token == token:
+                self.info = current  # an earlier attempt of ours was written
+                return current
             if self.clock() >= deadline:
                 raise held_error(current, tier=self.tier, now=self.now(), ttl=self.ttl)
             if say is not None and not announced:
@@ -167,13 +182,48 @@ class TierLock:
                 announced = True
             self.sleep(min(self.interval, max(0.0, deadline - self.clock())))
 
+    def _create(self, info: LockInfo) -> bool:
+        """Write the lock; a write that failed may still have happened, so look before failing
+        (and try again, a few times, when the failure was a passing one)."""
+        body = json.dumps(info.to_json(), indent=2).encode()
+        for attempt in range(1, RELEASE_ATTEMPTS + 1):
+            try:
+                return self.ledger.store.create(key_for(self.tier), body)
+            except TierupError as e:
+                try:
+                    current = read_lock(self.ledger, self.tier)
+                except TierupError:
+                    current = None
+                if current is not None:
+                    return current.token == info.token  # ours, or another run's
+                if attempt == RELEASE_ATTEMPTS or not transient(e):
+                    raise
+                self.sleep(min(RELEASE_PAUSE_MAX, 0.25 * 2 ** (attempt - 1)))
+        return False  # not reached: the last attempt returns or raises
+
     def release(self) -> None:
-        """Delete the lock if it is still ours (``unlock`` may have broken it meanwhile)."""
+        """Delete the lock if it is still ours (``unlock`` may have broken it meanwhile).
+
+        A read or delete that fails for a passing reason (throttled, a 5xx, a lost answer) is
+        tried again: both are safe to repeat, and a lock left behind blocks the tier until
+        ``lock.ttl``.
+        """
         if self.info is None:
             return
-        current = read_lock(self.ledger, self.tier)
-        if current is not None and current.token == self.info.token:
-            self.ledger.store.delete(key_for(self.tier))
+        for attempt in range(1, RELEASE_ATTEMPTS + 1):
+            try:
+                current = read_lock(self.ledger, self.tier)
+                if current is not None and current.token == self.info.token:
+                    self.ledger.store.delete(key_for(self.tier))
+                break
+            except TierupError as e:
+                if attempt == RELEASE_ATTEMPTS or not transient(e):
+                    raise LockNotReleased(
+                        f"the lock on tier {self.tier!r} could not be released: {e.message}",
+                        hint="what the run did stands; once the lock is older than lock.ttl, "
+                        f"`tierup unlock --tier {self.tier}` breaks it",
+                    ) from e
+                self.sleep(min(RELEASE_PAUSE_MAX, 0.25 * 2 ** (attempt - 1)))
         self.info = None
 
 

@@ -4,38 +4,28 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import re
 import sys
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
+from pipeline.redaction import redact, redact_all
 from pipeline.results import CommandResult
 
-_SECRET_PATTERNS = (
-    re.compile(
-        r"(?i)(secret_?access_?key|session_?token|aws_secret_access_key|password|"
-        r"authorization)([\"']?\s*[:=]\s*[\"']?)([^\s\"',}]+)"
-    ),
-    re.compile(r"(?i)(\"(?:SecretAccessKey|SessionToken|authorizationToken)\"\s*:\s*\")([^\"]+)"),
-)
-_SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
-
-
-def redact(text: str) -> str:
-    """Remove credentials from anything we print, whatever its origin."""
-    for var in _SECRET_ENV:
-        value = os.environ.get(var)
-        if value and len(value) >= 4:
-            text = text.replace(value, "***")
-    text = _SECRET_PATTERNS[0].sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
-    text = _SECRET_PATTERNS[1].sub(lambda m: f"{m.group(1)}***", text)
-    return text
+__all__ = ["RedactingFilter", "one_line", "print_json", "redact", "redact_all", "render_text"]
 
 
 class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage())
+        text = record.getMessage()
+        if record.exc_info:
+            # the traceback is formatted after filters run: format and redact it here
+            text += "\n" + logging.Formatter().formatException(record.exc_info)
+        if record.stack_info:
+            text += "\n" + record.stack_info
+        record.msg = redact(text)
         record.args = ()
+        record.exc_info = None
+        record.exc_text = None
+        record.stack_info = None
         return True
 
 
@@ -48,6 +38,16 @@ def setup_logging(verbose: bool) -> None:
         log.handlers[:] = [handler]
         log.setLevel(logging.DEBUG if verbose else logging.WARNING)
         log.propagate = False
+    # the SDK's own retries (throttling, 5xx, lost answers) are visible with --verbose too,
+    # and nothing else of its debug output
+    sdk = logging.getLogger("botocore.retries.standard")
+    sdk_handler = logging.StreamHandler(sys.stderr)
+    sdk_handler.addFilter(lambda record: record.getMessage().startswith("Retry needed"))
+    sdk_handler.addFilter(RedactingFilter())
+    sdk_handler.setFormatter(logging.Formatter("%(levelname)s aws sdk: %(message)s"))
+    sdk.handlers[:] = [sdk_handler] if verbose else []
+    sdk.setLevel(logging.DEBUG if verbose else logging.NOTSET)
+    sdk.propagate = not verbose
 
 
 _STYLE = {
@@ -78,13 +78,45 @@ def _short(digest: str | None) -> str:
     return digest[:19] if digest.startswith("sha256:") else digest
 
 
+def one_line(text: str) -> str:
+    """``text`` on one line: line breaks and the runs of blanks around them become one space."""
+    if "\n" not in text and "\r" not in text:
+        return text
+    indent = text[: len(text) - len(text.lstrip(" "))]
+    return indent + " ".join(text.split())
+
+
+class RedactingStream:
+    """A text stream that redacts what is written to it (rich writes each print whole)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(redact(text))
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self._stream, "encoding", None) or "utf-8"
+
+
 def console_for(stream: TextIO | None) -> Any:
     from rich.console import Console
 
     out = stream or sys.stdout
     # CI logs are wide: do not squeeze tables into 80 columns when there is no terminal
     width = None if out.isatty() else 200
-    return Console(file=out, highlight=False, soft_wrap=True, width=width)
+    file = cast("TextIO", RedactingStream(out))
+    return Console(file=file, highlight=False, soft_wrap=True, width=width)
 
 
 def _step_line(step: dict[str, Any]) -> str:
@@ -135,6 +167,8 @@ def render_text(result: CommandResult, stream: TextIO | None = None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    # redacted before rendering: a table may fold a long value over several lines
+    result = redact_all(result)
     console = console_for(stream)
     title = result.title
     if result.dry_run:
@@ -208,7 +242,14 @@ def render_text(result: CommandResult, stream: TextIO | None = None) -> None:
         console.print(t)
     _render_steps(console, result)
     for line in errors:
-        console.print(line, markup=False)
+        # one line each, whatever an AWS message quotes (a signed request spans many)
+        console.print(one_line(line), markup=False)
+    for e in result.environments:
+        if e.retries:
+            console.print(
+                f"retries: {e.name}: {e.retries} failed poll(s) tried again (--verbose lists them)",
+                markup=False,
+            )
     for note in result.notes:
         console.print(f"note: {note}", markup=False)
     for key, value in result.data.items():
@@ -245,4 +286,5 @@ def _render_steps(console: Any, result: CommandResult) -> None:
 
 
 def print_json(doc: Any, stream: TextIO | None = None) -> None:
-    (stream or sys.stdout).write(redact(json.dumps(doc, indent=2, default=str)) + "\n")
+    text = json.dumps(redact_all(doc), indent=2, default=str)
+    (stream or sys.stdout).write(redact(text) + "\n")

@@ -213,9 +213,11 @@ def _plan_image(
     repo = image.repository
     tag = _render(tier, r, r.commit, now, image.tag_prefix)
     if tier.immutable:
-        # a stamp already on this digest is reused: re-running a stamp changes nothing
-        existing = resolve.newest_tag(registry.list_images(repo), image.tag(tier.tag))
-        if existing is not None and existing[1].digest == r.manifest.digest:
+        # a stamp already on this digest, the newest if several, is reused: stamping a digest
+        # again changes nothing, however many stamps other digests got since
+        mine = [i for i in registry.list_images(repo) if i.digest == r.manifest.digest]
+        existing = resolve.newest_tag(mine, image.tag(tier.tag))
+        if existing is not None:
             tag = existing[0]
     plan = retag.plan_retag(registry, r.image, repo, tag, r.manifest, immutable_tag=tier.immutable)
     return plan, ImageTarget.at(
@@ -713,6 +715,7 @@ def execute(
     )
     retention_mod.run(clients, plan.envs, applied, result, say, options.protected)
     result.settle()
+    result.count_retries(clients.retries.count)
     stored = close(_recorded(run, plan, result))
     if run is not None:
         run.after_record(result, stored.id or None, say)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -92,6 +92,7 @@ class EnvironmentOutcome:
     hint: str | None = None
     # envs.yaml's `steps`, in list order, each {as, uses, status, duration, output, error}
     steps: list[dict[str, Any]] = field(default_factory=list)
+    retries: int = 0  # reads of AWS (rollout polls) that failed and were tried again
 
     @classmethod
     def of(cls, name: str, env: Environment, strategy: str) -> EnvironmentOutcome:
@@ -194,6 +195,11 @@ class CommandResult:
         else:
             self.status = overall(i.status for i in self.images)
         return self.status
+
+    def count_retries(self, count: Callable[[str], int]) -> None:
+        """Each environment's retried polls, from the command's RetryLog (``count(env)``)."""
+        for env in self.environments:
+            env.retries = count(env.name)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"status": str(self.status), "command": self.command}

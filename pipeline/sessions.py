@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pipeline import redaction
 from stages.adapters.aws import raise_translated
 
 if TYPE_CHECKING:
@@ -129,7 +130,12 @@ class AwsSessions:
             sts = self.client("sts", region=target.region)
             credentials = RoleCredentials(
                 assume_role_fetcher(
-                    sts, target.role_arn, self._name, target.external_id, self._duration
+                    sts,
+                    target.role_arn,
+                    self._name,
+                    target.external_id,
+                    self._duration,
+                    on_credentials=redaction.remember,
                 )
             )
             credentials.get_frozen_credentials()  # assume it now: a refusal shows here

@@ -42,6 +42,7 @@ def context(
         sleep=clients.sleep,
         clock=clients.clock,
         interval=clients.poll_interval,
+        retries=clients.retries,
         stack=stack_settings(env),
         route=codedeploy_settings(env),
     )

@@ -261,12 +261,30 @@ def wait_stack(
     clock: Callable[[], float],
     interval: float = 5.0,
     on_change: Callable[[StackProgress], None] | None = None,
+    retries: wait_stage.RetryLog | None = None,
+    target: str = "",
 ) -> StackProgress:
-    """Poll the stack until the update is UPDATE_COMPLETE, rolled back or failed, or time is out."""
+    """Poll the stack until the update is UPDATE_COMPLETE, rolled back or failed, or time is out.
+
+    A poll that fails (throttled, a 5xx) is tried again within the deadline.
+    """
     deadline = clock() + timeout
     last: StackProgress | None = None
     while True:
-        now = progress(cfn, stack, since=since)
+        try:
+            now = wait_stage.poll(
+                lambda: progress(cfn, stack, since=since),
+                what=f"reading stack {stack}",
+                deadline=deadline,
+                sleep=sleep,
+                clock=clock,
+                interval=interval,
+                retries=retries,
+                target=target,
+            )
+        except wait_stage.PollGaveUp as e:
+            status = last.status if last is not None else "unknown"
+            return StackProgress(stack, wait_stage.TIMED_OUT, status, e.message)
         if on_change is not None and (last is None or last.status != now.status):
             on_change(now)
         last = now
@@ -454,8 +472,15 @@ class CloudFormationStrategy:
                 clock=ctx.clock,
                 interval=ctx.interval,
                 on_change=told,
+                retries=ctx.retries,
+                target=ctx.environment,
             )
-            states = ctx.ecs.describe_services(ctx.cluster, list(group), allow_missing=True)
+            states = ctx.poll(
+                lambda group=group: ctx.ecs.describe_services(  # type: ignore[misc]
+                    ctx.cluster, list(group), allow_missing=True
+                ),
+                what=f"describing the services of cluster {ctx.cluster}",
+            )
             for service in group:
                 out[service] = wait_stage.settled(
                     service,

@@ -275,16 +275,42 @@ def wait_deployment(
     clock: Callable[[], float],
     interval: float = 15.0,
     on_change: Callable[[DeploymentStatus, TargetProgress | None], None] | None = None,
+    retries: wait_stage.RetryLog | None = None,
+    environment: str = "",
 ) -> tuple[str, DeploymentStatus, TargetProgress | None]:
     """Poll GetDeployment until Succeeded, Failed or Stopped, or ``timeout`` (no other cap).
 
     Returns stages.wait's state (completed | failed | timed_out), the last status and progress.
+    A poll that fails (throttled, a 5xx) is tried again within the deadline.
     """
     deadline = clock() + timeout
     seen: str | None = None
-    while True:
+    last: tuple[DeploymentStatus, TargetProgress | None] | None = None
+
+    def read() -> tuple[DeploymentStatus, TargetProgress | None]:
         status = cd.get_deployment(deployment_id)
-        target = cd.target_progress(deployment_id, target_id) if target_id else None
+        return status, (cd.target_progress(deployment_id, target_id) if target_id else None)
+
+    while True:
+        try:
+            status, target = wait_stage.poll(
+                read,
+                what=f"reading CodeDeploy deployment {deployment_id}",
+                deadline=deadline,
+                sleep=sleep,
+                clock=clock,
+                interval=interval,
+                retries=retries,
+                target=environment,
+            )
+        except wait_stage.PollGaveUp as e:
+            # not read once before the deadline: where it stands is unknown, not failed
+            known = last or (
+                DeploymentStatus(deployment_id, "unknown", error_message=e.message),
+                None,
+            )
+            return wait_stage.TIMED_OUT, known[0], known[1]
+        last = (status, target)
         shown = describe_progress(status, target)
         if on_change is not None and shown != seen:
             on_change(status, target)
@@ -433,8 +459,15 @@ class CodeDeployStrategy:
                 clock=ctx.clock,
                 interval=ctx.interval,
                 on_change=told,
+                retries=ctx.retries,
+                environment=ctx.environment,
             )
-            current = ctx.ecs.describe_services(ctx.cluster, [service], allow_missing=True)
+            current = ctx.poll(
+                lambda service=service: ctx.ecs.describe_services(  # type: ignore[misc]
+                    ctx.cluster, [service], allow_missing=True
+                ),
+                what=f"describing service {service} of cluster {ctx.cluster}",
+            )
             svc = current.get(service)
             reason = None
             if state == wait_stage.FAILED:

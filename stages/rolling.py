@@ -57,6 +57,8 @@ class Rolling:
             clock=ctx.clock,
             interval=ctx.interval,
             on_change=on_change,
+            retries=ctx.retries,
+            target=ctx.environment,
         )
 
     def rollback(self, ctx: Context, applied: Mapping[str, Applied]) -> dict[str, Applied]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from stages import deploy as deploy_stage
 from stages import wait as wait_stage
@@ -38,6 +38,7 @@ from stages.errors import TierupError
 from stages.types import ServiceState, TaskDefinition, TaskImage
 
 OnChange = Callable[[wait_stage.RolloutState], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,8 @@ class Context:
     clock: Callable[[], float] = time.monotonic
     interval: float = 5.0
     task_defs: dict[str, TaskDefinition] = field(default_factory=dict)
+    # where failed polls are counted, by environment (shared by a command's contexts)
+    retries: wait_stage.RetryLog | None = None
     # the environment's strategy settings, for writes that start from a target, not a plan
     stack: StackSettings | None = None
     route: CodeDeploySettings | None = None
@@ -114,6 +117,19 @@ class Context:
         if self._codedeploy is None:
             self._codedeploy = CodeDeploy(self.client("codedeploy"))
         return self._codedeploy
+
+    def poll(self, read: Callable[[], T], *, what: str, grace: float = 60.0) -> T:
+        """``read()`` after a wait, a transient failure tried again for ``grace`` seconds."""
+        return wait_stage.poll(
+            read,
+            what=what,
+            deadline=self.clock() + grace,
+            sleep=self.sleep,
+            clock=self.clock,
+            interval=self.interval,
+            retries=self.retries,
+            target=self.environment,
+        )
 
     def task_definition(self, arn: str) -> TaskDefinition:
         td = self.task_defs.get(arn)

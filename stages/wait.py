@@ -7,11 +7,19 @@ rolled it back), however healthy the service looks afterwards.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
+from stages.adapters.aws import THROTTLING, error_code
 from stages.adapters.ecs import Ecs
+from stages.errors import AwsError
 from stages.types import Deployment, ServiceState
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 COMPLETED = "completed"
 FAILED = "failed"
@@ -20,6 +28,31 @@ TIMED_OUT = "timed_out"
 IN_PROGRESS = "in_progress"
 
 EVENTS_SHOWN = 5
+# a poll that failed for one of these is tried again within the wait's deadline
+TRANSIENT_CODES = THROTTLING | frozenset(
+    {
+        "InternalFailure",
+        "InternalError",
+        "InternalServerError",
+        "ServerException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+CONNECTION_ERRORS = frozenset(
+    {
+        "EndpointConnectionError",
+        "ConnectionClosedError",
+        "ReadTimeoutError",
+        "ConnectTimeoutError",
+        "ConnectionError",
+        "ProxyConnectionError",
+    }
+)
+RETRY_DELAY_MAX = 30.0
+
 # what ECS says about every rollout; the reasons a rollout is stuck or failed are the others
 ROUTINE_EVENTS = (
     "has started",
@@ -80,6 +113,99 @@ def settled(
         task_definition=found.task_definition if found else None,
         detail=detail,
     )
+
+
+# -- polls that fail: retried within the deadline, counted -----------------------------------
+
+
+@dataclass(frozen=True)
+class Retry:
+    """One poll that failed and was tried again."""
+
+    target: str  # the environment
+    what: str
+    error: str
+    attempt: int
+
+
+@dataclass
+class RetryLog:
+    """Every retried poll of a command, by environment (thread-safe)."""
+
+    items: list[Retry] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, retry: Retry) -> None:
+        with self._lock:
+            self.items.append(retry)
+
+    def count(self, target: str | None = None) -> int:
+        with self._lock:
+            return sum(1 for r in self.items if target is None or r.target == target)
+
+
+class PollGaveUp(AwsError):
+    """A poll kept failing (throttled, 5xx, unreachable) until the wait's deadline."""
+
+
+def transient(exc: BaseException) -> bool:
+    """A failure worth another try: throttling, a 5xx, a lost connection (or what they caused)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if error_code(seen) in TRANSIENT_CODES or type(seen).__name__ in CONNECTION_ERRORS:
+            return True
+        response = getattr(seen, "response", None)
+        if isinstance(response, dict):
+            status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+            if isinstance(status, int) and status >= 500:
+                return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def poll(
+    read: Callable[[], T],
+    *,
+    what: str,
+    deadline: float,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+    interval: float = 5.0,
+    retries: RetryLog | None = None,
+    target: str = "",
+) -> T:
+    """``read()``, tried again after a transient failure until ``deadline``.
+
+    A failure that is not transient is raised at once; one that still happens at the deadline
+    raises PollGaveUp. Every retry is logged (``--verbose`` shows it) and counted in ``retries``.
+    """
+    attempt = 0
+    while True:
+        try:
+            return read()
+        except Exception as e:
+            if not transient(e):
+                raise
+            left = deadline - clock()
+            message = str(e)
+            if left <= 0:
+                raise PollGaveUp(
+                    f"{what}: still failing when the wait's time ran out ({message})",
+                    hint="the rollout may have finished: `tierup where` shows what runs",
+                ) from e
+            attempt += 1
+            if retries is not None:
+                retries.add(Retry(target, what, message, attempt))
+            delay = min(RETRY_DELAY_MAX, max(interval, 0.2) * 2 ** (attempt - 1), left)
+            log.info(
+                "%s%s failed (%s): retry %d in %.1fs",
+                f"{target}: " if target else "",
+                what,
+                message,
+                attempt,
+                delay,
+            )
+            sleep(delay)
 
 
 def telling_events(service: ServiceState) -> tuple[str, ...]:
@@ -189,18 +315,33 @@ def wait_for(
     clock: Callable[[], float],
     interval: float = 5.0,
     on_change: Callable[[RolloutState], None] | None = None,
+    retries: RetryLog | None = None,
+    target: str = "",
 ) -> dict[str, RolloutState]:
     """Poll describe_services (10 a call) until every service's deployment has an answer.
 
     A deployment ECS rolled back is a failure from the moment it is seen; the poll goes on
     until ECS's rollback deployment settles too (or time runs out), so that the result can
-    say whether the service is stable again.
+    say whether the service is stable again. A poll that fails (throttled, a 5xx) is tried
+    again within the deadline: it never fails a rollout by itself.
     """
     deadline = clock() + timeout
     last: dict[str, RolloutState] = {}
     pending = dict(deployments)
     while True:
-        states = ecs.describe_services(cluster, sorted(pending))
+        try:
+            states = poll(
+                lambda: ecs.describe_services(cluster, sorted(pending)),
+                what=f"describing the services of cluster {cluster}",
+                deadline=deadline,
+                sleep=sleep,
+                clock=clock,
+                interval=interval,
+                retries=retries,
+                target=target,
+            )
+        except PollGaveUp as e:
+            return unread(last, pending, e, on_change)
         for name, dep_id in list(pending.items()):
             now = judge(states[name], dep_id)
             before = last.get(name)
@@ -233,3 +374,23 @@ def wait_for(
                     on_change(timed)
             return last
         sleep(min(interval, max(0.0, deadline - clock())))
+
+
+def unread(
+    last: dict[str, RolloutState],
+    pending: dict[str, str],
+    error: PollGaveUp,
+    on_change: Callable[[RolloutState], None] | None = None,
+) -> dict[str, RolloutState]:
+    """The services still pending when their state could not be read until the deadline: timed
+    out (their rollout may well have finished), not failed."""
+    out = dict(last)
+    for name, dep_id in pending.items():
+        before = out.get(name) or RolloutState(name, dep_id, IN_PROGRESS)
+        if before.state == ROLLED_BACK:
+            continue
+        timed = replace(before, state=TIMED_OUT, reason=error.message)
+        out[name] = timed
+        if on_change is not None:
+            on_change(timed)
+    return out

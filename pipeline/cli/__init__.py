@@ -12,12 +12,29 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
+
+try:  # typer carries its own copy of click from 0.2x on; before, it runs on click itself
+    from typer._click import exceptions as click_errors
+    from typer._click.globals import get_current_context
+    from typer._click.utils import echo
+except ImportError:  # pragma: no cover
+    from click import echo
+    from click import exceptions as click_errors  # type: ignore[no-redef]
+    from click.globals import get_current_context  # type: ignore[no-redef]
 
 from pipeline import __version__
-from pipeline.output import print_json, redact, render_text, setup_logging
+from pipeline.output import (
+    one_line,
+    print_json,
+    redact,
+    redact_all,
+    render_text,
+    setup_logging,
+)
 from pipeline.results import CommandResult
 from stages.errors import ExitCode, InputError, TierupError
 
@@ -25,7 +42,52 @@ if TYPE_CHECKING:
     from pipeline.clients import Clients
     from pipeline.config import Config
 
+
+class UsageErrorLine(click_errors.UsageError):
+    """click's usage error as one ``error:`` line with a hint (exit 2), not click's block."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        where = self.ctx.command_path if self.ctx is not None else "tierup"
+        message = one_line(self.format_message())
+        hint = f"see `{where} --help`"
+        if STATE.json_requested:
+            doc = {"status": "failed", "error": message, "hint": hint, "exit_code": 2}
+            print_json(doc)
+        echo(f"error: {message} (hint: {hint})", file=file or sys.stderr)
+
+
+def _usage_line(e: click_errors.UsageError) -> click_errors.UsageError:
+    if isinstance(e, UsageErrorLine | click_errors.NoArgsIsHelpError):
+        return e
+    return UsageErrorLine(e.format_message(), e.ctx)
+
+
+class Commands(TyperGroup):
+    """tierup's command group: usage errors (bad flags, unknown commands) are one line."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: Any = None,
+        **extra: Any,
+    ) -> Any:
+        if parent is None:
+            STATE.json_requested = "--json" in args
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click_errors.UsageError as e:
+            raise _usage_line(e) from e
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click_errors.UsageError as e:
+            raise _usage_line(e) from e
+
+
 app = typer.Typer(
+    cls=Commands,
     name="tierup",
     help="Promote container images through tiers of ECS environments by moving registry tags.",
     no_args_is_help=True,
@@ -43,6 +105,9 @@ rollback_app = typer.Typer(
 
 class State:
     verbose: bool = False
+    json_requested: bool = False
+    # envs.yaml as the argument checks read it, for the command body (one run, one read)
+    loaded: dict[Path | None, Config] = {}  # noqa: RUF012 (one process, one run at a time)
 
 
 STATE = State()
@@ -105,7 +170,28 @@ def _main(
 def load_config(file: Path | None) -> Config:
     from pipeline import config
 
-    return config.load(file)
+    loaded = STATE.loaded.get(file)
+    if loaded is None:
+        loaded = config.load(file)
+        STATE.loaded[file] = loaded
+    return loaded
+
+
+def check_arguments() -> None:
+    """Every argument of the running command, checked before any client is made (exit 2)."""
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return
+    from pipeline import arguments
+
+    names: list[str] = []
+    at = ctx
+    while at.parent is not None:  # the root is the program, however it was started
+        names.append(str(at.info_name))
+        at = at.parent
+    command = " ".join(reversed(names))
+    params = ctx.params
+    arguments.check(command, params, lambda: load_config(params.get("file")))
 
 
 def make_clients(cfg: Config) -> Clients:
@@ -142,14 +228,23 @@ def shown(
 ) -> CommandResult:
     """A command's own text rendering (and exit), or the result for ``run`` to print as JSON."""
     if not as_json:
-        render(result)
+        render(redact_all(result))
         raise typer.Exit(int(result.exit_code))
     return result
 
 
 def run(as_json: bool, body: Callable[[], CommandResult | int | None]) -> None:
     """Run a command body; turn results and errors into output and an exit code."""
+    STATE.loaded = {}  # envs.yaml is read once per command, never kept across commands
     try:
+        _run(as_json, body)
+    finally:
+        STATE.loaded = {}
+
+
+def _run(as_json: bool, body: Callable[[], CommandResult | int | None]) -> None:
+    try:
+        check_arguments()
         out = body()
     except TierupError as e:
         _fail(e.message, e.hint, e.exit_code, as_json, e)
@@ -183,6 +278,8 @@ def _fail(
 ) -> None:
     if STATE.verbose and exc is not None:
         sys.stderr.write(redact("".join(traceback.format_exception(exc))))
+    # one line, whatever the message quotes (an AWS error may quote a whole request)
+    message, hint = one_line(redact(message)), one_line(redact(hint))
     status = "failed"
     if as_json:
         doc: dict[str, Any] = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -185,11 +187,17 @@ def sandbox_up(
 ) -> None:
     """Start moto's server with ECS emulation and seed it from envs.yaml."""
 
-    def body() -> CommandResult:
+    def body() -> int:
         from pipeline.sandbox.control import sandbox_up as up
 
         result = up(load_config(file), port=port, repo_path=Path.cwd())
-        return shown(as_json, result, lambda r: typer.echo(r.data.get("export", "")))
+        # the sandbox's own made-up keys for moto on loopback: the export line is what this
+        # command is for, so it is printed as it is, never redacted
+        if as_json:
+            sys.stdout.write(json.dumps(result.to_json(), indent=2, default=str) + "\n")
+        else:
+            sys.stdout.write(str(result.data.get("export", "")) + "\n")
+        return int(result.exit_code)
 
     run(as_json, body)
 

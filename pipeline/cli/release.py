@@ -80,7 +80,9 @@ def run_recorded(as_json: bool, file: Path | None, act: Recorded) -> None:
         cfg = load_config(file)
         clients = make_clients(cfg)
         with progress_display() as progress:
-            return act(cfg, clients, open_ledger_for(cfg, clients), progress)
+            result = act(cfg, clients, open_ledger_for(cfg, clients), progress)
+        result.count_retries(clients.retries.count)
+        return result
 
     run(as_json, body)
 

@@ -83,9 +83,22 @@ def translate(exc: BaseException, action: str, *, hint: str | None = None) -> Ti
             f"{action}: access denied ({code}): {message}",
             hint=hint or "check the IAM permissions of the caller or the assumed role",
         )
+    if not hint and _server_side(exc):
+        hint = "AWS failed on its side (a 5xx); retry later: the run is safe to repeat"
     if code is not None:
-        return AwsError(f"{action}: {code}: {message}", hint=hint or "")
-    return AwsError(f"{action}: {name}: {message}", hint=hint or "")
+        return AwsError(f"{action}: {code}: {message}", hint=hint or GENERIC_HINT)
+    return AwsError(f"{action}: {name}: {message}", hint=hint or GENERIC_HINT)
+
+
+GENERIC_HINT = "re-run with --verbose for the details; the run is safe to repeat"
+
+
+def _server_side(exc: BaseException) -> bool:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return False
+    status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+    return isinstance(status, int) and status >= 500
 
 
 def raise_translated(exc: BaseException, action: str, *, hint: str | None = None) -> NoReturn:

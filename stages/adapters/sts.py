@@ -36,8 +36,13 @@ def assume_role_fetcher(
     session_name: str,
     external_id: str | None,
     duration: int | None = None,
+    on_credentials: Callable[[str, str, str], None] | None = None,
 ) -> Fetch:
-    """A function that assumes the role and answers in botocore's refresh format."""
+    """A function that assumes the role and answers in botocore's refresh format.
+
+    ``on_credentials`` hears every session's key id, secret and token (to keep them out of
+    what is printed or stored).
+    """
     params: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": session_name}
     if external_id:
         params["ExternalId"] = external_id
@@ -54,6 +59,8 @@ def assume_role_fetcher(
                 hint="check the role's trust policy allows the caller (and the external_id), "
                 "and that the caller may sts:AssumeRole",
             )
+        if on_credentials is not None:
+            on_credentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
         return {
             "access_key": creds["AccessKeyId"],
             "secret_key": creds["SecretAccessKey"],
