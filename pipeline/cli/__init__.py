@@ -29,7 +29,7 @@ app = typer.Typer(
     name="tierup",
     help="Promote container images through tiers of ECS environments by moving registry tags.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -49,7 +49,12 @@ STATE = State()
 
 FileOpt = Annotated[
     Path | None,
-    typer.Option("-f", "--file", help="envs.yaml to read (default ./envs.yaml or $TIERUP_CONFIG)"),
+    typer.Option(
+        "-f",
+        "--file",
+        metavar="FILE",
+        help="envs.yaml to read (default ./envs.yaml or $TIERUP_CONFIG)",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="print the plan; write nothing")]
@@ -74,10 +79,12 @@ AtomicOpt = Annotated[
 ]
 TimeoutOpt = Annotated[
     str | None,
-    typer.Option("--timeout", help="how long to wait for rollouts: seconds or <n>s|m|h"),
+    typer.Option(
+        "--timeout", metavar="DURATION", help="how long to wait for rollouts: seconds or <n>s|m|h"
+    ),
 ]
 ImagesOpt = Annotated[
-    list[str] | None, typer.Option("--image", help="only this image (repeatable)")
+    list[str] | None, typer.Option("--image", metavar="IMAGE", help="only this image (repeatable)")
 ]
 
 
