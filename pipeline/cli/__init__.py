@@ -145,6 +145,7 @@ def lock_wait(value: str | None) -> int:
 
 
 def emit(result: CommandResult, as_json: bool) -> None:
+    _to_ci(result)
     if as_json:
         print_json(result.to_json())
     else:
@@ -156,13 +157,25 @@ def shown(
 ) -> CommandResult:
     """A command's own text rendering (and exit), or the result for ``run`` to print as JSON."""
     if not as_json:
+        _to_ci(result)
         render(result)
         raise typer.Exit(int(result.exit_code))
     return result
 
 
+def _to_ci(result: CommandResult) -> None:
+    """The job's summary, outputs and annotations in CI (see pipeline.ci); then the result."""
+    from pipeline import ci
+
+    ci.SECTION.end()
+    ci.publish(result)
+
+
 def run(as_json: bool, body: Callable[[], CommandResult | int | None]) -> None:
     """Run a command body; turn results and errors into output and an exit code."""
+    from pipeline import ci
+
+    ci.SECTION.begin(command_words())
     try:
         out = body()
     except TierupError as e:
@@ -189,14 +202,35 @@ def run(as_json: bool, body: Callable[[], CommandResult | int | None]) -> None:
         if isinstance(out, CommandResult):
             emit(out, as_json)
             raise typer.Exit(int(out.exit_code))
+        ci.SECTION.end()
         raise typer.Exit(int(out or 0))
+
+
+def command_words() -> list[str]:
+    """The running command's words (`rollback`, `tier`), as the parser resolved them."""
+    import importlib
+
+    try:  # typer vendors click in its recent versions; before, it ran on click itself
+        globals_module = importlib.import_module("typer._click.globals")
+    except ImportError:
+        globals_module = importlib.import_module("click.globals")
+    ctx: Any = globals_module.get_current_context(silent=True)
+    words: list[str] = []
+    while ctx is not None and ctx.parent is not None:
+        words.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    return words if ctx is not None else sys.argv[1:]
 
 
 def _fail(
     message: str, hint: str, code: ExitCode, as_json: bool, exc: BaseException | None
 ) -> None:
+    from pipeline import ci
+
+    ci.SECTION.end()
     if STATE.verbose and exc is not None:
         sys.stderr.write(redact("".join(traceback.format_exception(exc))))
+    ci.publish_error(ci.command_title(command_words()), message, hint, int(code))
     status = "failed"
     if as_json:
         doc: dict[str, Any] = {
