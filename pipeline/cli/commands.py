@@ -28,6 +28,7 @@ from pipeline.cli.release import (
     Progress,
     ReasonOpt,
     make_guard,
+    open_ledger_for,
     run_options,
     run_recorded,
 )
@@ -136,6 +137,14 @@ def where(
     env: Annotated[
         str | None, typer.Option("--env", metavar="ENV", help="only this environment")
     ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            metavar="FILE",
+            help="also write the release board: one self-contained HTML page",
+        ),
+    ] = None,
     file: FileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -145,7 +154,13 @@ def where(
         from pipeline import where as where_mod
 
         cfg = load_config(file)
-        result = where_mod.where(cfg, make_clients(cfg), image=image, tier=tier, env=env)
+        clients = make_clients(cfg)
+        result = where_mod.where(cfg, clients, image=image, tier=tier, env=env)
+        if html is not None:
+            from pipeline.board import write_board
+
+            source = str(file) if file else ""
+            write_board(cfg, result, open_ledger_for(cfg, clients), html, source=source)
         return shown(as_json, result, where_mod.render)
 
     run(as_json, body)
