@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIP_IN_COPY = {".git", ".venv", ".tierup", "build", "dist", "__pycache__"}
@@ -206,6 +207,22 @@ def test_wheel_installs_and_runs_outside_the_repository(
         where_doc = _tierup(venv, "where", "--json", cwd=repo, env=env)
         assert where_doc.returncode == 0, where_doc.stderr
         assert "api" in json.loads(where_doc.stdout)["images"]
+        # init, from what the sandbox runs, writes a file that validate --remote accepts
+        roles = sorted(
+            {
+                e["role_arn"]
+                for e in yaml.safe_load((repo / "envs.yaml").read_text())["environments"].values()
+                if e.get("role_arn")
+            }
+        )
+        args = [w for arn in roles for w in ("--role-arn", arn)]
+        # mb-prod's cluster is `api` and its task definitions name commits: nothing to guess
+        args += ["--tier-for", "666666666666/api=prod"]
+        made = _tierup(venv, "init", "-o", "init.yaml", *args, "--gitignore", cwd=repo, env=env)
+        assert made.returncode == 0, made.stderr
+        assert ".tierup/" in (repo / ".gitignore").read_text()
+        checked = _tierup(venv, "validate", "--remote", "-f", "init.yaml", cwd=repo, env=env)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
     finally:
         down = _tierup(venv, "sandbox", "down", cwd=repo, env=env)
     assert down.returncode == 0, down.stderr

@@ -257,9 +257,9 @@ def main() -> None:
 
 def _register() -> None:
     # each area registers its own commands; `rollback` subcommands come from several of them
-    from pipeline.cli import build, commands, release, undo
+    from pipeline.cli import build, commands, init, release, undo
 
-    for area in (commands, build, release, undo):
+    for area in (init, commands, build, release, undo):
         area.register(app)
     app.add_typer(rollback_app, name="rollback")
 
