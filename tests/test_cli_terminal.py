@@ -20,6 +20,7 @@ from stages.errors import ConfigError
 ROOT = Path(__file__).resolve().parent.parent
 
 COMMANDS = [
+    ["init"],
     ["promote"],
     ["deploy"],
     ["where"],
