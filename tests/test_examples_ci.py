@@ -5,6 +5,7 @@ command line in them is accepted by the real CLI's argument parser."""
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import re
 import shlex
@@ -480,3 +481,73 @@ def test_cli_accepts_command_line(args: list[str]) -> None:
 def test_cli_parser_rejects_bad_lines(args: list[str]) -> None:
     with pytest.raises(CommandLineRejected):
         parse_cli(args)
+
+
+def _action_step(step_id: str) -> dict[str, Any]:
+    steps = _load(ACTION)["runs"]["steps"]
+    return next(s for s in steps if s.get("id") == step_id)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "argv"),
+    [
+        ({"command": "promote --tier staging"}, ["promote", "--tier", "staging"]),
+        (
+            {
+                "command": "stamp --tier prod --rollback-on-failure",
+                "message": 'release "2026.11"; $(rm -rf /) `x`',
+                "force-reason": "it's urgent --atomic",
+            },
+            [
+                "stamp",
+                "--tier",
+                "prod",
+                "--rollback-on-failure",
+                "--message",
+                'release "2026.11"; $(rm -rf /) `x`',
+                "--force",
+                "--reason",
+                "it's urgent --atomic",
+            ],
+        ),
+        (
+            {"command": "where --html 'release board.html'"},
+            ["where", "--html", "release board.html"],
+        ),
+    ],
+    ids=["plain", "free text stays one argument", "quotes group"],
+)
+def test_action_runs_tierup_with_its_inputs_as_arguments(
+    tmp_path: Path, inputs: dict[str, str], argv: list[str]
+) -> None:
+    """The action's run step, as the runner runs it: `bash -e` with the inputs in env."""
+    step = _action_step("tierup")
+    bin_dir = tmp_path / "tierup-venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").symlink_to(sys.executable)
+    seen = tmp_path / "argv.json"
+    (bin_dir / "tierup").write_text(
+        f"#!{sys.executable}\nimport json, sys\n"
+        f"open({str(seen)!r}, 'w').write(json.dumps(sys.argv[1:]))\n"
+    )
+    (bin_dir / "tierup").chmod(0o755)
+    env = {
+        "PATH": os.environ["PATH"],
+        "RUNNER_TEMP": str(tmp_path),
+        "TIERUP_ARGS": inputs["command"],
+        "TIERUP_MESSAGE": inputs.get("message", ""),
+        "TIERUP_FORCE_REASON": inputs.get("force-reason", ""),
+    }
+    assert set(step["env"]) == {k for k in env if k.startswith("TIERUP_")}
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(seen.read_text()) == argv
+    parse_cli(argv)  # and the CLI takes it
