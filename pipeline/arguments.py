@@ -103,7 +103,8 @@ def _shapes(command: str, p: Mapping[str, Any]) -> None:
         _name("--name", p["name"], latest=False)
     if p.get("snapshot_name") is not None:
         _name("--snapshot", p["snapshot_name"], latest=True)
-    if p.get("force") and not (p.get("reason") or "").strip():
+    # --force passes a release's gates (promote, stamp); `init --force` only overwrites a file
+    if command in ("promote", "stamp") and p.get("force") and not (p.get("reason") or "").strip():
         raise InputError(
             "--force needs --reason TEXT", hint="say why the gates are passed (the ledger keeps it)"
         )

@@ -6,6 +6,8 @@ call. Inside the tool, the validated model is read-only.
 
 from __future__ import annotations
 
+import difflib
+import functools
 import os
 import re
 import string
@@ -591,7 +593,11 @@ def _message(err: Any) -> str:
     kind = err["type"]
     msg = str(err["msg"])
     if kind == "extra_forbidden":
-        return "unknown key"
+        suggestion = err.get("suggestion")
+        return f"unknown key, did you mean {suggestion!r}?" if suggestion else "unknown key"
+    number = err.get("input")
+    if kind == "string_type" and isinstance(number, int) and err["loc"][-1:] == ("account_id",):
+        return f'{number} is a number to YAML: quote the account id (account_id: "{number:012d}")'
     if kind == "missing":
         return "required key is missing"
     if msg.startswith("Value error, "):
@@ -748,7 +754,7 @@ def loads(text: str, file: str = DEFAULT_CONFIG) -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as e:
-        errors = e.errors()
+        errors = _explained(e.errors())
         first = errors[0]
         loc = _clean_loc(tuple(first["loc"]))
         ctx = first.get("ctx") or {}
@@ -761,6 +767,49 @@ def loads(text: str, file: str = DEFAULT_CONFIG) -> Config:
         where = f"{file}:{found}" if found else file
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ConfigError(f"{where}: {_format_loc(loc)}: {text_msg}{more}") from e
+
+
+def _explained(errors: list[Any]) -> list[Any]:
+    """Unknown keys first, each with its likely meaning; a required key that a misspelt key
+    stands for is the same mistake, not another one."""
+    unknown = [err for err in errors if err["type"] == "extra_forbidden"]
+    if not unknown:
+        return errors
+    rest = [err for err in errors if err["type"] != "extra_forbidden"]
+    out: list[Any] = []
+    for err in unknown:
+        loc = _clean_loc(tuple(err["loc"]))
+        missing = [
+            m
+            for m in rest
+            if m["type"] == "missing" and _clean_loc(tuple(m["loc"]))[:-1] == loc[:-1]
+        ]
+        names = [str(_clean_loc(tuple(m["loc"]))[-1]) for m in missing]
+        match = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
+        if not match:
+            match = difflib.get_close_matches(str(loc[-1]), _known_keys(), n=1, cutoff=0.75)
+        else:
+            rest = [m for m in rest if m not in missing or str(m["loc"][-1]) != match[0]]
+        out.append({**err, "suggestion": match[0] if match else None})
+    return out + rest
+
+
+@functools.cache
+def _known_keys() -> tuple[str, ...]:
+    """Every key envs.yaml may have anywhere (what a misspelt key is compared with)."""
+    keys: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            keys.update(node.get("properties", {}))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(Config.model_json_schema(by_alias=True))
+    return tuple(sorted(keys))
 
 
 def json_schema() -> dict[str, Any]:

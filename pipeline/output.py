@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from typing import Any, TextIO, cast
 
@@ -113,8 +114,12 @@ def console_for(stream: TextIO | None) -> Any:
     from rich.console import Console
 
     out = stream or sys.stdout
-    # CI logs are wide: do not squeeze tables into 80 columns when there is no terminal
-    width = None if out.isatty() else 200
+    # COLUMNS wins (as for `ls`); else CI logs are wide: do not squeeze tables into 80 columns
+    # when there is no terminal
+    columns = os.environ.get("COLUMNS", "")
+    width = int(columns) if columns.isdigit() and int(columns) > 0 else None
+    if width is None and not out.isatty():
+        width = 200
     file = cast("TextIO", RedactingStream(out))
     return Console(file=file, highlight=False, soft_wrap=True, width=width)
 

@@ -13,7 +13,7 @@ from pipeline.ledger import Ledger
 from pipeline.results import CommandResult, Status
 from stages import resolve
 from stages.deploy import DeployError, names_reference, pick_container
-from stages.errors import TierupError
+from stages.errors import AwsError, TierupError
 from stages.parallel import each
 from stages.types import ImageInfo, ImageRef, is_commit_sha
 
@@ -129,10 +129,26 @@ def where(
     result = CommandResult(command="where", tier=tier)
     result.data = {"images": images_doc, "environments": envs_doc}
     failed_envs = [n for n, d in envs_doc.items() if "error" in d]
+    _one_cause(images_doc, envs_doc)
     if errors or failed_envs:
         ok_parts = len(images_doc) - len(errors) + len(envs_doc) - len(failed_envs)
         result.status = Status.PARTIAL if ok_parts else Status.FAILED
     return result
+
+
+def _one_cause(images_doc: dict[str, Any], envs_doc: dict[str, Any]) -> None:
+    """Every read failed, and for one reason (no credentials, no network): say it once."""
+    failures = [d for d in (*images_doc.values(), *envs_doc.values()) if "error" in d]
+    if not failures or len(failures) < len(images_doc) + len(envs_doc):
+        return
+    # "listing images of api: no AWS credentials found": the cause is after the last colon
+    causes = {str(d["error"]).rsplit(": ", 1)[-1] for d in failures}
+    if len(causes) == 1:
+        (cause,) = causes
+        raise AwsError(
+            f"every read failed ({len(failures)} of {len(failures)}): {cause}",
+            hint=failures[0].get("hint") or "check AWS access and run again",
+        )
 
 
 def _environment(

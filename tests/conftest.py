@@ -78,6 +78,13 @@ def moto_server(_moto_world: _MotoWorld) -> str:
     return _moto_world.endpoint_url
 
 
+@pytest.fixture(autouse=True)
+def _no_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest-xdist gives its workers COLUMNS=80, and tierup sizes its tables by COLUMNS: a test
+    sees what a run without a terminal prints (200 wide) unless it sets COLUMNS itself."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
 @pytest.fixture
 def aws_env(
     monkeypatch: pytest.MonkeyPatch, moto_server: str, _moto_world: _MotoWorld

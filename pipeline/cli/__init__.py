@@ -91,7 +91,7 @@ app = typer.Typer(
     name="tierup",
     help="Promote container images through tiers of ECS environments by moving registry tags.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -114,7 +114,12 @@ STATE = State()
 
 FileOpt = Annotated[
     Path | None,
-    typer.Option("-f", "--file", help="envs.yaml to read (default ./envs.yaml or $TIERUP_CONFIG)"),
+    typer.Option(
+        "-f",
+        "--file",
+        metavar="FILE",
+        help="envs.yaml to read (default ./envs.yaml or $TIERUP_CONFIG)",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="print the plan; write nothing")]
@@ -139,10 +144,12 @@ AtomicOpt = Annotated[
 ]
 TimeoutOpt = Annotated[
     str | None,
-    typer.Option("--timeout", help="how long to wait for rollouts: seconds or <n>s|m|h"),
+    typer.Option(
+        "--timeout", metavar="DURATION", help="how long to wait for rollouts: seconds or <n>s|m|h"
+    ),
 ]
 ImagesOpt = Annotated[
-    list[str] | None, typer.Option("--image", help="only this image (repeatable)")
+    list[str] | None, typer.Option("--image", metavar="IMAGE", help="only this image (repeatable)")
 ]
 
 
@@ -217,6 +224,7 @@ def lock_wait(value: str | None) -> int:
 
 
 def emit(result: CommandResult, as_json: bool) -> None:
+    _to_ci(result)
     if as_json:
         print_json(result.to_json())
     else:
@@ -228,14 +236,26 @@ def shown(
 ) -> CommandResult:
     """A command's own text rendering (and exit), or the result for ``run`` to print as JSON."""
     if not as_json:
+        _to_ci(result)
         render(redact_all(result))
         raise typer.Exit(int(result.exit_code))
     return result
 
 
+def _to_ci(result: CommandResult) -> None:
+    """The job's summary, outputs and annotations in CI (see pipeline.ci); then the result."""
+    from pipeline import ci
+
+    ci.SECTION.end()
+    ci.publish(redact_all(result))  # a job's summary and outputs are output like any other
+
+
 def run(as_json: bool, body: Callable[[], CommandResult | int | None]) -> None:
     """Run a command body; turn results and errors into output and an exit code."""
     STATE.loaded = {}  # envs.yaml is read once per command, never kept across commands
+    from pipeline import ci
+
+    ci.SECTION.begin(command_words())
     try:
         _run(as_json, body)
     finally:
@@ -243,6 +263,8 @@ def run(as_json: bool, body: Callable[[], CommandResult | int | None]) -> None:
 
 
 def _run(as_json: bool, body: Callable[[], CommandResult | int | None]) -> None:
+    from pipeline import ci
+
     try:
         check_arguments()
         out = body()
@@ -270,16 +292,37 @@ def _run(as_json: bool, body: Callable[[], CommandResult | int | None]) -> None:
         if isinstance(out, CommandResult):
             emit(out, as_json)
             raise typer.Exit(int(out.exit_code))
+        ci.SECTION.end()
         raise typer.Exit(int(out or 0))
+
+
+def command_words() -> list[str]:
+    """The running command's words (`rollback`, `tier`), as the parser resolved them."""
+    import importlib
+
+    try:  # typer vendors click in its recent versions; before, it ran on click itself
+        globals_module = importlib.import_module("typer._click.globals")
+    except ImportError:
+        globals_module = importlib.import_module("click.globals")
+    ctx: Any = globals_module.get_current_context(silent=True)
+    words: list[str] = []
+    while ctx is not None and ctx.parent is not None:
+        words.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    return words if ctx is not None else sys.argv[1:]
 
 
 def _fail(
     message: str, hint: str, code: ExitCode, as_json: bool, exc: BaseException | None
 ) -> None:
+    from pipeline import ci
+
+    ci.SECTION.end()
     if STATE.verbose and exc is not None:
         sys.stderr.write(redact("".join(traceback.format_exception(exc))))
     # one line, whatever the message quotes (an AWS error may quote a whole request)
     message, hint = one_line(redact(message)), one_line(redact(hint))
+    ci.publish_error(ci.command_title(command_words()), message, hint, int(code))
     status = "failed"
     if as_json:
         doc: dict[str, Any] = {
@@ -306,9 +349,9 @@ def main() -> None:
 
 def _register() -> None:
     # each area registers its own commands; `rollback` subcommands come from several of them
-    from pipeline.cli import build, commands, release, undo
+    from pipeline.cli import build, commands, init, release, undo
 
-    for area in (commands, build, release, undo):
+    for area in (init, commands, build, release, undo):
         area.register(app)
     app.add_typer(rollback_app, name="rollback")
 

@@ -49,14 +49,16 @@ sandbox_app = typer.Typer(
 
 
 def promote(
-    tier: Annotated[str, typer.Option("--tier", help="the tier to promote")],
+    tier: Annotated[str, typer.Option("--tier", metavar="TIER", help="the tier to promote")],
     from_tier: Annotated[
-        str | None, typer.Option("--from", help="take the digest of this tier")
+        str | None, typer.Option("--from", metavar="TIER", help="take the digest of this tier")
     ] = None,
     commit: Annotated[
-        str | None, typer.Option("--commit", help="promote this commit's image")
+        str | None, typer.Option("--commit", metavar="SHA", help="promote this commit's image")
     ] = None,
-    digest: Annotated[str | None, typer.Option("--digest", help="promote this digest")] = None,
+    digest: Annotated[
+        str | None, typer.Option("--digest", metavar="DIGEST", help="promote this digest")
+    ] = None,
     image: ImagesOpt = None,
     no_deploy: Annotated[bool, typer.Option("--no-deploy", help="move tags only")] = False,
     wait: WaitOpt = True,
@@ -105,7 +107,7 @@ def promote(
 
 
 def deploy(
-    env: Annotated[str, typer.Option("--env", help="the environment to deploy")],
+    env: Annotated[str, typer.Option("--env", metavar="ENV", help="the environment to deploy")],
     wait: WaitOpt = True,
     timeout: TimeoutOpt = None,
     lock_timeout: LockTimeoutOpt = None,
@@ -132,9 +134,23 @@ def deploy(
 
 
 def where(
-    image: Annotated[str | None, typer.Option("--image", help="only this image")] = None,
-    tier: Annotated[str | None, typer.Option("--tier", help="only this tier")] = None,
-    env: Annotated[str | None, typer.Option("--env", help="only this environment")] = None,
+    image: Annotated[
+        str | None, typer.Option("--image", metavar="IMAGE", help="only this image")
+    ] = None,
+    tier: Annotated[
+        str | None, typer.Option("--tier", metavar="TIER", help="only this tier")
+    ] = None,
+    env: Annotated[
+        str | None, typer.Option("--env", metavar="ENV", help="only this environment")
+    ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            metavar="FILE",
+            help="also write the release board: one self-contained HTML page",
+        ),
+    ] = None,
     file: FileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -148,6 +164,12 @@ def where(
         # a stamped tier's release is its newest stamp that stood: the ledger tells
         ledger = open_ledger_for(cfg, clients) if any(t.immutable for t in cfg.tiers) else None
         result = where_mod.where(cfg, clients, image=image, tier=tier, env=env, ledger=ledger)
+        if html is not None:
+            from pipeline.board import write_board
+
+            source = str(file) if file else ""
+            board_ledger = ledger or open_ledger_for(cfg, clients)
+            write_board(cfg, result, board_ledger, html, source=source)
         return shown(as_json, result, where_mod.render)
 
     run(as_json, body)
@@ -172,8 +194,8 @@ def validate(
     run(as_json, body)
 
 
-def schema() -> None:
-    """Print the JSON Schema of envs.yaml (for editors)."""
+def schema(as_json: JsonOpt = False) -> None:
+    """Print the JSON Schema of envs.yaml (for editors); it is JSON with or without --json."""
     from pipeline.config import json_schema
     from pipeline.output import print_json
 
@@ -181,7 +203,9 @@ def schema() -> None:
 
 
 def sandbox_up(
-    port: Annotated[int, typer.Option("--port", help="port of the local AWS endpoint")] = 4566,
+    port: Annotated[
+        int, typer.Option("--port", metavar="PORT", help="port of the local AWS endpoint")
+    ] = 4566,
     file: FileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:

