@@ -8,7 +8,8 @@ from pipeline import releases
 from pipeline.clients import Clients
 from pipeline.config import Config
 from pipeline.events import Event
-from pipeline.promote import Progress, PromotionPlan, RunOptions, execute, plan_environments
+from pipeline.plan import PromotionPlan
+from pipeline.promote import Progress, RunOptions, execute, plan_environments
 from pipeline.results import CommandResult
 from stages import resolve
 from stages.deploy import ImageTarget

@@ -11,14 +11,14 @@ import dataclasses
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pipeline import retention as retention_mod
 from pipeline import step_runner, strategies
 from pipeline.clients import Clients
-from pipeline.config import TIMESTAMP_FORMAT, Config, Environment, Tier, render_tag
+from pipeline.config import TIMESTAMP_FORMAT, Config, Tier, render_tag
 from pipeline.events import (
     EnvironmentRecord,
     Event,
@@ -26,6 +26,7 @@ from pipeline.events import (
     ImageRecord,
     ServiceRecord,
 )
+from pipeline.plan import EnvPlan, PromotionPlan
 from pipeline.progress import rollout_changed
 from pipeline.results import (
     CommandResult,
@@ -45,8 +46,6 @@ from stages.deploy import Applied, ImageTarget, ServicePlan
 from stages.errors import ExitCode, InputError, TierupError
 from stages.parallel import each
 from stages.record import NullRecorder, Recorder
-from stages.retention import RetentionPlan
-from stages.types import ServiceState, TaskDefinition, TaskImage
 
 MAX_WORKERS = 64
 CONFLICT = "conflict"  # a tag moved by another writer between tierup's reads and its write
@@ -71,62 +70,6 @@ class Source:
                 "--from, --commit and --digest are exclusive", hint="pass at most one source"
             )
         return cls(*given[0]) if given else cls()
-
-
-@dataclass
-class EnvPlan:
-    name: str
-    env: Environment
-    strategy: str
-    pin: str
-    services: list[ServicePlan] = field(default_factory=list)
-    service_errors: dict[str, TierupError] = field(default_factory=dict)
-    task_defs: dict[str, TaskDefinition] = field(default_factory=dict)
-    running: dict[str, list[TaskImage]] = field(default_factory=dict)
-    error: TierupError | None = None
-    states: dict[str, ServiceState] = field(default_factory=dict)
-    retention: list[RetentionPlan] = field(default_factory=list)
-    # what the preflight could not read: (target, error); a promotion writes nothing then
-    unreadable: list[tuple[str, TierupError]] = field(default_factory=list)
-
-
-@dataclass
-class PromotionPlan:
-    command: str
-    tier: Tier
-    tag: str
-    resolved: list[resolve.Resolved]
-    retags: list[retag.RetagPlan]
-    targets: dict[str, ImageTarget]
-    envs: list[EnvPlan]
-    deploy: bool
-    # environments left out with --skip-unreachable: neither read nor deployed
-    skipped: list[tuple[str, Environment, str]] = field(default_factory=list)
-    invocation: str | None = None  # the command as given, when not `<command> --tier T`
-
-    def steps(self) -> list[dict[str, Any]]:
-        """The writes a real run makes, in order."""
-        out: list[dict[str, Any]] = []
-        for r in self.retags:
-            if r.action is not TagWrite.UNCHANGED:
-                out.append(
-                    {
-                        "write": "registry:PutImage",
-                        "image": r.image,
-                        "repository": r.repository,
-                        "tag": r.tag,
-                        "digest": r.manifest.digest,
-                        "from_digest": r.current_digest,
-                        "action": str(r.action),
-                    }
-                )
-        if self.deploy:
-            for e in self.envs:
-                for group in strategy_stage.groups(e.services):
-                    out.append(group[0].describe())  # the services of one stack: one write
-            for e in self.envs:
-                out.extend(retention_mod.steps(e))
-        return out
 
 
 def _timestamp(now: datetime) -> str:

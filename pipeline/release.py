@@ -22,9 +22,9 @@ from pipeline.events import Event, EventStatus
 from pipeline.gates import Candidate, GateError, check_gates, tag_writes
 from pipeline.ledger import Ledger, parse_time, task_definitions_in_use
 from pipeline.lock import LockHeld, TierLock, held_error, holding, human, key_for, read_lock
+from pipeline.plan import PromotionPlan
 from pipeline.promote import (
     Progress,
-    PromotionPlan,
     RunOptions,
     Source,
     execute,

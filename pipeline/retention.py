@@ -9,23 +9,17 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipeline.clients import Clients
+from pipeline.plan import EnvPlan
 from pipeline.results import CommandResult
 from stages import retention as retention_stage
 from stages.adapters.ecs import Ecs
-from stages.deploy import Applied, ServicePlan
+from stages.deploy import Applied
 from stages.errors import TierupError
 from stages.parallel import each
 from stages.types import ServiceState
-
-if TYPE_CHECKING:
-    from pipeline.promote import EnvPlan
-
-# the plan actions that register a revision (``unpin`` names the tier's tag again; a
-# CodeDeploy deployment deploys a revision registered for it)
-REGISTERS = ("register-task-definition", "unpin", "codedeploy-deployment")
 
 
 def in_use(states: Iterable[ServiceState]) -> set[str]:
@@ -37,21 +31,11 @@ def in_use(states: Iterable[ServiceState]) -> set[str]:
     return {u for u in out if u}
 
 
-def _registering(plan: EnvPlan, family: str | None = None) -> list[ServicePlan]:
-    """The services of ``plan`` that register a new revision (in ``family``, when given)."""
-    return [
-        s
-        for s in plan.services
-        if s.action in REGISTERS
-        and (family is None or retention_stage.family_of(s.task_definition) == family)
-    ]
-
-
 def plan_env(
     ecs: Ecs, plan: EnvPlan, *, keep: int, protected: Iterable[str]
 ) -> list[retention_stage.RetentionPlan]:
     """One plan per family a service of ``plan`` registers a new revision in."""
-    registering = Counter(retention_stage.family_of(s.task_definition) for s in _registering(plan))
+    registering = Counter(retention_stage.family_of(s.task_definition) for s in plan.registering())
     used = in_use(plan.states.values())
     protected = list(protected)
     out = []
@@ -65,34 +49,6 @@ def plan_env(
             rp = retention_stage.RetentionPlan(family, keep, (), error=e.message)
         if rp.deregister or rp.kept_for_safety or rp.error:
             out.append(rp)
-    return out
-
-
-def steps(plan: EnvPlan) -> list[dict[str, Any]]:
-    """The deregistrations, as plan steps (one per family)."""
-    out: list[dict[str, Any]] = []
-    for rp in plan.retention:
-        if not rp.deregister:
-            continue
-        service = next((s.service for s in _registering(plan, rp.family)), None)
-        out.append(
-            {
-                "write": "ecs:DeregisterTaskDefinition",
-                "environment": plan.name,
-                "cluster": plan.env.cluster,
-                "service": service,
-                "family": rp.family,
-                "action": "deregister-task-definitions",
-                "reason": f"retention: keep {rp.keep} revisions of {rp.family}",
-                "task_definitions": list(rp.deregister),
-                "summary": (
-                    f"{plan.name}: deregister {len(rp.deregister)} old revision(s) of "
-                    f"{rp.family} (revisions "
-                    f"{', '.join(a.rsplit(':', 1)[-1] for a in rp.deregister)}; "
-                    f"retention {rp.keep})"
-                ),
-            }
-        )
     return out
 
 
@@ -124,7 +80,7 @@ def run(
                 continue
             missing = [
                 s.service
-                for s in _registering(plan, rp.family)
+                for s in plan.registering(rp.family)
                 if not (a := applied.get((plan.name, s.service))) or not a.registered
             ]
             if missing:

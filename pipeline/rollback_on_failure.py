@@ -38,7 +38,7 @@ from stages.errors import InputError, TierupError
 from stages.parallel import each
 
 if TYPE_CHECKING:
-    from pipeline.promote import EnvPlan, PromotionPlan
+    from pipeline.plan import EnvPlan, PromotionPlan
 
 ON_FAILURE = "rollback-on-failure"
 ATOMIC = "atomic"

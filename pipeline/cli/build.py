@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli import DryRunOpt, FileOpt, ImagesOpt, JsonOpt, load_config, make_clients, run
+from pipeline.cli.common import (
+    DryRunOpt,
+    FileOpt,
+    ImagesOpt,
+    JsonOpt,
+    load_config,
+    make_clients,
+    run,
+)
 from pipeline.results import CommandResult
 
 PushOpt = Annotated[

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pipeline.cli import (
+from pipeline.cli.common import (
     AtomicOpt,
     DryRunOpt,
     FileOpt,

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli import JsonOpt, run
+from pipeline.cli.common import JsonOpt, run
 from pipeline.results import CommandResult
 from stages.errors import InputError
 
