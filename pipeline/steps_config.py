@@ -20,7 +20,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from stages import all_steps
 from stages.step import CONDITIONS, PHASES, Duration, Step, default_if
 
 Loc = tuple[str | int, ...]
@@ -76,6 +75,9 @@ def step_errors(steps: list[StepSpec] | None) -> tuple[Loc, str] | None:
     """The first mistake in a ``steps`` list (a key path below it, and what is wrong)."""
     if steps is None:
         return None
+    # the registry loads every step module and plug-in: only for a file that lists steps
+    from stages import all_steps
+
     seen: dict[str, int] = {}
     phases: list[tuple[str, int]] = []
     for i, spec in enumerate(steps):
@@ -129,6 +131,8 @@ def extend_schema(schema: dict[str, Any]) -> dict[str, Any]:
     spec = defs.get("StepSpec")
     if spec is None:
         return schema
+    from stages import all_steps
+
     branches = []
     for name in all_steps.names():
         step_schema = all_steps.get(name).config.model_json_schema(by_alias=True)
