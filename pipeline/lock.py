@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
+
 from pipeline.ledger import LOCKS, Ledger, iso, iso_seconds, parse_time
 from stages.errors import TierupError
 from stages.wait import transient
@@ -32,6 +34,14 @@ class LockHeld(TierupError):
 
 class LockNotReleased(TierupError):
     """The run's own lock could not be deleted, even after a few tries."""
+
+
+class _Held(Exception):
+    """One attempt found the lock held by another run (what the wait retries on)."""
+
+    def __init__(self, info: LockInfo) -> None:
+        super().__init__(info.tier)
+        self.info = info
 
 
 # a lock write or release that fails for a passing reason is tried this many times
@@ -150,11 +160,34 @@ class TierLock:
         self.info: LockInfo | None = None
 
     def acquire(self, timeout: float = 0, say: Say | None = None) -> LockInfo:
+        """Take the lock, waiting up to ``timeout`` seconds for its holder (tenacity's loop,
+        on the injected clock and sleep)."""
         deadline = self.clock() + max(0.0, timeout)
-        announced = False
         # one token for every attempt: a write of ours whose answer was lost (botocore retries
         # it and meets 412) is recognised as our own lock, not as another run's
         token = secrets.token_hex(8)
+
+        def announce(state: RetryCallState) -> None:
+            held = state.outcome.exception() if state.outcome is not None else None
+            if say is not None and isinstance(held, _Held) and state.attempt_number == 1:
+                now = self.now()
+                say(f"waiting for the lock on tier {self.tier!r}: {held.info.describe(now)}")
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Held),
+            stop=lambda _state: self.clock() >= deadline,
+            wait=lambda _state: min(self.interval, max(0.0, deadline - self.clock())),
+            before_sleep=announce,
+            sleep=self.sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(self._try, token)
+        except _Held as held:
+            raise held_error(held.info, tier=self.tier, now=self.now(), ttl=self.ttl) from None
+
+    def _try(self, token: str) -> LockInfo:
+        """One attempt: the lock taken (or found ours), else ``_Held`` with its holder."""
         while True:
             info = LockInfo(
                 tier=self.tier,
@@ -175,12 +208,7 @@ class TierLock:
             if current.token == token:
                 self.info = current  # an earlier attempt of ours was written
                 return current
-            if self.clock() >= deadline:
-                raise held_error(current, tier=self.tier, now=self.now(), ttl=self.ttl)
-            if say is not None and not announced:
-                say(f"waiting for the lock on tier {self.tier!r}: {current.describe(self.now())}")
-                announced = True
-            self.sleep(min(self.interval, max(0.0, deadline - self.clock())))
+            raise _Held(current)
 
     def _create(self, info: LockInfo) -> bool:
         """Write the lock; a write that failed may still have happened, so look before failing

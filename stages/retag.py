@@ -80,6 +80,8 @@ def retag(registry: Registry, plan: RetagPlan) -> TagWrite:
     Another writer may move the tag between planning and writing: the tag is read right before
     the write (a tag no longer where the plan found it is not written) and right after it (a
     tag found on a third digest is a race lost, never a success). Both are ``TagRaceError``.
+    The outcome comes from those reads, not from the write's answer: a write whose answer was
+    lost, retried by the SDK into "already exists", still moved the tag.
     """
     before = _digest_of(registry, plan.repository, plan.tag)
     if before == plan.manifest.digest:
@@ -92,7 +94,7 @@ def retag(registry: Registry, plan: RetagPlan) -> TagWrite:
             found=before,
             written=False,
         )
-    written = registry.put_tag(plan.repository, plan.tag, plan.manifest, current=before)
+    registry.put_tag(plan.repository, plan.tag, plan.manifest, current=before)
     after = _digest_of(registry, plan.repository, plan.tag)
     if after != plan.manifest.digest:
         raise TagRaceError(
@@ -101,7 +103,7 @@ def retag(registry: Registry, plan: RetagPlan) -> TagWrite:
             found=after,
             written=True,
         )
-    return written
+    return TagWrite.CREATED if before is None else TagWrite.MOVED
 
 
 def _digest_of(registry: Registry, repository: str, tag: str) -> str | None:

@@ -152,7 +152,8 @@ def test_two_s3_writers_colliding_on_one_key_both_keep_their_events(tmp_path: Pa
     e2 = two.record({**_event("promote", "staging"), "message": "two"})
     assert e1["id"] == taken
     assert e2["id"] != taken
-    keys = sorted(o["Key"] for o in _s3().list_objects_v2(Bucket=BUCKET)["Contents"])
+    listed = _s3().list_objects_v2(Bucket=BUCKET, Prefix="p/events/")["Contents"]
+    keys = sorted(o["Key"] for o in listed)
     assert keys == sorted([f"p/events/{taken}.json", f"p/events/{e2['id']}.json"])
     body = json.loads(_s3().get_object(Bucket=BUCKET, Key=f"p/events/{taken}.json")["Body"].read())
     assert body["message"] == "one"
@@ -176,8 +177,8 @@ def test_open_ledger_local_by_default_and_s3_when_configured(tmp_path: Path) -> 
     assert isinstance(remote, S3Ledger)
     stored = remote.record(_event("promote", "dev"))
     assert stored["actor"]["name"] == "bob"
-    keys = [o["Key"] for o in _s3().list_objects_v2(Bucket=BUCKET)["Contents"]]
-    assert keys == [f"a/b/events/{stored['id']}.json"]
+    listed = _s3().list_objects_v2(Bucket=BUCKET, Prefix="a/b/events/")["Contents"]
+    assert [o["Key"] for o in listed] == [f"a/b/events/{stored['id']}.json"]
 
 
 def test_missing_bucket_is_one_error_with_a_hint(tmp_path: Path) -> None:
