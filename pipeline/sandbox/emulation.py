@@ -438,6 +438,7 @@ class Emulation:
         self.cloudformation: Any = None
         self.codedeploy: Any = None
         self.tasks: Any = None  # one-off tasks (RunTask): emulation_tasks
+        self.native: Any = None  # ECS-native blue/green, canary, linear: emulation_ecs_native
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -458,7 +459,7 @@ class Emulation:
             self.bad_digests.clear()
             self.hang_digests.clear()
             self.polls_to_complete = DEFAULT_POLLS_TO_COMPLETE
-            for part in (self.cloudformation, self.codedeploy, self.tasks):
+            for part in (self.cloudformation, self.codedeploy, self.tasks, self.native):
                 if part is not None:
                     part.reset()
 
@@ -513,11 +514,13 @@ class Emulation:
             from pipeline.sandbox import (
                 emulation_cfn,
                 emulation_codedeploy,
+                emulation_ecs_native,
                 emulation_history,
                 emulation_tasks,
             )
 
             emulation_history.install(self)
+            self.native = emulation_ecs_native.install(self)
 
             self.cloudformation = emulation_cfn.install(self)
             self.codedeploy = emulation_codedeploy.install(self)
