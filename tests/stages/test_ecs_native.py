@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -14,13 +13,11 @@ from pipeline.clients import Clients
 from pipeline.promote import promote
 from pipeline.sandbox import emulation
 from pipeline.sessions import AwsSessions
-from stages.adapters.ecs import Ecs
-from tests.support.world import World, Writes, env_block, make_world
+from tests.support.native_world import deployments, ecs, make, running
+from tests.support.world import World, Writes
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
-ACCOUNT = "777777777777"
-CLUSTER = "native-cluster"
 CANARY = (
     "{mode: canary, bake_time: 10m, canary: {percent: 10, bake_time: 5m}, "
     "hooks: [{stage: post-test-traffic-shift, pause: true}]}"
@@ -28,25 +25,6 @@ CANARY = (
 BLUE_GREEN_FAILING = (
     "{mode: blue-green, hooks: [{stage: POST_TEST_TRAFFIC_SHIFT, lambda: smoke-fail}]}"
 )
-LINEAR_PAUSED = (
-    "{mode: linear, linear: {step_percent: 25, bake_time: 1m}, "
-    "hooks: [{stage: production-traffic-shift, pause: true}]}"
-)
-
-
-def make(tmp_path: Path, aws_env: str, ecs: str) -> World:
-    envs = "\n".join(
-        [
-            env_block("dev", "dev", "111111111111", {"api": "{image: api}"}),
-            env_block(
-                "native", "staging", ACCOUNT, {"api": "{image: api}"}, strategy="ecs", ecs=ecs
-            ),
-        ]
-    )
-    w = make_world(tmp_path, aws_env, envs)
-    w.push_images(w.commit("second"))
-    assert promote(w.config, w.clients(), tier="dev").exit_code == 0
-    return w
 
 
 class FakeClock:
@@ -75,23 +53,6 @@ def clients(w: World, writes: Writes, on_sleep: Callable[[], None] | None = None
         repo_path=w.root,
         poll_interval=0,
     )
-
-
-def ecs(w: World) -> Any:
-    return w.ecs(ACCOUNT)
-
-
-def deployments(w: World) -> list[dict[str, Any]]:
-    rows = ecs(w).list_service_deployments(cluster=CLUSTER, service="api")["serviceDeployments"]
-    arns = [r["serviceDeploymentArn"] for r in rows]
-    return list(
-        ecs(w).describe_service_deployments(serviceDeploymentArns=arns)["serviceDeployments"]
-    )
-
-
-def running(w: World) -> set[str | None]:
-    images = Ecs(ecs(w)).running_images(CLUSTER, "api")
-    return {t.digest for t in images.get("api", [])}
 
 
 def test_a_canary_pauses_at_its_hook_says_so_once_and_finishes_when_continued(

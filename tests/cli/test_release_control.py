@@ -1,0 +1,109 @@
+"""`tierup continue` and `tierup stop` on ECS-native deployments, and `where` of a paused one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.native_world import deployments, make, running
+from tests.support.world import World
+
+pytestmark = pytest.mark.usefixtures("aws_env")
+
+CANARY = (
+    "{mode: canary, canary: {percent: 20, bake_time: 0}, "
+    "hooks: [{stage: post-test-traffic-shift, pause: true}]}"
+)
+# a linear shift of 10% every 10 minutes: still shifting when `stop` comes
+LINEAR = "{mode: linear, linear: {step_percent: 10, bake_time: 10m}}"
+
+
+def until(w: World, status: str, *, paused: bool = False, reads: int = 40) -> dict[str, Any]:
+    for _ in range(reads):
+        d = deployments(w)[0]
+        waiting = any(h["status"] == "AWAITING_ACTION" for h in d.get("lifecycleHookDetails", []))
+        if d["status"] == status and waiting == paused:
+            return d
+    raise AssertionError(f"never {status}: {deployments(w)[0]}")
+
+
+def history(w: World) -> list[dict[str, Any]]:
+    code, doc = w.cli_json("history")
+    assert code == 0, doc
+    return list(doc["events"])
+
+
+def test_continue_lets_a_paused_canary_finish_and_is_recorded(tmp_path: Path, aws_env: str) -> None:
+    w = make(tmp_path, aws_env, CANARY)
+    code, doc = w.cli_json("promote", "--tier", "staging", "--no-wait")
+    assert code == 0, doc
+    d = until(w, "IN_PROGRESS", paused=True)
+    assert d["lifecycleStage"] == "POST_TEST_TRAFFIC_SHIFT"
+    for _ in range(5):  # a pause holds: reads do not move it on
+        assert deployments(w)[0]["lifecycleStage"] == "POST_TEST_TRAFFIC_SHIFT"
+
+    r = w.cli("where")
+    assert r.exit_code == 0, r.output
+    assert "tierup continue --env native --service api" in r.output
+    code, where = w.cli_json("where")
+    assert where["environments"]["native"]["services"]["api"]["paused"]["stage"] == (
+        "POST_TEST_TRAFFIC_SHIFT"
+    )
+
+    code, doc = w.cli_json("continue", "--env", "native")
+    assert code == 0, doc
+    assert doc["environments"]["native"]["services"]["api"]["status"] == "continued"
+    done = until(w, "SUCCESSFUL")
+    assert done["serviceDeploymentArn"] == d["serviceDeploymentArn"]
+    assert running(w) == {w.tag_digest("api", "staging")}
+    event = history(w)[0]
+    assert event["command"] == "continue"
+    assert event["actor"]["name"]
+    assert event["environments"]["native"]["services"]["api"]["status"] == "continued"
+
+    # nothing paused any more: continue says so, exit 1
+    code, doc = w.cli_json("continue", "--env", "native", "--service", "api")
+    assert code == 1, doc
+    assert "no deployment in progress" in doc["environments"]["native"]["services"]["api"]["error"]
+
+
+def test_stop_with_rollback_brings_the_old_revision_back_on_a_linear_deployment(
+    tmp_path: Path, aws_env: str
+) -> None:
+    w = make(tmp_path, aws_env, LINEAR)
+    before = w.services("native")["api"]["taskDefinition"]
+    old = running(w)
+    code, doc = w.cli_json("promote", "--tier", "staging", "--no-wait")
+    assert code == 0, doc
+    for _ in range(12):
+        d = deployments(w)[0]
+        if d["lifecycleStage"] == "PRODUCTION_TRAFFIC_SHIFT":
+            break
+    assert d["targetServiceRevision"]["requestedProductionTrafficWeight"] == 10.0
+    assert w.services("native")["api"]["taskDefinition"] != before
+
+    code, doc = w.cli_json("stop", "--env", "native", "--service", "api", "--rollback")
+    assert code == 0, doc
+    assert doc["environments"]["native"]["services"]["api"]["status"] == "rolled_back"
+    assert deployments(w)[0]["status"] == "ROLLBACK_SUCCESSFUL"
+    assert w.services("native")["api"]["taskDefinition"] == before
+    assert running(w) == old
+    event = history(w)[0]
+    assert event["command"] == "stop"
+    assert event["environments"]["native"]["services"]["api"]["rollback"] is True
+
+
+def test_stop_without_rollback_leaves_the_service_and_continue_refuses_other_strategies(
+    tmp_path: Path, aws_env: str
+) -> None:
+    w = make(tmp_path, aws_env, LINEAR)
+    assert w.cli_json("promote", "--tier", "staging", "--no-wait")[0] == 0
+    code, doc = w.cli_json("stop", "--env", "native")
+    assert code == 0, doc
+    assert doc["environments"]["native"]["services"]["api"]["status"] == "stopped"
+    assert deployments(w)[0]["status"] == "STOPPED"
+    r = w.cli("continue", "--env", "dev")
+    assert r.exit_code == 2
+    assert "error:" in r.output and "strategy force-new-deployment" in r.output
