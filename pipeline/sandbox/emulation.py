@@ -572,7 +572,9 @@ class Emulation:
 
         locked.__name__ = name
         locked._tierup_added = True  # type: ignore[attr-defined]
-        if existing is not None:  # another emulation's: it comes back on uninstall
+        if (cls, name) in self._originals or (cls, name) in self._added:
+            pass  # this emulation's own, layered (ecs_native over history): the first one stays
+        elif existing is not None:  # another emulation's: it comes back on uninstall
             self._originals[(cls, name)] = existing
         else:
             self._added.append((cls, name))

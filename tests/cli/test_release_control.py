@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
+from pipeline.promote import promote
+from stages.adapters.ecs import Ecs
 from tests.support.native_world import deployments, make, running
-from tests.support.world import World
+from tests.support.world import World, assumed_client, env_block, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
@@ -107,3 +109,93 @@ def test_stop_without_rollback_leaves_the_service_and_continue_refuses_other_str
     r = w.cli("continue", "--env", "dev")
     assert r.exit_code == 2
     assert "error:" in r.output and "strategy force-new-deployment" in r.output
+
+
+# -- CodeDeploy: a blue/green deployment waiting at Ready ----------------------------------------
+
+CD_ACCOUNT = "777777777777"
+CODEDEPLOY = (
+    "{application: api, deployment_group: api-bg, "
+    "deployment_config: CodeDeployDefault.ECSAllAtOnce, container_port: 8080}"
+)
+
+
+def codedeploy_world(tmp_path: Path, aws_env: str) -> tuple[World, Any]:
+    envs = "\n".join(
+        [
+            env_block("dev", "dev", "111111111111", {"api": "{image: api}"}),
+            env_block(
+                "bluegreen",
+                "staging",
+                CD_ACCOUNT,
+                {"api": "{image: api}"},
+                strategy="codedeploy",
+                codedeploy=CODEDEPLOY,
+            ),
+        ]
+    )
+    w = make_world(tmp_path, aws_env, envs)
+    w.push_images(w.commit("second"))
+    assert promote(w.config, w.clients(), tier="dev").exit_code == 0
+    cd = assumed_client(w.endpoint, "codedeploy", CD_ACCOUNT)
+    # the replacement waits for someone to continue it before traffic moves
+    cd.update_deployment_group(
+        applicationName="api",
+        currentDeploymentGroupName="api-bg",
+        blueGreenDeploymentConfiguration={
+            "deploymentReadyOption": {"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60}
+        },
+    )
+    return w, cd
+
+
+def cd_until(cd: Any, deployment_id: str, status: str, reads: int = 40) -> dict[str, Any]:
+    for _ in range(reads):
+        info: dict[str, Any] = cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
+        if info["status"] == status:
+            return info
+    raise AssertionError(f"{deployment_id} never {status}: {info['status']}")
+
+
+def cd_running(w: World) -> set[str | None]:
+    images = Ecs(w.ecs(CD_ACCOUNT)).running_images("bluegreen-cluster", "api")
+    return {t.digest for t in images.get("api", [])}
+
+
+def test_a_codedeploy_deployment_at_ready_is_continued(tmp_path: Path, aws_env: str) -> None:
+    w, cd = codedeploy_world(tmp_path, aws_env)
+    code, doc = w.cli_json("promote", "--tier", "staging", "--no-wait")
+    assert code == 0, doc
+    deployment = doc["environments"]["bluegreen"]["services"]["api"]["deployment_id"]
+    cd_until(cd, deployment, "Ready")
+    for _ in range(3):  # Ready holds until continued
+        assert cd.get_deployment(deploymentId=deployment)["deploymentInfo"]["status"] == "Ready"
+    code, doc = w.cli_json("continue", "--env", "bluegreen")
+    assert code == 0, doc
+    assert doc["environments"]["bluegreen"]["services"]["api"]["status"] == "continued"
+    cd_until(cd, deployment, "Succeeded")
+    assert cd_running(w) == {w.tag_digest("api", "staging")}
+    assert history(w)[0]["command"] == "continue"
+
+
+def test_a_codedeploy_deployment_at_ready_is_stopped_with_its_rollback(
+    tmp_path: Path, aws_env: str
+) -> None:
+    w, cd = codedeploy_world(tmp_path, aws_env)
+    old = cd_running(w)
+    code, doc = w.cli_json("promote", "--tier", "staging", "--no-wait")
+    assert code == 0, doc
+    deployment = doc["environments"]["bluegreen"]["services"]["api"]["deployment_id"]
+    cd_until(cd, deployment, "Ready")
+    code, doc = w.cli_json("stop", "--env", "bluegreen", "--rollback")
+    assert code == 0, doc
+    assert doc["environments"]["bluegreen"]["services"]["api"]["status"] == "rolled_back"
+    info = cd.get_deployment(deploymentId=deployment)["deploymentInfo"]
+    assert info["status"] == "Stopped"
+    assert info["errorInformation"]["code"] == "MANUAL_STOP"
+    rollback = info["rollbackInfo"]["rollbackDeploymentId"]
+    cd_until(cd, rollback, "Succeeded")
+    assert cd_running(w) == old
+    event = history(w)[0]
+    assert event["command"] == "stop"
+    assert event["environments"]["bluegreen"]["services"]["api"]["rollback"] is True
