@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from pipeline.clients import Clients
 from pipeline.promote import promote
 from stages.adapters.ecs import Ecs
 from tests.support.native_world import deployments, make, running
@@ -199,3 +200,33 @@ def test_a_codedeploy_deployment_at_ready_is_stopped_with_its_rollback(
     event = history(w)[0]
     assert event["command"] == "stop"
     assert event["environments"]["bluegreen"]["services"]["api"]["rollback"] is True
+
+
+def test_a_waiting_promotion_at_ready_says_so_once_and_completes_when_continued(
+    tmp_path: Path, aws_env: str
+) -> None:
+    w, cd = codedeploy_world(tmp_path, aws_env)
+    continued: list[str] = []
+
+    def operator(_seconds: float) -> None:
+        for deployment in cd.list_deployments(
+            applicationName="api", deploymentGroupName="api-bg", includeOnlyStatuses=["Ready"]
+        )["deployments"]:
+            if len(continued) < 1:
+                # a few polls at Ready first: the promotion keeps waiting, and says so once
+                continued.append("")
+            elif len(continued) < 4:
+                continued.append("")
+            else:
+                cd.continue_deployment(deploymentId=deployment, deploymentWaitType="READY_WAIT")
+                continued.append(deployment)
+
+    clients = Clients(config=w.config, sleep=operator, repo_path=w.root, poll_interval=0)
+    lines: list[str] = []
+    result = promote(w.config, clients, tier="staging", progress=lines.append)
+    assert result.exit_code == 0, result.to_json()
+    assert continued[-1].startswith("d-")
+    ready = [line for line in lines if "waiting at Ready" in line]
+    assert len(ready) == 1, lines
+    assert "tierup continue --env bluegreen" in ready[0]
+    assert cd_running(w) == {w.tag_digest("api", "staging")}
