@@ -126,3 +126,22 @@ def test_a_blue_green_whose_hook_fails_is_rolled_back_by_ecs(tmp_path: Path, aws
     assert d["status"] == "ROLLBACK_SUCCESSFUL"
     assert w.services("native")["api"]["taskDefinition"] == before
     assert running(w) == old
+
+
+def test_rollback_service_of_an_ecs_environment_deploys_the_earlier_revision(
+    tmp_path: Path, aws_env: str
+) -> None:
+    w = make(tmp_path, aws_env, "{mode: blue-green}")
+    before = w.services("native")["api"]["taskDefinition"]
+    old = running(w)
+    assert w.cli_json("promote", "--tier", "staging")[0] == 0
+    promoted = w.services("native")["api"]["taskDefinition"]
+    assert promoted != before
+    code, doc = w.cli_json("rollback", "service", "--env", "native", "--service", "api")
+    assert code == 0, doc
+    # the digest that ran before (a copy of the revision pinning it: its tag has moved since)
+    assert w.services("native")["api"]["taskDefinition"] != promoted
+    assert running(w) == old
+    # ECS ran the rollback with the environment's strategy: a blue/green deployment of its own
+    assert deployments(w)[0]["status"] == "SUCCESSFUL"
+    assert deployments(w)[0]["lifecycleStage"] == "CLEAN_UP"
