@@ -91,7 +91,7 @@ Strategy = Annotated[
     str,
     AfterValidator(_known_strategy),
     Field(
-        description="force-new-deployment, task-definition, cloudformation, codedeploy, or a "
+        description="force-new-deployment, task-definition, cloudformation, codedeploy, ecs, or a "
         "strategy registered with stages.all_strategies.register",
         json_schema_extra={"examples": sorted(all_strategies.BUILTIN)},
     ),
@@ -172,6 +172,7 @@ class Tier(_Model):
     rollback_on_failure: bool = False
     atomic: bool = False
     gates: Gates | None = None
+    ecs: EcsNativeConfig | None = None  # strategy ecs: its environments' default `ecs:`
     steps: list[steps_config.StepSpec] | None = None
 
     @field_validator("tag")
@@ -265,6 +266,72 @@ class CodeDeployConfig(_Model):
         return v
 
 
+ECS_HOOK_STAGES = (
+    "RECONCILE_SERVICE",
+    "PRE_SCALE_UP",
+    "POST_SCALE_UP",
+    "TEST_TRAFFIC_SHIFT",
+    "POST_TEST_TRAFFIC_SHIFT",
+    "PRE_PRODUCTION_TRAFFIC_SHIFT",
+    "PRODUCTION_TRAFFIC_SHIFT",
+    "POST_PRODUCTION_TRAFFIC_SHIFT",
+)
+
+
+class EcsHookConfig(_Model):
+    """One ECS lifecycle hook: a Lambda function, or a pause until `tierup continue`."""
+
+    stage: str = Field(description="an ECS lifecycle stage, e.g. post-test-traffic-shift")
+    lambda_: str | None = Field(default=None, alias="lambda", description="function name or ARN")
+    pause: bool = False
+
+    @field_validator("stage")
+    @classmethod
+    def _stage(cls, v: str) -> str:
+        stage = v.strip().upper().replace("-", "_")
+        if stage not in ECS_HOOK_STAGES:
+            raise ValueError(f"{v}: not an ECS lifecycle stage ({', '.join(ECS_HOOK_STAGES)})")
+        return stage
+
+    @model_validator(mode="after")
+    def _one_target(self) -> EcsHookConfig:
+        if (self.lambda_ is None) == (not self.pause):
+            raise ValueError("a hook has either `lambda: FUNCTION` or `pause: true`")
+        return self
+
+
+class EcsCanaryConfig(_Model):
+    percent: float = Field(gt=0, lt=100)
+    bake_time: Duration = 0
+
+
+class EcsLinearConfig(_Model):
+    step_percent: float = Field(ge=3, le=100)
+    bake_time: Duration = 0
+
+
+class EcsNativeConfig(_Model):
+    """`ecs:` of strategy ecs: ECS's own blue/green, canary or linear deployment."""
+
+    mode: Literal["blue-green", "canary", "linear"] = "blue-green"
+    bake_time: Duration | None = None
+    canary: EcsCanaryConfig | None = None
+    linear: EcsLinearConfig | None = None
+    hooks: list[EcsHookConfig] = Field(default_factory=list)
+    hook_role_arn: RoleArn | None = None
+    alarms: list[str] = Field(default_factory=list)
+    alternate_target_group: str | None = None
+    test_listener_rule: str | None = None
+
+    @model_validator(mode="after")
+    def _mode_settings(self) -> EcsNativeConfig:
+        if self.mode == "canary" and self.canary is None:
+            raise ValueError("mode canary needs `canary: {percent, bake_time}`")
+        if self.mode == "linear" and self.linear is None:
+            raise ValueError("mode linear needs `linear: {step_percent, bake_time}`")
+        return self
+
+
 class Environment(_Model):
     tier: str
     account_id: AccountId
@@ -279,6 +346,7 @@ class Environment(_Model):
     retention: int | None = Field(default=None, ge=1)
     cloudformation: CloudFormationConfig | None = None
     codedeploy: CodeDeployConfig | None = None
+    ecs: EcsNativeConfig | None = None
     steps: list[steps_config.StepSpec] | None = None
 
     @model_validator(mode="after")
@@ -409,6 +477,14 @@ class Config(_Model):
                     ("environments", env_name, "codedeploy"),
                     f"environment {env_name!r} uses strategy codedeploy but has no "
                     "`codedeploy: {application, deployment_group, ...}`",
+                )
+            if env.ecs is None and tier.ecs is not None:
+                self.environments[env_name] = env = env.model_copy(update={"ecs": tier.ecs})
+            if strategy == "ecs" and env.ecs is None:
+                raise _LocatedError(
+                    ("environments", env_name, "ecs"),
+                    f"environment {env_name!r} uses strategy ecs but neither it nor tier "
+                    f"{tier.name!r} has `ecs: {{mode, ...}}`",
                 )
         return self
 

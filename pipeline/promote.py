@@ -432,6 +432,7 @@ def _plan_strategy(
                 services=tuple(services),
                 cloudformation=strategies.stack_settings(env),
                 codedeploy=strategies.codedeploy_settings(env),
+                ecs=strategies.ecs_settings(env),
             ),
         )
     except TierupError as e:

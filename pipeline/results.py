@@ -43,6 +43,8 @@ SUCCESS = frozenset(
         "rolled_back",
         "restored",
         "recorded",
+        "continued",  # tierup continue
+        "stopped",  # tierup stop (without --rollback)
     }
 )
 TIMEOUT = frozenset({"timed_out"})

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pipeline.clients import Clients
 from pipeline.config import Environment
-from stages.strategy import CodeDeploySettings, Context, StackSettings
+from stages.strategy import CodeDeploySettings, Context, EcsSettings, StackSettings
 from stages.types import TaskDefinition
 
 
@@ -27,6 +29,57 @@ def codedeploy_settings(env: Environment) -> CodeDeploySettings | None:
     )
 
 
+def ecs_settings(env: Environment) -> EcsSettings | None:
+    """``ecs:`` as ECS's deploymentConfiguration keys (strategy ecs)."""
+    cfg = env.ecs
+    if cfg is None:
+        return None
+    out: dict[str, Any] = {
+        "strategy": {"blue-green": "BLUE_GREEN", "canary": "CANARY", "linear": "LINEAR"}[cfg.mode]
+    }
+    if cfg.bake_time is not None:
+        out["bakeTimeInMinutes"] = _minutes(cfg.bake_time)
+    if cfg.mode == "canary" and cfg.canary is not None:
+        out["canaryConfiguration"] = {
+            "canaryPercent": cfg.canary.percent,
+            "canaryBakeTimeInMinutes": _minutes(cfg.canary.bake_time),
+        }
+    if cfg.mode == "linear" and cfg.linear is not None:
+        out["linearConfiguration"] = {
+            "stepPercent": cfg.linear.step_percent,
+            "stepBakeTimeInMinutes": _minutes(cfg.linear.bake_time),
+        }
+    hooks: list[dict[str, Any]] = []
+    for h in cfg.hooks:
+        hook: dict[str, Any] = {"lifecycleStages": [h.stage]}
+        if h.pause:
+            hook["targetType"] = "PAUSE"
+        else:
+            name = str(h.lambda_)
+            hook["targetType"] = "AWS_LAMBDA"
+            hook["hookTargetArn"] = (
+                name
+                if name.startswith("arn:")
+                else f"arn:aws:lambda:{env.region}:{env.account_id}:function:{name}"
+            )
+            if cfg.hook_role_arn:
+                hook["roleArn"] = cfg.hook_role_arn
+        hooks.append(hook)
+    if hooks:
+        out["lifecycleHooks"] = hooks
+    if cfg.alarms:
+        out["alarms"] = {"alarmNames": list(cfg.alarms), "enable": True, "rollback": True}
+    return EcsSettings(
+        configuration=out,
+        alternate_target_group=cfg.alternate_target_group,
+        test_listener_rule=cfg.test_listener_rule,
+    )
+
+
+def _minutes(seconds: int) -> int:
+    return -(-seconds // 60)
+
+
 def context(
     clients: Clients,
     name: str,
@@ -45,6 +98,7 @@ def context(
         retries=clients.retries,
         stack=stack_settings(env),
         route=codedeploy_settings(env),
+        native=ecs_settings(env),
     )
     if task_defs is not None:
         ctx.task_defs = task_defs  # the plan's cache: what planning described is not read again

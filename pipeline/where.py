@@ -258,6 +258,12 @@ def _environment(
             "drift": bool(drift_reasons),
             "drift_reasons": drift_reasons,
         }
+        if config.strategy_for(env_name) == "ecs":
+            from pipeline.release_control import paused
+
+            waiting = paused(clients, env_name, env, svc_name)
+            if waiting is not None:
+                doc["services"][svc_name]["paused"] = waiting
     return doc
 
 
@@ -317,5 +323,15 @@ def render(result: CommandResult) -> None:
                 if s.get("drift")
                 else "[green]in sync[/green]"
             )
+            if s.get("paused"):
+                drift += f" [yellow]paused in {s['paused']['stage']}[/yellow]"
             e.add_row(env_name, doc["tier"], svc, image, running, drift)
     console.print(e)
+    for env_name, doc in result.data.get("environments", {}).items():
+        for svc, s in doc.get("services", {}).items():
+            if isinstance(s, dict) and s.get("paused"):
+                console.print(
+                    f"{env_name}/{svc}: deployment paused at a PAUSE hook in stage "
+                    f"{s['paused']['stage']}; continue it with `{s['paused']['continue']}` "
+                    f"(or `tierup stop --env {env_name} --service {svc} --rollback`)"
+                )

@@ -15,6 +15,7 @@ import threading
 from stages.cloudformation import CloudFormationStrategy
 from stages.codedeploy import CodeDeployStrategy
 from stages.deploy import FORCE_NEW_DEPLOYMENT, TASK_DEFINITION, DeployError
+from stages.ecs_native import EcsNativeStrategy
 from stages.rolling import Rolling
 from stages.strategy import Strategy
 
@@ -26,6 +27,7 @@ _REGISTRY: dict[str, Strategy] = {
         Rolling(TASK_DEFINITION),
         CloudFormationStrategy(),
         CodeDeployStrategy(),
+        EcsNativeStrategy(),
     )
 }
 BUILTIN = frozenset(_REGISTRY)

@@ -441,12 +441,15 @@ class CodeDeployStrategy:
                 deployment_id: str = deployment_id,
             ) -> None:
                 if on_change is not None and not status.final:
+                    detail = describe_progress(status, target)
+                    if status.status == "Ready":
+                        detail += (
+                            f"; waiting at Ready: run `tierup continue --env {ctx.environment}`"
+                            " (or `tierup stop`)"
+                        )
                     on_change(
                         wait_stage.RolloutState(
-                            service,
-                            deployment_id,
-                            wait_stage.IN_PROGRESS,
-                            detail=describe_progress(status, target),
+                            service, deployment_id, wait_stage.IN_PROGRESS, detail=detail
                         )
                     )
 

@@ -12,7 +12,8 @@ environment through ``all_strategies.get(name)`` and never needs to know which s
   ``stages.rollback.rollback_service``); ``restore`` is not theirs: a rolling restore is
   planned per service by ``stages.rollback`` (``plan_rollback`` -> ``apply_rollback``);
 - ``cloudformation``: a change set of the stack's image parameter (``stages.cloudformation``);
-- ``codedeploy``: a blue/green CodeDeploy deployment with an AppSpec (``stages.codedeploy``).
+- ``codedeploy``: a blue/green CodeDeploy deployment with an AppSpec (``stages.codedeploy``);
+- ``ecs``: ECS's own blue/green, canary or linear deployment (``stages.ecs_native``).
 
     from stages import all_strategies
     s = all_strategies.get("cloudformation")
@@ -62,6 +63,15 @@ class CodeDeploySettings:
 
 
 @dataclass(frozen=True)
+class EcsSettings:
+    """``ecs: {mode, ...}`` of an environment, as ECS's ``deploymentConfiguration`` keys."""
+
+    configuration: Mapping[str, Any]  # strategy, bakeTimeInMinutes, lifecycleHooks, ...
+    alternate_target_group: str | None = None
+    test_listener_rule: str | None = None
+
+
+@dataclass(frozen=True)
 class ServiceTarget:
     """One service of an environment, as it is now, and what it should run."""
 
@@ -86,6 +96,7 @@ class Target:
     services: tuple[ServiceTarget, ...]
     cloudformation: StackSettings | None = None
     codedeploy: CodeDeploySettings | None = None
+    ecs: EcsSettings | None = None
 
 
 @dataclass
@@ -105,6 +116,7 @@ class Context:
     # the environment's strategy settings, for writes that start from a target, not a plan
     stack: StackSettings | None = None
     route: CodeDeploySettings | None = None
+    native: EcsSettings | None = None
     _cloudformation: CloudFormation | None = None
     _codedeploy: CodeDeploy | None = None
 

@@ -210,7 +210,55 @@ def restore(
     run_recorded(as_json, file, act)
 
 
+ServiceOpt = Annotated[
+    str | None,
+    typer.Option("--service", metavar="SERVICE", help="only this service (default: every one)"),
+]
+
+
+def continue_(
+    env: EnvOpt, service: ServiceOpt = None, file: FileOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Continue a deployment paused at a PAUSE hook (ecs) or waiting at Ready (codedeploy)."""
+    _control(env, service, "continue", rollback=False, file=file, as_json=as_json)
+
+
+def stop(
+    env: EnvOpt,
+    service: ServiceOpt = None,
+    rollback: Annotated[
+        bool, typer.Option("--rollback", help="put the previous revision back (and follow it)")
+    ] = False,
+    file: FileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop the deployment in progress (ecs: StopServiceDeployment; codedeploy: StopDeployment)."""
+    _control(env, service, "stop", rollback=rollback, file=file, as_json=as_json)
+
+
+def _control(
+    env: str, service: str | None, action: str, *, rollback: bool, file: Path | None, as_json: bool
+) -> None:
+    def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
+        from pipeline.release_control import control
+
+        return control(
+            cfg,
+            clients,
+            ledger,
+            env=env,
+            service=service,
+            action=action,
+            rollback=rollback,
+            progress=progress,
+        )
+
+    run_recorded(as_json, file, act)
+
+
 def register(app: typer.Typer) -> None:
+    app.command("continue")(continue_)
+    app.command()(stop)
     rollback_app.command("service")(rollback_service)
     rollback_app.command("cluster")(rollback_cluster)
     app.command()(snapshot)

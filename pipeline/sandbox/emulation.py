@@ -1,7 +1,8 @@
 """The sandbox's emulation of what moto lacks, installed as one: ECS rollouts (the patching
 machinery and ECS, ``emulation_core``), CloudFormation's effect on ECS (``emulation_cfn``),
-CodeDeploy (``emulation_codedeploy``), ECS's deployment history (``emulation_history``) and
-one-off tasks (``emulation_tasks``). Each service's module imports only the core; this module
+CodeDeploy (``emulation_codedeploy``), ECS's deployment history (``emulation_history``),
+ECS-native blue/green, canary and linear deployments (``emulation_ecs_native``) and one-off tasks
+(``emulation_tasks``). Each service's module imports only the core; this module
 imports them all.
 """
 
@@ -12,6 +13,7 @@ import threading
 from pipeline.sandbox import (
     emulation_cfn,
     emulation_codedeploy,
+    emulation_ecs_native,
     emulation_history,
     emulation_tasks,
 )
@@ -49,6 +51,7 @@ def install() -> Emulation:
             _installed = Emulation()
         if _installed._install():
             emulation_history.install(_installed)
+            _installed.native = emulation_ecs_native.install(_installed)
             _installed.cloudformation = emulation_cfn.install(_installed)
             _installed.codedeploy = emulation_codedeploy.install(_installed)
             _installed.tasks = emulation_tasks.install(_installed)

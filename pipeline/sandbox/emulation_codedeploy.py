@@ -20,6 +20,8 @@ moto's HTTP server, a deployment of an ECS deployment group whose revision is Ap
   traffic then goes back to the original task set: with the group's automatic rollback a
   rollback deployment (creator codeDeployRollback, rollbackInfo on both) deploys it again with
   the digests it ran, otherwise the service is put back at once;
+- waits at Ready before the traffic shift when the group's `deploymentReadyOption` says
+  STOP_DEPLOYMENT, until ContinueDeployment (UpdateDeploymentGroup sets that option);
 - stops on StopDeployment (Stopped, MANUAL_STOP), rolling back the same way when asked;
 - is described by GetDeploymentTarget (lifecycle events and the task sets' traffic weights).
 """
@@ -83,6 +85,16 @@ class DeploymentAlreadyCompletedException(CodeDeployException):
     code = "DeploymentAlreadyCompletedException"
 
 
+class DeploymentIsNotInReadyStateException(CodeDeployException):
+    code = "DeploymentIsNotInReadyStateException"
+
+
+def _waits_at_ready(group: DeploymentGroup) -> bool:
+    """A blue/green group whose replacement waits for ContinueDeployment before rerouting."""
+    option = (group.blue_green_deployment_configuration or {}).get("deploymentReadyOption") or {}
+    return bool(option.get("actionOnTimeout") == "STOP_DEPLOYMENT")
+
+
 class DeploymentTargetDoesNotExistException(CodeDeployException):
     code = "DeploymentTargetDoesNotExistException"
 
@@ -127,6 +139,7 @@ class _Run:
     rollback: dict[str, str] = field(default_factory=dict)
     forced: tuple[str, str] | None = None
     invalid: str | None = None
+    ready_done: bool = False  # ContinueDeployment let it past Ready
 
     @property
     def traffic(self) -> int:
@@ -169,6 +182,8 @@ class CodeDeployEmulation:
         wrap(CodeDeployResponse, "batch_get_deployments", self._response_deployments)
         add = self._ecs.add_method
         add(CodeDeployResponse, "stop_deployment", self._stop_deployment)
+        add(CodeDeployResponse, "continue_deployment", self._continue_deployment)
+        add(CodeDeployResponse, "update_deployment_group", self._update_deployment_group)
         add(CodeDeployResponse, "get_deployment_target", self._get_deployment_target)
         add(CodeDeployResponse, "list_deployment_targets", self._list_deployment_targets)
 
@@ -318,6 +333,8 @@ class CodeDeployEmulation:
         if run is None or run.info.status not in ACTIVE:
             return
         info = run.info
+        if info.status == "Ready":
+            return  # the replacement task set waits for ContinueDeployment
         if info.status in ("Created", "Queued"):
             info.status = "InProgress"
             info.start_time = utcnow()
@@ -350,6 +367,11 @@ class CodeDeployEmulation:
                 if info.status != "InProgress":
                     return
             if run.event < len(LIFECYCLE) and LIFECYCLE[run.event] == "AllowTraffic":
+                # a rollback puts the original back without waiting
+                rollback = run.info.creator == ROLLBACK_CREATOR
+                if _waits_at_ready(run.group) and not run.ready_done and not rollback:
+                    info.status = "Ready"
+                    return
                 self._mark(run, "AllowTraffic", "InProgress")
 
     def _begin(self, run: _Run) -> None:
@@ -571,6 +593,33 @@ class CodeDeployEmulation:
         return ActionResult(
             {"status": "Pending", "statusMessage": f"Stopping deployment {deployment_id}"}
         )
+
+    def _continue_deployment(self, response: CodeDeployResponse) -> ActionResult:
+        deployment_id = response._get_param("deploymentId")
+        _known(response.codedeploy_backend, deployment_id)
+        run = self._runs.get(deployment_id)
+        if run is None or run.info.status != "Ready":
+            raise DeploymentIsNotInReadyStateException(
+                f"The deployment {deployment_id} is not in a ready state."
+            )
+        run.ready_done = True
+        run.info.status = "InProgress"
+        self._mark(run, "AllowTraffic", "InProgress")
+        return ActionResult({})
+
+    def _update_deployment_group(self, response: CodeDeployResponse) -> ActionResult:
+        """The blue/green settings and deployment configuration of a group (what tests set)."""
+        group = response.codedeploy_backend.get_deployment_group(
+            response._get_param("applicationName"),
+            response._get_param("currentDeploymentGroupName"),
+        )
+        blue_green = response._get_param("blueGreenDeploymentConfiguration")
+        if blue_green is not None:
+            group.blue_green_deployment_configuration = blue_green
+        config = response._get_param("deploymentConfigName")
+        if config is not None:
+            group.deployment_config_name = config
+        return ActionResult({"hooksNotCleanedUp": []})
 
     def _find_target(self, response: CodeDeployResponse) -> _Run:
         deployment_id = response._get_param("deploymentId")

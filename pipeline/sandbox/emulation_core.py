@@ -435,6 +435,7 @@ class Emulation:
         self.cloudformation: Any = None
         self.codedeploy: Any = None
         self.tasks: Any = None  # one-off tasks (RunTask): emulation_tasks
+        self.native: Any = None  # ECS-native blue/green, canary, linear: emulation_ecs_native
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -455,7 +456,7 @@ class Emulation:
             self.bad_digests.clear()
             self.hang_digests.clear()
             self.polls_to_complete = DEFAULT_POLLS_TO_COMPLETE
-            for part in (self.cloudformation, self.codedeploy, self.tasks):
+            for part in (self.cloudformation, self.codedeploy, self.tasks, self.native):
                 if part is not None:
                     part.reset()
 
@@ -556,7 +557,9 @@ class Emulation:
 
         locked.__name__ = name
         locked._tierup_added = True  # type: ignore[attr-defined]
-        if existing is not None:  # another emulation's: it comes back on uninstall
+        if (cls, name) in self._originals or (cls, name) in self._added:
+            pass  # this emulation's own, layered (ecs_native over history): the first one stays
+        elif existing is not None:  # another emulation's: it comes back on uninstall
             self._originals[(cls, name)] = existing
         else:
             self._added.append((cls, name))

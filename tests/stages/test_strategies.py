@@ -156,6 +156,7 @@ def test_every_strategy_is_available_by_name() -> None:
     assert all_strategies.names() == [
         "cloudformation",
         "codedeploy",
+        "ecs",
         "force-new-deployment",
         "task-definition",
     ]

@@ -1,0 +1,239 @@
+"""`tierup continue` and `tierup stop`: act on the deployment a release waits for.
+
+For strategy ecs the deployment is the service's newest ServiceDeployment: `continue` sends
+ContinueServiceDeployment to the PAUSE hook it waits at; `stop` sends StopServiceDeployment
+(ABORT, or ROLLBACK with `--rollback`, which is then followed until the source revision runs
+again). For strategy codedeploy it is the deployment group's active deployment: `continue` is
+ContinueDeployment of a deployment waiting at Ready; `stop` is StopDeployment (with the automatic
+rollback when `--rollback`). Neither takes the tier's lock: a promotion waiting on the deployment
+holds it. Both are recorded in the ledger, with the actor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pipeline import strategies
+from pipeline.clients import Clients
+from pipeline.config import Config, Environment
+from pipeline.events import EnvironmentRecord, Event, ServiceRecord
+from pipeline.ledger import Ledger
+from pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome
+from stages import ecs_native
+from stages.adapters.aws import raise_translated
+from stages.adapters.codedeploy import CodeDeploy
+from stages.errors import InputError, TierupError
+
+Progress = Callable[[str], None]
+CONTROLLED = ("ecs", "codedeploy")
+
+
+def _services(env: Environment, name: str, service: str | None) -> list[str]:
+    if service is None:
+        return list(env.services)
+    if service not in env.services:
+        raise InputError(
+            f"environment {name!r} has no service {service!r}",
+            hint=f"services: {', '.join(env.services)}",
+        )
+    return [service]
+
+
+def control(
+    config: Config,
+    clients: Clients,
+    ledger: Ledger,
+    *,
+    env: str,
+    action: str,  # continue | stop
+    service: str | None = None,
+    rollback: bool = False,
+    progress: Progress | None = None,
+) -> CommandResult:
+    """Continue or stop the deployment of each service (or the one named) of ``env``."""
+    say = progress or (lambda _m: None)
+    environment = config.environment(env)
+    strategy = config.strategy_for(env)
+    names = _services(environment, env, service)
+    invocation = f"{action} --env {env}" + (f" --service {service}" if service else "")
+    if action == "stop" and rollback:
+        invocation += " --rollback"
+    if strategy not in CONTROLLED:
+        raise InputError(
+            f"environment {env!r} deploys with strategy {strategy}, which has no deployment "
+            f"to {action}",
+            hint="`tierup continue` and `tierup stop` act on strategies ecs and codedeploy",
+        )
+    outcome = EnvironmentOutcome.of(env, environment, strategy)
+    result = CommandResult(
+        command=action, tier=environment.tier, environments=[outcome], invocation=invocation
+    )
+    if strategy == "ecs":
+        ctx = strategies.context(clients, env, environment)
+        for name in names:
+            outcome.services.append(_ecs(ctx, name, action, rollback, config, env, say))
+    else:
+        outcome.services.extend(_codedeploy(clients, env, environment, names, action, rollback))
+    result.settle()
+    ledger.record(_event(result, environment.tier, rollback))
+    return result
+
+
+def _ecs(
+    ctx: Any,
+    service: str,
+    action: str,
+    rollback: bool,
+    config: Config,
+    env: str,
+    say: Progress,
+) -> ServiceOutcome:
+    ecs = ctx.client("ecs")
+    try:
+        now = ecs_native.latest(ecs, ctx.cluster, service)
+    except TierupError as e:
+        return ServiceOutcome(service, "failed", error=str(e), hint=e.hint)
+    if now is None or not now.running:
+        return ServiceOutcome(
+            service,
+            "failed",
+            deployment_id=now.arn if now else None,
+            error=f"{env}/{service}: no deployment in progress"
+            + (f" (the latest ended {now.status})" if now else ""),
+            hint="`tierup where` shows each service's deployment",
+        )
+    if action == "continue":
+        if not now.paused:
+            return ServiceOutcome(
+                service,
+                "failed",
+                deployment_id=now.arn,
+                error=f"{env}/{service}: the deployment is not paused ({now.describe()})",
+                hint="continue acts on a deployment waiting at a PAUSE hook",
+            )
+        ecs_native.resume(ecs, now.arn, now.paused)
+        say(f"{env}/{service}: continued at the PAUSE hook in stage {now.stage}")
+        return ServiceOutcome(service, "continued", deployment_id=now.arn, reason=now.describe())
+    if not ecs_native.stop(ecs, now.arn, rollback=rollback):
+        return ServiceOutcome(
+            service, "failed", deployment_id=now.arn, error=f"{env}/{service}: it had ended"
+        )
+    say(f"{env}/{service}: stopped" + (", rolling back" if rollback else ""))
+    if not rollback:
+        return ServiceOutcome(service, "stopped", deployment_id=now.arn)
+    timeout = config.wait_timeout_for(env)
+    state = ecs_native.follow(
+        ctx, service, now.arn, now.arn, deadline=ctx.clock() + timeout, timeout=timeout
+    )
+    status = {"completed": "rolled_back", "in_progress": "timed_out"}.get(
+        state.rollback_state or "", "failed"
+    )
+    return ServiceOutcome(
+        service,
+        status,
+        task_definition=state.task_definition,
+        deployment_id=now.arn,
+        reason=state.reason,
+        error=None if status == "rolled_back" else state.reason,
+    )
+
+
+def _codedeploy(
+    clients: Clients,
+    name: str,
+    env: Environment,
+    services: list[str],
+    action: str,
+    rollback: bool,
+) -> list[ServiceOutcome]:
+    settings = strategies.codedeploy_settings(env)
+    if settings is None:
+        raise InputError(f"environment {name!r} has no `codedeploy:` block")
+    raw = clients.aws("codedeploy", env)
+    cd = CodeDeploy(raw)
+    active = cd.active_deployments(settings.application, settings.deployment_group)
+    if not active:
+        return [
+            ServiceOutcome(
+                s,
+                "failed",
+                error=f"{name}/{s}: no CodeDeploy deployment of "
+                f"{settings.application}/{settings.deployment_group} in progress",
+                hint="`tierup where` shows each service's deployment",
+            )
+            for s in services
+        ]
+    deployment = active[0]
+    status = cd.get_deployment(deployment)
+    if action == "continue":
+        if status.status != "Ready":
+            out = ServiceOutcome(
+                services[0],
+                "failed",
+                deployment_id=deployment,
+                error=f"{name}: deployment {deployment} is {status.status}, not waiting at Ready",
+                hint="continue acts on a blue/green deployment waiting before its traffic shift",
+            )
+            return [out]
+        try:
+            raw.continue_deployment(deploymentId=deployment, deploymentWaitType="READY_WAIT")
+        except Exception as e:
+            raise_translated(e, f"continuing deployment {deployment}")
+        return [ServiceOutcome(s, "continued", deployment_id=deployment) for s in services]
+    if not cd.stop_deployment(deployment, auto_rollback=rollback):
+        return [
+            ServiceOutcome(s, "failed", deployment_id=deployment, error=f"{deployment} had ended")
+            for s in services
+        ]
+    return [
+        ServiceOutcome(s, "rolled_back" if rollback else "stopped", deployment_id=deployment)
+        for s in services
+    ]
+
+
+def _event(result: CommandResult, tier: str, rollback: bool) -> Event:
+    envs = {
+        e.name: EnvironmentRecord(
+            status=e.status,
+            services={
+                s.service: ServiceRecord(
+                    status=s.status,
+                    extra={
+                        k: v
+                        for k, v in (
+                            ("deployment", s.deployment_id),
+                            ("strategy", e.strategy),
+                            ("rollback", rollback if result.command == "stop" else None),
+                            ("error", s.error),
+                        )
+                        if v is not None
+                    },
+                )
+                for s in e.services
+            },
+        )
+        for e in result.environments
+    }
+    return Event(
+        command=result.command,
+        invocation=result.invocation,
+        tier=tier,
+        status=str(result.status),
+        environments=envs,
+    )
+
+
+def paused(clients: Clients, name: str, env: Environment, service: str) -> dict[str, Any] | None:
+    """For `where`: the service's ECS-native deployment waiting at a PAUSE hook, if any."""
+    try:
+        now = ecs_native.latest(clients.aws("ecs", env), env.cluster, service)
+    except TierupError:
+        return None
+    if now is None or not now.paused:
+        return None
+    return {
+        "service_deployment": now.arn,
+        "stage": now.stage,
+        "continue": f"tierup continue --env {name} --service {service}",
+    }

@@ -1,0 +1,397 @@
+"""Deploy through ECS's own blue/green, canary or linear strategy (``strategy: ecs``).
+
+The write registers a revision naming the new image (as strategy task-definition does) and
+updates the service with it and the environment's ``deploymentConfiguration``: ``strategy``
+(BLUE_GREEN, CANARY, LINEAR), ``bakeTimeInMinutes``, ``canaryConfiguration`` /
+``linearConfiguration``, ``lifecycleHooks`` and ``alarms``. ECS answers with a ServiceDeployment,
+followed (DescribeServiceDeployments) until it ends: SUCCESSFUL is completed; STOPPED is failed;
+ROLLBACK_* is ``rolled_back_by_ecs`` (ECS put the source revision back), followed until the
+rollback settles. While it runs, its lifecycle stage and the new revision's share of production
+traffic are reported, and a deployment waiting at a PAUSE hook says so, with how to continue.
+
+A rollback asks ECS to stop the deployment with a rollback (StopServiceDeployment) where it
+still runs, and otherwise deploys the previous revision again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from stages import deploy as deploy_stage
+from stages import wait as wait_stage
+from stages.adapters.aws import is_client_error, raise_translated
+from stages.deploy import Applied, DeployError, ServicePlan, registration_input, with_images
+from stages.errors import TierupError
+from stages.rollback import rollback_service
+from stages.strategy import (
+    Context,
+    EcsSettings,
+    OnChange,
+    Planned,
+    RestoreTarget,
+    Target,
+    plan_rolling,
+)
+
+STRATEGY = "ecs"
+DEPLOY = "ecs-native-deployment"
+WRITE = "ecs:RegisterTaskDefinition+ecs:UpdateService(deploymentConfiguration.strategy)"
+RUNNING = frozenset({"PENDING", "IN_PROGRESS", "STOP_REQUESTED", "ROLLBACK_REQUESTED"})
+ROLLBACK = {
+    "ROLLBACK_REQUESTED": wait_stage.IN_PROGRESS,
+    "ROLLBACK_IN_PROGRESS": wait_stage.IN_PROGRESS,
+    "ROLLBACK_SUCCESSFUL": wait_stage.COMPLETED,
+    "ROLLBACK_FAILED": wait_stage.FAILED,
+}
+
+
+@dataclass(frozen=True)
+class ServiceDeployment:
+    """Where one ECS service deployment stands."""
+
+    arn: str
+    status: str
+    reason: str = ""
+    stage: str | None = None
+    traffic: float | None = None  # the new revision's share of production traffic
+    paused: str | None = None  # the id of the PAUSE hook it waits at
+
+    @property
+    def running(self) -> bool:
+        return self.status in RUNNING or self.status == "ROLLBACK_IN_PROGRESS"
+
+    def describe(self) -> str:
+        words = [f"service deployment {self.status}"]
+        if self.stage:
+            words.append(f"stage {self.stage}")
+        if self.traffic is not None:
+            words.append(f"{self.traffic:g}% of production traffic")
+        return ", ".join(words)
+
+
+def configuration(settings: EcsSettings, current: Mapping[str, Any]) -> dict[str, Any]:
+    """The service's deploymentConfiguration with the environment's strategy settings."""
+    keep = ("maximumPercent", "minimumHealthyPercent", "deploymentCircuitBreaker")
+    out = {k: current[k] for k in keep if k in current}
+    out.update(settings.configuration)
+    return out
+
+
+def read(ecs: Any, arn: str) -> ServiceDeployment:
+    """DescribeServiceDeployments of one deployment."""
+    try:
+        resp = ecs.describe_service_deployments(serviceDeploymentArns=[arn])
+    except Exception as e:
+        raise_translated(e, f"describing service deployment {arn}")
+    for d in resp.get("serviceDeployments") or []:
+        if d.get("serviceDeploymentArn") == arn:
+            target = d.get("targetServiceRevision") or {}
+            weight = target.get("requestedProductionTrafficWeight")
+            paused = next(
+                (
+                    str(h.get("hookId") or "")
+                    for h in d.get("lifecycleHookDetails") or []
+                    if h.get("status") == "AWAITING_ACTION"
+                ),
+                None,
+            )
+            return ServiceDeployment(
+                arn=arn,
+                status=str(d.get("status") or ""),
+                reason=str(d.get("statusReason") or ""),
+                stage=d.get("lifecycleStage"),
+                traffic=float(weight) if weight is not None else None,
+                paused=paused,
+            )
+    raise DeployError(f"service deployment {arn} not found", hint="was the service deleted?")
+
+
+def latest(ecs: Any, cluster: str, service: str) -> ServiceDeployment | None:
+    """The newest service deployment of ``service`` (ListServiceDeployments, newest first)."""
+    try:
+        resp = ecs.list_service_deployments(cluster=cluster, service=service, maxResults=1)
+    except Exception as e:
+        raise_translated(e, f"listing the deployments of service {service} in {cluster}")
+    rows = resp.get("serviceDeployments") or []
+    if not rows:
+        return None
+    return read(ecs, str(rows[0]["serviceDeploymentArn"]))
+
+
+def stop(ecs: Any, arn: str, *, rollback: bool) -> bool:
+    """StopServiceDeployment; False when it had already ended."""
+    try:
+        ecs.stop_service_deployment(
+            serviceDeploymentArn=arn, stopType="ROLLBACK" if rollback else "ABORT"
+        )
+    except Exception as e:
+        if is_client_error(e, "InvalidParameterException", "ConflictException"):
+            return False
+        raise_translated(e, f"stopping service deployment {arn}")
+    return True
+
+
+def resume(ecs: Any, arn: str, hook_id: str | None) -> None:
+    """ContinueServiceDeployment at the PAUSE hook the deployment waits at."""
+    params: dict[str, Any] = {"serviceDeploymentArn": arn, "action": "CONTINUE"}
+    if hook_id:
+        params["hookId"] = hook_id
+    try:
+        ecs.continue_service_deployment(**params)
+    except Exception as e:
+        raise_translated(e, f"continuing service deployment {arn}")
+
+
+def _settings(ctx: Context, target: Target | None = None) -> EcsSettings:
+    settings = target.ecs if target is not None else ctx.native
+    if settings is None:
+        raise DeployError(
+            f"environment {ctx.environment!r} uses strategy ecs without `ecs: {{mode, ...}}`",
+            hint="add it to the environment (or its tier) in envs.yaml",
+        )
+    return settings
+
+
+def _update(
+    ctx: Context, service: str, task_definition: str, settings: EcsSettings
+) -> tuple[str | None, str | None]:
+    """UpdateService with the revision and the strategy; (ECS deployment id, service
+    deployment ARN)."""
+    ecs = ctx.client("ecs")
+    try:
+        found = ecs.describe_services(cluster=ctx.cluster, services=[service])["services"]
+    except Exception as e:
+        raise_translated(e, f"describing service {service} in {ctx.cluster}")
+    current = found[0] if found else {}
+    params: dict[str, Any] = {
+        "cluster": ctx.cluster,
+        "service": service,
+        "taskDefinition": task_definition,
+        "deploymentConfiguration": configuration(
+            settings, current.get("deploymentConfiguration") or {}
+        ),
+    }
+    balancers = current.get("loadBalancers") or []
+    if balancers and (settings.alternate_target_group or settings.test_listener_rule):
+        advanced = {
+            k: v
+            for k, v in (
+                ("alternateTargetGroupArn", settings.alternate_target_group),
+                ("testListenerRule", settings.test_listener_rule),
+            )
+            if v
+        }
+        params["loadBalancers"] = [
+            {**b, "advancedConfiguration": {**(b.get("advancedConfiguration") or {}), **advanced}}
+            for b in balancers
+        ]
+    try:
+        resp = ecs.update_service(**params)
+    except Exception as e:
+        raise_translated(e, f"updating service {service} in {ctx.cluster}")
+    primary = next(
+        (d for d in resp["service"].get("deployments") or [] if d.get("status") == "PRIMARY"),
+        None,
+    )
+    now = latest(ecs, ctx.cluster, service)
+    return (primary.get("id") if primary else None), (now.arn if now is not None else None)
+
+
+class EcsNativeStrategy:
+    """``ecs``: ECS's own blue/green, canary or linear deployment."""
+
+    name = STRATEGY
+
+    def plan(self, ctx: Context, target: Target) -> Planned:
+        out = Planned()
+        for s in target.services:
+            try:
+                settings = _settings(ctx, target)
+                rolling = plan_rolling(target, s, deploy_stage.TASK_DEFINITION)
+            except TierupError as e:
+                out.errors[s.service] = e
+                continue
+            action = "skip" if not rolling.writes else rolling.action
+            step = {
+                "write": WRITE,
+                "environment": target.environment,
+                "cluster": target.cluster,
+                "service": s.service,
+                "action": "skip" if action == "skip" else DEPLOY,
+                "reason": rolling.reason,
+                "task_definition": s.task_def.arn,
+                "images": {c.container: c.reference for c in rolling.containers},
+                "ecs": dict(settings.configuration),
+            }
+            out.services.append(
+                replace(rolling, strategy=STRATEGY, action=action, step=step, payload=settings)
+            )
+        return out
+
+    def apply(self, ctx: Context, plans: Sequence[ServicePlan]) -> dict[str, Applied]:
+        out: dict[str, Applied] = {}
+        for p in plans:
+            settings = p.payload if isinstance(p.payload, EcsSettings) else _settings(ctx)
+            if not p.writes:
+                out[p.service] = Applied(p.service, None, p.task_definition, p.task_definition)
+                continue
+            current = ctx.task_defs.get(p.task_definition)
+            if current is None or not current.raw:
+                current = ctx.ecs.describe_task_definition(p.task_definition)
+            params = with_images(
+                registration_input(ctx.ecs, current),
+                {c.container: c.reference for c in p.containers},
+            )
+            new_arn = ctx.ecs.register_task_definition(params).arn
+            deployment, arn = _update(ctx, p.service, new_arn, settings)
+            out[p.service] = Applied(
+                p.service,
+                deployment,
+                new_arn,
+                p.task_definition,
+                registered=True,
+                extra={
+                    "service_deployment": arn,
+                    "strategy": settings.configuration.get("strategy"),
+                },
+            )
+        return out
+
+    def wait(
+        self,
+        ctx: Context,
+        applied: Mapping[str, Applied],
+        *,
+        timeout: float,
+        on_change: OnChange | None = None,
+    ) -> dict[str, wait_stage.RolloutState]:
+        ecs = ctx.client("ecs")
+        deadline = ctx.clock() + timeout
+        out: dict[str, wait_stage.RolloutState] = {}
+        for service, a in applied.items():
+            if a.deployment_id is None and not a.extra.get("service_deployment"):
+                continue
+            arn = a.extra.get("service_deployment")
+            if not arn:
+                found = ctx.poll(
+                    lambda service=service: latest(ecs, ctx.cluster, service),  # type: ignore[misc]
+                    what=f"listing the deployments of service {service}",
+                )
+                if found is None:
+                    continue
+                arn = found.arn
+            out[service] = follow(
+                ctx,
+                service,
+                str(arn),
+                a.deployment_id or str(arn),
+                deadline=deadline,
+                timeout=timeout,
+                on_change=on_change,
+            )
+        return out
+
+    def rollback(self, ctx: Context, applied: Mapping[str, Applied]) -> dict[str, Applied]:
+        ecs = ctx.client("ecs")
+        out: dict[str, Applied] = {}
+        for service, a in applied.items():
+            arn = a.extra.get("service_deployment")
+            if arn and read(ecs, str(arn)).running and stop(ecs, str(arn), rollback=True):
+                out[service] = replace(a, extra={**a.extra, "written": True, "followed": arn})
+                continue
+            out[service] = rollback_service(
+                ctx.ecs, ctx.cluster, service, a.previous_task_definition
+            )
+        return out
+
+    def restore(self, ctx: Context, targets: Mapping[str, RestoreTarget]) -> dict[str, Applied]:
+        settings = _settings(ctx)
+        out: dict[str, Applied] = {}
+        states = ctx.ecs.describe_services(ctx.cluster, list(targets))
+        for service, t in targets.items():
+            td = ctx.task_definition(t.task_definition)
+            images = {c: ref for c, ref in t.images.items() if td.image_of(c) != ref}
+            arn = td.arn
+            if images:
+                arn = ctx.ecs.register_task_definition(
+                    with_images(registration_input(ctx.ecs, td), images)
+                ).arn
+            deployment, sd = _update(ctx, service, arn, settings)
+            out[service] = Applied(
+                service,
+                deployment,
+                arn,
+                states[service].task_definition,
+                registered=bool(images),
+                extra={"service_deployment": sd},
+            )
+        return out
+
+    def discard(self, ctx: Context, plans: Sequence[ServicePlan]) -> None:
+        return None
+
+
+def follow(
+    ctx: Context,
+    service: str,
+    arn: str,
+    deployment_id: str,
+    *,
+    deadline: float,
+    timeout: float,
+    on_change: OnChange | None = None,
+) -> wait_stage.RolloutState:
+    """Read the service deployment until it ends (a rollback until it settles) or time is up."""
+    ecs = ctx.client("ecs")
+    told: str | None = None
+    now = ctx.poll(lambda: read(ecs, arn), what=f"describing service deployment {arn}")
+    while True:
+        detail = now.describe()
+        if now.paused:
+            detail = (
+                f"paused at a PAUSE hook in stage {now.stage}: run `tierup continue --env "
+                f"{ctx.environment} --service {service}` (or `tierup stop`)"
+            )
+        final = not now.running and now.status not in ("ROLLBACK_IN_PROGRESS",)
+        if final or ctx.clock() >= deadline:
+            break
+        if on_change is not None and detail != told:
+            told = detail
+            on_change(
+                wait_stage.RolloutState(
+                    service, deployment_id, wait_stage.IN_PROGRESS, detail=detail
+                )
+            )
+        ctx.sleep(ctx.interval)
+        now = ctx.poll(lambda: read(ecs, arn), what=f"describing service deployment {arn}")
+    found = ctx.ecs.describe_services(ctx.cluster, [service], allow_missing=True).get(service)
+    state = _state(now, final=final)
+    reason = None
+    if state == wait_stage.TIMED_OUT:
+        reason = f"{now.describe()} after {int(timeout)}s"
+        if now.paused:
+            reason = f"still paused at a PAUSE hook in stage {now.stage} after {int(timeout)}s"
+    elif state != wait_stage.COMPLETED:
+        reason = now.reason or f"the service deployment ended {now.status}"
+    result = wait_stage.settled(
+        service, deployment_id, state, found, reason=reason, detail=now.describe()
+    )
+    if now.status in ROLLBACK:
+        result = replace(result, rollback_deployment=arn, rollback_state=ROLLBACK[now.status])
+    if on_change is not None:
+        on_change(result)
+    return result
+
+
+def _state(now: ServiceDeployment, *, final: bool) -> str:
+    if now.status in ROLLBACK:
+        return wait_stage.ROLLED_BACK
+    if not final:
+        return wait_stage.TIMED_OUT
+    if now.status == "SUCCESSFUL":
+        return wait_stage.COMPLETED
+    if now.status in ROLLBACK:
+        return wait_stage.ROLLED_BACK
+    return wait_stage.FAILED

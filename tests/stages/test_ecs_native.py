@@ -1,0 +1,147 @@
+"""Strategy ecs: ECS's own blue/green, canary and linear deployments, on moto's server with the
+sandbox's ECS-native emulation (lifecycle stages, traffic shares, bake times on its clock, PAUSE
+and Lambda hooks, ContinueServiceDeployment, StopServiceDeployment)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pipeline.clients import Clients
+from pipeline.promote import promote
+from pipeline.sandbox import emulation
+from pipeline.sessions import AwsSessions
+from tests.support.native_world import deployments, ecs, make, running
+from tests.support.world import World, Writes
+
+pytestmark = pytest.mark.usefixtures("aws_env")
+
+CANARY = (
+    "{mode: canary, bake_time: 10m, canary: {percent: 10, bake_time: 5m}, "
+    "hooks: [{stage: post-test-traffic-shift, pause: true}]}"
+)
+BLUE_GREEN_FAILING = (
+    "{mode: blue-green, hooks: [{stage: POST_TEST_TRAFFIC_SHIFT, lambda: smoke-fail}]}"
+)
+
+
+class FakeClock:
+    """The emulation's clock: every sleep of the waiting promotion moves it a minute."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def clients(w: World, writes: Writes, on_sleep: Callable[[], None] | None = None) -> Clients:
+    clock = FakeClock()
+    emulation.install().native.clock = clock
+
+    def sleep(_s: float) -> None:
+        clock.now += 60
+        if on_sleep is not None:
+            on_sleep()
+
+    return Clients(
+        config=w.config,
+        sessions=AwsSessions(on_client=writes.hook),
+        sleep=sleep,
+        repo_path=w.root,
+        poll_interval=0,
+    )
+
+
+def test_a_canary_pauses_at_its_hook_says_so_once_and_finishes_when_continued(
+    tmp_path: Path, aws_env: str
+) -> None:
+    w = make(tmp_path, aws_env, CANARY)
+    before = w.services("native")["api"]["taskDefinition"]
+    seen: list[tuple[str, float]] = []
+    continued: list[str] = []
+
+    def operator() -> None:
+        # another release manager watching the deployment, continuing it at the pause
+        for d in deployments(w):
+            if d["status"] != "IN_PROGRESS":
+                continue
+            seen.append(
+                (
+                    d["lifecycleStage"],
+                    d["targetServiceRevision"].get("requestedProductionTrafficWeight", 0.0),
+                )
+            )
+            hooks = [
+                h for h in d.get("lifecycleHookDetails", []) if h["status"] == "AWAITING_ACTION"
+            ]
+            if hooks and len(seen) > 5 and not continued:
+                ecs(w).continue_service_deployment(
+                    serviceDeploymentArn=d["serviceDeploymentArn"], hookId=hooks[0]["hookId"]
+                )
+                continued.append(d["serviceDeploymentArn"])
+
+    writes = Writes()
+    lines: list[str] = []
+    result = promote(w.config, clients(w, writes, operator), tier="staging", progress=lines.append)
+    assert result.exit_code == 0, result.to_json()
+    update = next(p for n, p in writes.calls if n == "UpdateService")
+    config = update["deploymentConfiguration"]
+    assert config["strategy"] == "CANARY"
+    assert config["canaryConfiguration"] == {"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 5}
+    assert config["bakeTimeInMinutes"] == 10
+    assert config["lifecycleHooks"] == [
+        {"lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"], "targetType": "PAUSE"}
+    ]
+    assert continued
+    paused = [line for line in lines if "paused at a PAUSE hook" in line]
+    assert len(paused) == 1, lines
+    assert "tierup continue --env native --service api" in paused[0]
+    # the pause held the deployment before production traffic moved; then 10%, then all of it
+    assert ("POST_TEST_TRAFFIC_SHIFT", 0.0) in seen
+    assert ("PRODUCTION_TRAFFIC_SHIFT", 10.0) in seen, seen
+    assert ("BAKE_TIME", 100.0) in seen
+    (d,) = [x for x in deployments(w) if x["serviceDeploymentArn"] == continued[0]]
+    assert d["status"] == "SUCCESSFUL"
+    after = w.services("native")["api"]["taskDefinition"]
+    assert after != before
+    assert running(w) == {w.tag_digest("api", "staging")}
+    outcome = result.environments[0].services[0]
+    assert outcome.status == "completed"
+
+
+def test_a_blue_green_whose_hook_fails_is_rolled_back_by_ecs(tmp_path: Path, aws_env: str) -> None:
+    w = make(tmp_path, aws_env, BLUE_GREEN_FAILING)
+    before = w.services("native")["api"]["taskDefinition"]
+    old = running(w)
+    code, doc = w.cli_json("promote", "--tier", "staging")
+    # the only environment of the tier failed: exit 1 (README, "Exit codes")
+    assert code == 1, doc
+    api = doc["environments"]["native"]["services"]["api"]
+    assert api["status"] == "rolled_back_by_ecs"
+    assert "smoke-fail" in api["error"]
+    (d, *_rest) = deployments(w)
+    assert d["status"] == "ROLLBACK_SUCCESSFUL"
+    assert w.services("native")["api"]["taskDefinition"] == before
+    assert running(w) == old
+
+
+def test_rollback_service_of_an_ecs_environment_deploys_the_earlier_revision(
+    tmp_path: Path, aws_env: str
+) -> None:
+    w = make(tmp_path, aws_env, "{mode: blue-green}")
+    before = w.services("native")["api"]["taskDefinition"]
+    old = running(w)
+    assert w.cli_json("promote", "--tier", "staging")[0] == 0
+    promoted = w.services("native")["api"]["taskDefinition"]
+    assert promoted != before
+    code, doc = w.cli_json("rollback", "service", "--env", "native", "--service", "api")
+    assert code == 0, doc
+    # the digest that ran before (a copy of the revision pinning it: its tag has moved since)
+    assert w.services("native")["api"]["taskDefinition"] != promoted
+    assert running(w) == old
+    # ECS ran the rollback with the environment's strategy: a blue/green deployment of its own
+    assert deployments(w)[0]["status"] == "SUCCESSFUL"
+    assert deployments(w)[0]["lifecycleStage"] == "CLEAN_UP"
