@@ -19,7 +19,6 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -30,6 +29,8 @@ from pydantic import (
 from pipeline import steps_config
 from stages import all_strategies
 from stages.errors import ConfigError
+from stages.step import Duration as Duration
+from stages.step import parse_duration as parse_duration
 from stages.types import ECS_LIFECYCLE_HOOKS
 
 DEFAULT_CONFIG = "envs.yaml"
@@ -44,28 +45,6 @@ PLACEHOLDERS = ("timestamp", "commit", "short_commit")
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _SAMPLE = {"timestamp": "20261126T103000Z", "commit": "0" * 40, "short_commit": "0" * 7}
 
-_DURATION_RE = re.compile(r"^(\d+)([smh]?)$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
-
-
-def parse_duration(value: object) -> int:
-    """Integer seconds or ``<n>s|m|h`` -> seconds."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is integer seconds or <n>s|m|h, e.g. 90, 30s, 15m, 2h")
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return value
-    if isinstance(value, str):
-        m = _DURATION_RE.match(value.strip())
-        if m:
-            return int(m.group(1)) * _UNITS[m.group(2)]
-    raise ValueError(
-        f"bad duration {value!r}: use integer seconds or <n>s|m|h, e.g. 90, 30s, 15m, 2h"
-    )
-
-
-Duration = Annotated[int, BeforeValidator(parse_duration, json_schema_input_type=int | str)]
 AccountId = Annotated[str, Field(pattern=r"^\d{12}$", description="12-digit AWS account id")]
 RoleArn = Annotated[
     str,

@@ -55,8 +55,12 @@ _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 
 
 def parse_duration(value: object) -> int:
-    """Integer seconds or ``<n>s|m|h`` -> seconds (as everywhere in envs.yaml)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    """Integer seconds or ``<n>s|m|h`` -> seconds (as everywhere in envs.yaml and in flags)."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is integer seconds or <n>s|m|h, e.g. 90, 30s, 15m, 2h")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
         return value
     if isinstance(value, str):
         m = _DURATION_RE.match(value.strip())
