@@ -513,9 +513,12 @@ def execute(
                 note=res.note,
             )
         )
-    for n in (r.note for r in plan.resolved):
-        if n:
-            result.notes.append(n)
+    # images resolved alike (a commit that rebuilt none of them) share one note, naming them
+    noted: dict[str, list[str]] = {}
+    for res in plan.resolved:
+        if res.note:
+            noted.setdefault(res.note, []).append(res.image)
+    result.notes.extend(f"{', '.join(images)}: {note}" for note, images in noted.items())
     result.plan = plan.steps()
     # envs.yaml's `steps`: None when no environment lists any (today's retag, deploy, wait)
     run = step_runner.plan(config, clients, plan)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, NoReturn
 
 from stages.errors import AwsError, CredentialsError, TierupError
@@ -53,6 +54,9 @@ def translate(exc: BaseException, action: str, *, hint: str | None = None) -> Ti
     if isinstance(exc, TierupError):
         return exc
     name = type(exc).__name__
+    token = _web_identity_token_problem(exc)
+    if token is not None:
+        return CredentialsError(f"{action}: {token}", hint=WEB_IDENTITY_HINT)
     if name in ("NoCredentialsError", "PartialCredentialsError", "NoRegionError"):
         if name == "NoRegionError":
             return AwsError(
@@ -91,6 +95,23 @@ def translate(exc: BaseException, action: str, *, hint: str | None = None) -> Ti
 
 
 GENERIC_HINT = "re-run with --verbose for the details; the run is safe to repeat"
+WEB_IDENTITY_HINT = (
+    "the CI job's OIDC token did not reach it: GitHub Actions needs `permissions: id-token: "
+    "write` on the job; GitLab CI an `id_tokens:` entry written to that file; or unset "
+    "AWS_WEB_IDENTITY_TOKEN_FILE to use other credentials"
+)
+
+
+def _web_identity_token_problem(exc: BaseException) -> str | None:
+    """What is wrong with the web identity token the credential chain read (an empty CI OIDC
+    token gives botocore's bare "Invalid length for parameter WebIdentityToken"), or None."""
+    path = os.environ.get("AWS_WEB_IDENTITY_TOKEN_FILE") or None
+    where = f"{path} (AWS_WEB_IDENTITY_TOKEN_FILE)" if path else "(web_identity_token_file)"
+    if type(exc).__name__ == "ParamValidationError" and "WebIdentityToken" in str(exc):
+        return f"the web identity token file {where} is empty"
+    if isinstance(exc, FileNotFoundError) and path and exc.filename == path:
+        return f"the web identity token file {where} does not exist"
+    return None
 
 
 def _server_side(exc: BaseException) -> bool:

@@ -255,6 +255,14 @@ def test_first_tier_defaults_to_head_and_falls_back_to_the_newest_ancestor_with_
     assert code == 0, doc
     assert doc["images"]["api"]["commit"] == first
     assert "ancestor" in doc["images"]["api"]["note"]
+    note = doc["images"]["api"]["note"]
+    assert doc["images"]["worker"]["note"] == note
+    # one note for the images resolved alike, naming them, in the result and in its text
+    assert [n for n in doc.get("notes", []) if "ancestor" in n] == [f"api, worker: {note}"]
+    text = world.cli("promote", "--tier", "dev").output
+    assert [line for line in text.splitlines() if "ancestor" in line] == [
+        f"note: api, worker: {note}"
+    ]
     new = world.commit("rebuild")
     digests = world.push_images(new)
     code, doc = world.cli_json("promote", "--tier", "dev")
