@@ -13,6 +13,7 @@ import pytest
 
 from pipeline.lock import key_for
 from pipeline.promote import promote
+from tests.support import strategy_worlds
 from tests.support.fault_suite import SCENARIOS, run_case
 from tests.support.faults import ERROR, THROTTLE, Call, Fault, FaultProxy, Rule, drop_answer
 from tests.support.release_world import BUCKET, PREFIX, new_digests, release_world, s3
@@ -214,14 +215,12 @@ def fail_after(write: str, read: str, faults: list[str]) -> Rule:
 def test_a_strategys_failed_poll_is_retried_and_counted(
     tmp_path: Path, aws_env: str, fault_proxy: FaultProxy, strategy: str
 ) -> None:
-    from tests.stages import test_cloudformation, test_codedeploy
-
     if strategy == "cloudformation":
-        test_cloudformation.create_stack(aws_env, f"{test_cloudformation.HOST}/api:staging")
-        w = make_world(tmp_path, aws_env, test_cloudformation.ENVS)
+        strategy_worlds.create_stack(aws_env, f"{strategy_worlds.HOST}/api:staging")
+        w = make_world(tmp_path, aws_env, strategy_worlds.STACK_ENVS)
         env, rule = "stack", fail_after("ExecuteChangeSet", "DescribeStacks", [THROTTLE, ERROR])
     else:
-        w = make_world(tmp_path, aws_env, test_codedeploy.ENVS)
+        w = make_world(tmp_path, aws_env, strategy_worlds.BLUEGREEN_ENVS)
         env, rule = "bluegreen", fail_after("CreateDeployment", "GetDeployment", [THROTTLE, ERROR])
     w.push_images(w.commit("second"))
     assert promote(w.config, w.clients(), tier="dev").exit_code == 0

@@ -22,9 +22,14 @@ from stages.adapters.ecs import Ecs
 from stages.deploy import Applied, DeployError, ImageTarget
 from stages.strategy import Context, RestoreTarget, ServiceTarget, StackSettings, Target
 from stages.types import ServiceState, TaskDefinition
+from tests.support.strategy_worlds import (
+    HOST,
+    STACK,
+    STACK_ACCOUNT,
+    STACK_ENVS,
+    create_stack,
+)
 from tests.support.world import (
-    REGION,
-    REGISTRY,
     World,
     Writes,
     assumed_client,
@@ -34,36 +39,8 @@ from tests.support.world import (
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "support" / "templates" / "ecs-service.yaml"
-ACCOUNT = "666666666666"
-STACK = "api-stack"
-HOST = f"{REGISTRY}.dkr.ecr.{REGION}.amazonaws.com"
-ENVS = "\n".join(
-    [
-        env_block("dev", "dev", "111111111111", {"api": "{image: api}"}),
-        env_block(
-            "stack",
-            "staging",
-            ACCOUNT,
-            {"api": "{image: api}"},
-            strategy="cloudformation",
-            cloudformation=f"{{stack: {STACK}, image_parameter: ImageUrl}}",
-        ),
-    ]
-)
-
-
-def create_stack(
-    endpoint: str, image: str, name: str = STACK, cluster: str = "stack-cluster"
-) -> None:
-    assumed_client(endpoint, "cloudformation", ACCOUNT).create_stack(
-        StackName=name,
-        TemplateBody=TEMPLATE.read_text(),
-        Parameters=[
-            {"ParameterKey": "ImageUrl", "ParameterValue": image},
-            {"ParameterKey": "ClusterName", "ParameterValue": cluster},
-        ],
-    )
+ACCOUNT = STACK_ACCOUNT
+ENVS = STACK_ENVS
 
 
 def stack(world: World) -> dict[str, Any]:

@@ -22,30 +22,18 @@ from stages.adapters.ecs import Ecs
 from stages.codedeploy import CodeDeployStrategy, appspec
 from stages.deploy import Applied
 from stages.strategy import RestoreTarget
-from tests.support.world import World, Writes, assumed_client, env_block, make_world
+from tests.support.strategy_worlds import (
+    BLUEGREEN_ACCOUNT,
+    BLUEGREEN_CLUSTER,
+    BLUEGREEN_ENVS,
+)
+from tests.support.world import World, Writes, assumed_client, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
-ACCOUNT = "777777777777"
-CLUSTER = "bluegreen-cluster"
-CODEDEPLOY = (
-    "{application: api, deployment_group: api-bg, "
-    "deployment_config: CodeDeployDefault.ECSLinear10PercentEvery1Minutes, "
-    "container_port: 8080, hooks: {AfterAllowTestTraffic: smoke-test, BeforeInstall: prepare}}"
-)
-ENVS = "\n".join(
-    [
-        env_block("dev", "dev", "111111111111", {"api": "{image: api}"}),
-        env_block(
-            "bluegreen",
-            "staging",
-            ACCOUNT,
-            {"api": "{image: api}"},
-            strategy="codedeploy",
-            codedeploy=CODEDEPLOY,
-        ),
-    ]
-)
+ACCOUNT = BLUEGREEN_ACCOUNT
+CLUSTER = BLUEGREEN_CLUSTER
+ENVS = BLUEGREEN_ENVS
 
 
 @pytest.fixture
