@@ -565,15 +565,11 @@ def plan(
     for e in promotion.envs:
         env = e.env
         specs = lists[e.name] or [StepSpec(uses=name) for name in PHASES]
-        ctx = StepContext(
-            environment=e.name,
-            tier=promotion.tier.name,
-            account_id=env.account_id,
-            region=env.region,
-            cluster=env.cluster,
-            services=tuple(env.services),
+        ctx = environment_context(
+            e.name,
+            env,
+            _client_of(clients, env),
             images=images,
-            client=_client_of(clients, env),
             sleep=clients.sleep,
             clock=clients.clock,
             environ=env_vars,
@@ -585,6 +581,28 @@ def plan(
                 wide.setdefault(p.key(), p)
         envs[e.name] = EnvSteps(e.name, ctx, items)
     return StepRun(clients, envs, list(wide.values()), env_vars)
+
+
+def environment_context(
+    name: str,
+    env: Environment,
+    client: Callable[[str], Any],
+    *,
+    images: Mapping[str, ImageInfo] | None = None,
+    **extra: Any,
+) -> StepContext:
+    """What a step sees of environment ``name`` of envs.yaml (``extra``: time, environ, ...)."""
+    return StepContext(
+        environment=name,
+        tier=env.tier,
+        account_id=env.account_id,
+        region=env.region,
+        cluster=env.cluster,
+        services=tuple(env.services),
+        images=images or {},
+        client=client,
+        **extra,
+    )
 
 
 def _client_of(clients: Clients, env: Environment) -> Callable[[str], Any]:

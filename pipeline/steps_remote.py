@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pipeline.clients import Clients
 from pipeline.config import Config
+from pipeline.step_runner import environment_context
 from stages.adapters.cloudwatch import CloudWatch
 from stages.adapters.ecs_tasks import EcsTasks
 from stages.errors import TierupError
@@ -18,16 +19,7 @@ from stages.step import StepContext, StepError
 def problem(config: Config, clients: Clients, env_name: str) -> tuple[str, str] | None:
     """The first thing an environment's steps name that AWS does not have: (error, hint)."""
     env = config.environment(env_name)
-    ctx = StepContext(
-        environment=env_name,
-        tier=env.tier,
-        account_id=env.account_id,
-        region=env.region,
-        cluster=env.cluster,
-        services=tuple(env.services),
-        images={},
-        client=lambda service: clients.aws(service, env),
-    )
+    ctx = environment_context(env_name, env, lambda service: clients.aws(service, env))
     for spec in config.steps_for(env_name) or []:
         where = f"step {spec.alias!r} ({spec.uses})"
         try:

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from pipeline.config import Config, Environment
-from stages.step import StepContext, StepError
+from pipeline.step_runner import environment_context
+from stages.step import StepError
 
 SANDBOX_METRIC = "tierup-sandbox"
 NAMESPACE = "tierup/sandbox"
@@ -23,16 +24,7 @@ Client = Callable[[str, Environment], Any]  # (service, environment) -> a boto3 
 def alarm_names(config: Config, env_name: str) -> list[str]:
     """The alarms the environment's `alarm` steps name (placeholders of the environment)."""
     env = config.environment(env_name)
-    ctx = StepContext(
-        environment=env_name,
-        tier=env.tier,
-        account_id=env.account_id,
-        region=env.region,
-        cluster=env.cluster,
-        services=tuple(env.services),
-        images={},
-        client=lambda _s: None,
-    )
+    ctx = environment_context(env_name, env, lambda _s: None)
     out: list[str] = []
     for spec in config.steps_for(env_name) or []:
         if spec.uses != "alarm":
