@@ -11,6 +11,7 @@ import pytest
 
 from pipeline.promote import promote
 from stages import account, all_strategies, resolve, retag, wait
+from stages.codedeploy import CodeDeployStrategy
 from stages.deploy import FORCE_NEW_DEPLOYMENT, Applied, DeployError, ServicePlan
 from stages.rolling import Rolling
 from stages.strategy import (
@@ -160,4 +161,4 @@ def test_an_unregistered_strategy_is_a_config_error(tmp_path: Path) -> None:
 def test_a_builtin_strategy_cannot_be_replaced() -> None:
     with pytest.raises(DeployError, match="built in"):
         all_strategies.register(Rolling("codedeploy"))
-    assert isinstance(all_strategies.get("codedeploy"), object)
+    assert isinstance(all_strategies.get("codedeploy"), CodeDeployStrategy)
