@@ -10,7 +10,10 @@ rollback settles. While it runs, its lifecycle stage and the new revision's shar
 traffic are reported, and a deployment waiting at a PAUSE hook says so, with how to continue.
 
 A rollback asks ECS to stop the deployment with a rollback (StopServiceDeployment) where it
-still runs, and otherwise deploys the previous revision again.
+still runs, and otherwise deploys the previous revision again. `tierup rollback` does the same:
+a service whose newest deployment is still PENDING or IN_PROGRESS (a paused one too), from the
+revision the rollback goes back to, is rolled back by stopping that deployment (``running``,
+then ``stop_running``), followed until ROLLBACK_SUCCESSFUL.
 """
 
 from __future__ import annotations
@@ -26,11 +29,14 @@ from stages.deploy import Applied, DeployError, ServicePlan, registration_input,
 from stages.errors import TierupError
 from stages.rollback import rollback_service
 from stages.strategy import (
+    SERVICE_DEPLOYMENTS,
+    Capabilities,
     Context,
     EcsSettings,
     OnChange,
     Planned,
     RestoreTarget,
+    Running,
     Target,
     plan_rolling,
 )
@@ -39,6 +45,8 @@ STRATEGY = "ecs"
 DEPLOY = "ecs-native-deployment"
 WRITE = "ecs:RegisterTaskDefinition+ecs:UpdateService(deploymentConfiguration.strategy)"
 RUNNING = frozenset({"PENDING", "IN_PROGRESS", "STOP_REQUESTED", "ROLLBACK_REQUESTED"})
+# a deployment a rollback can still stop (a paused one is IN_PROGRESS)
+STOPPABLE = frozenset({"PENDING", "IN_PROGRESS"})
 ROLLBACK = {
     "ROLLBACK_REQUESTED": wait_stage.IN_PROGRESS,
     "ROLLBACK_IN_PROGRESS": wait_stage.IN_PROGRESS,
@@ -57,6 +65,7 @@ class ServiceDeployment:
     stage: str | None = None
     traffic: float | None = None  # the new revision's share of production traffic
     paused: str | None = None  # the id of the PAUSE hook it waits at
+    sources: tuple[str, ...] = ()  # the service revisions it deploys from
 
     @property
     def running(self) -> bool:
@@ -104,6 +113,9 @@ def read(ecs: Any, arn: str) -> ServiceDeployment:
                 stage=d.get("lifecycleStage"),
                 traffic=float(weight) if weight is not None else None,
                 paused=paused,
+                sources=tuple(
+                    str(r["arn"]) for r in d.get("sourceServiceRevisions") or [] if r.get("arn")
+                ),
             )
     raise DeployError(f"service deployment {arn} not found", hint="was the service deleted?")
 
@@ -203,6 +215,43 @@ class EcsNativeStrategy:
     """``ecs``: ECS's own blue/green, canary or linear deployment."""
 
     name = STRATEGY
+    capabilities = Capabilities(
+        settings="ecs", release_control=SERVICE_DEPLOYMENTS, stops_running=True
+    )
+
+    def running(self, ctx: Context, service: str) -> Running | None:
+        """The service's newest deployment when it has not ended, and the revision stopping it
+        with its rollback goes back to (reads only)."""
+        ecs = ctx.client("ecs")
+        now = latest(ecs, ctx.cluster, service)
+        if now is None or now.status not in STOPPABLE:
+            return None
+        source = None
+        if len(now.sources) == 1:
+            revision = ctx.ecs.service_revisions(list(now.sources)).get(now.sources[0])
+            source = revision.task_definition if revision is not None else None
+        words = now.describe()
+        if now.paused:
+            words += f", paused at a PAUSE hook in stage {now.stage}"
+        return Running(now.arn, words, source_task_definition=source)
+
+    def stop_running(
+        self, ctx: Context, service: str, running: Running, *, previous_task_definition: str
+    ) -> Applied:
+        """StopServiceDeployment with its rollback; follow it with ``wait``."""
+        if not stop(ctx.client("ecs"), running.deployment, rollback=True):
+            raise DeployError(
+                f"service deployment {running.deployment} of {service} ended before it could "
+                "be stopped",
+                hint="run the rollback again: it deploys the earlier revision",
+            )
+        return Applied(
+            service,
+            running.deployment,
+            running.source_task_definition or previous_task_definition,
+            previous_task_definition,
+            extra={"service_deployment": running.deployment, "stopped": True, "written": True},
+        )
 
     def plan(self, ctx: Context, target: Target) -> Planned:
         out = Planned()
@@ -282,7 +331,7 @@ class EcsNativeStrategy:
                 if found is None:
                     continue
                 arn = found.arn
-            out[service] = follow(
+            state = follow(
                 ctx,
                 service,
                 str(arn),
@@ -291,6 +340,7 @@ class EcsNativeStrategy:
                 timeout=timeout,
                 on_change=on_change,
             )
+            out[service] = stopped_outcome(state) if a.extra.get("stopped") else state
         return out
 
     def rollback(self, ctx: Context, applied: Mapping[str, Applied]) -> dict[str, Applied]:
@@ -383,6 +433,16 @@ def follow(
     if on_change is not None:
         on_change(result)
     return result
+
+
+def stopped_outcome(state: wait_stage.RolloutState) -> wait_stage.RolloutState:
+    """A deployment stopped with its rollback: the rollback is the answer (completed once
+    ROLLBACK_SUCCESSFUL, timed out while it still runs, failed otherwise)."""
+    if state.rollback_state == wait_stage.COMPLETED:
+        return replace(state, state=wait_stage.COMPLETED, reason=None)
+    if state.rollback_state == wait_stage.IN_PROGRESS or state.state == wait_stage.TIMED_OUT:
+        return replace(state, state=wait_stage.TIMED_OUT)
+    return replace(state, state=wait_stage.FAILED)
 
 
 def _state(now: ServiceDeployment, *, final: bool) -> str:
