@@ -27,7 +27,7 @@ from stages import wait as wait_stage
 from stages.adapters.aws import is_client_error, raise_translated
 from stages.deploy import Applied, DeployError, ServicePlan, registration_input, with_images
 from stages.errors import TierupError
-from stages.rollback import rollback_service
+from stages.rollback import STOP, rollback_service
 from stages.strategy import (
     SERVICE_DEPLOYMENTS,
     Capabilities,
@@ -40,6 +40,7 @@ from stages.strategy import (
     Target,
     plan_rolling,
 )
+from stages.types import ServiceRevision
 
 STRATEGY = "ecs"
 DEPLOY = "ecs-native-deployment"
@@ -156,6 +157,37 @@ def resume(ecs: Any, arn: str, hook_id: str | None) -> None:
         raise_translated(e, f"continuing service deployment {arn}")
 
 
+def _running(ctx: Context, service: str) -> tuple[Running, ServiceRevision | None] | None:
+    """The service's newest deployment when a stop can still roll it back, and the revision
+    it deploys from (what stopping it with its rollback puts back)."""
+    now = latest(ctx.client("ecs"), ctx.cluster, service)
+    if now is None or now.status not in STOPPABLE:
+        return None
+    revision = None
+    if len(now.sources) == 1:
+        revision = ctx.ecs.service_revisions(list(now.sources)).get(now.sources[0])
+    words = now.describe()
+    if now.paused:
+        words += f", paused at a PAUSE hook in stage {now.stage}"
+    source = revision.task_definition if revision is not None else None
+    return Running(now.arn, words, source_task_definition=source), revision
+
+
+def _going_back(ctx: Context, plan: ServicePlan) -> Running | None:
+    """The service's deployment still runs from exactly the images ``plan`` wants (a rollback
+    of the tier, a promotion back): stopping it with its rollback gets there."""
+    try:
+        found = _running(ctx, plan.service)
+    except TierupError:
+        return None  # not known: deploy, as without a running deployment
+    if found is None or found[1] is None or not plan.containers:
+        return None
+    ran = {i.container: i.digest for i in found[1].images}
+    if any(ran.get(c.container) != c.target.digest for c in plan.containers):
+        return None
+    return found[0]
+
+
 def _settings(ctx: Context, target: Target | None = None) -> EcsSettings:
     settings = target.ecs if target is not None else ctx.native
     if settings is None:
@@ -222,18 +254,8 @@ class EcsNativeStrategy:
     def running(self, ctx: Context, service: str) -> Running | None:
         """The service's newest deployment when it has not ended, and the revision stopping it
         with its rollback goes back to (reads only)."""
-        ecs = ctx.client("ecs")
-        now = latest(ecs, ctx.cluster, service)
-        if now is None or now.status not in STOPPABLE:
-            return None
-        source = None
-        if len(now.sources) == 1:
-            revision = ctx.ecs.service_revisions(list(now.sources)).get(now.sources[0])
-            source = revision.task_definition if revision is not None else None
-        words = now.describe()
-        if now.paused:
-            words += f", paused at a PAUSE hook in stage {now.stage}"
-        return Running(now.arn, words, source_task_definition=source)
+        found = _running(ctx, service)
+        return None if found is None else found[0]
 
     def stop_running(
         self, ctx: Context, service: str, running: Running, *, previous_task_definition: str
@@ -262,6 +284,35 @@ class EcsNativeStrategy:
             except TierupError as e:
                 out.errors[s.service] = e
                 continue
+            running = _going_back(ctx, rolling) if rolling.writes else None
+            if running is not None:
+                source = (running.source_task_definition or "?").rsplit("/", 1)[-1]
+                reason = (
+                    f"{running.description} deploys from {source}, which runs what is wanted: "
+                    "stop it with its rollback (StopServiceDeployment ROLLBACK)"
+                )
+                step = {
+                    "write": "ecs:StopServiceDeployment",
+                    "environment": target.environment,
+                    "cluster": target.cluster,
+                    "service": s.service,
+                    "action": STOP,
+                    "reason": reason,
+                    "deployment": running.deployment,
+                    "task_definition": running.source_task_definition,
+                    "images": {c.container: c.reference for c in rolling.containers},
+                }
+                out.services.append(
+                    replace(
+                        rolling,
+                        strategy=STRATEGY,
+                        action=STOP,
+                        reason=reason,
+                        step=step,
+                        payload=running,
+                    )
+                )
+                continue
             action = "skip" if not rolling.writes else rolling.action
             step = {
                 "write": WRITE,
@@ -282,6 +333,11 @@ class EcsNativeStrategy:
     def apply(self, ctx: Context, plans: Sequence[ServicePlan]) -> dict[str, Applied]:
         out: dict[str, Applied] = {}
         for p in plans:
+            if p.action == STOP and isinstance(p.payload, Running):
+                out[p.service] = self.stop_running(
+                    ctx, p.service, p.payload, previous_task_definition=p.task_definition
+                )
+                continue
             settings = p.payload if isinstance(p.payload, EcsSettings) else _settings(ctx)
             if not p.writes:
                 out[p.service] = Applied(p.service, None, p.task_definition, p.task_definition)

@@ -11,6 +11,7 @@ import pytest
 
 from pipeline.clients import Clients
 from pipeline.promote import promote
+from pipeline.release import rollback_tier
 from pipeline.sandbox import emulation
 from pipeline.sessions import AwsSessions
 from pipeline.undo import rollback
@@ -200,3 +201,42 @@ def test_a_paused_canary_rolled_back_with_rollback_service_is_stopped_with_its_r
     recorded = event["environments"]["native"]["services"]["api"]
     assert recorded["stopped_deployment"] == arn
     assert recorded["task_definition_after"] == before
+
+
+def test_rollback_tier_stops_a_paused_canary_that_runs_from_the_earlier_digest(
+    tmp_path: Path, aws_env: str
+) -> None:
+    w = make(tmp_path, aws_env, CANARY)
+    before = w.services("native")["api"]["taskDefinition"]
+    old = running(w)
+    earlier = w.tag_digest("api", "staging")
+    assert w.cli_json("promote", "--tier", "staging", "--no-wait")[0] == 0
+    (canary, *_rest) = deployments(w)
+    arn = canary["serviceDeploymentArn"]
+    assert canary["status"] == "IN_PROGRESS"
+
+    code, dry = w.cli_json("rollback", "tier", "--tier", "staging", "--dry-run")
+    assert code == 0, dry
+    native = [s for s in dry["plan"] if s.get("environment") == "native"]
+    assert [(s["write"], s["action"], s["deployment"]) for s in native] == [
+        ("ecs:StopServiceDeployment", "stop-deployment", arn)
+    ]
+
+    writes = Writes()
+    writes.WRITE_OPS = (*Writes.WRITE_OPS, "StopServiceDeployment")
+    result = rollback_tier(
+        w.config, clients(w, writes), ledger_of(w), tier="staging", progress=lambda _m: None
+    )
+
+    assert result.exit_code == 0, result.to_json()
+    ecs_writes = [(n, p) for n, p in writes.calls if n not in ("PutImage", "PutObject")]
+    assert ecs_writes == [
+        ("StopServiceDeployment", {"serviceDeploymentArn": arn, "stopType": "ROLLBACK"})
+    ]
+    assert w.tag_digest("api", "staging") == earlier
+    (d,) = [x for x in deployments(w) if x["serviceDeploymentArn"] == arn]
+    assert d["status"] == "ROLLBACK_SUCCESSFUL"
+    assert w.services("native")["api"]["taskDefinition"] == before
+    assert running(w) == old
+    api = result.environments[0].services[0]
+    assert api.status == "completed" and api.task_definition == before
