@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from pipeline import config as config_mod
+from pipeline.cli import app
 from pipeline.promote import RunOptions
 from pipeline.undo import rollback
 from stages import all_strategies
@@ -21,6 +23,7 @@ from stages.cloudformation import CloudFormationStrategy
 from stages.deploy import Applied, ServicePlan
 from stages.errors import ConfigError
 from stages.strategy import (
+    SERVICE_DEPLOYMENTS,
     Capabilities,
     Context,
     OnChange,
@@ -198,3 +201,30 @@ def test_a_strategy_that_declares_nothing_has_the_plain_capabilities() -> None:
     assert capabilities(Bare()) == Capabilities()
     assert not capabilities(all_strategies.get("task-definition")).follows_tag
     assert capabilities(all_strategies.get("force-new-deployment")).follows_tag
+
+
+class Controlled(OwnStack):
+    """A strategy that declares how `continue` / `stop` reach its deployments."""
+
+    name = "controlled"
+    capabilities = Capabilities(release_control=SERVICE_DEPLOYMENTS)
+
+
+def test_continue_and_stop_act_on_the_strategies_that_declare_release_control(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "envs.yaml"
+    path.write_text((Path(__file__).resolve().parents[2] / "envs.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["continue", "--env", "prod", "-f", str(path)])
+    assert r.exit_code == 2, r.output
+    assert "strategy task-definition, which has no deployment to continue" in r.output
+    assert "act on strategies codedeploy and ecs" in r.output
+    controlled = Controlled()
+    all_strategies.register(controlled)
+    try:
+        r = CliRunner().invoke(app, ["stop", "--env", "prod", "-f", str(path)])
+    finally:
+        all_strategies.unregister(controlled.name)
+    assert r.exit_code == 2, r.output
+    assert "act on strategies codedeploy, controlled and ecs" in r.output
