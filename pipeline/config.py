@@ -31,6 +31,7 @@ from stages import all_strategies
 from stages.errors import ConfigError
 from stages.step import Duration as Duration
 from stages.step import parse_duration as parse_duration
+from stages.strategy import capabilities
 from stages.types import ECS_LIFECYCLE_HOOKS
 
 DEFAULT_CONFIG = "envs.yaml"
@@ -76,6 +77,22 @@ Strategy = Annotated[
     ),
 ]
 Pin = Literal["tag", "digest"]
+# the keys of each strategy settings block, as an error that misses one names them
+SETTINGS_KEYS = {
+    "cloudformation": "{stack, image_parameter}",
+    "codedeploy": "{application, deployment_group, ...}",
+    "ecs": "{mode, ...}",
+}
+
+
+def _follows_tag(strategy: str) -> bool:
+    """The strategy deploys the tier's tag by forcing a deployment: the tag must be mutable."""
+    return capabilities(all_strategies.get(strategy)).follows_tag
+
+
+def _settings_of(strategy: str) -> str | None:
+    """The settings block (``cloudformation``, ``codedeploy``, ``ecs``) the strategy needs."""
+    return capabilities(all_strategies.get(strategy)).settings
 
 
 def template_fields(template: str) -> list[str]:
@@ -186,9 +203,9 @@ class Tier(_Model):
 
     @model_validator(mode="after")
     def _strategy(self) -> Tier:
-        if self.immutable and self.strategy == "force-new-deployment":
+        if self.immutable and self.strategy is not None and _follows_tag(self.strategy):
             raise ValueError(
-                f"strategy force-new-deployment cannot be used on tier {self.name!r}: its tag "
+                f"strategy {self.strategy} cannot be used on tier {self.name!r}: its tag "
                 f"{self.tag!r} is immutable, so forcing a deployment would not change the image; "
                 "use task-definition"
             )
@@ -439,31 +456,24 @@ class Config(_Model):
                             f"(images: {', '.join(self.images) or 'none'})",
                         )
             strategy = env.strategy or tier.strategy
-            if strategy == "force-new-deployment" and tier.immutable:
+            if strategy is not None and _follows_tag(strategy) and tier.immutable:
                 raise _LocatedError(
                     ("environments", env_name, "strategy"),
-                    f"strategy force-new-deployment cannot be used in {env_name!r}: tier "
+                    f"strategy {strategy} cannot be used in {env_name!r}: tier "
                     f"{tier.name!r} has the immutable tag {tier.tag!r}; use task-definition",
-                )
-            if strategy == "cloudformation" and env.cloudformation is None:
-                raise _LocatedError(
-                    ("environments", env_name, "cloudformation"),
-                    f"environment {env_name!r} uses strategy cloudformation but has no "
-                    "`cloudformation: {stack, image_parameter}`",
-                )
-            if strategy == "codedeploy" and env.codedeploy is None:
-                raise _LocatedError(
-                    ("environments", env_name, "codedeploy"),
-                    f"environment {env_name!r} uses strategy codedeploy but has no "
-                    "`codedeploy: {application, deployment_group, ...}`",
                 )
             if env.ecs is None and tier.ecs is not None:
                 self.environments[env_name] = env = env.model_copy(update={"ecs": tier.ecs})
-            if strategy == "ecs" and env.ecs is None:
+            # the settings block the strategy needs (its capabilities name it)
+            section = None if strategy is None else _settings_of(strategy)
+            if section is not None and getattr(env, section, None) is None:
+                keys = f"`{section}: {SETTINGS_KEYS.get(section, '{...}')}`"
                 raise _LocatedError(
-                    ("environments", env_name, "ecs"),
-                    f"environment {env_name!r} uses strategy ecs but neither it nor tier "
-                    f"{tier.name!r} has `ecs: {{mode, ...}}`",
+                    ("environments", env_name, section),
+                    f"environment {env_name!r} uses strategy {strategy} but neither it nor tier "
+                    f"{tier.name!r} has {keys}"
+                    if section in Tier.model_fields
+                    else f"environment {env_name!r} uses strategy {strategy} but has no {keys}",
                 )
         return self
 

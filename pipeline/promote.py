@@ -448,7 +448,7 @@ def _describe_task_definitions(ecs: Ecs, plan: EnvPlan) -> None:
     A revision that cannot be read is left out: reading it again for its service reports the
     error there, for that service alone.
     """
-    if plan.strategy == deploy_stage.FORCE_NEW_DEPLOYMENT:
+    if strategy_stage.capabilities(all_strategies.get(plan.strategy)).follows_tag:
         # what a forced deployment needs of a revision, its tasks report: one request less
         # per service
         for name, state in plan.states.items():

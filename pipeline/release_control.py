@@ -20,13 +20,13 @@ from pipeline.config import Config, Environment
 from pipeline.events import EnvironmentRecord, Event, ServiceRecord
 from pipeline.ledger import Ledger
 from pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome
-from stages import ecs_native
+from stages import all_strategies, ecs_native
 from stages.adapters.aws import raise_translated
 from stages.adapters.codedeploy import CodeDeploy
 from stages.errors import InputError, TierupError
+from stages.strategy import SERVICE_DEPLOYMENTS, capabilities
 
 Progress = Callable[[str], None]
-CONTROLLED = ("ecs", "codedeploy")
 
 
 def _services(env: Environment, name: str, service: str | None) -> list[str]:
@@ -59,17 +59,23 @@ def control(
     invocation = f"{action} --env {env}" + (f" --service {service}" if service else "")
     if action == "stop" and rollback:
         invocation += " --rollback"
-    if strategy not in CONTROLLED:
+    kind = capabilities(all_strategies.get(strategy)).release_control
+    if kind is None:
+        controlled = [
+            n
+            for n in all_strategies.names()
+            if capabilities(all_strategies.get(n)).release_control is not None
+        ]
         raise InputError(
             f"environment {env!r} deploys with strategy {strategy}, which has no deployment "
             f"to {action}",
-            hint="`tierup continue` and `tierup stop` act on strategies ecs and codedeploy",
+            hint=f"`tierup continue` and `tierup stop` act on strategies {_words(controlled)}",
         )
     outcome = EnvironmentOutcome.of(env, environment, strategy)
     result = CommandResult(
         command=action, tier=environment.tier, environments=[outcome], invocation=invocation
     )
-    if strategy == "ecs":
+    if kind == SERVICE_DEPLOYMENTS:
         ctx = strategies.context(clients, env, environment)
         for name in names:
             outcome.services.append(_ecs(ctx, name, action, rollback, config, env, say))
@@ -78,6 +84,11 @@ def control(
     result.settle()
     ledger.record(_event(result, environment.tier, rollback))
     return result
+
+
+def _words(names: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else "".join(names)
 
 
 def _ecs(

@@ -29,8 +29,8 @@ from pipeline.config import Config, Tier
 from pipeline.progress import rollout_changed
 from pipeline.results import SUCCESS, CommandResult, RollbackOutcome, ServiceOutcome, Status
 from stages import all_strategies
-from stages import cloudformation as cfn_stage
 from stages import rollback as rollback_stage
+from stages import strategy as strategy_stage
 from stages import wait as wait_stage
 from stages.adapters.registry import TagWrite
 from stages.deploy import Applied, ServicePlan
@@ -44,8 +44,6 @@ ON_FAILURE = "rollback-on-failure"
 ATOMIC = "atomic"
 
 FAILURES = frozenset({wait_stage.FAILED, wait_stage.ROLLED_BACK})
-# strategies whose writes only their own machinery may undo (a stack, a CodeDeploy group)
-OWN_ROLLBACK = frozenset({"cloudformation", "codedeploy"})
 NOT_NEW = FAILURES | {wait_stage.TIMED_OUT}
 
 Key = tuple[str, str]  # (environment, service)
@@ -212,6 +210,11 @@ def recover(
     return rec
 
 
+def _owns_rollback(strategy: str) -> bool:
+    """Whose writes only its own machinery may undo (a stack, a CodeDeploy group)."""
+    return strategy_stage.capabilities(all_strategies.get(strategy)).owns_rollback
+
+
 def _service_plan(env: EnvPlan, service: str) -> ServicePlan:
     return next(s for s in env.services if s.service == service)
 
@@ -226,13 +229,10 @@ def _tag_images(plan: ServicePlan) -> set[str]:
 
 
 def _decide(job: _Job, plan: PromotionPlan, rec: Recovery) -> None:
-    if job.env.strategy in OWN_ROLLBACK:
+    if _owns_rollback(job.env.strategy):
         job.action = job.env.strategy
-        job.reason = (
-            f"a change set back to {cfn_stage.rollback_reference(job.applied)}"
-            if job.env.strategy == "cloudformation"
-            else f"CodeDeploy back to the revision it ran before, "
-            f"{job.applied.previous_task_definition}"
+        job.reason = strategy_stage.describe_rollback(
+            all_strategies.get(job.env.strategy), job.applied
         )
         return
     if job.applied.registered:
@@ -325,7 +325,8 @@ def _apply(clients: Clients, rec: Recovery, say: Callable[[str], None]) -> None:
     groups: dict[tuple[str, str], list[_Job]] = {}
     for j in rec.jobs.values():
         if j.action != "none" and j.error is None:
-            key = j.plan.group if j.action in OWN_ROLLBACK and j.plan.group else j.plan.service
+            own = j.action == j.env.strategy and _owns_rollback(j.env.strategy)
+            key = j.plan.group if own and j.plan.group else j.plan.service
             groups.setdefault((j.env.name, key), []).append(j)
     each(one, groups.values())
 
@@ -343,7 +344,8 @@ def _wait(
             continue
         # a strategy's rollback that wrote nothing (the stack already rolled back) still says
         # where the service stands
-        if job.done.deployment_id is not None or job.action in OWN_ROLLBACK:
+        own = job.action == job.env.strategy and _owns_rollback(job.env.strategy)
+        if job.done.deployment_id is not None or own:
             by_env.setdefault(job.env.name, []).append(job)
     out: dict[Key, wait_stage.RolloutState] = {}
     lock = threading.Lock()

@@ -6,7 +6,7 @@ from typing import Any
 
 from pipeline.clients import Clients
 from pipeline.config import Environment
-from stages.strategy import CodeDeploySettings, Context, EcsSettings, StackSettings
+from stages.strategy import CodeDeploySettings, Context, EcsSettings, Settings, StackSettings
 from stages.types import TaskDefinition
 
 
@@ -73,6 +73,15 @@ def ecs_settings(env: Environment) -> EcsSettings | None:
         configuration=out,
         alternate_target_group=cfg.alternate_target_group,
         test_listener_rule=cfg.test_listener_rule,
+    )
+
+
+def settings(env: Environment) -> Settings:
+    """Every strategy setting of ``env`` (each strategy reads the one it needs)."""
+    return Settings(
+        cloudformation=stack_settings(env),
+        codedeploy=codedeploy_settings(env),
+        ecs=ecs_settings(env),
     )
 
 

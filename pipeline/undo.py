@@ -7,8 +7,10 @@ the run waits as a promotion does and records what moved in the ledger.
 A rollback's target is what the service ran before its current deployment: from the ledger
 when its newest record of the service is the deployment running now; else from ECS's
 deployment history; else the previous ACTIVE revision of the family. The result names the
-source used. Rolling strategies write with update_service; a stack or CodeDeploy writes through
-its strategy's ``restore`` (a change set, a blue/green deployment).
+source used. Rolling strategies write with update_service; a strategy that owns its rollback
+(a stack, CodeDeploy) writes through its ``restore`` (a change set, a blue/green deployment);
+a strategy that stops a running deployment with its rollback (ECS-native) does so for a
+service whose deployment still runs from the target, instead of deploying the target again.
 """
 
 from __future__ import annotations
@@ -41,9 +43,6 @@ from stages.record import NullRecorder, Recorder
 from stages.resolve import tag_pattern
 from stages.types import ImageRef, ServiceState, TaskDefinition, TaskImage, is_commit_sha
 
-# strategies that put services back through their own writes (a change set, a CodeDeploy
-# deployment): update_service would drift a stack, and CodeDeploy's services reject it
-OWN_ROLLBACK = ("cloudformation", "codedeploy")
 # the ledger is read newest first: a first window finds most services' newest move; a service
 # not in it widens the window once (an S3 ledger costs one GET per event)
 LEDGER_WINDOW = 50
@@ -357,35 +356,18 @@ class UndoPlan:
     def steps(self) -> list[dict[str, Any]]:
         """The writes a real run makes, in order."""
         writing = [p for p in self.services if p.writes]
-        if self.strategy == "cloudformation" and writing:
-            return [self._stack_step(writing)]
-        if self.strategy == "codedeploy":
-            return [
-                {
-                    **p.describe(),
-                    "write": ("ecs:RegisterTaskDefinition+" if p.action == rb.REGISTER else "")
-                    + "codedeploy:CreateDeployment",
-                    "action": "codedeploy-deployment",
-                }
-                for p in writing
-            ]
+        # a strategy whose writes are its own (a change set, a CodeDeploy deployment) says them
+        describe = getattr(all_strategies.get(self.strategy), "undo_steps", None)
+        if describe is not None:
+            return list(
+                describe(
+                    writing,
+                    environment=self.env_name,
+                    cluster=self.env.cluster,
+                    settings=strategies.settings(self.env),
+                )
+            )
         return [p.describe() for p in writing]
-
-    def _stack_step(self, writing: list[rb.RollbackPlan]) -> dict[str, Any]:
-        stack = self.env.cloudformation.stack if self.env.cloudformation else "?"
-        references = sorted({ref for p in writing for _, ref in p.images})
-        names = ", ".join(p.service for p in writing)
-        return {
-            "write": "cloudformation:CreateChangeSet+ExecuteChangeSet",
-            "environment": self.env_name,
-            "cluster": self.env.cluster,
-            "stack": stack,
-            "services": [p.service for p in writing],
-            "action": "change-set",
-            "images": references,
-            "summary": f"{self.env_name}: stack {stack}: image parameter -> "
-            f"{', '.join(references)} ({names})",
-        }
 
 
 TargetFinder = Callable[[ServiceView], rb.RollbackTarget]
@@ -408,6 +390,7 @@ def plan_services(
     rollback must be refused (a controller update_service cannot move, missing images)."""
     env = config.environment(env_name)
     strategy = config.strategy_for(env_name)
+    caps = strategy_stage.capabilities(all_strategies.get(strategy))
     plan = UndoPlan(
         command=command,
         scope=scope,
@@ -451,7 +434,7 @@ def plan_services(
                 if fail_fast:
                     raise missing_service
                 plan.errors[name] = missing_service
-        if strategy not in OWN_ROLLBACK:
+        if not caps.owns_rollback:
             for state in states.values():
                 rb.check_controller(env_name, state)
         fetch.start(dict.fromkeys(s.task_definition for s in states.values()), pool)
@@ -511,37 +494,72 @@ def plan_services(
     plan.services.sort(key=lambda p: order.get(p.service, 0))
     rb.refuse_missing(plan.services, missing)
     plan.task_defs = described
-    if strategy in OWN_ROLLBACK:
+    if caps.owns_rollback:
         _through_strategy(plan, list(env.services))
+    if caps.stops_running:
+        _stop_running(plan, strategies.context(clients, env_name, env, described))
     return plan
 
 
 def _through_strategy(plan: UndoPlan, configured: list[str]) -> None:
-    """A stack or CodeDeploy writes the rollback: every move is one of its writes."""
+    """A strategy that owns its rollback writes it: every move is one of its writes."""
+    plan.services = [
+        dataclasses.replace(p, action=rb.UPDATE) if p.action in (rb.FOLLOW, rb.REDEPLOY) else p
+        for p in plan.services
+    ]
+    # how its writes change the moves (a stack registers the revision itself), and notes
+    adjust = getattr(all_strategies.get(plan.strategy), "plan_undo", None)
+    if adjust is not None:
+        services, notes = adjust(plan.services, environment=plan.env_name, configured=configured)
+        plan.services = list(services)
+        plan.notes.extend(notes)
+
+
+def _stop_running(plan: UndoPlan, ctx: strategy_stage.Context) -> None:
+    """A service whose deployment still runs from the rollback's target: stop it with its
+    rollback (the strategy's ``running``, read now, and ``stop_running``, at run time)."""
+    strategy = all_strategies.get(plan.strategy)
+    read = getattr(strategy, "running", None)
+    if read is None:
+        return
+    lock = threading.Lock()
+    stops: dict[str, strategy_stage.Running] = {}
+
+    def one(p: rb.RollbackPlan) -> None:
+        try:
+            running = read(ctx, p.service)
+        except TierupError:
+            return  # not known: the rollback deploys the target, as it would anyway
+        if isinstance(running, strategy_stage.Running) and (
+            running.source_task_definition == p.target_task_definition
+        ):
+            with lock:
+                stops[p.service] = running
+
+    each(one, [p for p in plan.services if p.writes])
     out: list[rb.RollbackPlan] = []
     for p in plan.services:
-        if p.action in (rb.FOLLOW, rb.REDEPLOY):
-            p = dataclasses.replace(p, action=rb.UPDATE)
-        if plan.strategy == "cloudformation" and p.writes:
-            # the stack registers the revision itself, from its image parameter
+        running = stops.get(p.service)
+        if running is not None:
             revision = p.target_task_definition.rsplit("/", 1)[-1]
-            refs = ", ".join(ref for _, ref in p.images)
+            images = (
+                tuple((c.name, c.image) for c in p.target_def.containers)
+                if p.target_def is not None
+                else p.images
+            )
             p = dataclasses.replace(
                 p,
+                action=rb.STOP,
+                deployment=running.deployment,
+                reason=f"back to {revision} ({rb.source_text(p.target)}): stop "
+                f"{running.description} with its rollback (StopServiceDeployment ROLLBACK)",
+                images=images,
+                pinned=(),
                 reregistered=False,
-                reason=f"back to {revision} ({rb.source_text(p.target)}): the stack's image "
-                f"parameter -> {refs}",
+                params={},
             )
         out.append(p)
     plan.services = out
-    moving = {p.service for p in plan.services if p.writes}
-    if plan.strategy == "cloudformation" and moving:
-        others = [s for s in configured if s not in moving]
-        if others:
-            plan.notes.append(
-                f"{plan.env_name}: the stack's image parameter is shared: "
-                f"{', '.join(others)} run what it names too"
-            )
 
 
 def _describe_target(
@@ -608,6 +626,8 @@ class UndoOutcome(ServiceOutcome):
     pinned: dict[str, str] | None = None  # container -> the digest reference it was pinned to
     reregistered: bool | None = None
     notes: list[str] = field(default_factory=list)
+    # rolled back by stopping this deployment with its rollback (StopServiceDeployment)
+    stopped_deployment: str | None = None
 
 
 def execute(
@@ -664,14 +684,15 @@ def execute(
         rec.record(event)
 
     ctx = strategies.context(clients, plan.env_name, plan.env, plan.task_defs)
-    if plan.strategy in OWN_ROLLBACK:
+    owns_rollback = strategy_stage.capabilities(all_strategies.get(plan.strategy)).owns_rollback
+    if owns_rollback:
         applied, errors = _apply_strategy(ctx, plan, say)
     else:
-        applied, errors = _apply_all(clients, plan, say)
+        applied, errors = _apply_all(clients, ctx, plan, say)
     if options.wait:
         try:
             waited = _wait(config, ctx, plan, applied, options.timeout, say)
-            if plan.strategy in OWN_ROLLBACK:
+            if owns_rollback:
                 applied = _landed(ctx, plan, applied, waited)
         except KeyboardInterrupt:
             # Ctrl-C while waiting: what was written is recorded, as --no-wait records it
@@ -683,7 +704,7 @@ def execute(
 
 
 def _apply_all(
-    clients: Clients, plan: UndoPlan, say: Progress
+    clients: Clients, ctx: strategy_stage.Context, plan: UndoPlan, say: Progress
 ) -> tuple[dict[str, Applied], dict[str, TierupError]]:
     ecs = clients.ecs(plan.env)
     applied: dict[str, Applied] = {}
@@ -692,7 +713,10 @@ def _apply_all(
 
     def one(p: rb.RollbackPlan) -> None:
         try:
-            done = rb.apply_rollback(ecs, p)
+            if p.action == rb.STOP and p.deployment is not None:
+                done = _stop(ctx, plan, p)
+            else:
+                done = rb.apply_rollback(ecs, p)
         except TierupError as e:
             with lock:
                 errors[p.service] = e
@@ -704,6 +728,19 @@ def _apply_all(
 
     each(one, [p for p in plan.services if p.action != rb.SKIP])
     return applied, errors
+
+
+def _stop(ctx: strategy_stage.Context, plan: UndoPlan, p: rb.RollbackPlan) -> Applied:
+    """Stop the service's running deployment with its rollback, through its strategy."""
+    assert p.deployment is not None
+    stop = getattr(all_strategies.get(plan.strategy), "stop_running", None)
+    if stop is None:
+        raise DeployError(f"strategy {plan.strategy} cannot stop a running deployment")
+    running = strategy_stage.Running(p.deployment, "", p.target_task_definition)
+    done: Applied = stop(
+        ctx, p.service, running, previous_task_definition=p.current_task_definition
+    )
+    return done
 
 
 def _apply_strategy(
@@ -718,9 +755,10 @@ def _apply_strategy(
         for p in plan.services
         if p.writes
     }
+    # one write for every service (a stack), or one per service
     groups = (
         [targets]
-        if plan.strategy == "cloudformation"
+        if strategy_stage.capabilities(strategy).one_write
         else [{service: t} for service, t in targets.items()]
     )
     applied: dict[str, Applied] = {}
@@ -826,6 +864,7 @@ def _outcome(
             pinned={c: images[c] for c in p.pinned} or None,
             reregistered=True if p.reregistered else None,
             notes=list(p.notes),
+            stopped_deployment=p.deployment if p.action == rb.STOP else None,
         )
         if p.service in errors:
             err = errors[p.service]
@@ -872,6 +911,9 @@ def _event(plan: UndoPlan, result: CommandResult) -> Event:
                     extra["pinned"] = {c: dict(p.images)[c] for c in p.pinned}
                 if p.reregistered:
                     extra["reregistered"] = True
+                if p.action == rb.STOP and p.deployment is not None:
+                    # the rollback was ECS's: the deployment was stopped with its rollback
+                    extra["stopped_deployment"] = p.deployment
                 if p.target.event and not stayed and p.writes:
                     undid.add(p.target.event)
                 # the target, whatever happened: a re-run of an unfinished undo goes there

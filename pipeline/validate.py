@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pipeline import strategies
 from pipeline.clients import Clients
 from pipeline.config import Config, EcrRegistry, Environment
 from pipeline.results import (
@@ -14,9 +15,11 @@ from pipeline.results import (
     ServiceOutcome,
     Status,
 )
+from stages import all_strategies
 from stages.deploy import DeployError, names_reference, pick_container
 from stages.errors import TierupError
 from stages.parallel import each
+from stages.strategy import capabilities
 
 PULL_ACTIONS = (
     "ecr:BatchGetImage",
@@ -149,7 +152,8 @@ def _check_env(config: Config, clients: Clients, name: str) -> EnvironmentOutcom
     tier = config.tier(env.tier)
     strategy = config.strategy_for(name)
     # only a service deployed by moving the tier's own tag must name that tag
-    names_tier_tag = not tier.immutable and strategy == "force-new-deployment"
+    follows_tag = capabilities(all_strategies.get(strategy)).follows_tag
+    names_tier_tag = not tier.immutable and follows_tag
     out = EnvironmentOutcome.of(name, env, strategy)
     try:
         ecs = clients.ecs(env)
@@ -201,36 +205,16 @@ def _check_env(config: Config, clients: Clients, name: str) -> EnvironmentOutcom
 def _check_strategy(
     clients: Clients, name: str, env: Environment, strategy: str
 ) -> tuple[str, str] | None:
-    """The stack or the CodeDeploy deployment group a strategy deploys through: it exists and
-    deploys this environment's services. ``(error, hint)``, or None when all is well."""
-    if env.cloudformation is not None and strategy == "cloudformation":
-        from stages.adapters.cloudformation import CloudFormation
-
-        cfg = env.cloudformation
-        stack = CloudFormation(clients.aws("cloudformation", env)).describe_stack(cfg.stack)
-        if stack.parameter(cfg.image_parameter) is None:
-            return (
-                f"stack {cfg.stack!r} has no parameter {cfg.image_parameter!r}",
-                "set cloudformation.image_parameter to the stack's image parameter",
-            )
+    """What a strategy deploys through (a stack, a CodeDeploy deployment group) exists and
+    deploys this environment's services: the strategy's own ``validate_remote``, where it has
+    one. ``(error, hint)``, or None when all is well."""
+    check = getattr(all_strategies.get(strategy), "validate_remote", None)
+    if check is None:
         return None
-    if env.codedeploy is not None and strategy == "codedeploy":
-        from stages.adapters.codedeploy import CodeDeploy
-
-        cd = env.codedeploy
-        group = CodeDeploy(clients.aws("codedeploy", env)).deployment_group(
-            cd.application, cd.deployment_group
-        )
-        cluster = env.cluster.rsplit("/", 1)[-1]
-        deployed = {s.rsplit("/", 1)[-1] for c, s in group.ecs_services if c.endswith(cluster)}
-        missing = [s for s in env.services if s not in deployed]
-        if missing:
-            return (
-                f"deployment group {cd.application}/{cd.deployment_group} does not deploy "
-                f"{', '.join(missing)} of cluster {env.cluster!r} ({name})",
-                "point codedeploy.deployment_group at the group of this service",
-            )
-    return None
+    problem: tuple[str, str] | None = check(
+        strategies.context(clients, name, env), list(env.services)
+    )
+    return problem
 
 
 def render(result: CommandResult) -> None:

@@ -11,10 +11,11 @@ from pipeline.clients import Clients
 from pipeline.config import Config
 from pipeline.ledger import Ledger
 from pipeline.results import CommandResult, Status
-from stages import resolve
+from stages import all_strategies, resolve
 from stages.deploy import DeployError, names_reference, pick_container
 from stages.errors import AwsError, TierupError
 from stages.parallel import each
+from stages.strategy import SERVICE_DEPLOYMENTS, capabilities
 from stages.types import ImageInfo, ImageRef, is_commit_sha
 
 MAX_WORKERS = 16
@@ -176,7 +177,8 @@ def _environment(
         return doc
     tds: dict[str, Any] = {}
     registry = clients.registry
-    immutable_refs = config.strategy_for(env_name) == "cloudformation"
+    caps = capabilities(all_strategies.get(config.strategy_for(env_name)))
+    immutable_refs = caps.immutable_refs
     for svc_name, svc in env.services.items():
         state = states.get(svc_name)
         if state is None:
@@ -258,7 +260,7 @@ def _environment(
             "drift": bool(drift_reasons),
             "drift_reasons": drift_reasons,
         }
-        if config.strategy_for(env_name) == "ecs":
+        if caps.release_control == SERVICE_DEPLOYMENTS:
             from pipeline.release_control import paused
 
             waiting = paused(clients, env_name, env, svc_name)

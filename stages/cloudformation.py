@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from stages import rollback as rb
 from stages import wait as wait_stage
 from stages.adapters.cloudformation import CloudFormation, ResourceChange, StackEvent
 from stages.deploy import (
@@ -32,7 +33,16 @@ from stages.deploy import (
 )
 from stages.errors import TierupError
 from stages.rollback import pinned_reference
-from stages.strategy import Context, OnChange, Planned, RestoreTarget, StackSettings, Target
+from stages.strategy import (
+    Capabilities,
+    Context,
+    OnChange,
+    Planned,
+    RestoreTarget,
+    Settings,
+    StackSettings,
+    Target,
+)
 from stages.types import ImageRef
 
 STRATEGY = "cloudformation"
@@ -306,6 +316,81 @@ class CloudFormationStrategy:
     """``strategy: cloudformation``: the environment's services belong to one stack."""
 
     name = STRATEGY
+    capabilities = Capabilities(
+        owns_rollback=True, one_write=True, immutable_refs=True, settings="cloudformation"
+    )
+
+    def describe_rollback(self, applied: Applied) -> str:
+        """What a rollback of ``applied`` writes, in words (a compensation's reason)."""
+        return f"a change set back to {rollback_reference(applied)}"
+
+    def plan_undo(
+        self, plans: Sequence[rb.RollbackPlan], *, environment: str, configured: Sequence[str]
+    ) -> tuple[list[rb.RollbackPlan], list[str]]:
+        """A rollback or restore as the stack's writes: the stack registers the revision
+        itself, from its image parameter, which every service of the stack shares."""
+        out: list[rb.RollbackPlan] = []
+        for p in plans:
+            if p.writes:
+                revision = p.target_task_definition.rsplit("/", 1)[-1]
+                refs = ", ".join(ref for _, ref in p.images)
+                p = replace(
+                    p,
+                    reregistered=False,
+                    reason=f"back to {revision} ({rb.source_text(p.target)}): the stack's image "
+                    f"parameter -> {refs}",
+                )
+            out.append(p)
+        moving = {p.service for p in out if p.writes}
+        others = [s for s in configured if s not in moving]
+        notes = []
+        if moving and others:
+            notes.append(
+                f"{environment}: the stack's image parameter is shared: "
+                f"{', '.join(others)} run what it names too"
+            )
+        return out, notes
+
+    def undo_steps(
+        self,
+        plans: Sequence[rb.RollbackPlan],
+        *,
+        environment: str,
+        cluster: str,
+        settings: Settings,
+    ) -> list[dict[str, Any]]:
+        """One change set for every service a rollback or restore moves."""
+        if not plans:
+            return []
+        stack = settings.cloudformation.stack if settings.cloudformation else "?"
+        references = sorted({ref for p in plans for _, ref in p.images})
+        names = ", ".join(p.service for p in plans)
+        return [
+            {
+                "write": "cloudformation:CreateChangeSet+ExecuteChangeSet",
+                "environment": environment,
+                "cluster": cluster,
+                "stack": stack,
+                "services": [p.service for p in plans],
+                "action": "change-set",
+                "images": references,
+                "summary": f"{environment}: stack {stack}: image parameter -> "
+                f"{', '.join(references)} ({names})",
+            }
+        ]
+
+    def validate_remote(self, ctx: Context, services: Sequence[str]) -> tuple[str, str] | None:
+        """The stack exists and has the image parameter; ``(error, hint)`` or None."""
+        cfg = ctx.stack
+        if cfg is None:
+            return None
+        stack = ctx.cloudformation().describe_stack(cfg.stack)
+        if stack.parameter(cfg.image_parameter) is None:
+            return (
+                f"stack {cfg.stack!r} has no parameter {cfg.image_parameter!r}",
+                "set cloudformation.image_parameter to the stack's image parameter",
+            )
+        return None
 
     def plan(self, ctx: Context, target: Target) -> Planned:
         out = Planned()

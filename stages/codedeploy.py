@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from stages import deploy as deploy_stage
+from stages import rollback as rb
 from stages import wait as wait_stage
 from stages.adapters.codedeploy import CodeDeploy, DeploymentStatus, TargetProgress
 from stages.adapters.ecs import Ecs
@@ -28,11 +29,14 @@ from stages.deploy import Applied, DeployError, ServicePlan, registration_input,
 from stages.errors import TierupError
 from stages.rollback import pinned_reference
 from stages.strategy import (
+    DEPLOYMENT_GROUP,
+    Capabilities,
     CodeDeploySettings,
     Context,
     OnChange,
     Planned,
     RestoreTarget,
+    Settings,
     Target,
     plan_rolling,
 )
@@ -338,6 +342,49 @@ class CodeDeployStrategy:
     """``strategy: codedeploy``: one service, deployed blue/green by its deployment group."""
 
     name = STRATEGY
+    capabilities = Capabilities(
+        owns_rollback=True, settings="codedeploy", release_control=DEPLOYMENT_GROUP
+    )
+
+    def describe_rollback(self, applied: Applied) -> str:
+        """What a rollback of ``applied`` writes, in words (a compensation's reason)."""
+        return f"CodeDeploy back to the revision it ran before, {applied.previous_task_definition}"
+
+    def undo_steps(
+        self,
+        plans: Sequence[rb.RollbackPlan],
+        *,
+        environment: str,
+        cluster: str,
+        settings: Settings,
+    ) -> list[dict[str, Any]]:
+        """One CodeDeploy deployment per service a rollback or restore moves."""
+        return [
+            {
+                **p.describe(),
+                "write": ("ecs:RegisterTaskDefinition+" if p.action == rb.REGISTER else "")
+                + "codedeploy:CreateDeployment",
+                "action": DEPLOY,
+            }
+            for p in plans
+        ]
+
+    def validate_remote(self, ctx: Context, services: Sequence[str]) -> tuple[str, str] | None:
+        """The deployment group exists and deploys the environment's services."""
+        cd = ctx.route
+        if cd is None:
+            return None
+        group = ctx.codedeploy().deployment_group(cd.application, cd.deployment_group)
+        cluster = ctx.cluster.rsplit("/", 1)[-1]
+        deployed = {s.rsplit("/", 1)[-1] for c, s in group.ecs_services if c.endswith(cluster)}
+        missing = [s for s in services if s not in deployed]
+        if missing:
+            return (
+                f"deployment group {cd.application}/{cd.deployment_group} does not deploy "
+                f"{', '.join(missing)} of cluster {ctx.cluster!r} ({ctx.environment})",
+                "point codedeploy.deployment_group at the group of this service",
+            )
+        return None
 
     def plan(self, ctx: Context, target: Target) -> Planned:
         out = Planned()

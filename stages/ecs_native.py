@@ -10,7 +10,10 @@ rollback settles. While it runs, its lifecycle stage and the new revision's shar
 traffic are reported, and a deployment waiting at a PAUSE hook says so, with how to continue.
 
 A rollback asks ECS to stop the deployment with a rollback (StopServiceDeployment) where it
-still runs, and otherwise deploys the previous revision again.
+still runs, and otherwise deploys the previous revision again. `tierup rollback` does the same:
+a service whose newest deployment is still PENDING or IN_PROGRESS (a paused one too), from the
+revision the rollback goes back to, is rolled back by stopping that deployment (``running``,
+then ``stop_running``), followed until ROLLBACK_SUCCESSFUL.
 """
 
 from __future__ import annotations
@@ -24,21 +27,27 @@ from stages import wait as wait_stage
 from stages.adapters.aws import is_client_error, raise_translated
 from stages.deploy import Applied, DeployError, ServicePlan, registration_input, with_images
 from stages.errors import TierupError
-from stages.rollback import rollback_service
+from stages.rollback import STOP, rollback_service
 from stages.strategy import (
+    SERVICE_DEPLOYMENTS,
+    Capabilities,
     Context,
     EcsSettings,
     OnChange,
     Planned,
     RestoreTarget,
+    Running,
     Target,
     plan_rolling,
 )
+from stages.types import ServiceRevision
 
 STRATEGY = "ecs"
 DEPLOY = "ecs-native-deployment"
 WRITE = "ecs:RegisterTaskDefinition+ecs:UpdateService(deploymentConfiguration.strategy)"
 RUNNING = frozenset({"PENDING", "IN_PROGRESS", "STOP_REQUESTED", "ROLLBACK_REQUESTED"})
+# a deployment a rollback can still stop (a paused one is IN_PROGRESS)
+STOPPABLE = frozenset({"PENDING", "IN_PROGRESS"})
 ROLLBACK = {
     "ROLLBACK_REQUESTED": wait_stage.IN_PROGRESS,
     "ROLLBACK_IN_PROGRESS": wait_stage.IN_PROGRESS,
@@ -57,6 +66,7 @@ class ServiceDeployment:
     stage: str | None = None
     traffic: float | None = None  # the new revision's share of production traffic
     paused: str | None = None  # the id of the PAUSE hook it waits at
+    sources: tuple[str, ...] = ()  # the service revisions it deploys from
 
     @property
     def running(self) -> bool:
@@ -104,6 +114,9 @@ def read(ecs: Any, arn: str) -> ServiceDeployment:
                 stage=d.get("lifecycleStage"),
                 traffic=float(weight) if weight is not None else None,
                 paused=paused,
+                sources=tuple(
+                    str(r["arn"]) for r in d.get("sourceServiceRevisions") or [] if r.get("arn")
+                ),
             )
     raise DeployError(f"service deployment {arn} not found", hint="was the service deleted?")
 
@@ -142,6 +155,37 @@ def resume(ecs: Any, arn: str, hook_id: str | None) -> None:
         ecs.continue_service_deployment(**params)
     except Exception as e:
         raise_translated(e, f"continuing service deployment {arn}")
+
+
+def _running(ctx: Context, service: str) -> tuple[Running, ServiceRevision | None] | None:
+    """The service's newest deployment when a stop can still roll it back, and the revision
+    it deploys from (what stopping it with its rollback puts back)."""
+    now = latest(ctx.client("ecs"), ctx.cluster, service)
+    if now is None or now.status not in STOPPABLE:
+        return None
+    revision = None
+    if len(now.sources) == 1:
+        revision = ctx.ecs.service_revisions(list(now.sources)).get(now.sources[0])
+    words = now.describe()
+    if now.paused:
+        words += f", paused at a PAUSE hook in stage {now.stage}"
+    source = revision.task_definition if revision is not None else None
+    return Running(now.arn, words, source_task_definition=source), revision
+
+
+def _going_back(ctx: Context, plan: ServicePlan) -> Running | None:
+    """The service's deployment still runs from exactly the images ``plan`` wants (a rollback
+    of the tier, a promotion back): stopping it with its rollback gets there."""
+    try:
+        found = _running(ctx, plan.service)
+    except TierupError:
+        return None  # not known: deploy, as without a running deployment
+    if found is None or found[1] is None or not plan.containers:
+        return None
+    ran = {i.container: i.digest for i in found[1].images}
+    if any(ran.get(c.container) != c.target.digest for c in plan.containers):
+        return None
+    return found[0]
 
 
 def _settings(ctx: Context, target: Target | None = None) -> EcsSettings:
@@ -203,6 +247,33 @@ class EcsNativeStrategy:
     """``ecs``: ECS's own blue/green, canary or linear deployment."""
 
     name = STRATEGY
+    capabilities = Capabilities(
+        settings="ecs", release_control=SERVICE_DEPLOYMENTS, stops_running=True
+    )
+
+    def running(self, ctx: Context, service: str) -> Running | None:
+        """The service's newest deployment when it has not ended, and the revision stopping it
+        with its rollback goes back to (reads only)."""
+        found = _running(ctx, service)
+        return None if found is None else found[0]
+
+    def stop_running(
+        self, ctx: Context, service: str, running: Running, *, previous_task_definition: str
+    ) -> Applied:
+        """StopServiceDeployment with its rollback; follow it with ``wait``."""
+        if not stop(ctx.client("ecs"), running.deployment, rollback=True):
+            raise DeployError(
+                f"service deployment {running.deployment} of {service} ended before it could "
+                "be stopped",
+                hint="run the rollback again: it deploys the earlier revision",
+            )
+        return Applied(
+            service,
+            running.deployment,
+            running.source_task_definition or previous_task_definition,
+            previous_task_definition,
+            extra={"service_deployment": running.deployment, "stopped": True, "written": True},
+        )
 
     def plan(self, ctx: Context, target: Target) -> Planned:
         out = Planned()
@@ -212,6 +283,35 @@ class EcsNativeStrategy:
                 rolling = plan_rolling(target, s, deploy_stage.TASK_DEFINITION)
             except TierupError as e:
                 out.errors[s.service] = e
+                continue
+            running = _going_back(ctx, rolling) if rolling.writes else None
+            if running is not None:
+                source = (running.source_task_definition or "?").rsplit("/", 1)[-1]
+                reason = (
+                    f"{running.description} deploys from {source}, which runs what is wanted: "
+                    "stop it with its rollback (StopServiceDeployment ROLLBACK)"
+                )
+                step = {
+                    "write": "ecs:StopServiceDeployment",
+                    "environment": target.environment,
+                    "cluster": target.cluster,
+                    "service": s.service,
+                    "action": STOP,
+                    "reason": reason,
+                    "deployment": running.deployment,
+                    "task_definition": running.source_task_definition,
+                    "images": {c.container: c.reference for c in rolling.containers},
+                }
+                out.services.append(
+                    replace(
+                        rolling,
+                        strategy=STRATEGY,
+                        action=STOP,
+                        reason=reason,
+                        step=step,
+                        payload=running,
+                    )
+                )
                 continue
             action = "skip" if not rolling.writes else rolling.action
             step = {
@@ -233,6 +333,11 @@ class EcsNativeStrategy:
     def apply(self, ctx: Context, plans: Sequence[ServicePlan]) -> dict[str, Applied]:
         out: dict[str, Applied] = {}
         for p in plans:
+            if p.action == STOP and isinstance(p.payload, Running):
+                out[p.service] = self.stop_running(
+                    ctx, p.service, p.payload, previous_task_definition=p.task_definition
+                )
+                continue
             settings = p.payload if isinstance(p.payload, EcsSettings) else _settings(ctx)
             if not p.writes:
                 out[p.service] = Applied(p.service, None, p.task_definition, p.task_definition)
@@ -282,7 +387,7 @@ class EcsNativeStrategy:
                 if found is None:
                     continue
                 arn = found.arn
-            out[service] = follow(
+            state = follow(
                 ctx,
                 service,
                 str(arn),
@@ -291,6 +396,7 @@ class EcsNativeStrategy:
                 timeout=timeout,
                 on_change=on_change,
             )
+            out[service] = stopped_outcome(state) if a.extra.get("stopped") else state
         return out
 
     def rollback(self, ctx: Context, applied: Mapping[str, Applied]) -> dict[str, Applied]:
@@ -383,6 +489,16 @@ def follow(
     if on_change is not None:
         on_change(result)
     return result
+
+
+def stopped_outcome(state: wait_stage.RolloutState) -> wait_stage.RolloutState:
+    """A deployment stopped with its rollback: the rollback is the answer (completed once
+    ROLLBACK_SUCCESSFUL, timed out while it still runs, failed otherwise)."""
+    if state.rollback_state == wait_stage.COMPLETED:
+        return replace(state, state=wait_stage.COMPLETED, reason=None)
+    if state.rollback_state == wait_stage.IN_PROGRESS or state.state == wait_stage.TIMED_OUT:
+        return replace(state, state=wait_stage.TIMED_OUT)
+    return replace(state, state=wait_stage.FAILED)
 
 
 def _state(now: ServiceDeployment, *, final: bool) -> str:

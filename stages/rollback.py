@@ -37,6 +37,9 @@ UPDATE = "update-service"  # the target revision is ACTIVE and names what ran: p
 REGISTER = "register-task-definition"  # a copy (re-registered and/or pinned), then point at it
 REDEPLOY = "force-new-deployment"  # the service is on the target's content but not running it
 FOLLOW = "follow"  # ECS is already rolling out the target: follow that deployment, write nothing
+# the service's deployment still runs from the target: stop it with its rollback (a strategy's
+# ``stop_running``, e.g. ECS's StopServiceDeployment)
+STOP = "stop-deployment"
 SKIP = "skip"
 
 
@@ -79,7 +82,8 @@ class RollbackPlan:
     environment: str
     cluster: str
     service: str
-    action: str  # update-service | register-task-definition | force-new-deployment | skip
+    action: str  # update-service | register-task-definition | force-new-deployment |
+    # stop-deployment | follow | skip
     reason: str
     target: RollbackTarget
     current_task_definition: str
@@ -90,6 +94,7 @@ class RollbackPlan:
     pinned: tuple[str, ...] = ()  # containers whose mutable tag was pinned to a digest
     reregistered: bool = False  # the target was INACTIVE: a faithful copy is registered
     notes: tuple[str, ...] = ()
+    deployment: str | None = None  # stop-deployment: the deployment stopped with its rollback
     params: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     state: ServiceState | None = field(default=None, compare=False, repr=False)
     target_def: TaskDefinition | None = field(default=None, compare=False, repr=False)
@@ -103,6 +108,7 @@ class RollbackPlan:
             UPDATE: "ecs:UpdateService",
             REDEPLOY: "ecs:UpdateService",
             REGISTER: "ecs:RegisterTaskDefinition+UpdateService",
+            STOP: "ecs:StopServiceDeployment",
         }.get(self.action, "none")
         out: dict[str, Any] = {
             "write": write,
@@ -120,6 +126,8 @@ class RollbackPlan:
             out["pinned"] = {c: dict(self.images)[c] for c in self.pinned}
         if self.reregistered:
             out["reregistered"] = True
+        if self.deployment is not None:
+            out["deployment"] = self.deployment
         return out
 
 

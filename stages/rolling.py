@@ -13,7 +13,15 @@ from stages import wait as wait_stage
 from stages.deploy import Applied, DeployError, ServicePlan
 from stages.errors import TierupError
 from stages.rollback import rollback_service
-from stages.strategy import Context, OnChange, Planned, RestoreTarget, Target, plan_rolling
+from stages.strategy import (
+    Capabilities,
+    Context,
+    OnChange,
+    Planned,
+    RestoreTarget,
+    Target,
+    plan_rolling,
+)
 
 
 class Rolling:
@@ -21,6 +29,8 @@ class Rolling:
 
     def __init__(self, name: str) -> None:
         self.name = name
+        # a forced deployment keeps the revision: the services follow the tier's tag
+        self.capabilities = Capabilities(follows_tag=name == deploy_stage.FORCE_NEW_DEPLOYMENT)
 
     def plan(self, ctx: Context, target: Target) -> Planned:
         out = Planned()

@@ -20,6 +20,12 @@ environment through ``all_strategies.get(name)`` and never needs to know which s
     planned = s.plan(ctx, target)
     applied = s.apply(ctx, [p for p in planned.services if p.writes])
     states = s.wait(ctx, applied, timeout=900)
+
+What the pipeline must know of a strategy it learns from the strategy's ``capabilities`` (a
+``Capabilities``; a strategy that declares none has the defaults) and from a few optional
+methods that only some strategies have (``describe_rollback``, ``plan_undo``, ``undo_steps``,
+``validate_remote``, ``running``, ``stop``): never from its name. A strategy a library user
+registers thus gets the same treatment as the built-in one whose capabilities it declares.
 """
 
 from __future__ import annotations
@@ -40,6 +46,43 @@ from stages.types import ServiceState, TaskDefinition, TaskImage
 
 OnChange = Callable[[wait_stage.RolloutState], None]
 T = TypeVar("T")
+
+# the settings a strategy may need: an attribute of ``Target`` and ``Settings`` (and the
+# environment's block of that name in envs.yaml)
+SETTINGS = ("cloudformation", "codedeploy", "ecs")
+# how `continue` and `stop` reach a strategy's deployments
+SERVICE_DEPLOYMENTS = "service-deployments"  # ECS's ServiceDeployment API
+DEPLOYMENT_GROUP = "deployment-group"  # the active deployment of a CodeDeploy group
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a strategy declares, so that the pipeline treats it right without its name."""
+
+    # it deploys by forcing a new deployment of the same revision: its services follow the
+    # tier's tag, which must be mutable, and every task definition must name that tag
+    follows_tag: bool = False
+    # rollback and restore go through its own writes (``rollback``, ``restore``): update_service
+    # would drift a stack, and CodeDeploy's services refuse it
+    owns_rollback: bool = False
+    # one write moves every service of an environment (a stack's shared image parameter)
+    one_write: bool = False
+    # its services name an immutable reference (a commit tag, a digest), not the tier's tag
+    immutable_refs: bool = False
+    # the settings it needs: one of SETTINGS, or None
+    settings: str | None = None
+    # how `continue` / `stop` (and `where`'s paused deployments) reach its deployments: one of
+    # SERVICE_DEPLOYMENTS, DEPLOYMENT_GROUP, or None (nothing to continue or stop)
+    release_control: str | None = None
+    # a rollback of a service whose deployment still runs stops it with its rollback
+    # (``running`` then ``stop``) instead of deploying the earlier revision
+    stops_running: bool = False
+
+
+def capabilities(strategy: object) -> Capabilities:
+    """``strategy.capabilities``, or the defaults for a strategy that declares none."""
+    declared = getattr(strategy, "capabilities", None)
+    return declared if isinstance(declared, Capabilities) else Capabilities()
 
 
 @dataclass(frozen=True)
@@ -69,6 +112,24 @@ class EcsSettings:
     configuration: Mapping[str, Any]  # strategy, bakeTimeInMinutes, lifecycleHooks, ...
     alternate_target_group: str | None = None
     test_listener_rule: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """An environment's strategy settings; each strategy reads the one it needs."""
+
+    cloudformation: StackSettings | None = None
+    codedeploy: CodeDeploySettings | None = None
+    ecs: EcsSettings | None = None
+
+
+@dataclass(frozen=True)
+class Running:
+    """A deployment of a service that has not ended, which a rollback can stop."""
+
+    deployment: str
+    description: str
+    source_task_definition: str | None = None  # what stopping it with its rollback goes back to
 
 
 @dataclass(frozen=True)
@@ -204,6 +265,15 @@ class Strategy(Protocol):
     def discard(self, ctx: Context, plans: Sequence[ServicePlan]) -> None:
         """Drop what planning left behind when the plan is not applied (a dry run)."""
         ...
+
+
+def describe_rollback(strategy: Strategy, applied: Applied) -> str:
+    """What ``strategy.rollback`` of ``applied`` writes, in words: the strategy's own
+    ``describe_rollback`` where it has one."""
+    own = getattr(strategy, "describe_rollback", None)
+    if own is not None:
+        return str(own(applied))
+    return f"{strategy.name} back to the revision it ran before, {applied.previous_task_definition}"
 
 
 def groups(plans: Sequence[ServicePlan]) -> list[list[ServicePlan]]:

@@ -31,9 +31,11 @@ from botocore.exceptions import ClientError
 from pipeline.config import Config, EcrRegistry, Environment, OciRegistry, ServiceConfig
 from pipeline.sandbox import seed_steps, seed_strategies
 from pipeline.sandbox.seed_strategies import family_name
+from stages import all_strategies
 from stages.adapters.aws import is_client_error
 from stages.adapters.ecs import Ecs
 from stages.errors import ConfigError
+from stages.strategy import capabilities
 from stages.types import ServiceState
 
 __all__ = [
@@ -411,7 +413,8 @@ def _seed_environment(
     _ensure_cluster(ecs, env.cluster)
     host = registry_host(config)
     tag = _tier_tag(config, env, commit)
-    if config.strategy_for(env_name) in ("cloudformation", "codedeploy"):
+    # a stack or a CodeDeploy group owns the services of a strategy that needs its settings
+    if _owner(config, env_name) in ("cloudformation", "codedeploy"):
         return _seed_owned(clients, config, env_name, env, tag, desired_count, ecs)
     existing = _active_services(ecs, env.cluster, list(env.services))
     services: list[SeededService] = []
@@ -426,6 +429,11 @@ def _seed_environment(
         )
         services.append(SeededService(service_name, service_arn, arn, images, created))
     return SeededEnvironment(env_name, env.account_id, env.region, env.cluster, tuple(services))
+
+
+def _owner(config: Config, env_name: str) -> str | None:
+    """The settings block (a stack, a CodeDeploy group, ...) the environment's strategy needs."""
+    return capabilities(all_strategies.get(config.strategy_for(env_name))).settings
 
 
 def _seed_owned(
@@ -455,7 +463,7 @@ def _seed_owned(
             region=env.region,
         )
 
-    if env.cloudformation is not None and config.strategy_for(env_name) == "cloudformation":
+    if env.cloudformation is not None and _owner(config, env_name) == "cloudformation":
         seed_strategies.ensure_stack(
             client("cloudformation"),
             env_name,

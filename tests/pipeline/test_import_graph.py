@@ -113,3 +113,94 @@ def test_imports_only_go_down() -> None:
         if m.startswith("pipeline.cli.") and t == "pipeline.cli" and m != "pipeline.cli.__main__"
     )  # fmt: skip
     assert back == []
+
+
+# -- pipeline/ never branches on a strategy's name ----------------------------------------------
+
+# the names of the strategies stages.all_strategies builds in, and the stages' constants of them
+STRATEGY_NAMES = frozenset(
+    {"force-new-deployment", "task-definition", "cloudformation", "codedeploy", "ecs"}
+)
+NAME_CONSTANTS = frozenset({"FORCE_NEW_DEPLOYMENT", "TASK_DEFINITION", "STRATEGY"})
+COLLECTIONS = frozenset({"frozenset", "set", "tuple", "list"})
+
+
+def _names(node: ast.AST, consts: dict[str, frozenset[str]]) -> frozenset[str]:
+    """The built-in strategy names an expression stands for (a literal, a collection of them,
+    a module constant holding them, a stage's name constant)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return STRATEGY_NAMES & {node.value}
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return frozenset().union(*(_names(e, consts) for e in node.elts))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args:
+        return _names(node.args[0], consts) if node.func.id in COLLECTIONS else frozenset()
+    if isinstance(node, ast.Name):
+        return consts.get(node.id, frozenset()) | (NAME_CONSTANTS & {node.id})
+    if isinstance(node, ast.Attribute):
+        return NAME_CONSTANTS & {node.attr}
+    return frozenset()
+
+
+def _strategy_like(node: ast.AST) -> bool:
+    """An expression that is a strategy's name (``strategy``, ``plan.strategy``,
+    ``config.strategy_for(env)``, ...): not a client's name, an action, a key."""
+    return "strategy" in ast.unparse(node).lower()
+
+
+def name_branches(path: Path) -> list[str]:
+    """``file:line: code`` of each comparison of a strategy with a built-in strategy's name."""
+    tree = ast.parse(path.read_text(), str(path))
+    consts: dict[str, frozenset[str]] = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign | ast.AnnAssign) and stmt.value is not None:
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            found = _names(stmt.value, {})
+            for t in targets:
+                if isinstance(t, ast.Name) and found:
+                    consts[t.id] = found
+    hits: list[ast.AST] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            named = [o for o in operands if _names(o, consts)]
+            if named and any(_strategy_like(o) for o in operands if o not in named):
+                hits.append(node)
+        elif isinstance(node, ast.Match) and _strategy_like(node.subject):
+            for case in node.cases:
+                for p in ast.walk(case.pattern):
+                    if isinstance(p, ast.MatchValue) and _names(p.value, consts):
+                        hits.append(p)
+        elif isinstance(node, ast.Subscript) and _strategy_like(node.slice):
+            keys = node.value.keys if isinstance(node.value, ast.Dict) else []
+            if any(k is not None and _names(k, consts) for k in keys):
+                hits.append(node)
+    rel = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    return [f"{rel}:{getattr(n, 'lineno', 0)}: {ast.unparse(n)}" for n in hits]
+
+
+def test_pipeline_never_compares_a_strategy_with_a_built_in_name() -> None:
+    """What pipeline/ needs of a strategy it asks the strategy (``stages.strategy.Capabilities``
+    and its hooks): a strategy a library user registers then gets the same treatment."""
+    files = sorted((ROOT / "pipeline").glob("*.py")) + sorted((ROOT / "pipeline/cli").glob("*.py"))
+    assert files
+    assert [hit for f in files for hit in name_branches(f)] == []
+
+
+def test_a_name_branch_is_found_and_a_client_name_is_not(tmp_path: Path) -> None:
+    planted = tmp_path / "planted.py"
+    planted.write_text(
+        "OWN = frozenset({'cloudformation', 'codedeploy'})\n"
+        "UNVALIDATED = frozenset({'ecs'})\n"
+        "def f(plan, config, env, service, clients, job, deploy_stage):\n"
+        "    if plan.strategy in OWN: pass\n"
+        "    if config.strategy_for(env) == 'ecs': pass\n"
+        "    if plan.strategy == deploy_stage.FORCE_NEW_DEPLOYMENT: pass\n"
+        "    x = {'ecs': 1, 'codedeploy': 2}[plan.strategy]\n"
+        "    match plan.strategy:\n"
+        "        case 'cloudformation': pass\n"
+        "    if service in UNVALIDATED: pass\n"
+        "    clients.aws('ecs', env)\n"
+        "    if job.action == 'force-new-deployment': pass\n"
+    )
+    lines = sorted(int(h.split(": ", 1)[0].rsplit(":", 1)[1]) for h in name_branches(planted))
+    assert lines == [4, 5, 6, 7, 9]

@@ -11,9 +11,12 @@ import pytest
 
 from pipeline.clients import Clients
 from pipeline.promote import promote
+from pipeline.release import rollback_tier
 from pipeline.sandbox import emulation
 from pipeline.sessions import AwsSessions
+from pipeline.undo import rollback
 from tests.support.native_world import deployments, ecs, make, running
+from tests.support.release_world import ledger_of
 from tests.support.world import World, Writes
 
 pytestmark = pytest.mark.usefixtures("aws_env")
@@ -137,11 +140,103 @@ def test_rollback_service_of_an_ecs_environment_deploys_the_earlier_revision(
     assert w.cli_json("promote", "--tier", "staging")[0] == 0
     promoted = w.services("native")["api"]["taskDefinition"]
     assert promoted != before
+    code, dry = w.cli_json(
+        "rollback", "service", "--env", "native", "--service", "api", "--dry-run"
+    )
+    assert code == 0, dry
+    # the deployment has ended: a new deployment of the earlier revision, nothing to stop
+    assert [s["write"] for s in dry["plan"]] == ["ecs:RegisterTaskDefinition+UpdateService"]
     code, doc = w.cli_json("rollback", "service", "--env", "native", "--service", "api")
     assert code == 0, doc
+    assert "stopped_deployment" not in doc["environments"]["native"]["services"]["api"]
     # the digest that ran before (a copy of the revision pinning it: its tag has moved since)
     assert w.services("native")["api"]["taskDefinition"] != promoted
     assert running(w) == old
     # ECS ran the rollback with the environment's strategy: a blue/green deployment of its own
     assert deployments(w)[0]["status"] == "SUCCESSFUL"
     assert deployments(w)[0]["lifecycleStage"] == "CLEAN_UP"
+
+
+def test_a_paused_canary_rolled_back_with_rollback_service_is_stopped_with_its_rollback(
+    tmp_path: Path, aws_env: str
+) -> None:
+    w = make(tmp_path, aws_env, CANARY)
+    before = w.services("native")["api"]["taskDefinition"]
+    old = running(w)
+    code, doc = w.cli_json("promote", "--tier", "staging", "--no-wait")
+    assert code == 0, doc
+    (canary, *_rest) = deployments(w)
+    arn = canary["serviceDeploymentArn"]
+    assert canary["status"] == "IN_PROGRESS"
+    assert [h["status"] for h in canary.get("lifecycleHookDetails", [])] == ["AWAITING_ACTION"]
+
+    # the dry run says it: the running deployment is stopped, nothing is deployed
+    code, dry = w.cli_json(
+        "rollback", "service", "--env", "native", "--service", "api", "--dry-run"
+    )
+    assert code == 0, dry
+    assert [(s["write"], s["action"], s.get("deployment")) for s in dry["plan"]] == [
+        ("ecs:StopServiceDeployment", "stop-deployment", arn)
+    ]
+    assert "paused at a PAUSE hook" in dry["plan"][0]["reason"]
+
+    writes = Writes()
+    writes.WRITE_OPS = (*Writes.WRITE_OPS, "StopServiceDeployment")
+    result = rollback(w.config, clients(w, writes), ledger_of(w), env="native", service="api")
+
+    assert result.exit_code == 0, result.to_json()
+    assert writes.calls == [
+        ("StopServiceDeployment", {"serviceDeploymentArn": arn, "stopType": "ROLLBACK"})
+    ]
+    (d,) = [x for x in deployments(w) if x["serviceDeploymentArn"] == arn]
+    assert d["status"] == "ROLLBACK_SUCCESSFUL"
+    # the old revision serves again
+    assert w.services("native")["api"]["taskDefinition"] == before
+    assert running(w) == old
+    api = result.to_json()["environments"]["native"]["services"]["api"]
+    assert api["status"] == "rolled_back", api
+    assert api["stopped_deployment"] == arn
+    assert api["task_definition"] == before
+    event = ledger_of(w).events(env="native", command="rollback", limit=1)[0]
+    recorded = event["environments"]["native"]["services"]["api"]
+    assert recorded["stopped_deployment"] == arn
+    assert recorded["task_definition_after"] == before
+
+
+def test_rollback_tier_stops_a_paused_canary_that_runs_from_the_earlier_digest(
+    tmp_path: Path, aws_env: str
+) -> None:
+    w = make(tmp_path, aws_env, CANARY)
+    before = w.services("native")["api"]["taskDefinition"]
+    old = running(w)
+    earlier = w.tag_digest("api", "staging")
+    assert w.cli_json("promote", "--tier", "staging", "--no-wait")[0] == 0
+    (canary, *_rest) = deployments(w)
+    arn = canary["serviceDeploymentArn"]
+    assert canary["status"] == "IN_PROGRESS"
+
+    code, dry = w.cli_json("rollback", "tier", "--tier", "staging", "--dry-run")
+    assert code == 0, dry
+    native = [s for s in dry["plan"] if s.get("environment") == "native"]
+    assert [(s["write"], s["action"], s["deployment"]) for s in native] == [
+        ("ecs:StopServiceDeployment", "stop-deployment", arn)
+    ]
+
+    writes = Writes()
+    writes.WRITE_OPS = (*Writes.WRITE_OPS, "StopServiceDeployment")
+    result = rollback_tier(
+        w.config, clients(w, writes), ledger_of(w), tier="staging", progress=lambda _m: None
+    )
+
+    assert result.exit_code == 0, result.to_json()
+    ecs_writes = [(n, p) for n, p in writes.calls if n not in ("PutImage", "PutObject")]
+    assert ecs_writes == [
+        ("StopServiceDeployment", {"serviceDeploymentArn": arn, "stopType": "ROLLBACK"})
+    ]
+    assert w.tag_digest("api", "staging") == earlier
+    (d,) = [x for x in deployments(w) if x["serviceDeploymentArn"] == arn]
+    assert d["status"] == "ROLLBACK_SUCCESSFUL"
+    assert w.services("native")["api"]["taskDefinition"] == before
+    assert running(w) == old
+    api = result.environments[0].services[0]
+    assert api.status == "completed" and api.task_definition == before
