@@ -915,6 +915,8 @@ def _event(plan: PromotionPlan, result: CommandResult) -> Event:
             )
             for e in result.environments
         },
+        # what --rollback-on-failure / --atomic undid: the tags moved back, the services
+        extra={"rollback": result.data["rollback"]} if "rollback" in result.data else {},
     )
 
 

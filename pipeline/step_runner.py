@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from pipeline.clients import Clients
 from pipeline.config import Config, Environment, Tier
 from pipeline.events import Event
-from pipeline.results import CommandResult, EnvironmentOutcome, ImageOutcome
+from pipeline.results import NOT_DEPLOYED, CommandResult, EnvironmentOutcome, ImageOutcome
 from pipeline.steps_config import StepSpec
 from stages import all_steps
 from stages import strategy as strategy_stage
@@ -461,7 +461,7 @@ def _fail_environment(
         # stopped before deploy: none of its services was written
         for s in eo.services:
             if s.status == "planned":
-                s.status, s.reason = "not_deployed", es.failed
+                s.status, s.reason = NOT_DEPLOYED, es.failed
         eo.error = f"{es.failed}; the environment was not deployed"
         eo.hint = "fix what the step checks, then promote again (writes are safe to repeat)"
         if tag_moved:

@@ -633,3 +633,98 @@ def test_a_migration_before_retag_on_the_new_image_stops_everything_when_it_fail
     assert {dict(_steps(doc, e))["retag"] for e in STAGING_ENVS} == {"skipped"}
     (posted,) = loopback.posts("/hook")
     assert posted["status"] == "failed"
+
+
+def _mark_task_fail(world: World, tag: str) -> None:
+    manifest = world.ecr().batch_get_image(
+        registryId=world_mod.REGISTRY, repositoryName="api", imageIds=[{"imageTag": "dev"}]
+    )["images"][0]["imageManifest"]
+    world.ecr().put_image(
+        registryId=world_mod.REGISTRY, repositoryName="api", imageManifest=manifest, imageTag=tag
+    )
+
+
+@pytest.mark.parametrize("flag", ["--rollback-on-failure", "--atomic"])
+def test_a_migration_failing_between_retag_and_deploy_moves_the_tag_back(
+    world: World, loopback: Loopback, flag: str
+) -> None:
+    previous = {i: world.tag_digest(i, "staging") for i in ("api", "worker")}
+    dev = world.tag_digest("api", "dev")
+    assert previous["api"] != dev
+    _mark_task_fail(world, "sandbox-task-fail")
+    before = {e: _primary(world, e) for e in STAGING_ENVS}
+    code, doc, _ = _promote(world, loopback, flag)
+    assert code == 1, doc
+    # the only write, the tier's tag, is taken back; nothing was deployed
+    assert {i: world.tag_digest(i, "staging") for i in previous} == previous
+    assert {e: _primary(world, e) for e in STAGING_ENVS} == before
+    assert {i["status"] for i in doc["images"].values()} == {"moved_back"}
+    assert set(doc["rollback"]["tags"]) == {"api", "worker"}
+    assert doc["rollback"]["tags"]["api"]["to_digest"] == previous["api"]
+    assert doc["rollback"]["tags"]["api"]["status"] == "moved_back"
+    for env in STAGING_ENVS:
+        e = doc["environments"][env]
+        assert e["status"] == "failed"
+        assert {s["status"] for s in e["services"].values()} == {"not_deployed"}
+        assert "moved back" in e["hint"]
+    # the ledger says what was undone
+    (event,) = [e for e in _ledger(world) if e["tier"] == "staging"]
+    assert event["status"] == "failed"
+    assert {i["image"]: i["status"] for i in event["images"]} == {
+        "api": "moved_back",
+        "worker": "moved_back",
+    }
+    assert event["rollback"]["tags"]["api"]["from_digest"] == dev
+    assert event["rollback"]["tags"]["api"]["to_digest"] == previous["api"]
+    (posted,) = loopback.posts("/hook")
+    assert posted["status"] == "failed"
+    assert posted["images"]["api"]["status"] == "moved_back"
+
+
+def test_a_migration_failing_between_retag_and_deploy_in_one_environment_puts_the_tier_back(
+    world: World, loopback: Loopback
+) -> None:
+    """With rollback_on_failure: the tag goes back, so the environment that deployed it
+    follows, as it does when a rollout of a service on a shared tag fails."""
+    with_steps(world, staging_steps(loopback.port, rollback=True))
+    previous = world.tag_digest("api", "staging")
+    _mark_task_fail(world, "sandbox-task-fail.mb-staging-cluster")
+    before = _primary(world, "mb-staging")
+    code, doc, _ = _promote(world, loopback)
+    assert code == 1, doc
+    assert world.tag_digest("api", "staging") == previous
+    assert _primary(world, "mb-staging") == before
+    assert "mb-staging/api" in doc["rollback"]["trigger"]
+    staging = doc["environments"]["staging"]["services"]
+    assert {s["status"] for s in staging.values()} == {"reverted"}
+    assert {s["rollback"]["status"] for s in staging.values()} == {"completed"}
+    (event,) = [e for e in _ledger(world) if e["tier"] == "staging"]
+    assert event["rollback"]["mode"] == "rollback-on-failure"
+    assert sorted(event["rollback"]["services"]) == ["staging/api", "staging/worker"]
+
+
+def test_a_step_failing_after_deploy_rolls_back_and_the_ledger_says_so(
+    world: World, loopback: Loopback
+) -> None:
+    """A check between deploy and wait: the rollouts are followed, then put back."""
+    block = staging_steps(loopback.port, rollback=True).replace(
+        "      - wait\n",
+        "      - {uses: http, as: early, config: {url: '"
+        + loopback.url("/{environment}/early")
+        + "', deadline: 0}}\n      - wait\n",
+    )
+    with_steps(world, block)
+    previous = world.tag_digest("api", "staging")
+    loopback.answers["/staging/early"] = (500, "{}")
+    code, doc, _ = _promote(world, loopback)
+    assert code == 1, doc
+    assert dict(_steps(doc, "staging"))["early"] == "failed"
+    assert dict(_steps(doc, "staging"))["smoke"] == "skipped"
+    assert world.tag_digest("api", "staging") == previous
+    assert "staging/api" in doc["rollback"]["trigger"]
+    for env in STAGING_ENVS:
+        for svc in doc["environments"][env]["services"].values():
+            assert svc["rollback"]["status"] == "completed"
+    (event,) = [e for e in _ledger(world) if e["tier"] == "staging"]
+    assert event["rollback"]["tags"]["api"]["status"] == "moved_back"
+    assert event["environments"]["staging"]["services"]["api"]["rollback"] == "completed"
