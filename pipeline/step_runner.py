@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pipeline import events, redaction
 from pipeline.clients import Clients
 from pipeline.config import Config, Environment, Tier
 from pipeline.events import Event
@@ -160,6 +161,8 @@ class StepRun:
     applied: dict[Key, Applied] = field(default_factory=dict)
     errors: dict[Key, TierupError] = field(default_factory=dict)
     tag_moved: bool = False
+    # the promotion-wide steps' outcomes (notify), once they ran after the ledger event
+    promoted: list[dict[str, Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- the dry run ------------------------------------------------------------------
@@ -378,8 +381,17 @@ class StepRun:
                 )
         return dataclasses.replace(event, environments=environments)
 
+    def amendment(self, event: Event) -> Event | None:
+        """What the promotion-wide steps did, for the ledger: an amendment of ``event``
+        (recorded before they ran, so that they could name it); None when none ran."""
+        if not self.promotion or not event.id:
+            return None
+        keep = ("as", "uses", "status", "duration", "output", "error", "attempts", "reason")
+        return events.amendment(event, [{k: o[k] for k in keep if k in o} for o in self.promoted])
+
     def after_record(self, result: CommandResult, event_id: str | None, say: Say) -> None:
-        """The promotion-wide steps (notify), once, with the final summary and event id."""
+        """The promotion-wide steps (notify), once, with the final summary and event id;
+        their outcomes, for the ledger, in ``promoted``."""
         if not self.promotion:
             return
         summary = _summary(result, event_id)
@@ -410,6 +422,7 @@ class StepRun:
                         f"step {p.alias!r} ({p.uses}) failed: {out.get('error')}"
                         + (" (it does not fail the promotion)" if is_soft(p.step) else "")
                     )
+            self.promoted.append(out)
             for es in self.envs.values():
                 if any(q.key() == p.key() for q in es.items):
                     es.outcomes[p.alias] = out
@@ -545,6 +558,20 @@ def _planned(spec: StepSpec, ctx: StepContext) -> PlannedStep:
     return PlannedStep(spec, step, config, summary)
 
 
+def _remember_secrets(config: StepConfig, environ: Mapping[str, str]) -> None:
+    """The values of the environment variables a step reads secrets from (a webhook URL, a
+    header's token) are redacted from everything tierup prints or stores."""
+    names: list[str] = []
+    url_env = getattr(config, "url_env", None)
+    if isinstance(url_env, str):
+        names.append(url_env)
+    headers = getattr(config, "headers_from_env", None)
+    if isinstance(headers, Mapping):
+        names += [str(v) for v in headers.values()]
+    values = [environ.get(n, "") for n in names]
+    redaction.remember(*values, *(v.strip() for v in values))
+
+
 def plan(
     config: Config,
     clients: Clients,
@@ -576,6 +603,8 @@ def plan(
             interval=clients.poll_interval,
         )
         items = [_planned(s, ctx) for s in specs]
+        for p in items:
+            _remember_secrets(p.config, env_vars)
         for p in items:
             if p.promotion_wide:
                 wide.setdefault(p.key(), p)

@@ -95,10 +95,12 @@ def _one_off_tasks(world: World, env: str) -> list[dict[str, Any]]:
 
 
 def _ledger(world: World) -> list[dict[str, Any]]:
-    """The ledger's closing events (a write-ahead event opened before the writes is left out)."""
-    path = world.root / ".tierup" / "ledger.jsonl"
-    events = [json.loads(line) for line in path.read_text().splitlines()]
-    return [e for e in events if e["status"] != "open"]
+    """The ledger's events as read, newest first (an open event its run closed is left out,
+    the outcome of notify, recorded after its event, is folded into it)."""
+    code, doc = world.cli_json("history", "--limit", "1000")
+    assert code == 0, doc
+    events: list[dict[str, Any]] = doc["events"]
+    return events
 
 
 def _steps(doc: dict[str, Any], env: str) -> list[tuple[str, str]]:
@@ -160,6 +162,17 @@ def test_a_promotion_with_every_kind_of_step_runs_end_to_end(
         ("bake", "ok"),
     ]
     assert loopback.url("/hook") not in json.dumps(doc)
+    # notify's own outcome follows the event (it names it): reading folds it in
+    (team,) = event["steps"]
+    assert (team["as"], team["uses"], team["status"]) == ("team", "notify", "ok")
+    assert team["output"] == f"posted to the webhook in ${WEBHOOK_VAR} (200)"
+    assert isinstance(team["duration"], float)
+    code, history = world.cli_json("history", "--tier", "staging")
+    (listed,) = history["events"]
+    assert listed["id"] == doc["event"] and listed["steps"] == event["steps"]
+    text = world.cli("history", "--tier", "staging").stdout
+    assert "  step team (notify): ok" in text
+    assert loopback.url("/hook") not in (world.root / ".tierup" / "ledger.jsonl").read_text()
 
 
 def test_a_failing_migration_stops_the_environment_before_deploy(
@@ -264,6 +277,11 @@ def test_a_failing_webhook_never_fails_the_promotion(world: World, loopback: Loo
     doc = json.loads(r.stdout)
     assert r.exit_code == 0
     team = {s["as"]: s for s in doc["environments"]["staging"]["steps"]}["team"]
+    assert team["status"] == "failed" and f"{WEBHOOK_VAR} is not set" in team["error"]
+    first, second = (e for e in reversed(_ledger(world)) if e["tier"] == "staging")
+    (team,) = first["steps"]
+    assert team["status"] == "failed" and team["error"] == f"webhook in ${WEBHOOK_VAR} answered 500"
+    (team,) = second["steps"]
     assert team["status"] == "failed" and f"{WEBHOOK_VAR} is not set" in team["error"]
 
 
@@ -728,3 +746,26 @@ def test_a_step_failing_after_deploy_rolls_back_and_the_ledger_says_so(
     (event,) = [e for e in _ledger(world) if e["tier"] == "staging"]
     assert event["rollback"]["tags"]["api"]["status"] == "moved_back"
     assert event["environments"]["staging"]["services"]["api"]["rollback"] == "completed"
+
+
+def test_a_secret_a_step_reads_from_the_environment_is_never_printed_or_stored(
+    world: World, loopback: Loopback
+) -> None:
+    """A smoke check whose answer quotes its token (as a debugging endpoint may): the token,
+    read from the variable ``headers_from_env`` names, is redacted wherever it would show."""
+    token = "tok-" + "7" * 24
+    block = staging_steps(loopback.port).replace(
+        "expect: {json:", "headers_from_env: {X-Token: TIERUP_TEST_TOKEN}, expect: {json:"
+    )
+    with_steps(world, block)
+    loopback.answers["/staging/health"] = (200, json.dumps({"status": token}))
+    env = {WEBHOOK_VAR: loopback.url("/hook"), "TIERUP_TEST_TOKEN": token}
+    r = world.cli("promote", "--tier", "staging", "--json", env=env)
+    assert r.exit_code == 3, r.output
+    smoke = {s["as"]: s for s in json.loads(r.stdout)["environments"]["staging"]["steps"]}
+    assert "status is '***'" in smoke["smoke"]["error"]
+    ledger = (world.root / ".tierup" / "ledger.jsonl").read_text()
+    assert token not in r.stdout + r.stderr + ledger
+    assert loopback.url("/hook") not in r.stdout + r.stderr + ledger
+    (posted,) = loopback.posts("/hook")
+    assert token not in json.dumps(posted)
