@@ -459,6 +459,8 @@ def _item(env: str | None, p: PlannedStep) -> dict[str, Any]:
 
 def _outcome(p: PlannedStep, status: str, **kw: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"as": p.alias, "uses": p.uses, "status": status}
+    if p.promotion_wide:  # one outcome, listed under every environment
+        out["scope"] = PROMOTION
     if "duration" in kw:
         out["duration"] = round(float(kw["duration"]), 3)
     if kw.get("reason"):

@@ -493,6 +493,9 @@ def test_text_output_shows_the_steps_and_deploy_runs_the_environments_list(
     r = world.cli("promote", "--tier", "staging", env=env)
     assert r.exit_code == 0, r.output
     assert "steps" in r.stdout and "migrate" in r.stdout and "exited 0" in r.stdout
+    # notify's one outcome is listed under both environments, and said once
+    assert r.stdout.count("posted to the webhook") == 1
+    assert "as above (once for the promotion)" in r.stdout
     assert loopback.url("/hook") not in r.stdout + r.stderr
     # `tierup deploy --env` runs that environment's list (no tag moves)
     loopback.requests.clear()
