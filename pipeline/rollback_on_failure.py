@@ -11,9 +11,15 @@
   back to the previous parameter value; CodeDeploy's stop-and-roll-back, or a deployment of
   the previous revision), once per write (the services of one stack together).
 
+- a step (envs.yaml's `steps`) that failed after the tier's tag moved and before `deploy` left
+  its environment's services unwritten (`not_deployed`): the tag write, their only write, goes
+  back (to the digest it had), and every service that took the new image through the tag
+  follows; a step that failed after `deploy` failed its services as a failed rollout does.
+
 `--rollback-on-failure` acts on failures (FAILED, or rolled back by ECS's circuit breaker); a
 timeout is not a failure (the rollout may still finish). `--atomic` acts when any environment
-of the tier did not end on the new state, timeouts included, and the command then fails (exit 1).
+of the tier did not end on the new state, timeouts included, moves back every tag the run moved,
+and the command then fails (exit 1).
 """
 
 from __future__ import annotations
