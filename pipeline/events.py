@@ -18,7 +18,7 @@ service's first container).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -301,6 +301,37 @@ class Event:
             extra={k: v for k, v in doc.items() if k not in _KEYS},
             schema_version=SCHEMA_VERSION,
         )
+
+
+# An amendment adds to a recorded event what happened after it was written: the promotion-wide
+# steps (notify) run after the event so that they can name it, and their outcomes follow it as
+# an event of their own, `{command: amend, amends: <id>, steps: [...]}` (the ledger is
+# append-only). Reading folds it into the event it amends.
+AMEND = "amend"
+
+
+def amendment(of: Event, steps: list[dict[str, Any]]) -> Event:
+    """The event that adds ``steps`` (outcomes: ``as``, ``uses``, ``status``, ...) to ``of``."""
+    return Event(
+        command=AMEND,
+        status=of.status,
+        tier=of.tier,
+        extra={"amends": of.id, "steps": steps},
+    )
+
+
+def amends(event: Event) -> str | None:
+    """The id of the event ``event`` amends (None: not an amendment)."""
+    target = event.extra.get("amends") if event.command == AMEND else None
+    return target if isinstance(target, str) and target else None
+
+
+def fold(event: Event, amendments: list[Event]) -> Event:
+    """``event`` with its amendments' steps (oldest first) after its own."""
+    steps = list(event.extra.get("steps") or [])
+    for a in amendments:
+        steps += [s for s in a.extra.get("steps") or [] if isinstance(s, Mapping)]
+    return replace(event, extra={**event.extra, "steps": steps})
 
 
 def read(doc: Any) -> Event | None:

@@ -37,7 +37,7 @@ from typing import Any, Protocol, overload
 
 from pipeline.config import Config, EcrRegistry
 from pipeline.events import _KEYS as EVENT_KEY_ORDER
-from pipeline.events import Event
+from pipeline.events import Event, amends, fold
 from pipeline.events import read as read_event
 from pipeline.redaction import redact_all
 from pipeline.sessions import AwsSessions
@@ -432,15 +432,27 @@ class Ledger(ABC):
         if limit is not None and limit <= 0:
             return out
         closed: set[str] = set()
+        amended: dict[str, list[Event]] = {}  # id -> its amendments, newest first
+        listed: dict[str, int] = {}  # id -> its place in ``out``
         for doc in self._newest_first(tier):
             event = read_event(doc)
             if event is None:
+                continue
+            target = amends(event)
+            if target is not None:  # folded into the event it amends, never listed
+                if target in listed:  # read after it (ids of one instant)
+                    out[listed[target]] = fold(out[listed[target]], [event])
+                else:
+                    amended.setdefault(target, []).append(event)
                 continue
             if event.closes:
                 closed.add(event.closes)
             if event.is_open and event.id in closed:
                 continue  # its run closed it: the closing event says what happened
+            if event.id in amended:
+                event = fold(event, amended.pop(event.id)[::-1])
             if matches(event, command=command, tier=tier, image=image, env=env):
+                listed[event.id] = len(out)
                 out.append(event)
                 if limit is not None and len(out) >= limit:
                     break

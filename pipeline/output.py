@@ -276,8 +276,13 @@ def _render_steps(console: Any, result: CommandResult) -> None:
     t = Table(title="steps", title_justify="left")
     for col in ("environment", "step", "uses", "status", "time", "detail"):
         t.add_column(col)
+    shown: set[str] = set()
     for env, s in rows:
         detail = str(s.get("error") or s.get("reason") or s.get("output") or "")
+        if s.get("scope") == "promotion":  # notify: one outcome, under every environment
+            if s["as"] in shown:
+                detail = "as above (once for the promotion)"
+            shown.add(str(s["as"]))
         took = f"{s['duration']:.1f}s" if "duration" in s else "-"
         t.add_row(
             escape(env),

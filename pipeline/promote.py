@@ -604,7 +604,7 @@ def execute(
         result.settle()
         stored = close(_recorded(run, plan, result))
         if run is not None:
-            run.after_record(result, stored.id or None, say)
+            _after_record(run, rec, result, stored, say)
         return result
 
     if run is None:
@@ -665,13 +665,32 @@ def execute(
     result.count_retries(clients.retries.count)
     stored = close(_recorded(run, plan, result))
     if run is not None:
-        run.after_record(result, stored.id or None, say)
+        _after_record(run, rec, result, stored, say)
     return result
 
 
 def _recorded(run: step_runner.StepRun | None, plan: PromotionPlan, result: CommandResult) -> Event:
     event = _event(plan, result)
     return event if run is None else run.annotate(event)
+
+
+def _after_record(
+    run: step_runner.StepRun,
+    rec: Recorder[Event],
+    result: CommandResult,
+    stored: Event,
+    say: Progress,
+) -> None:
+    """The promotion-wide steps (notify), which name the recorded event; then their outcomes
+    in the ledger, as an amendment of that event."""
+    run.after_record(result, stored.id or None, say)
+    amendment = run.amendment(stored)
+    if amendment is None:
+        return
+    try:
+        rec.record(amendment)
+    except TierupError as e:  # the promotion is recorded and done: this is a note
+        result.notes.append(f"the notification's outcome was not recorded in the ledger: {e}")
 
 
 def _stopped(
@@ -693,8 +712,9 @@ def _stopped(
     _add_skipped(plan, result)
     run.settle(result, {})
     result.settle()
-    stored = (recorder or NullRecorder()).record(_recorded(run, plan, result))
-    run.after_record(result, stored.id or None, say)
+    rec: Recorder[Event] = recorder or NullRecorder()
+    stored = rec.record(_recorded(run, plan, result))
+    _after_record(run, rec, result, stored, say)
     return result
 
 
@@ -915,6 +935,8 @@ def _event(plan: PromotionPlan, result: CommandResult) -> Event:
             )
             for e in result.environments
         },
+        # what --rollback-on-failure / --atomic undid: the tags moved back, the services
+        extra={"rollback": result.data["rollback"]} if "rollback" in result.data else {},
     )
 
 

@@ -18,7 +18,7 @@ from pipeline import releases
 from pipeline.clients import Clients
 from pipeline.config import Config, Tier
 from pipeline.deploy import deploy_environment
-from pipeline.events import Event, EventStatus
+from pipeline.events import Event, EventStatus, amends
 from pipeline.gates import Candidate, GateError, check_gates, tag_writes
 from pipeline.ledger import Ledger, parse_time, task_definitions_in_use
 from pipeline.lock import LockHeld, TierLock, held_error, holding, human, key_for, read_lock
@@ -85,6 +85,9 @@ class Annotating:
         self.last: Event | None = None
 
     def record(self, event: Event, /) -> Event:
+        if amends(event) is not None:
+            # what ran after the run's event (notify): the run's event stays the last
+            return self.ledger.record(event)
         out = dataclasses.replace(
             event,
             message=self.guard.message or event.message,
@@ -721,6 +724,13 @@ def render_history(result: CommandResult) -> None:
                 console.print(f"  {env}/{svc}: {_service_line(s)}", markup=False)
             if not doc.get("services"):
                 console.print(f"  {env}: {doc.get('status')}", markup=False)
+        for step in e.get("steps") or []:  # run after the event was written (notify)
+            if isinstance(step, Mapping):
+                error = f": {step['error']}" if step.get("error") else ""
+                console.print(
+                    f"  step {step.get('as')} ({step.get('uses')}): {step.get('status')}{error}",
+                    markup=False,
+                )
         for key in ("message", "reason", "ci_url"):
             if e.get(key):
                 console.print(f"  {key}: {e[key]}", markup=False)

@@ -48,6 +48,8 @@ SUCCESS = frozenset(
     }
 )
 TIMEOUT = frozenset({"timed_out"})
+# a service left unwritten because a step listed before `deploy` failed in its environment
+NOT_DEPLOYED = "not_deployed"
 
 
 @dataclass

@@ -11,9 +11,15 @@
   back to the previous parameter value; CodeDeploy's stop-and-roll-back, or a deployment of
   the previous revision), once per write (the services of one stack together).
 
+- a step (envs.yaml's `steps`) that failed after the tier's tag moved and before `deploy` left
+  its environment's services unwritten (`not_deployed`): the tag write, their only write, goes
+  back (to the digest it had), and every service that took the new image through the tag
+  follows; a step that failed after `deploy` failed its services as a failed rollout does.
+
 `--rollback-on-failure` acts on failures (FAILED, or rolled back by ECS's circuit breaker); a
 timeout is not a failure (the rollout may still finish). `--atomic` acts when any environment
-of the tier did not end on the new state, timeouts included, and the command then fails (exit 1).
+of the tier did not end on the new state, timeouts included, moves back every tag the run moved,
+and the command then fails (exit 1).
 """
 
 from __future__ import annotations
@@ -27,7 +33,14 @@ from pipeline import strategies
 from pipeline.clients import Clients
 from pipeline.config import Config, Tier
 from pipeline.progress import rollout_changed
-from pipeline.results import SUCCESS, CommandResult, RollbackOutcome, ServiceOutcome, Status
+from pipeline.results import (
+    NOT_DEPLOYED,
+    SUCCESS,
+    CommandResult,
+    RollbackOutcome,
+    ServiceOutcome,
+    Status,
+)
 from stages import all_strategies
 from stages import rollback as rollback_stage
 from stages import strategy as strategy_stage
@@ -148,17 +161,29 @@ def recover(
         for k, a in applied.items()
         if k in outcomes and a.deployment_id is not None
     }
+    # services a step stopped before `deploy`: unwritten, but the tier's tag moved for them
+    halted = {k for k, o in outcomes.items() if o.status == NOT_DEPLOYED and k[0] in envs}
+    moved = {r.image: r for r in plan.retags if r.action is TagWrite.MOVED and r.current_digest}
     if mode == ATOMIC:
         trigger = [f"{e}/{s}" for (e, s), o in outcomes.items() if o.status in NOT_NEW]
         trigger += [e.name for e in result.environments if e.error is not None]
         chosen = set(candidates) if trigger else set()
+        # every write goes back: the tags too, whether or not a service takes them by tag
+        first = set(moved) if trigger else set()
     else:
         chosen = {k for k in candidates if outcomes[k].status in FAILURES}
-        trigger = [f"{e}/{s}" for (e, s) in chosen]
-    if not chosen:
+        trigger = [f"{e}/{s}" for (e, s) in chosen | halted]
+        # the tag write is the only write a halted service had: it is the one to take back
+        first = {
+            c.target.image for k in halted for c in _service_plan(envs[k[0]], k[1]).containers
+        } & set(moved)
+    if not chosen and not first:
         return None
     rec = Recovery(mode=mode, trigger=sorted(set(trigger)))
-    moved = {r.image: r for r in plan.retags if r.action is TagWrite.MOVED and r.current_digest}
+    for image in sorted(first):
+        r = moved[image]
+        assert r.current_digest is not None
+        rec.tags[image] = _TagBack(image, r.repository, r.tag, r.manifest.digest, r.current_digest)
 
     # a tag goes back when a chosen service depends on it; every service on it follows
     while True:
@@ -191,6 +216,7 @@ def recover(
                 # the tier's tag is where it was: records must not count this run as a move
                 outcome.status = "moved_back"
                 outcome.note = f"moved back to {back.to_digest} by the rollback"
+        _halted_hints(result, halted, rec)
         for job in rec.jobs.values():
             if job.action == "force-new-deployment":
                 bad = [t for i, t in rec.tags.items() if i in _tag_images(job.plan) and t.error]
@@ -268,6 +294,19 @@ def _move_tags_back(clients: Clients, rec: Recovery, say: Callable[[str], None])
         except TierupError as e:
             t.status, t.error = "failed", e.message
             say(f"{t.repository}:{t.tag}: could not move back: {e.message}")
+
+
+def _halted_hints(result: CommandResult, halted: set[Key], rec: Recovery) -> None:
+    """An environment a step stopped before `deploy` no longer waits on a moved tag."""
+    back = ", ".join(
+        f"{t.repository}:{t.tag} -> {t.to_digest[:19]}" for t in rec.tags.values() if not t.error
+    )
+    for eo in result.environments:
+        if back and any(e == eo.name for e, _s in halted):
+            eo.hint = (
+                "fix what the step checks, then promote again (writes are safe to repeat); "
+                f"the tier's tag was moved back by the rollback ({back})"
+            )
 
 
 def _tag_note(plan: PromotionPlan, rec: Recovery) -> str:

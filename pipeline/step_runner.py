@@ -30,10 +30,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pipeline import events, redaction
 from pipeline.clients import Clients
 from pipeline.config import Config, Environment, Tier
 from pipeline.events import Event
-from pipeline.results import CommandResult, EnvironmentOutcome, ImageOutcome
+from pipeline.results import NOT_DEPLOYED, CommandResult, EnvironmentOutcome, ImageOutcome
 from pipeline.steps_config import StepSpec
 from stages import all_steps
 from stages import strategy as strategy_stage
@@ -160,6 +161,8 @@ class StepRun:
     applied: dict[Key, Applied] = field(default_factory=dict)
     errors: dict[Key, TierupError] = field(default_factory=dict)
     tag_moved: bool = False
+    # the promotion-wide steps' outcomes (notify), once they ran after the ledger event
+    promoted: list[dict[str, Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- the dry run ------------------------------------------------------------------
@@ -378,8 +381,17 @@ class StepRun:
                 )
         return dataclasses.replace(event, environments=environments)
 
+    def amendment(self, event: Event) -> Event | None:
+        """What the promotion-wide steps did, for the ledger: an amendment of ``event``
+        (recorded before they ran, so that they could name it); None when none ran."""
+        if not self.promotion or not event.id:
+            return None
+        keep = ("as", "uses", "status", "duration", "output", "error", "attempts", "reason")
+        return events.amendment(event, [{k: o[k] for k in keep if k in o} for o in self.promoted])
+
     def after_record(self, result: CommandResult, event_id: str | None, say: Say) -> None:
-        """The promotion-wide steps (notify), once, with the final summary and event id."""
+        """The promotion-wide steps (notify), once, with the final summary and event id;
+        their outcomes, for the ledger, in ``promoted``."""
         if not self.promotion:
             return
         summary = _summary(result, event_id)
@@ -410,6 +422,7 @@ class StepRun:
                         f"step {p.alias!r} ({p.uses}) failed: {out.get('error')}"
                         + (" (it does not fail the promotion)" if is_soft(p.step) else "")
                     )
+            self.promoted.append(out)
             for es in self.envs.values():
                 if any(q.key() == p.key() for q in es.items):
                     es.outcomes[p.alias] = out
@@ -446,6 +459,8 @@ def _item(env: str | None, p: PlannedStep) -> dict[str, Any]:
 
 def _outcome(p: PlannedStep, status: str, **kw: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"as": p.alias, "uses": p.uses, "status": status}
+    if p.promotion_wide:  # one outcome, listed under every environment
+        out["scope"] = PROMOTION
     if "duration" in kw:
         out["duration"] = round(float(kw["duration"]), 3)
     if kw.get("reason"):
@@ -461,7 +476,7 @@ def _fail_environment(
         # stopped before deploy: none of its services was written
         for s in eo.services:
             if s.status == "planned":
-                s.status, s.reason = "not_deployed", es.failed
+                s.status, s.reason = NOT_DEPLOYED, es.failed
         eo.error = f"{es.failed}; the environment was not deployed"
         eo.hint = "fix what the step checks, then promote again (writes are safe to repeat)"
         if tag_moved:
@@ -545,6 +560,20 @@ def _planned(spec: StepSpec, ctx: StepContext) -> PlannedStep:
     return PlannedStep(spec, step, config, summary)
 
 
+def _remember_secrets(config: StepConfig, environ: Mapping[str, str]) -> None:
+    """The values of the environment variables a step reads secrets from (a webhook URL, a
+    header's token) are redacted from everything tierup prints or stores."""
+    names: list[str] = []
+    url_env = getattr(config, "url_env", None)
+    if isinstance(url_env, str):
+        names.append(url_env)
+    headers = getattr(config, "headers_from_env", None)
+    if isinstance(headers, Mapping):
+        names += [str(v) for v in headers.values()]
+    values = [environ.get(n, "") for n in names]
+    redaction.remember(*values, *(v.strip() for v in values))
+
+
 def plan(
     config: Config,
     clients: Clients,
@@ -576,6 +605,8 @@ def plan(
             interval=clients.poll_interval,
         )
         items = [_planned(s, ctx) for s in specs]
+        for p in items:
+            _remember_secrets(p.config, env_vars)
         for p in items:
             if p.promotion_wide:
                 wide.setdefault(p.key(), p)

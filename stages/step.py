@@ -51,6 +51,9 @@ WAIT = "wait"
 PHASES = (RETAG, DEPLOY, WAIT)
 
 _DURATION_RE = re.compile(r"^(\d+)([smh]?)$")
+# `${NAME}` / `${NAME:-default}`: an environment variable (upper case, so that `${environment}`
+# stays a dollar and a template variable); the default may hold `{...}` template variables
+_ENV_RE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::-((?:[^{}]|\{[^{}]*\})*))?\}")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 
 
@@ -146,9 +149,24 @@ class StepContext:
         }
 
     def render(self, template: str) -> str:
-        """``template`` with ``{environment}``, ``{tier}``, ``{images[api][digest]}``, ..."""
+        """``template`` with ``{environment}``, ``{tier}``, ``{images[api][digest]}``, ...,
+        after ``${NAME}`` / ``${NAME:-default}`` took the environment variable's value (itself
+        a template), or the default when it is unset or empty."""
+
+        def variable(m: re.Match[str]) -> str:
+            value = self.environ.get(m[1], "")
+            if value:
+                return value
+            if m[2] is None:
+                raise StepError(
+                    f"template {template!r} names the environment variable {m[1]}, "
+                    "which is not set",
+                    hint=f"set {m[1]}, or give a default: ${{{m[1]}:-...}}",
+                )
+            return m[2]
+
         try:
-            return template.format_map(self.variables())
+            return _ENV_RE.sub(variable, template).format_map(self.variables())
         except (KeyError, IndexError, ValueError, AttributeError) as e:
             raise StepError(
                 f"template {template!r} names an unknown value ({e})",

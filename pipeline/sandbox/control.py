@@ -61,6 +61,8 @@ def sandbox_env(endpoint_url: str, access_key_id: str) -> dict[str, str]:
         "AWS_CONFIG_FILE": "/dev/null",
         "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
         "TIERUP_POLL_INTERVAL": "1",
+        # the example envs.yaml's smoke check asks each environment's application here
+        "TIERUP_APP_URL": endpoint_url + "/_sandbox/app/{environment}",
     }
 
 

@@ -82,6 +82,21 @@ def _write_atomically(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+# what stands for the environments' own applications: a smoke check of the example envs.yaml
+# (its `http` step) asks `${TIERUP_APP_URL}/version`, which `sandbox up` points here
+APP_PATH = "/_sandbox/app/"
+
+
+def app_answer(path: str, start_response: Any) -> list[bytes]:
+    """``GET /_sandbox/app/<environment>/...``: the application of that environment, healthy."""
+    environment = path[len(APP_PATH) :].split("/", 1)[0]
+    body = json.dumps({"status": "ok", "environment": environment}).encode()
+    start_response(
+        "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    )
+    return [body]
+
+
 def moto_server(host: str = "127.0.0.1", port: int = 0) -> Any:
     """moto's threaded server, routing each request without rescanning moto's package.
 
@@ -107,6 +122,12 @@ def moto_server(host: str = "127.0.0.1", port: int = 0) -> Any:
             if host not in self._backends:
                 self._backends[host] = super().get_backend_for_host(host)
             return self._backends[host]
+
+        def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+            path = str(environ.get("PATH_INFO") or "")
+            if path.startswith(APP_PATH):
+                return app_answer(path, start_response)
+            return super().__call__(environ, start_response)
 
     class Server(ThreadedMotoServer):
         def _server_entry(self) -> None:

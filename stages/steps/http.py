@@ -46,6 +46,9 @@ class Expect(StepConfig):
         return v
 
 
+_ENV_LEAD = re.compile(r"^\$\{[A-Z_][A-Z0-9_]*(?::-(.*))?\}")
+
+
 class HttpConfig(StepConfig):
     url: str = Field(description="the URL (templated)")
     method: Literal["GET", "HEAD", "POST"] = "GET"
@@ -62,7 +65,11 @@ class HttpConfig(StepConfig):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not re.match(r"^https?://", v):
+        # `${VAR:-default}` first: the default must be a URL (the value is checked when run)
+        first = _ENV_LEAD.match(v)
+        if first and first[1] is None:
+            return v
+        if not re.match(r"^https?://", first[1] if first else v):
             raise ValueError(f"url {v!r} must start with http:// or https://")
         return v
 
@@ -121,6 +128,11 @@ class Http:
 
         c: HttpConfig = config
         url = ctx.render(c.url)
+        if not re.match(r"^https?://", url):
+            return StepResult.failed(
+                f"url {url!r} does not start with http:// or https://",
+                f"check the environment variable {c.url} names",
+            )
         headers = {k: ctx.render(v) for k, v in c.headers.items()}
         missing = [v for v in c.headers_from_env.values() if not ctx.environ.get(v)]
         if missing:

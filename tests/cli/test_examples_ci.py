@@ -43,6 +43,8 @@ OPERATORS = {"|", "||", "&", "&&", ";", ";;", "(", ")", "|&"}
 
 def _fake_value(name: str) -> str:
     upper = name.upper()
+    if "FLAG" in upper:
+        return ""  # optional flags (`--service S` or nothing): the line without them
     if "DIGEST" in upper:
         return FAKE_DIGEST
     if "SHA" in upper and "SHORT" not in upper:
@@ -460,10 +462,37 @@ def test_examples_call_the_commands_the_design_names() -> None:
         assert any(c.startswith("where") and "--html" in c for c in commands)
 
 
+def test_both_examples_release_a_canary_with_continue_and_stop() -> None:
+    """A paused canary is let go or stopped by hand, apart from the waiting stamp's job."""
+    for path, commands in ((GITHUB, commands_in(GITHUB)), (GITLAB, commands_in(GITLAB))):
+        lines = [" ".join(c) for c in commands]
+        assert any(c.startswith("continue --env") for c in lines), path
+        assert any(c.startswith("stop --env") and c.endswith("--rollback") for c in lines), path
+        assert any(c.startswith("where --env") for c in lines), path
+    workflow = _load(GITHUB)
+    canary = workflow["jobs"]["canary"]
+    assert canary["environment"]["name"] == "production"
+    # never the waiting stamp's group: it would queue behind the job it has to let go
+    assert canary["concurrency"]["group"] != workflow["jobs"]["stamp-prod"]["concurrency"]["group"]
+    for other in ("promote-staging", "stamp-prod"):
+        assert "canary" not in workflow["jobs"][other]["if"]
+    pipeline = _load(GITLAB)
+    assert pipeline[".canary"]["extends"] == ".tierup"  # the component's job template
+    for name in ("canary-continue", "canary-stop"):
+        assert pipeline[name]["extends"] == ".canary"
+        job = {**pipeline[".canary"], **pipeline[name]}
+        assert job["stage"] == "prod"
+        assert [rule.get("when") for rule in job["rules"]] == ["manual"]
+        assert job["needs"] == []
+        assert "resource_group" not in job  # stamp-prod's holds tier-prod while it waits
+        assert job["environment"]["name"] == "production"
+
+
 @pytest.mark.parametrize(
     "args",
     [pytest.param(c, id=f"github: tierup {' '.join(c)}") for c in commands_in(GITHUB)]
-    + [pytest.param(c, id=f"gitlab: tierup {' '.join(c)}") for c in commands_in(COMPONENT)],
+    + [pytest.param(c, id=f"gitlab: tierup {' '.join(c)}") for c in commands_in(COMPONENT)]
+    + [pytest.param(c, id=f"gitlab-ci: tierup {' '.join(c)}") for c in commands_in(GITLAB)],
 )
 def test_cli_accepts_command_line(args: list[str]) -> None:
     parse_cli(args)

@@ -221,3 +221,41 @@ def test_compare_normalises_but_keeps_what_differs(
 ) -> None:
     printed = [p.replace("sha256:b1", "sha256:" + "b" * 12) for p in printed]
     assert (compare(expected, printed) is None) is same
+
+
+def test_the_example_envs_yaml_validates_and_runs_its_steps_on_the_sandbox(
+    sandbox_shell: tuple[Path, dict[str, str]],
+) -> None:
+    """The example's prod tier lists a migration, a smoke check, an alarm bake and a
+    notification: they check out against the sandbox and run there (no webhook set: a note)."""
+    import json
+
+    repo, env = sandbox_shell
+    env = {k: v for k, v in env.items() if k != "TEAM_WEBHOOK"}
+
+    def tierup(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["tierup", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=300
+        )
+
+    for args in (("validate",), ("validate", "--remote")):
+        run = tierup(*args)
+        assert run.returncode == 0, run.stdout + run.stderr
+    for tier in ("dev", "staging"):
+        assert tierup("promote", "--tier", tier).returncode == 0
+    run = tierup("stamp", "--tier", "prod", "--force", "--reason", "test", "--json")
+    assert run.returncode == 0, run.stdout + run.stderr
+    doc = json.loads(run.stdout)
+    for name in ("prod", "mb-prod"):
+        steps = {s["as"]: s["status"] for s in doc["environments"][name]["steps"]}
+        assert steps == {
+            "migrate": "ok",
+            "retag": "ok",
+            "deploy": "ok",
+            "wait": "ok",
+            "smoke": "ok",
+            "bake": "ok",
+            "team": "failed",
+        }
+    notes = [n for n in doc["notes"] if "TEAM_WEBHOOK is not set" in n]
+    assert len(notes) == 1 and "it does not fail the promotion" in notes[0]

@@ -261,3 +261,27 @@ def test_one_event_per_operation_with_its_digests_and_task_definitions(
     assert [e["command"] for e in doc["events"]] == ["promote"]
     r = world.cli("history", "--tier", "nope")
     assert r.exit_code == 2 and "unknown tier" in r.output
+
+
+def test_an_amendment_folds_into_the_event_it_amends(ledger: Ledger) -> None:
+    """Steps that run after their event is written (notify names it) are recorded as an
+    amendment: reading shows them in that event, and never the amendment by itself."""
+    from pipeline.events import Event, amendment
+
+    first = ledger.record(Event.from_json(_event("promote", "staging")))
+    later = ledger.record(Event.from_json(_event("promote", "staging")))
+    ledger.record(amendment(first, [{"as": "team", "uses": "notify", "status": "ok"}]))
+    ledger.record(
+        amendment(first, [{"as": "page", "uses": "notify", "status": "failed", "error": "500"}])
+    )
+    ledger.record(Event.from_json(_event("promote", "dev")))
+    events = ledger.events(tier="staging")
+    assert [e["id"] for e in events] == [later.id, first.id]
+    assert [(s["as"], s["status"]) for s in events[1]["steps"]] == [
+        ("team", "ok"),
+        ("page", "failed"),
+    ]
+    assert "steps" not in events[0]
+    assert [e["command"] for e in ledger.events()] == ["promote", "promote", "promote"]
+    assert len(ledger.events(tier="staging", limit=2)) == 2
+    assert ledger.events(tier="staging", limit=2)[1]["steps"][0]["as"] == "team"

@@ -95,10 +95,12 @@ def _one_off_tasks(world: World, env: str) -> list[dict[str, Any]]:
 
 
 def _ledger(world: World) -> list[dict[str, Any]]:
-    """The ledger's closing events (a write-ahead event opened before the writes is left out)."""
-    path = world.root / ".tierup" / "ledger.jsonl"
-    events = [json.loads(line) for line in path.read_text().splitlines()]
-    return [e for e in events if e["status"] != "open"]
+    """The ledger's events as read, newest first (an open event its run closed is left out,
+    the outcome of notify, recorded after its event, is folded into it)."""
+    code, doc = world.cli_json("history", "--limit", "1000")
+    assert code == 0, doc
+    events: list[dict[str, Any]] = doc["events"]
+    return events
 
 
 def _steps(doc: dict[str, Any], env: str) -> list[tuple[str, str]]:
@@ -160,6 +162,17 @@ def test_a_promotion_with_every_kind_of_step_runs_end_to_end(
         ("bake", "ok"),
     ]
     assert loopback.url("/hook") not in json.dumps(doc)
+    # notify's own outcome follows the event (it names it): reading folds it in
+    (team,) = event["steps"]
+    assert (team["as"], team["uses"], team["status"]) == ("team", "notify", "ok")
+    assert team["output"] == f"posted to the webhook in ${WEBHOOK_VAR} (200)"
+    assert isinstance(team["duration"], float)
+    code, history = world.cli_json("history", "--tier", "staging")
+    (listed,) = history["events"]
+    assert listed["id"] == doc["event"] and listed["steps"] == event["steps"]
+    text = world.cli("history", "--tier", "staging").stdout
+    assert "  step team (notify): ok" in text
+    assert loopback.url("/hook") not in (world.root / ".tierup" / "ledger.jsonl").read_text()
 
 
 def test_a_failing_migration_stops_the_environment_before_deploy(
@@ -264,6 +277,11 @@ def test_a_failing_webhook_never_fails_the_promotion(world: World, loopback: Loo
     doc = json.loads(r.stdout)
     assert r.exit_code == 0
     team = {s["as"]: s for s in doc["environments"]["staging"]["steps"]}["team"]
+    assert team["status"] == "failed" and f"{WEBHOOK_VAR} is not set" in team["error"]
+    first, second = (e for e in reversed(_ledger(world)) if e["tier"] == "staging")
+    (team,) = first["steps"]
+    assert team["status"] == "failed" and team["error"] == f"webhook in ${WEBHOOK_VAR} answered 500"
+    (team,) = second["steps"]
     assert team["status"] == "failed" and f"{WEBHOOK_VAR} is not set" in team["error"]
 
 
@@ -475,6 +493,9 @@ def test_text_output_shows_the_steps_and_deploy_runs_the_environments_list(
     r = world.cli("promote", "--tier", "staging", env=env)
     assert r.exit_code == 0, r.output
     assert "steps" in r.stdout and "migrate" in r.stdout and "exited 0" in r.stdout
+    # notify's one outcome is listed under both environments, and said once
+    assert r.stdout.count("posted to the webhook") == 1
+    assert "as above (once for the promotion)" in r.stdout
     assert loopback.url("/hook") not in r.stdout + r.stderr
     # `tierup deploy --env` runs that environment's list (no tag moves)
     loopback.requests.clear()
@@ -633,3 +654,121 @@ def test_a_migration_before_retag_on_the_new_image_stops_everything_when_it_fail
     assert {dict(_steps(doc, e))["retag"] for e in STAGING_ENVS} == {"skipped"}
     (posted,) = loopback.posts("/hook")
     assert posted["status"] == "failed"
+
+
+def _mark_task_fail(world: World, tag: str) -> None:
+    manifest = world.ecr().batch_get_image(
+        registryId=world_mod.REGISTRY, repositoryName="api", imageIds=[{"imageTag": "dev"}]
+    )["images"][0]["imageManifest"]
+    world.ecr().put_image(
+        registryId=world_mod.REGISTRY, repositoryName="api", imageManifest=manifest, imageTag=tag
+    )
+
+
+@pytest.mark.parametrize("flag", ["--rollback-on-failure", "--atomic"])
+def test_a_migration_failing_between_retag_and_deploy_moves_the_tag_back(
+    world: World, loopback: Loopback, flag: str
+) -> None:
+    previous = {i: world.tag_digest(i, "staging") for i in ("api", "worker")}
+    dev = world.tag_digest("api", "dev")
+    assert previous["api"] != dev
+    _mark_task_fail(world, "sandbox-task-fail")
+    before = {e: _primary(world, e) for e in STAGING_ENVS}
+    code, doc, _ = _promote(world, loopback, flag)
+    assert code == 1, doc
+    # the only write, the tier's tag, is taken back; nothing was deployed
+    assert {i: world.tag_digest(i, "staging") for i in previous} == previous
+    assert {e: _primary(world, e) for e in STAGING_ENVS} == before
+    assert {i["status"] for i in doc["images"].values()} == {"moved_back"}
+    assert set(doc["rollback"]["tags"]) == {"api", "worker"}
+    assert doc["rollback"]["tags"]["api"]["to_digest"] == previous["api"]
+    assert doc["rollback"]["tags"]["api"]["status"] == "moved_back"
+    for env in STAGING_ENVS:
+        e = doc["environments"][env]
+        assert e["status"] == "failed"
+        assert {s["status"] for s in e["services"].values()} == {"not_deployed"}
+        assert "moved back" in e["hint"]
+    # the ledger says what was undone
+    (event,) = [e for e in _ledger(world) if e["tier"] == "staging"]
+    assert event["status"] == "failed"
+    assert {i["image"]: i["status"] for i in event["images"]} == {
+        "api": "moved_back",
+        "worker": "moved_back",
+    }
+    assert event["rollback"]["tags"]["api"]["from_digest"] == dev
+    assert event["rollback"]["tags"]["api"]["to_digest"] == previous["api"]
+    (posted,) = loopback.posts("/hook")
+    assert posted["status"] == "failed"
+    assert posted["images"]["api"]["status"] == "moved_back"
+
+
+def test_a_migration_failing_between_retag_and_deploy_in_one_environment_puts_the_tier_back(
+    world: World, loopback: Loopback
+) -> None:
+    """With rollback_on_failure: the tag goes back, so the environment that deployed it
+    follows, as it does when a rollout of a service on a shared tag fails."""
+    with_steps(world, staging_steps(loopback.port, rollback=True))
+    previous = world.tag_digest("api", "staging")
+    _mark_task_fail(world, "sandbox-task-fail.mb-staging-cluster")
+    before = _primary(world, "mb-staging")
+    code, doc, _ = _promote(world, loopback)
+    assert code == 1, doc
+    assert world.tag_digest("api", "staging") == previous
+    assert _primary(world, "mb-staging") == before
+    assert "mb-staging/api" in doc["rollback"]["trigger"]
+    staging = doc["environments"]["staging"]["services"]
+    assert {s["status"] for s in staging.values()} == {"reverted"}
+    assert {s["rollback"]["status"] for s in staging.values()} == {"completed"}
+    (event,) = [e for e in _ledger(world) if e["tier"] == "staging"]
+    assert event["rollback"]["mode"] == "rollback-on-failure"
+    assert sorted(event["rollback"]["services"]) == ["staging/api", "staging/worker"]
+
+
+def test_a_step_failing_after_deploy_rolls_back_and_the_ledger_says_so(
+    world: World, loopback: Loopback
+) -> None:
+    """A check between deploy and wait: the rollouts are followed, then put back."""
+    block = staging_steps(loopback.port, rollback=True).replace(
+        "      - wait\n",
+        "      - {uses: http, as: early, config: {url: '"
+        + loopback.url("/{environment}/early")
+        + "', deadline: 0}}\n      - wait\n",
+    )
+    with_steps(world, block)
+    previous = world.tag_digest("api", "staging")
+    loopback.answers["/staging/early"] = (500, "{}")
+    code, doc, _ = _promote(world, loopback)
+    assert code == 1, doc
+    assert dict(_steps(doc, "staging"))["early"] == "failed"
+    assert dict(_steps(doc, "staging"))["smoke"] == "skipped"
+    assert world.tag_digest("api", "staging") == previous
+    assert "staging/api" in doc["rollback"]["trigger"]
+    for env in STAGING_ENVS:
+        for svc in doc["environments"][env]["services"].values():
+            assert svc["rollback"]["status"] == "completed"
+    (event,) = [e for e in _ledger(world) if e["tier"] == "staging"]
+    assert event["rollback"]["tags"]["api"]["status"] == "moved_back"
+    assert event["environments"]["staging"]["services"]["api"]["rollback"] == "completed"
+
+
+def test_a_secret_a_step_reads_from_the_environment_is_never_printed_or_stored(
+    world: World, loopback: Loopback
+) -> None:
+    """A smoke check whose answer quotes its token (as a debugging endpoint may): the token,
+    read from the variable ``headers_from_env`` names, is redacted wherever it would show."""
+    token = "tok-" + "7" * 24
+    block = staging_steps(loopback.port).replace(
+        "expect: {json:", "headers_from_env: {X-Token: TIERUP_TEST_TOKEN}, expect: {json:"
+    )
+    with_steps(world, block)
+    loopback.answers["/staging/health"] = (200, json.dumps({"status": token}))
+    env = {WEBHOOK_VAR: loopback.url("/hook"), "TIERUP_TEST_TOKEN": token}
+    r = world.cli("promote", "--tier", "staging", "--json", env=env)
+    assert r.exit_code == 3, r.output
+    smoke = {s["as"]: s for s in json.loads(r.stdout)["environments"]["staging"]["steps"]}
+    assert "status is '***'" in smoke["smoke"]["error"]
+    ledger = (world.root / ".tierup" / "ledger.jsonl").read_text()
+    assert token not in r.stdout + r.stderr + ledger
+    assert loopback.url("/hook") not in r.stdout + r.stderr + ledger
+    (posted,) = loopback.posts("/hook")
+    assert token not in json.dumps(posted)

@@ -4,6 +4,7 @@ puts in a state, and the alarms an `alarm` step names, seeded."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -271,3 +272,16 @@ def test_a_task_still_running_at_the_steps_timeout_is_stopped(world: World) -> N
     )["tasks"]
     assert task["lastStatus"] == "STOPPED"
     assert task["stoppedReason"] == "tierup: the step's timeout passed"
+
+
+def test_the_sandbox_answers_for_every_environments_application(moto_server: str) -> None:
+    """What the example envs.yaml's smoke check asks: `sandbox up` exports the URL."""
+    import urllib.request
+
+    from pipeline.sandbox.control import sandbox_env
+
+    url = sandbox_env(moto_server, "AKIDEXAMPLE")["TIERUP_APP_URL"]
+    assert url == moto_server + "/_sandbox/app/{environment}"
+    with urllib.request.urlopen(url.format(environment="mb-prod") + "/version") as answer:
+        assert answer.status == 200
+        assert json.loads(answer.read()) == {"status": "ok", "environment": "mb-prod"}

@@ -139,3 +139,34 @@ def test_http_takes_a_header_from_an_environment_variable(
     assert loopback.headers[-1]["Authorization"] == "Bearer s3cr3t"
     result = http.STEP.run(config, _ctx(time))
     assert not result.ok and "SMOKE_TOKEN is not set" in str(result.error)
+
+
+def test_a_template_takes_an_environment_variable_or_its_default(
+    loopback: Loopback, time: FakeTime
+) -> None:
+    from stages.step import StepError
+
+    template = "${APP_URL:-https://{environment}.example.com}/version"
+    assert _ctx(time).render(template) == "https://staging.example.com/version"
+    base = loopback.url("/apps/{environment}")
+    assert _ctx(time, environ={"APP_URL": ""}).render(template) == (
+        "https://staging.example.com/version"
+    )
+    # the variable's value is a template too; `${environment}` stays a dollar and a variable
+    ctx = _ctx(time, environ={"APP_URL": base})
+    assert ctx.render(template) == loopback.url("/apps/staging/version")
+    assert ctx.render("${environment}") == "$staging"
+    with pytest.raises(StepError, match="APP_URL, which is not set"):
+        _ctx(time).render("${APP_URL}/version")
+    loopback.answers["/apps/staging/version"] = (200, '{"status": "ok"}')
+    config = http.HttpConfig.model_validate(
+        {"url": template, "expect": {"json": {"path": "status", "equals": "ok"}}}
+    )
+    assert http.STEP.run(config, ctx).ok
+    assert loopback.gets() == ["/apps/staging/version"]
+    # the default must be a URL; a value that is not one fails the step, not the config
+    with pytest.raises(ValueError, match="must start with http"):
+        http.HttpConfig.model_validate({"url": "${APP_URL:-ftp://x}/version"})
+    bare = http.HttpConfig.model_validate({"url": "${APP_URL}/version", "deadline": 0})
+    failed = http.STEP.run(bare, _ctx(time, environ={"APP_URL": "ftp://x"}))
+    assert not failed.ok and "does not start with http" in str(failed.error)
