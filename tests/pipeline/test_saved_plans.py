@@ -454,3 +454,35 @@ def test_a_deleted_change_set_is_refused_without_a_write(
         apply(stack_world, path, writes)
     assert aws_writes(writes) == []
     assert change_sets(stack_world) == []
+
+
+@pytest.mark.parametrize(
+    ("command", "arguments"),
+    [
+        ("deploy", {"env": "mb-staging"}),
+        ("rollback tier", {"tier": "staging"}),
+        ("rollback cluster", {"env": "staging"}),
+    ],
+)
+def test_every_writing_command_saves_without_writing_and_applies_its_steps(
+    world: World, tmp_path: Path, command: saved_plan.Command, arguments: dict[str, Any]
+) -> None:
+    if command == "deploy":  # the tag moves, the environment has not picked it up
+        assert promote(world.config, world.clients(), tier="staging", deploy=False).exit_code == 0
+    else:
+        ship(world, "staging", minute=2)
+    path = tmp_path / "plan.json"
+    history = events(ledger_of(world))
+    writes = Writes()
+    doc = save(world, path, command, writes, **arguments)
+    assert aws_writes(writes) == []
+    assert events(ledger_of(world)) == history
+    assert doc.steps, doc.result
+
+    writes = Writes()
+    result = apply(world, path, writes)
+
+    assert result.exit_code == 0, result.to_json()
+    assert seen_writes(writes) == expected_writes(doc.steps)
+    newest = events(ledger_of(world))[0]
+    assert newest["command"] == command and newest["saved_plan"]["id"] == doc.id
