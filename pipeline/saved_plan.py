@@ -409,6 +409,11 @@ def save(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> CommandResult:
     """Plan ``command`` as its dry run does, keep its change sets, and write the plan to ``out``."""
+    if not out.parent.is_dir():  # before planning makes anything (a change set)
+        raise InputError(
+            f"cannot write the plan to {out}: {out.parent} is not a folder",
+            hint="give --out a path in an existing folder",
+        )
     created = now()
     if command in ("promote", "stamp") and args.now is None:
         args = args.model_copy(update={"now": created})

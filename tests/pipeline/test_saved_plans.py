@@ -486,3 +486,27 @@ def test_every_writing_command_saves_without_writing_and_applies_its_steps(
     assert seen_writes(writes) == expected_writes(doc.steps)
     newest = events(ledger_of(world))[0]
     assert newest["command"] == command and newest["saved_plan"]["id"] == doc.id
+
+
+def test_the_cli_saves_applies_and_history_names_the_plan(world: World, tmp_path: Path) -> None:
+    path = tmp_path / "plan.json"
+    code, planned = world.cli_json("promote", "--tier", "staging", "--out", str(path))
+    assert code == 0, planned
+    assert planned["dry_run"] is True and planned["saved_plan"] == str(path)
+    doc = saved_plan.load(path)
+
+    code, applied = world.cli_json("apply", str(path))
+
+    assert code == 0, applied
+    assert applied["saved_plan"] == doc.id
+    assert applied["plan"] == planned["plan"]
+    assert {i["status"] for i in applied["images"].values()} == {"moved"}
+    r = world.cli("history", "--tier", "staging", "--limit", "1")
+    assert f"from saved plan {doc.id} (plan.json, made " in r.stdout
+
+
+def test_out_to_a_missing_folder_is_exit_2_before_planning(world: World, tmp_path: Path) -> None:
+    r = world.cli("promote", "--tier", "staging", "--out", str(tmp_path / "nowhere" / "p.json"))
+    assert r.exit_code == 2, r.output
+    (line,) = r.stderr.strip().splitlines()
+    assert "cannot write the plan to" in line and "(hint: " in line
