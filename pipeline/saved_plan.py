@@ -35,7 +35,7 @@ from pipeline.clients import Clients
 from pipeline.config import Config
 from pipeline.events import Event
 from pipeline.ledger import Ledger
-from pipeline.plan import PromotionPlan
+from pipeline.plan import PromotionPlan, Review
 from pipeline.promote import PreflightError, Progress, RunOptions, Source
 from pipeline.redaction import redact_all
 from pipeline.results import (
@@ -127,7 +127,7 @@ class SavedPlan(_Model):
 # -- running a command ---------------------------------------------------------------------
 
 
-def options_for(args: Arguments, *, dry_run: bool, review: Any) -> RunOptions:
+def options_for(args: Arguments, *, dry_run: bool, review: Review) -> RunOptions:
     return RunOptions(
         wait=args.wait,
         timeout=args.timeout,

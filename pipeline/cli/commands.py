@@ -91,18 +91,14 @@ def promote(
         )
 
     if out is not None:
-        from pipeline.promote import Source
-
-        source = Source.from_flags(from_tier=from_tier, commit=commit, digest=digest)
         save_plan(
             as_json,
             file,
             out,
             "promote",
             options,
+            sources=(from_tier, commit, digest),
             tier=tier,
-            source=source.kind,
-            source_value=source.value,
             images=image or None,
             deploy=not no_deploy,
             force=force,

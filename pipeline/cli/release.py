@@ -96,19 +96,25 @@ def save_plan(
     file: Path | None,
     out: Path,
     command: str,
-    options: Any,
+    options: Callable[[], RunOptions],
+    *,
+    sources: tuple[str | None, str | None, str | None] | None = None,
     **arguments: Any,
 ) -> None:
-    """Plan ``command`` as its dry run does and save the plan to ``out`` (``options``: a
-    function of no argument returning the command's RunOptions, so its flags are checked as
-    the command checks them)."""
+    """Plan ``command`` as its dry run does and save the plan to ``out``. ``options`` gives the
+    command's RunOptions and ``sources`` its --from, --commit and --digest, checked in the run
+    as the command checks them."""
 
     def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
         from pipeline import saved_plan
         from pipeline.config import default_path
         from pipeline.ledger import actor_name
+        from pipeline.promote import Source
 
-        opts: RunOptions = options()
+        opts = options()
+        if sources is not None:
+            source = Source.from_flags(from_tier=sources[0], commit=sources[1], digest=sources[2])
+            arguments.update(source=source.kind, source_value=source.value)
         args = saved_plan.Arguments(
             wait=opts.wait,
             timeout=opts.timeout,
@@ -210,18 +216,14 @@ def stamp(
         )
 
     if out is not None:
-        from pipeline.promote import Source
-
-        source = Source.from_flags(from_tier=from_tier, commit=commit, digest=digest)
         save_plan(
             as_json,
             file,
             out,
             "stamp",
             options,
+            sources=(from_tier, commit, digest),
             tier=tier,
-            source=source.kind,
-            source_value=source.value,
             images=image or None,
             deploy=not no_deploy,
             force=force,
