@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline import config as config_mod
-from pipeline import release, undo
+from pipeline import release, saved_plan, undo
 from pipeline.clients import Clients
 from pipeline.config import Config
 from pipeline.ledger import Ledger, open_ledger
@@ -125,6 +125,20 @@ class Tierup:
             all_services=service is None,
             to=to,
             options=options,
+            lock_timeout=self.guard.lock_timeout,
+            progress=progress,
+        )
+
+    def apply(self, plan: str | Path, *, progress: Progress | None = None) -> CommandResult:
+        """`tierup apply PLAN`: a plan saved with `--out`, exactly as reviewed; a plan whose
+        world changed since raises ``saved_plan.StalePlan`` before any write."""
+        path = Path(plan)
+        return saved_plan.apply(
+            self.config,
+            self.clients,
+            self.ledger,
+            saved_plan.load(path),
+            path=path,
             lock_timeout=self.guard.lock_timeout,
             progress=progress,
         )

@@ -11,7 +11,15 @@ from typing import Any, TextIO, cast
 from pipeline.redaction import redact, redact_all
 from pipeline.results import CommandResult
 
-__all__ = ["RedactingFilter", "one_line", "print_json", "redact", "redact_all", "render_text"]
+__all__ = [
+    "RedactingFilter",
+    "one_line",
+    "print_json",
+    "redact",
+    "redact_all",
+    "render_text",
+    "step_line",
+]
 
 
 class RedactingFilter(logging.Filter):
@@ -124,7 +132,8 @@ def console_for(stream: TextIO | None) -> Any:
     return Console(file=file, highlight=False, soft_wrap=True, width=width)
 
 
-def _step_line(step: dict[str, Any]) -> str:
+def step_line(step: dict[str, Any]) -> str:
+    """One planned write in words, as the dry run lists it."""
     if step.get("write") == "registry:PutImage":
         return (
             f"tag {step['repository']}:{step['tag']} -> {_short(step['digest'])} ({step['action']})"
@@ -199,7 +208,7 @@ def render_text(result: CommandResult, stream: TextIO | None = None) -> None:
     if result.plan and result.dry_run:
         console.print("[bold]plan[/bold] (the writes a real run makes):")
         for n, step in enumerate(result.plan, 1):
-            console.print(f"  {n}. {_step_line(step)}", markup=False)
+            console.print(f"  {n}. {step_line(step)}", markup=False)
             for line in _step_details(step):
                 console.print(f"       {line}", markup=False)
     elif result.dry_run:
@@ -209,7 +218,7 @@ def render_text(result: CommandResult, stream: TextIO | None = None) -> None:
         for step in result.plan:
             details = _step_details(step)
             if details:
-                console.print(f"  {_step_line(step)}", markup=False)
+                console.print(f"  {step_line(step)}", markup=False)
                 for line in details:
                     console.print(f"    {line}", markup=False)
     if result.environments:

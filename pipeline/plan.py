@@ -6,17 +6,35 @@ revisions retention deregisters; for the tier, the tag writes. Planning fills th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pipeline.config import Environment, Tier
+from pipeline.events import Event
+from pipeline.results import CommandResult
 from stages import resolve, retag
 from stages import retention as retention_stage
 from stages import strategy as strategy_stage
 from stages.adapters.registry import TagWrite
 from stages.deploy import ImageTarget, ServicePlan
 from stages.errors import TierupError
+from stages.record import Recorder
 from stages.retention import RetentionPlan
 from stages.types import ServiceState, TaskDefinition, TaskImage
+
+
+class Review(Protocol):
+    """A saved plan's part in a run (``--out`` saves one, ``tierup apply`` runs one).
+
+    The executor hands it what the run planned (a ``PromotionPlan`` or an undo plan, and the
+    result whose ``plan`` lists the writes) before its first write: it keeps it, or refuses by
+    raising. The run's ledger events go through ``recorder``, so they say where they came from.
+    A dry run under review keeps what planning made (a change set) for the apply.
+    """
+
+    def planned(self, plan: object, result: CommandResult) -> None: ...
+
+    def recorder(self, inner: Recorder[Event]) -> Recorder[Event]: ...
+
 
 # the plan actions that register a revision (``unpin`` names the tier's tag again; a
 # CodeDeploy deployment deploys a revision registered for it)

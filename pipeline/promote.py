@@ -26,7 +26,7 @@ from pipeline.events import (
     ImageRecord,
     ServiceRecord,
 )
-from pipeline.plan import EnvPlan, PromotionPlan
+from pipeline.plan import EnvPlan, PromotionPlan, Review
 from pipeline.progress import rollout_changed
 from pipeline.results import (
     CommandResult,
@@ -479,6 +479,8 @@ class RunOptions:
     protected: frozenset[str] = frozenset()
     # environments a promotion goes on without (--skip-unreachable), recorded as skipped
     skip_unreachable: frozenset[str] = frozenset()
+    # a saved plan's part in the run (--out, tierup apply): see pipeline.plan.Review
+    review: Review | None = None
 
 
 def execute(
@@ -524,8 +526,12 @@ def execute(
     run = step_runner.plan(config, clients, plan)
     if run is not None:
         result.plan = run.plan_items(plan, result.plan)
+    if options.review is not None:
+        options.review.planned(plan, result)  # a saved plan: kept, or refused before any write
+        recorder = options.review.recorder(recorder or NullRecorder())
     if options.dry_run:
-        _discard(clients, plan.envs)
+        if options.review is None:  # a plan saved with --out keeps its change sets
+            _discard(clients, plan.envs)
         for e in plan.envs:
             result.environments.append(_env_outcome(e, {}, {}))
         _add_skipped(plan, result)

@@ -734,6 +734,13 @@ def render_history(result: CommandResult) -> None:
         for key in ("message", "reason", "ci_url"):
             if e.get(key):
                 console.print(f"  {key}: {e[key]}", markup=False)
+        plan = e.get("saved_plan")
+        if isinstance(plan, Mapping) and plan.get("id"):
+            console.print(
+                f"  from saved plan {plan['id']} ({plan.get('file')}, made "
+                f"{plan.get('created_at')} by {plan.get('created_by') or '?'})",
+                markup=False,
+            )
 
 
 def _planned(step: Mapping[str, Any]) -> str:

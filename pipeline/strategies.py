@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from pipeline.clients import Clients
-from pipeline.config import Environment
+from pipeline.config import CloudFormationConfig, Environment
 from stages.strategy import CodeDeploySettings, Context, EcsSettings, Settings, StackSettings
 from stages.types import TaskDefinition
 
 
+class SavedStack(CloudFormationConfig):
+    """An environment's stack as a saved plan left it (``tierup apply``): planning reads the
+    change set the plan made (``change_set``; None: it made none) and makes no other."""
+
+    change_set: str | None = None
+
+
 def stack_settings(env: Environment) -> StackSettings | None:
     cfg = env.cloudformation
-    return None if cfg is None else StackSettings(cfg.stack, cfg.image_parameter)
+    if cfg is None:
+        return None
+    if isinstance(cfg, SavedStack):
+        return StackSettings(
+            cfg.stack, cfg.image_parameter, change_set=cfg.change_set, from_plan=True
+        )
+    return StackSettings(cfg.stack, cfg.image_parameter)
 
 
 def codedeploy_settings(env: Environment) -> CodeDeploySettings | None:
@@ -105,10 +119,18 @@ def context(
         clock=clients.clock,
         interval=clients.poll_interval,
         retries=clients.retries,
-        stack=stack_settings(env),
+        stack=_plain(stack_settings(env)),
         route=codedeploy_settings(env),
         native=ecs_settings(env),
     )
     if task_defs is not None:
         ctx.task_defs = task_defs  # the plan's cache: what planning described is not read again
     return ctx
+
+
+def _plain(settings: StackSettings | None) -> StackSettings | None:
+    """The stack's settings for writes that start from a target (a restore makes its own
+    change set, whatever a saved plan reviewed for a promotion)."""
+    if settings is None or not settings.from_plan:
+        return settings
+    return dataclasses.replace(settings, change_set=None, from_plan=False)

@@ -648,6 +648,9 @@ def execute(
     result.notes.extend(plan.notes)
     if plan.snapshot is not None:
         result.data["snapshot"] = plan.snapshot
+    if options.review is not None:
+        options.review.planned(plan, result)  # a saved plan: kept, or refused before any write
+        recorder = options.review.recorder(recorder or NullRecorder())
     if options.dry_run:
         result.environments.append(_outcome(plan, {}, {}, {}, wait=False))
         result.settle()

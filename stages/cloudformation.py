@@ -5,7 +5,9 @@ set on the stack's previous template (``UsePreviousTemplate``) with every parame
 ``UsePreviousValue`` except the image parameter, which gets an immutable reference (the stamp,
 the commit SHA tag or the digest: a mutable tag would read the same at every promotion and
 change nothing). Planning creates the change set, since only CloudFormation can say what it
-changes; ``--dry-run`` shows it and deletes it, a real run executes exactly it. A change set
+changes; ``--dry-run`` shows it and deletes it, a real run executes exactly it, and a plan saved
+with ``--out`` keeps it: planning from that plan reads it again (``StackSettings.from_plan``)
+instead of making another, so the change set reviewed is the one executed. A change set
 that changes nothing (FAILED "didn't contain changes", or "No updates are to be performed")
 is ``unchanged``. The update's answer is the stack's: UPDATE_COMPLETE, or UPDATE_ROLLBACK_COMPLETE
 with the reasons its events give. A rollback is another change set, back to the previous value.
@@ -22,7 +24,12 @@ from typing import Any
 
 from stages import rollback as rb
 from stages import wait as wait_stage
-from stages.adapters.cloudformation import CloudFormation, ResourceChange, StackEvent
+from stages.adapters.cloudformation import (
+    ChangeSetMissing,
+    CloudFormation,
+    ResourceChange,
+    StackEvent,
+)
 from stages.deploy import (
     Applied,
     ContainerTarget,
@@ -149,6 +156,8 @@ def plan_stack_update(
             change_set_name=None,
             reason=f"unchanged: {settings.image_parameter} already names {reference}",
         )
+    if settings.from_plan:
+        return _saved_update(cfn, settings, base, reference)
     parameters: list[dict[str, Any]] = [
         {"ParameterKey": k, "UsePreviousValue": True}
         for k, _ in stack.parameters
@@ -198,6 +207,52 @@ def plan_stack_update(
         change_set_name=name,
         changes=info.changes,
         reason=f"stack {settings.stack}: {settings.image_parameter} {old} -> {reference}",
+    )
+
+
+class ChangeSetGone(DeployError):
+    """The change set a saved plan reviewed can no longer be executed; nothing was written."""
+
+
+def _saved_update(
+    cfn: CloudFormation, settings: StackSettings, base: dict[str, Any], reference: str
+) -> StackUpdate:
+    """The update a saved plan made: its change set read again (never a new one), refused
+    when it is gone, can no longer run, or no longer sets the parameter the plan needs."""
+    stack, old = base["stack"], base["old_value"]
+    if settings.change_set is None:
+        raise ChangeSetGone(
+            f"stack {stack!r}: {settings.image_parameter} is now {old}; the saved plan had "
+            f"nothing to change there",
+            hint="make a new plan (--out) and review it",
+        )
+    try:
+        info = cfn.describe_change_set(settings.change_set)
+    except ChangeSetMissing as e:
+        raise ChangeSetGone(
+            f"stack {stack!r}: change set {settings.change_set} of the saved plan is gone",
+            hint="make a new plan (--out) and review it",
+        ) from e
+    name = info.name or settings.change_set
+    if info.status != "CREATE_COMPLETE" or info.execution_status not in ("", "AVAILABLE"):
+        raise ChangeSetGone(
+            f"stack {stack!r}: change set {name} of the saved plan is {info.status}"
+            f"/{info.execution_status or '?'} and cannot be executed",
+            hint="make a new plan (--out) and review it",
+        )
+    sets = info.parameter(settings.image_parameter)
+    if sets is not None and sets != reference:
+        raise ChangeSetGone(
+            f"stack {stack!r}: change set {name} sets {settings.image_parameter} to {sets}, "
+            f"not {reference}",
+            hint="make a new plan (--out) and review it",
+        )
+    return StackUpdate(
+        **base,
+        change_set_id=info.change_set_id,
+        change_set_name=name,
+        changes=info.changes,
+        reason=f"stack {stack}: {settings.image_parameter} {old} -> {reference}",
     )
 
 
@@ -487,7 +542,7 @@ class CloudFormationStrategy:
                     payload=update,
                 )
             )
-        if update.change_set_id is not None and not touched:
+        if update.change_set_id is not None and not touched and not settings.from_plan:
             # the change set touches no service of this environment: nothing runs it
             discard(cfn, update)
         return out

@@ -91,6 +91,10 @@ class StackSettings:
 
     stack: str
     image_parameter: str
+    # planning from a saved plan: read the change set that plan made (None: it made none, the
+    # stack had nothing to change) instead of making one, so that the one reviewed is executed
+    change_set: str | None = None
+    from_plan: bool = False
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 
-from pipeline.cli import build, commands, init, release, undo
+from pipeline.cli import build, commands, init, plans, release, undo
 from pipeline.cli.common import app, rollback_app
 
 __all__ = ["app", "main"]
 
-for _area in (init, commands, build, release, undo):
+for _area in (init, commands, build, release, undo, plans):
     _area.register(app)
 app.add_typer(rollback_app, name="rollback")
 

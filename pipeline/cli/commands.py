@@ -16,6 +16,7 @@ from pipeline.cli.common import (
     FileOpt,
     ImagesOpt,
     JsonOpt,
+    OutOpt,
     RollbackOnFailureOpt,
     TimeoutOpt,
     WaitOpt,
@@ -35,6 +36,7 @@ from pipeline.cli.release import (
     open_ledger_for,
     run_options,
     run_recorded,
+    save_plan,
 )
 from pipeline.results import CommandResult
 
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from pipeline.clients import Clients
     from pipeline.config import Config
     from pipeline.ledger import Ledger
+    from pipeline.promote import RunOptions
 
 sandbox_app = typer.Typer(
     help="A local AWS (moto) that behaves like ECS, for trying tierup.", no_args_is_help=True
@@ -71,17 +74,14 @@ def promote(
     message: MessageOpt = None,
     skip_unreachable: SkipUnreachableOpt = None,
     dry_run: DryRunOpt = False,
+    out: OutOpt = None,
     file: FileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Point the tier's tag at its source's digest and deploy every environment of the tier."""
 
-    def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
-        from pipeline.promote import Source
-        from pipeline.release import run_promotion
-
-        source = Source.from_flags(from_tier=from_tier, commit=commit, digest=digest)
-        opts = run_options(
+    def options() -> RunOptions:
+        return run_options(
             wait=wait,
             timeout=timeout,
             dry_run=dry_run,
@@ -89,6 +89,30 @@ def promote(
             atomic=atomic,
             skip_unreachable=skip_unreachable,
         )
+
+    if out is not None:
+        save_plan(
+            as_json,
+            file,
+            out,
+            "promote",
+            options,
+            sources=(from_tier, commit, digest),
+            tier=tier,
+            images=image or None,
+            deploy=not no_deploy,
+            force=force,
+            reason=reason,
+            message=message,
+        )
+        return
+
+    def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
+        from pipeline.promote import Source
+        from pipeline.release import run_promotion
+
+        source = Source.from_flags(from_tier=from_tier, commit=commit, digest=digest)
+        opts = options()
         guard = make_guard(force=force, reason=reason, message=message, lock_timeout=lock_timeout)
         return run_promotion(
             cfg,
@@ -112,10 +136,21 @@ def deploy(
     timeout: TimeoutOpt = None,
     lock_timeout: LockTimeoutOpt = None,
     dry_run: DryRunOpt = False,
+    out: OutOpt = None,
     file: FileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Deploy one environment to what its tier's tag points at now (no tag moves)."""
+    if out is not None:
+        save_plan(
+            as_json,
+            file,
+            out,
+            "deploy",
+            lambda: run_options(wait=wait, timeout=timeout, dry_run=True),
+            env=env,
+        )
+        return
 
     def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
         from pipeline.release import run_deploy

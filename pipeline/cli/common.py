@@ -122,6 +122,15 @@ FileOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="print the plan; write nothing")]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        metavar="FILE",
+        help="save the plan (as --dry-run prints it) to FILE and write nothing else; "
+        "`tierup apply FILE` runs exactly it",
+    ),
+]
 WaitOpt = Annotated[
     bool, typer.Option("--wait/--no-wait", help="wait until every rollout is stable or failed")
 ]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,6 +15,7 @@ from pipeline.cli.common import (
     FileOpt,
     ImagesOpt,
     JsonOpt,
+    OutOpt,
     RollbackOnFailureOpt,
     TimeoutOpt,
     WaitOpt,
@@ -89,6 +91,53 @@ def run_recorded(as_json: bool, file: Path | None, act: Recorded) -> None:
     run(as_json, body)
 
 
+def save_plan(
+    as_json: bool,
+    file: Path | None,
+    out: Path,
+    command: str,
+    options: Callable[[], RunOptions],
+    *,
+    sources: tuple[str | None, str | None, str | None] | None = None,
+    **arguments: Any,
+) -> None:
+    """Plan ``command`` as its dry run does and save the plan to ``out``. ``options`` gives the
+    command's RunOptions and ``sources`` its --from, --commit and --digest, checked in the run
+    as the command checks them."""
+
+    def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
+        from pipeline import saved_plan
+        from pipeline.config import default_path
+        from pipeline.ledger import actor_name
+        from pipeline.promote import Source
+
+        opts = options()
+        if sources is not None:
+            source = Source.from_flags(from_tier=sources[0], commit=sources[1], digest=sources[2])
+            arguments.update(source=source.kind, source_value=source.value)
+        args = saved_plan.Arguments(
+            wait=opts.wait,
+            timeout=opts.timeout,
+            rollback_on_failure=opts.rollback_on_failure,
+            atomic=opts.atomic,
+            skip_unreachable=sorted(opts.skip_unreachable),
+            **arguments,
+        )
+        return saved_plan.save(
+            cfg,
+            clients,
+            ledger,
+            command,  # type: ignore[arg-type]
+            args,
+            out=out,
+            config_file=str(file or default_path()),
+            actor=actor_name(os.environ, Path.cwd()),
+            progress=progress,
+        )
+
+    run_recorded(as_json, file, act)
+
+
 def make_guard(
     *,
     force: bool = False,
@@ -150,16 +199,14 @@ def stamp(
     lock_timeout: LockTimeoutOpt = None,
     skip_unreachable: SkipUnreachableOpt = None,
     dry_run: DryRunOpt = False,
+    out: OutOpt = None,
     file: FileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Give the source tier's digest the tier's timestamped tag and deploy every environment."""
 
-    def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
-        from pipeline.promote import Source
-        from pipeline.release import stamp as stamp_tier
-
-        opts = run_options(
+    def options() -> RunOptions:
+        return run_options(
             wait=wait,
             timeout=timeout,
             dry_run=dry_run,
@@ -167,6 +214,29 @@ def stamp(
             atomic=atomic,
             skip_unreachable=skip_unreachable,
         )
+
+    if out is not None:
+        save_plan(
+            as_json,
+            file,
+            out,
+            "stamp",
+            options,
+            sources=(from_tier, commit, digest),
+            tier=tier,
+            images=image or None,
+            deploy=not no_deploy,
+            force=force,
+            reason=reason,
+            message=message,
+        )
+        return
+
+    def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
+        from pipeline.promote import Source
+        from pipeline.release import stamp as stamp_tier
+
+        opts = options()
         return stamp_tier(
             cfg,
             clients,
@@ -258,10 +328,25 @@ def rollback_tier(
     timeout: TimeoutOpt = None,
     lock_timeout: LockTimeoutOpt = None,
     dry_run: DryRunOpt = False,
+    out: OutOpt = None,
     file: FileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Put a tier back on the digest it had before, from the ledger, and redeploy it."""
+    if out is not None:
+        save_plan(
+            as_json,
+            file,
+            out,
+            "rollback tier",
+            lambda: run_options(wait=wait, timeout=timeout, dry_run=True),
+            tier=tier,
+            to=to,
+            steps=steps,
+            images=image or None,
+            message=message,
+        )
+        return
 
     def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
         from pipeline.release import rollback_tier as roll_back

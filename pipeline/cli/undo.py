@@ -11,6 +11,7 @@ from pipeline.cli.common import (
     DryRunOpt,
     FileOpt,
     JsonOpt,
+    OutOpt,
     TimeoutOpt,
     WaitOpt,
     load_config,
@@ -26,6 +27,7 @@ from pipeline.cli.release import (
     open_ledger_for,
     run_options,
     run_recorded,
+    save_plan,
 )
 from pipeline.results import CommandResult
 
@@ -52,6 +54,7 @@ def rollback_service(
     timeout: TimeoutOpt = None,
     lock_timeout: LockTimeoutOpt = None,
     dry_run: DryRunOpt = False,
+    out: OutOpt = None,
     file: FileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -60,6 +63,7 @@ def rollback_service(
         env,
         service=service,
         to=to,
+        out=out,
         wait=wait,
         timeout=timeout,
         lock_timeout=lock_timeout,
@@ -81,6 +85,7 @@ def rollback_cluster(
     timeout: TimeoutOpt = None,
     lock_timeout: LockTimeoutOpt = None,
     dry_run: DryRunOpt = False,
+    out: OutOpt = None,
     file: FileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -88,6 +93,7 @@ def rollback_cluster(
     _roll_back(
         env,
         all_services=all_services,
+        out=out,
         wait=wait,
         timeout=timeout,
         lock_timeout=lock_timeout,
@@ -103,6 +109,7 @@ def _roll_back(
     service: str | None = None,
     to: str | None = None,
     all_services: bool = False,
+    out: Path | None = None,
     wait: bool,
     timeout: str | None,
     lock_timeout: str | None,
@@ -110,6 +117,20 @@ def _roll_back(
     file: Path | None,
     as_json: bool,
 ) -> None:
+    if out is not None:
+        save_plan(
+            as_json,
+            file,
+            out,
+            "rollback service" if service else "rollback cluster",
+            lambda: run_options(wait=wait, timeout=timeout, dry_run=True),
+            env=env,
+            service=service,
+            to=to,
+            all_services=all_services,
+        )
+        return
+
     def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
         from pipeline.undo import rollback
 
@@ -188,10 +209,22 @@ def restore(
     timeout: TimeoutOpt = None,
     lock_timeout: LockTimeoutOpt = None,
     dry_run: DryRunOpt = False,
+    out: OutOpt = None,
     file: FileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Bring every service of an environment back to a snapshot."""
+    if out is not None:
+        save_plan(
+            as_json,
+            file,
+            out,
+            "restore",
+            lambda: run_options(wait=wait, timeout=timeout, dry_run=True),
+            env=env,
+            snapshot=snapshot_name,
+        )
+        return
 
     def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
         from pipeline.snapshot import restore as restore_env

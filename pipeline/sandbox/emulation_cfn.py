@@ -15,6 +15,7 @@ deregistered, the new revision loses its container names, and nothing ever rolls
   Replacement and Details (ParameterReference / ResourceReference, the causing entity).
   A change set that changes nothing is FAILED with "The submitted information didn't contain
   changes. Submit different information to create a change set."
+- DescribeChangeSet of a change set that is not there (deleted) is ChangeSetNotFound.
 - ExecuteChangeSet registers the new task definition revision (the old one stays ACTIVE until
   cleanup), moves the service to it through the ECS emulation (a new PRIMARY deployment) and
   leaves the stack UPDATE_IN_PROGRESS with the new parameter values. Every DescribeStacks or
@@ -66,6 +67,18 @@ NO_CHANGES = (
     "Submit different information to create a change set."
 )
 STACK_TYPE = "AWS::CloudFormation::Stack"
+
+
+class ChangeSetNotFound(CloudFormationError):
+    """What CloudFormation answers for a change set that is not there (moto: "Stack with id
+    ... does not exist", a ValidationError)."""
+
+    code = "ChangeSetNotFound"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"ChangeSet [{name}] does not exist")
+
+
 BUSY = ("_IN_PROGRESS",)
 
 # property -> RequiresRecreation, for the resource types a deploy touches; others: Conditionally
@@ -366,6 +379,11 @@ class CloudFormationEmulation:
     def _describe_change_set(
         self, original: Any, backend: CloudFormationBackend, args: dict[str, Any]
     ) -> ChangeSet:
+        name = args["change_set_name"]
+        if name not in backend.change_sets and not any(
+            c.change_set_name == name for c in backend.change_sets.values()
+        ):
+            raise ChangeSetNotFound(name)
         change_set: ChangeSet = original(**args)
         final = self._pending_change_sets.pop(change_set.change_set_id, None)
         if final is not None:

@@ -17,6 +17,10 @@ class StackMissing(AwsError):
     default_hint = "check cloudformation.stack (and the region) of the environment in envs.yaml"
 
 
+class ChangeSetMissing(AwsError):
+    """A change set that is no longer there (deleted, or executed and gone with its stack)."""
+
+
 @dataclass(frozen=True)
 class StackInfo:
     name: str
@@ -57,6 +61,13 @@ class ChangeSetInfo:
     status: str  # CREATE_PENDING | CREATE_IN_PROGRESS | CREATE_COMPLETE | FAILED | ...
     status_reason: str | None
     changes: tuple[ResourceChange, ...]
+    name: str = ""
+    stack_id: str = ""
+    execution_status: str = ""  # AVAILABLE | UNAVAILABLE | EXECUTE_* | OBSOLETE
+    parameters: tuple[tuple[str, str], ...] = ()  # as the change set sets them
+
+    def parameter(self, key: str) -> str | None:
+        return next((v for k, v in self.parameters if k == key), None)
 
     @property
     def no_changes(self) -> bool:
@@ -204,6 +215,8 @@ class CloudFormation:
                 if not token:
                     break
         except Exception as e:
+            if is_client_error(e, "ChangeSetNotFound", "ChangeSetNotFoundException"):
+                raise ChangeSetMissing(f"change set {change_set_id} does not exist") from e
             raise_translated(e, f"describing change set {change_set_id}")
         assert first is not None
         return ChangeSetInfo(
@@ -211,6 +224,14 @@ class CloudFormation:
             status=str(first.get("Status", "")),
             status_reason=first.get("StatusReason"),
             changes=tuple(changes),
+            name=str(first.get("ChangeSetName", "")),
+            stack_id=str(first.get("StackId", "")),
+            execution_status=str(first.get("ExecutionStatus", "")),
+            parameters=tuple(
+                (str(p["ParameterKey"]), str(p.get("ParameterValue", "")))
+                for p in first.get("Parameters") or []
+                if "ParameterKey" in p
+            ),
         )
 
     def execute_change_set(self, change_set_id: str) -> None:

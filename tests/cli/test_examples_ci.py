@@ -375,7 +375,7 @@ def test_gitlab_empty_oidc_token_is_one_clear_error(tmp_path: Path) -> None:
 
 def test_gitlab_prod_passes_gates_only_when_its_variable_holds_a_reason() -> None:
     _, jobs = component()
-    script = "\n".join(jobs["stamp-prod"]["script"])
+    script = "\n".join(jobs["plan-prod"]["script"])
     without = [c for c in tierup_commands(script.replace(":+", ":-UNSET"))]
     assert without  # the stamp without a reason passes no gate
     stamp = [c for c in commands_in(COMPONENT) if c[:3] == ["stamp", "--tier", "prod"]]
@@ -394,6 +394,37 @@ def test_gitlab_prod_passes_gates_only_when_its_variable_holds_a_reason() -> Non
         check=True,
     )
     assert result.stdout.splitlines() == ["x", "--force", "--reason", "two words"]
+
+
+def test_prod_is_planned_then_the_reviewed_plan_applied() -> None:
+    """The prod job saves its plan (`--out`) as an artifact; the approved job applies it."""
+    jobs = _load(GITHUB)["jobs"]
+    plan = [
+        ACTION_USES in str(s.get("uses", "")) and s["with"]["command"]
+        for s in jobs["plan-prod"]["steps"]
+    ]
+    assert "stamp --tier prod --rollback-on-failure --out prod-plan.json" in plan
+    upload = next(s for s in jobs["plan-prod"]["steps"] if "upload-artifact" in s.get("uses", ""))
+    assert upload["with"]["name"] == "prod-plan" and upload["with"]["path"] == "prod-plan.json"
+    assert "environment" not in jobs["plan-prod"]  # planning writes nothing to approve
+    apply = jobs["stamp-prod"]
+    assert apply["needs"] == "plan-prod" and apply["environment"]["name"] == "production"
+    steps = [
+        str(s.get("uses", "")) + str((s.get("with") or {}).get("command", ""))
+        for s in apply["steps"]
+    ]
+    download = next(i for i, s in enumerate(steps) if "download-artifact" in s)
+    assert apply["steps"][download]["with"]["name"] == "prod-plan"
+    assert steps.index(ACTION_USES + "apply prod-plan.json") > download
+    assert not any("stamp --tier prod" in s for s in steps)  # nothing is planned anew
+
+    _, gitlab = component()
+    assert gitlab["plan-prod"]["artifacts"]["paths"] == ["prod-plan.json"]
+    assert [r.get("when") for r in gitlab["plan-prod"]["rules"]] == ["manual"]
+    assert any("--out prod-plan.json" in line for line in gitlab["plan-prod"]["script"])
+    assert gitlab["stamp-prod"]["needs"] == ["plan-prod"]
+    assert "tierup apply prod-plan.json" in gitlab["stamp-prod"]["script"]
+    assert not any("tierup stamp" in line for line in gitlab["stamp-prod"]["script"])
 
 
 def _node_tools() -> Path | None:

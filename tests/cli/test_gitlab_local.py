@@ -1,7 +1,8 @@
 """The GitLab example's promote and stamp jobs, run by gitlab-ci-local (a real GitLab CI runner
 emulation) with the shell executor against the sandbox: the component's jobs work, leave a
-dotenv report and the release board, take `--force --reason` from a variable, and a job without
-its OIDC token stops with one clear error."""
+dotenv report and the release board, take `--force --reason` from a variable, plan prod into an
+artifact that the manual job applies, and a job without its OIDC token stops with one clear
+error."""
 
 from __future__ import annotations
 
@@ -158,18 +159,36 @@ def test_gitlab_example_promotes_and_stamps_on_the_sandbox(
         board = project / ".gitlab-ci-local" / "artifacts" / job / "release-board.html"
         assert "tierup release board" in board.read_text()
 
-    # prod's soak gate refuses a fresh digest; the manual job passes it with a reason
-    refused = _run(project, env, "stamp-prod", **token)
+    # prod's soak gate refuses a fresh digest; the manual plan job passes it with a reason
+    refused = _run(project, env, "plan-prod", **token)
     assert refused.returncode != 0
     assert "promotion refused: gate soak" in refused.stdout + refused.stderr
     reason = "hotfix: approved in the change board"
-    stamped = _run(project, env, "stamp-prod", **token, TIERUP_FORCE_REASON=reason)
+    planned = _run(project, env, "plan-prod", **token, TIERUP_FORCE_REASON=reason)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    # the plan is the job's artifact, and planning wrote nothing
+    plan = json.loads(
+        (project / ".gitlab-ci-local" / "artifacts" / "plan-prod" / "prod-plan.json").read_text()
+    )
+    assert (plan["kind"], plan["command"]) == ("tierup-plan", "stamp")
+    assert plan["arguments"]["reason"] == reason
+    assert _ledger(project)[-1]["tier"] == "staging"
+    (stamp,) = [
+        s["tag"]
+        for s in plan["result"]["plan"]
+        if s["write"] == "registry:PutImage" and s["image"] == "api"
+    ]
+
+    # the protected environment's button applies exactly that plan
+    stamped = _run(project, env, "stamp-prod", **token)
     assert stamped.returncode == 0, stamped.stdout + stamped.stderr
+    assert "plan (the writes a real run makes):" in stamped.stdout + stamped.stderr  # `show`
     event = _ledger(project)[-1]
     assert (event["command"], event["tier"], event["status"]) == ("stamp", "prod", "ok")
     assert event["reason"] == reason
     assert str(event["message"]).startswith("Release ")
-    assert _report(project, "stamp-prod")["TIERUP_API_TAG"].startswith("prod-")
+    assert event["saved_plan"]["id"] == plan["id"]
+    assert _report(project, "stamp-prod")["TIERUP_API_TAG"] == stamp
 
 
 def test_gitlab_job_without_its_oidc_token_stops_with_one_clear_error(
