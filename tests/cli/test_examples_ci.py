@@ -505,7 +505,9 @@ def test_both_examples_release_a_canary_with_continue_and_stop() -> None:
     assert canary["environment"]["name"] == "production"
     # never the waiting stamp's group: it would queue behind the job it has to let go
     assert canary["concurrency"]["group"] != workflow["jobs"]["stamp-prod"]["concurrency"]["group"]
-    for other in ("promote-staging", "stamp-prod"):
+    # the prod jobs start from plan-prod (stamp-prod needs it): neither runs on a canary input
+    assert workflow["jobs"]["stamp-prod"]["needs"] == "plan-prod"
+    for other in ("promote-staging", "plan-prod"):
         assert "canary" not in workflow["jobs"][other]["if"]
     pipeline = _load(GITLAB)
     assert pipeline[".canary"]["extends"] == ".tierup"  # the component's job template
