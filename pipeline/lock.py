@@ -15,6 +15,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -255,14 +256,38 @@ class TierLock:
         self.info = None
 
 
+# Set while a guarded command (lock -> plan -> gates -> run -> record) runs its block: the
+# executors refuse to write outside it, so no entry point skips the lock, the gates or the ledger.
+_GUARDED: ContextVar[bool] = ContextVar("tierup_guarded", default=False)
+
+
+class Unguarded(TierupError):
+    """A writer called outside a guarded command (exit 1, before any write)."""
+
+
+def require_guard(what: str) -> None:
+    """Refuse ``what`` (a writer) outside ``holding``: every write runs under the tier's lock,
+    after the gates, with a ledger event."""
+    if not _GUARDED.get():
+        raise Unguarded(
+            f"{what} writes only inside a guarded command (tier lock, gates, ledger)",
+            hint="as a library, use pipeline.api.Tierup (promote, stamp, deploy, rollback, "
+            "restore); to compose your own steps, use the stages package",
+        )
+
+
 @contextmanager
 def holding(lock: TierLock | None, timeout: float = 0, say: Say | None = None) -> Iterator[None]:
-    """Hold ``lock`` (None: no lock, as for a dry run) for the block, released however it ends."""
-    if lock is None:
-        yield
-        return
-    lock.acquire(timeout, say)
+    """Hold ``lock`` (None: no lock, as for a dry run) for the block, released however it ends.
+
+    The block is a guarded command's: the executors it calls may write (``require_guard``).
+    """
+    if lock is not None:
+        lock.acquire(timeout, say)
+    token = _GUARDED.set(True)
     try:
         yield
     finally:
-        lock.release()
+        _GUARDED.reset(token)
+        if lock is not None:
+            lock.release()

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.clients import Clients
-from pipeline.promote import promote
 from pipeline.sandbox import emulation
 from pipeline.sessions import AwsSessions
+from tests.support.guarded import promote
 from tests.support.native_world import deployments, ecs, make, running
 from tests.support.world import World, Writes
 
