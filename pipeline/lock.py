@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tenacity import RetryCallState, Retrying, retry_if_exception_type
-
 from pipeline.ledger import LOCKS, Ledger, iso, iso_seconds, parse_time
 from stages.errors import TierupError
 from stages.wait import transient
@@ -167,18 +165,28 @@ class TierLock:
         # one token for every attempt: a write of ours whose answer was lost (botocore retries
         # it and meets 412) is recognised as our own lock, not as another run's
         token = secrets.token_hex(8)
+        try:
+            # a free lock, the usual case, is taken without the retry loop (nor its import)
+            return self._try(token)
+        except _Held as held:
+            if self.clock() >= deadline:
+                raise held_error(held.info, tier=self.tier, now=self.now(), ttl=self.ttl) from None
+            if say is not None:
+                say(f"waiting for the lock on tier {self.tier!r}: {held.info.describe(self.now())}")
+            self.sleep(self._pause(deadline))
+        return self._wait(token, deadline)
 
-        def announce(state: RetryCallState) -> None:
-            held = state.outcome.exception() if state.outcome is not None else None
-            if say is not None and isinstance(held, _Held) and state.attempt_number == 1:
-                now = self.now()
-                say(f"waiting for the lock on tier {self.tier!r}: {held.info.describe(now)}")
+    def _pause(self, deadline: float) -> float:
+        return min(self.interval, max(0.0, deadline - self.clock()))
+
+    def _wait(self, token: str, deadline: float) -> LockInfo:
+        """Attempts after the first, until ``deadline``."""
+        from tenacity import Retrying, retry_if_exception_type
 
         retrying = Retrying(
             retry=retry_if_exception_type(_Held),
             stop=lambda _state: self.clock() >= deadline,
-            wait=lambda _state: min(self.interval, max(0.0, deadline - self.clock())),
-            before_sleep=announce,
+            wait=lambda _state: self._pause(deadline),
             sleep=self.sleep,
             reraise=True,
         )
