@@ -1,7 +1,8 @@
 """tierup as a library: the writing commands as the CLI runs them, never around the guard.
 
 Every method takes the tier's lock, plans (reads only), checks the tier's gates, runs and
-records one ledger event, exactly as ``tierup promote`` and the other commands do:
+records one ledger event, exactly as ``tierup promote`` and the other commands do (the
+executors underneath refuse to write outside that guard):
 
     from pipeline.api import Tierup
     from pipeline.promote import Source
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline import config as config_mod
-from pipeline import release, saved_plan, undo
+from pipeline import release, saved_plan, snapshot, undo
 from pipeline.clients import Clients
 from pipeline.config import Config
 from pipeline.ledger import Ledger, open_ledger
@@ -139,6 +140,50 @@ class Tierup:
             self.ledger,
             saved_plan.load(path),
             path=path,
+            lock_timeout=self.guard.lock_timeout,
+            progress=progress,
+        )
+
+    def rollback_tier(
+        self,
+        tier: str,
+        *,
+        to: str | None = None,
+        steps: int | None = None,
+        images: list[str] | None = None,
+        options: RunOptions | None = None,
+        progress: Progress | None = None,
+    ) -> CommandResult:
+        """`tierup rollback tier --tier TIER [--to DIGEST|TAG | --steps N]`."""
+        return release.rollback_tier(
+            self.config,
+            self.clients,
+            self.ledger,
+            tier=tier,
+            to=to,
+            steps=steps,
+            images=images,
+            options=options,
+            guard=self.guard,
+            progress=progress,
+        )
+
+    def restore(
+        self,
+        env: str,
+        *,
+        name: str = snapshot.LATEST,
+        options: RunOptions | None = None,
+        progress: Progress | None = None,
+    ) -> CommandResult:
+        """`tierup restore --env ENV --snapshot NAME` (default: the newest snapshot)."""
+        return snapshot.restore(
+            self.config,
+            self.clients,
+            self.ledger,
+            env=env,
+            snapshot=name,
+            options=options,
             lock_timeout=self.guard.lock_timeout,
             progress=progress,
         )

@@ -8,6 +8,7 @@ from pipeline import releases
 from pipeline.clients import Clients
 from pipeline.config import Config
 from pipeline.events import Event
+from pipeline.lock import require_guard
 from pipeline.plan import PromotionPlan
 from pipeline.promote import Progress, RunOptions, execute, plan_environments
 from pipeline.results import CommandResult
@@ -28,7 +29,11 @@ def deploy_environment(
     progress: Progress | None = None,
     events: list[dict[str, Any]] | None = None,
 ) -> CommandResult:
-    """Deploy ``env`` to its tier's current release (``events``: the tier's ledger events)."""
+    """Deploy ``env`` to its tier's current release (``events``: the tier's ledger events).
+
+    Only inside a guarded command (``release.run_deploy``).
+    """
+    require_guard("a deployment")
     environment = config.environment(env)
     tier = config.tier(environment.tier)
     registry = clients.registry

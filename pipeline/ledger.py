@@ -12,7 +12,8 @@ On S3 a read must not grow with the history: every event of a tier also gets an 
 ``by-tier/<tier>/<id>`` (written before the event), and ``index/tiers/<tier>.json`` (and
 ``index/all.json`` for every tier together) keeps the newest events themselves and the head.
 A read takes the index, lists the markers (or events) written since a little before its head
-(what a concurrent or failed index update missed) and reads only those. Reads never write: a
+(what a concurrent or failed index update missed, and open write-ahead events, which are not
+indexed until the event closing them is written) and reads only those. Reads never write: a
 ledger without an index is read in full until its next event is written, which builds it.
 """
 
@@ -37,7 +38,7 @@ from typing import Any, Protocol, overload
 
 from pipeline.config import Config, EcrRegistry
 from pipeline.events import _KEYS as EVENT_KEY_ORDER
-from pipeline.events import Event, amends, fold
+from pipeline.events import Event, EventStatus, amends, fold
 from pipeline.events import read as read_event
 from pipeline.redaction import redact_all
 from pipeline.sessions import AwsSessions
@@ -571,6 +572,8 @@ class S3Ledger(Ledger):
     def __init__(self, store: S3Store, **kw: Any) -> None:
         super().__init__(**kw)
         self._store = store
+        # open events this process wrote and left out of the index: their bodies, by key
+        self._unindexed: dict[str, dict[str, Any]] = {}
 
     @property
     def store(self) -> Store:
@@ -583,8 +586,15 @@ class S3Ledger(Ledger):
             if isinstance(tier, str) and tier:
                 # before the event: a marker without its event is skipped, never the reverse
                 self._store.create(f"{BY_TIER}{tier}/{event['id']}", b"")
-            if self._create_event(f"{EVENTS}{event['id']}.json", body):
-                self._index_add(event)
+            key = f"{EVENTS}{event['id']}.json"
+            if self._create_event(key, body):
+                if event.get("status") == EventStatus.OPEN:
+                    # a write-ahead event is found by the listing since the head until the
+                    # write that closes it indexes both: its own index update would cost six
+                    # requests before the command's first write
+                    self._unindexed[key] = event
+                else:
+                    self._index_add(event)
                 return event
             # another writer took this key: keep both events, ours under a new one
             event = {**event, "id": self.ids(self.now())}
@@ -640,6 +650,9 @@ class S3Ledger(Ledger):
 
     def _read_events(self, keys: list[str]) -> Iterator[dict[str, Any]]:
         for key in keys:
+            if key in self._unindexed:
+                yield self._unindexed[key]  # written by this process: no need to read it back
+                continue
             body = self._store.read(key)
             if body is None:
                 continue  # a marker whose event was never written (a crash in between)

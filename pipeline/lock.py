@@ -15,11 +15,10 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from pipeline.ledger import LOCKS, Ledger, iso, iso_seconds, parse_time
 from stages.errors import TierupError
@@ -166,18 +165,28 @@ class TierLock:
         # one token for every attempt: a write of ours whose answer was lost (botocore retries
         # it and meets 412) is recognised as our own lock, not as another run's
         token = secrets.token_hex(8)
+        try:
+            # a free lock, the usual case, is taken without the retry loop (nor its import)
+            return self._try(token)
+        except _Held as held:
+            if self.clock() >= deadline:
+                raise held_error(held.info, tier=self.tier, now=self.now(), ttl=self.ttl) from None
+            if say is not None:
+                say(f"waiting for the lock on tier {self.tier!r}: {held.info.describe(self.now())}")
+            self.sleep(self._pause(deadline))
+        return self._wait(token, deadline)
 
-        def announce(state: RetryCallState) -> None:
-            held = state.outcome.exception() if state.outcome is not None else None
-            if say is not None and isinstance(held, _Held) and state.attempt_number == 1:
-                now = self.now()
-                say(f"waiting for the lock on tier {self.tier!r}: {held.info.describe(now)}")
+    def _pause(self, deadline: float) -> float:
+        return min(self.interval, max(0.0, deadline - self.clock()))
+
+    def _wait(self, token: str, deadline: float) -> LockInfo:
+        """Attempts after the first, until ``deadline``."""
+        from tenacity import Retrying, retry_if_exception_type
 
         retrying = Retrying(
             retry=retry_if_exception_type(_Held),
             stop=lambda _state: self.clock() >= deadline,
-            wait=lambda _state: min(self.interval, max(0.0, deadline - self.clock())),
-            before_sleep=announce,
+            wait=lambda _state: self._pause(deadline),
             sleep=self.sleep,
             reraise=True,
         )
@@ -255,14 +264,38 @@ class TierLock:
         self.info = None
 
 
+# Set while a guarded command (lock -> plan -> gates -> run -> record) runs its block: the
+# executors refuse to write outside it, so no entry point skips the lock, the gates or the ledger.
+_GUARDED: ContextVar[bool] = ContextVar("tierup_guarded", default=False)
+
+
+class Unguarded(TierupError):
+    """A writer called outside a guarded command (exit 1, before any write)."""
+
+
+def require_guard(what: str) -> None:
+    """Refuse ``what`` (a writer) outside ``holding``: every write runs under the tier's lock,
+    after the gates, with a ledger event."""
+    if not _GUARDED.get():
+        raise Unguarded(
+            f"{what} writes only inside a guarded command (tier lock, gates, ledger)",
+            hint="as a library, use pipeline.api.Tierup (promote, stamp, deploy, rollback, "
+            "restore); to compose your own steps, use the stages package",
+        )
+
+
 @contextmanager
 def holding(lock: TierLock | None, timeout: float = 0, say: Say | None = None) -> Iterator[None]:
-    """Hold ``lock`` (None: no lock, as for a dry run) for the block, released however it ends."""
-    if lock is None:
-        yield
-        return
-    lock.acquire(timeout, say)
+    """Hold ``lock`` (None: no lock, as for a dry run) for the block, released however it ends.
+
+    The block is a guarded command's: the executors it calls may write (``require_guard``).
+    """
+    if lock is not None:
+        lock.acquire(timeout, say)
+    token = _GUARDED.set(True)
     try:
         yield
     finally:
-        lock.release()
+        _GUARDED.reset(token)
+        if lock is not None:
+            lock.release()

@@ -26,6 +26,7 @@ from pipeline.events import (
     ImageRecord,
     ServiceRecord,
 )
+from pipeline.lock import require_guard
 from pipeline.plan import EnvPlan, PromotionPlan, Review
 from pipeline.progress import rollout_changed
 from pipeline.results import (
@@ -492,6 +493,8 @@ def execute(
     recorder: Recorder[Event] | None = None,
     progress: Progress | None = None,
 ) -> CommandResult:
+    """Run a promotion's plan; only inside a guarded command (``release.run_promotion``)."""
+    require_guard("a promotion")
     say = progress or (lambda _m: None)
     result = CommandResult(
         command=plan.command,
@@ -973,34 +976,3 @@ def _service_record(s: ServiceOutcome, plan: ServicePlan | None) -> ServiceRecor
         images_after=after,
         extra=extra,
     )
-
-
-def promote(
-    config: Config,
-    clients: Clients,
-    *,
-    tier: str,
-    source: Source = Source(),
-    images: list[str] | None = None,
-    deploy: bool = True,
-    options: RunOptions | None = None,
-    recorder: Recorder[Event] | None = None,
-    progress: Progress | None = None,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    command: str = "promote",
-) -> CommandResult:
-    """Resolve, retag, deploy every environment of the tier, wait, record."""
-    opts = options or RunOptions()
-    plan = plan_promotion(
-        config,
-        clients,
-        tier_name=tier,
-        source=source,
-        images=images,
-        deploy=deploy,
-        now=now(),
-        command=command,
-        protected=opts.protected,
-        skip_unreachable=opts.skip_unreachable,
-    )
-    return execute(config, clients, plan, options=opts, recorder=recorder, progress=progress)

@@ -78,6 +78,31 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b(?:IQoJ|FwoG|FQoG)[A-Za-z0-9+/=]{32,}"), MASK),
     (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), MASK),
 )
+# Words each pattern above needs (lower case; the last two patterns' words as written): an ASCII
+# text with none of them is left to the known values alone, which spares the nine substitutions
+# on the thousands of names and digests a result holds. A text that is not ASCII always goes
+# through the patterns, whose case-insensitive matching knows more letters than lower() does.
+# A new pattern needs its words here (tests/pipeline/test_redaction.py checks each pattern).
+_WORDS = (
+    "authoriz",
+    "credential",
+    "signature",
+    "token",
+    "secret",
+    "passw",
+    "stringtosign",
+    "canonicalrequest",
+    "awsaccesskeyid",
+)
+_WORDS_AS_WRITTEN = ("IQoJ", "FwoG", "FQoG", "AKIA", "ASIA")
+
+
+def _suspect(text: str) -> bool:
+    """Whether any pattern could match ``text``."""
+    if not text.isascii():
+        return True
+    lower = text.lower()
+    return any(w in lower for w in _WORDS) or any(w in text for w in _WORDS_AS_WRITTEN)
 
 
 def remember(*values: str | None) -> None:
@@ -105,11 +130,17 @@ def _values() -> list[str]:
 
 def redact(text: str) -> str:
     """``text`` without any credential, known or shaped like one."""
+    return _redact(text, _values())
+
+
+def _redact(text: str, values: list[str]) -> str:
     if not text:
         return text
-    for value in _values():
+    for value in values:
         if value in text:
             text = text.replace(value, MASK)
+    if not _suspect(text):
+        return text
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
@@ -120,21 +151,23 @@ T = TypeVar("T")
 
 def redact_all(obj: T) -> T:
     """A copy of ``obj`` (dataclasses, dicts, lists, tuples, strings) with every string redacted."""
-    return _walk(obj)  # type: ignore[no-any-return]
+    return _walk(obj, _values())  # type: ignore[no-any-return]
 
 
-def _walk(obj: Any) -> Any:
+def _walk(obj: Any, values: list[str]) -> Any:
     if isinstance(obj, Enum):
         return obj  # statuses: our own words, and a copy must keep their type
     if isinstance(obj, str):
-        return redact(obj)
+        return _redact(obj, values)
     if isinstance(obj, dict):
-        return {k: _walk(v) for k, v in obj.items()}
+        return {k: _walk(v, values) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_walk(v) for v in obj]
+        return [_walk(v, values) for v in obj]
     if isinstance(obj, tuple) and not hasattr(obj, "_fields"):
-        return tuple(_walk(v) for v in obj)
+        return tuple(_walk(v, values) for v in obj)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        changes = {f.name: _walk(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
+        changes = {
+            f.name: _walk(getattr(obj, f.name), values) for f in dataclasses.fields(obj) if f.init
+        }
         return dataclasses.replace(obj, **changes)
     return obj

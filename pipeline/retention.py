@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from pipeline.clients import Clients
+from pipeline.lock import require_guard
 from pipeline.plan import EnvPlan
 from pipeline.results import CommandResult
 from stages import retention as retention_stage
@@ -62,8 +63,10 @@ def run(
 ) -> None:
     """Deregister what each environment's plan names; record it in ``result.data``.
 
-    Spared, whatever the plan says: revisions in use now and those ``protected``.
+    Spared, whatever the plan says: revisions in use now and those ``protected``. Only inside
+    a guarded command (a promotion's).
     """
+    require_guard("retention")
     report: list[dict[str, Any]] = []
     lock = threading.Lock()
 

@@ -36,7 +36,6 @@ from pipeline.config import Config, Environment, Tier
 from pipeline.events import Event
 from pipeline.results import NOT_DEPLOYED, CommandResult, EnvironmentOutcome, ImageOutcome
 from pipeline.steps_config import StepSpec
-from stages import all_steps
 from stages import strategy as strategy_stage
 from stages import wait as wait_stage
 from stages.deploy import Applied, ImageTarget, ServicePlan
@@ -551,6 +550,9 @@ def _images(clients: Clients, plan: _Plan) -> dict[str, ImageInfo]:
 
 
 def _planned(spec: StepSpec, ctx: StepContext) -> PlannedStep:
+    # the registry loads every step module: only for a tier that lists steps
+    from stages import all_steps
+
     step = all_steps.get(spec.uses)
     config = step.config.model_validate(spec.config)
     try:

@@ -27,6 +27,7 @@ from pipeline.clients import Clients
 from pipeline.config import Config, Environment
 from pipeline.events import EnvironmentRecord, Event, EventStatus, ServiceRecord
 from pipeline.ledger import Ledger
+from pipeline.lock import require_guard
 from pipeline.progress import rollout_changed
 from pipeline.promote import Progress, RunOptions, open_event, settle_waited
 from pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome, landed
@@ -639,6 +640,8 @@ def execute(
     recorder: Recorder[Event] | None = None,
     progress: Progress | None = None,
 ) -> CommandResult:
+    """Run a rollback's or restore's plan; only inside a guarded command (``run_locked``)."""
+    require_guard("a rollback")
     say = progress or (lambda _m: None)
     result = CommandResult(
         command=plan.event_command, dry_run=options.dry_run, invocation=plan.invocation

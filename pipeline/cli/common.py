@@ -255,7 +255,8 @@ def _to_ci(result: CommandResult) -> None:
     from pipeline import ci
 
     ci.SECTION.end()
-    ci.publish(redact_all(result))  # a job's summary and outputs are output like any other
+    if ci.on_github(os.environ) or ci.on_gitlab(os.environ):
+        ci.publish(redact_all(result))  # a job's summary and outputs are output like any other
 
 
 def run(as_json: bool, body: Callable[[], CommandResult | int | None]) -> None:

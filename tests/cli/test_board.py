@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.board import age
-from pipeline.promote import promote
 from tests.support.ecs_checks import mark_image
+from tests.support.guarded import promote
 from tests.support.world import World, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")

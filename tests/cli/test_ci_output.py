@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.promote import promote
 from tests.support.ecs_checks import mark_image
+from tests.support.guarded import promote
 from tests.support.world import World, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")

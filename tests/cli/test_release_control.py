@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from pipeline.clients import Clients
-from pipeline.promote import promote
 from stages.adapters.ecs import Ecs
+from tests.support.guarded import promote
 from tests.support.native_world import deployments, make, running
 from tests.support.world import World, assumed_client, env_block, make_world
 

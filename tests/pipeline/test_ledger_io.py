@@ -145,3 +145,36 @@ def test_a_lost_answer_to_put_image_is_recorded_as_moved(
     assert world.tag_digest("api", "staging") == world.tag_digest("api", "dev")
     (event,) = ledger_of(world).read(command="promote", tier="staging", limit=1)
     assert {i.image: i.status for i in event.images}["api"] == "moved"
+
+
+def _index_ids(tier: str | None) -> list[str]:
+    key = f"{PREFIX}/index/all.json" if tier is None else f"{PREFIX}/index/tiers/{tier}.json"
+    doc = json.loads(s3().get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    return [e["id"] for e in doc["events"]]
+
+
+def test_an_open_event_left_out_of_the_index_is_read_and_indexed_by_the_next_write(
+    world: World, fault_proxy: FaultProxy
+) -> None:
+    ledger = ledger_of(world, now=_old_clock(T0))
+    _history(ledger, 3)
+    ledger.read(tier="staging")  # an index to leave the open event out of
+    since = len(fault_proxy.calls)
+    opened = ledger.record(
+        {
+            "command": "promote",
+            "tier": "staging",
+            "status": "open",
+            "images": [],
+            "environments": {},
+        }
+    )
+    # written before the run's first write: its marker and itself, no index update
+    assert [c.split()[0] for c in _s3_calls(fault_proxy, since)] == ["PutObject", "PutObject"]
+    assert opened["id"] not in _index_ids("staging") + _index_ids(None)
+    # another process (the run died): the open event is found all the same, as open
+    later = ledger_of(world, now=_old_clock(T0 + timedelta(hours=1)))
+    assert [e.id for e in later.read(tier="staging") if e.is_open] == [opened["id"]]
+    later.record({"command": "deploy", "tier": "dev", "status": "ok", "environments": {}})
+    later.record({"command": "deploy", "tier": "staging", "status": "ok", "environments": {}})
+    assert opened["id"] in _index_ids("staging") and opened["id"] in _index_ids(None)

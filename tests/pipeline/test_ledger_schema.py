@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.events import SCHEMA_VERSION, Event, EventStatus
 from pipeline.ledger import EVENT_KEYS, Identity, LocalLedger, S3Ledger, S3Store
-from pipeline.promote import promote
+from tests.support.guarded import promote
 from tests.support.release_world import new_commit
 from tests.support.world import REGION, World, make_world
 

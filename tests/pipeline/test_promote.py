@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.promote import RunOptions, Source, promote
+from pipeline.promote import RunOptions, Source
 from stages.errors import TierupError
+from tests.support.guarded import promote
 from tests.support.world import World, Writes, env_block, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")

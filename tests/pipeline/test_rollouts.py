@@ -21,7 +21,7 @@ from pipeline import interrupt
 from pipeline.clients import Clients
 from pipeline.ledger import open_ledger
 from pipeline.progress import LineProgress, LiveProgress, progress_display
-from pipeline.promote import RunOptions, promote
+from pipeline.promote import RunOptions
 from pipeline.release import run_promotion
 from pipeline.sessions import AwsSessions
 from stages import wait as wait_stage
@@ -33,6 +33,7 @@ from tests.support.ecs_checks import (
     settle,
     stable_on,
 )
+from tests.support.guarded import promote
 from tests.support.world import World, env_block, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from pipeline import saved_plan
 from pipeline.cli import app
 from pipeline.ledger import Ledger
-from pipeline.promote import promote
 from pipeline.saved_plan import Arguments, StalePlan
+from tests.support.guarded import promote
 from tests.support.release_world import (
     T0,
     ledger_of,

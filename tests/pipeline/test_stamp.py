@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.promote import RunOptions, promote
+from pipeline.promote import RunOptions
 from pipeline.release import stamp
 from stages.errors import StampConflictError
+from tests.support.guarded import promote
 from tests.support.release_world import (
     BUCKET,
     PREFIX,

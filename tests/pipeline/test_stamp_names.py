@@ -10,8 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.promote import Source, promote
+from pipeline.promote import Source
 from pipeline.release import stamp
+from tests.support.guarded import promote
 from tests.support.release_world import STAMP_RE, ledger_of, new_digests, release_world, tags_of
 from tests.support.world import World
 

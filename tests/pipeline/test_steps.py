@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.promote import promote
 from tests.support import world as world_mod
+from tests.support.guarded import promote
 from tests.support.loopback import Loopback
 from tests.support.world import World, make_world
 

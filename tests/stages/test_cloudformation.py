@@ -14,7 +14,7 @@ from moto.cloudformation.exceptions import ValidationError
 from moto.cloudformation.models import CloudFormationBackend
 
 from pipeline import strategies
-from pipeline.promote import RunOptions, Source, promote
+from pipeline.promote import RunOptions, Source
 from pipeline.sandbox import emulation
 from stages import cloudformation as cfn_stage
 from stages import wait as wait_stage
@@ -22,6 +22,7 @@ from stages.adapters.ecs import Ecs
 from stages.deploy import Applied, DeployError, ImageTarget
 from stages.strategy import Context, RestoreTarget, ServiceTarget, StackSettings, Target
 from stages.types import ServiceState, TaskDefinition
+from tests.support.guarded import promote
 from tests.support.strategy_worlds import (
     HOST,
     STACK,

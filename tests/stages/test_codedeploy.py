@@ -13,7 +13,7 @@ import pytest
 
 from pipeline import strategies
 from pipeline.clients import Clients
-from pipeline.promote import RunOptions, Source, promote
+from pipeline.promote import RunOptions, Source
 from pipeline.sandbox import emulation
 from pipeline.sandbox.emulation_codedeploy import traffic_steps
 from pipeline.sessions import AwsSessions
@@ -22,6 +22,7 @@ from stages.adapters.ecs import Ecs
 from stages.codedeploy import CodeDeployStrategy, appspec
 from stages.deploy import Applied
 from stages.strategy import RestoreTarget
+from tests.support.guarded import promote
 from tests.support.strategy_worlds import (
     BLUEGREEN_ACCOUNT,
     BLUEGREEN_CLUSTER,

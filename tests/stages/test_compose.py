@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.promote import promote
 from stages import account, all_strategies, resolve, retag, wait
 from stages.codedeploy import CodeDeployStrategy
 from stages.deploy import FORCE_NEW_DEPLOYMENT, Applied, DeployError, ServicePlan
@@ -23,6 +22,7 @@ from stages.strategy import (
     Target,
     groups,
 )
+from tests.support.guarded import promote
 from tests.support.world import REGION, REGISTRY, assumed_client, env_block, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")

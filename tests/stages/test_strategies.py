@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 
 from pipeline import config as config_mod
-from pipeline.promote import RunOptions, promote
+from pipeline.promote import RunOptions
 from pipeline.sandbox import emulation
 from stages import all_strategies
 from stages.adapters.ecs import Ecs
 from stages.deploy import DeployError
 from stages.errors import ConfigError
+from tests.support.guarded import promote
 from tests.support.world import CONFIG, REGISTRY, World, Writes, env_block, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")

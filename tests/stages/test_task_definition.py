@@ -9,9 +9,9 @@ from typing import Any
 import boto3
 import pytest
 
-from pipeline.promote import promote
 from stages.deploy import READ_ONLY_KEYS
 from tests.support.ecs_checks import running_digests, stable_on
+from tests.support.guarded import promote
 from tests.support.world import REGISTRY, World, Writes, env_block, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")

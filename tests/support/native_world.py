@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pipeline.promote import promote
 from stages.adapters.ecs import Ecs
+from tests.support.guarded import promote
 from tests.support.world import World, env_block, make_world
 
 ACCOUNT = "777777777777"

@@ -13,8 +13,8 @@ from typing import Any
 import boto3
 
 from pipeline.ledger import Ledger, open_ledger
-from pipeline.promote import promote
 from pipeline.sessions import AwsSessions
+from tests.support.guarded import promote
 from tests.support.world import DEFAULT_ENVS, REGION, World, Writes, env_block, make_world
 
 BUCKET = "tierup-ledger"
@@ -69,7 +69,7 @@ def ledger_of(
 
 
 def new_digests(world: World, message: str = "change") -> dict[str, str]:
-    """A new commit, built and pushed; promoted to dev (not recorded)."""
+    """A new commit, built and pushed; promoted to dev (not in the world's ledger)."""
     digests = world.push_images(world.commit(message))
     assert promote(world.config, world.clients(), tier="dev").exit_code == 0
     return digests
@@ -88,7 +88,7 @@ def ship(world: World, *tiers: str, minute: int = 0) -> None:
             world.config,
             world.clients(),
             tier=tier,
-            recorder=ledger,
+            ledger=ledger,
             now=lambda: T0 + timedelta(minutes=minute),
         )
         assert result.exit_code == 0, result.to_json()
