@@ -30,11 +30,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.sandbox import emulation  # noqa: E402
-from pipeline.sandbox.server import moto_server  # noqa: E402
 from tests.support.fault_suite import SCENARIOS, Outcome, run_case  # noqa: E402
 from tests.support.faults import FaultProxy  # noqa: E402
 from tests.support.release_world import release_world  # noqa: E402
+from tierup.pipeline.sandbox import emulation  # noqa: E402
+from tierup.pipeline.sandbox.server import moto_server  # noqa: E402
 
 
 def clean_environment(endpoint: str) -> None:

@@ -26,10 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.fault_suite import clean_environment  # noqa: E402
-from pipeline.sandbox import emulation  # noqa: E402
-from pipeline.sandbox.server import moto_server  # noqa: E402
 from tests.support.faults import FaultProxy  # noqa: E402
 from tests.support.release_world import T0, ledger_of, new_digests, release_world  # noqa: E402
+from tierup.pipeline.sandbox import emulation  # noqa: E402
+from tierup.pipeline.sandbox.server import moto_server  # noqa: E402
 
 
 def main() -> int:

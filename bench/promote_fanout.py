@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.promote_fanout_proxy import ProxyFigures, run_behind_proxy, timed  # noqa: E402
-from pipeline import config as config_mod  # noqa: E402
-from pipeline.sandbox import seed as seed_mod  # noqa: E402
-from pipeline.sandbox import server  # noqa: E402
-from pipeline.sandbox.control import caller_credentials, sandbox_env  # noqa: E402
+from tierup.pipeline import config as config_mod  # noqa: E402
+from tierup.pipeline.sandbox import seed as seed_mod  # noqa: E402
+from tierup.pipeline.sandbox import server  # noqa: E402
+from tierup.pipeline.sandbox.control import caller_credentials, sandbox_env  # noqa: E402
 
 REGISTRY = "012345678922"
 IMAGES = ("api", "worker", "web")

@@ -25,10 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline import config as config_mod  # noqa: E402
-from pipeline.sandbox import seed as seed_mod  # noqa: E402
-from pipeline.sandbox import server  # noqa: E402
-from pipeline.sandbox.control import caller_credentials, sandbox_env  # noqa: E402
+from tierup.pipeline import config as config_mod  # noqa: E402
+from tierup.pipeline.sandbox import seed as seed_mod  # noqa: E402
+from tierup.pipeline.sandbox import server  # noqa: E402
+from tierup.pipeline.sandbox.control import caller_credentials, sandbox_env  # noqa: E402
 
 REGISTRY = "012345678922"
 ACCOUNT = "310000000000"
@@ -61,7 +61,7 @@ def make_config(path: Path, runs: int, services: int) -> None:
 
 def tierup(env: dict[str, str], cwd: Path, *args: str) -> dict[str, object]:
     out = subprocess.run(
-        [sys.executable, "-m", "pipeline", *args, "-f", str(cwd / "envs.yaml"), "--json"],
+        [sys.executable, "-m", "tierup.pipeline", *args, "-f", str(cwd / "envs.yaml"), "--json"],
         env=env,
         capture_output=True,
         text=True,

@@ -1,5 +1,5 @@
-"""`python -m pipeline`: the tierup command line."""
+"""`python -m tierup.pipeline`: the tierup command line."""
 
-from pipeline.cli import main
+from tierup.pipeline.cli import main
 
 main()

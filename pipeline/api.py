@@ -4,8 +4,8 @@ Every method takes the tier's lock, plans (reads only), checks the tier's gates,
 records one ledger event, exactly as ``tierup promote`` and the other commands do (the
 executors underneath refuse to write outside that guard):
 
-    from pipeline.api import Tierup
-    from pipeline.promote import Source
+    from tierup.pipeline.api import Tierup
+    from tierup.pipeline.promote import Source
 
     tierup = Tierup.load("envs.yaml")
     result = tierup.promote("staging", source=Source("commit", sha))
@@ -21,13 +21,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import config as config_mod
-from pipeline import release, saved_plan, snapshot, undo
-from pipeline.clients import Clients
-from pipeline.config import Config
-from pipeline.ledger import Ledger, open_ledger
-from pipeline.promote import Progress, RunOptions, Source
-from pipeline.results import CommandResult
+from tierup.pipeline import config as config_mod
+from tierup.pipeline import release, saved_plan, snapshot, undo
+from tierup.pipeline.clients import Clients
+from tierup.pipeline.config import Config
+from tierup.pipeline.ledger import Ledger, open_ledger
+from tierup.pipeline.promote import Progress, RunOptions, Source
+from tierup.pipeline.results import CommandResult
 
 
 @dataclass

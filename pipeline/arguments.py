@@ -12,10 +12,10 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pipeline.config import Config, Tier, parse_duration
-from stages.errors import InputError
-from stages.resolve import tag_pattern
-from stages.types import is_commit_sha
+from tierup.pipeline.config import Config, Tier, parse_duration
+from tierup.stages.errors import InputError
+from tierup.stages.resolve import tag_pattern
+from tierup.stages.types import is_commit_sha
 
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")

@@ -14,10 +14,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import Config
-from pipeline.ledger import Ledger
-from pipeline.results import CommandResult
-from stages.errors import InputError, TierupError
+from tierup.pipeline.config import Config
+from tierup.pipeline.ledger import Ledger
+from tierup.pipeline.results import CommandResult
+from tierup.stages.errors import InputError, TierupError
 
 STYLE = """
 :root { --ok: #1a7f37; --warn: #9a6700; --bad: #cf222e; --line: #d0d7de; --muted: #57606a; }

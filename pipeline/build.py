@@ -12,23 +12,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config import Config, ImageConfig
-from pipeline.results import CommandResult, ImageOutcome
-from stages.adapters.docker_client import (
+from tierup.pipeline.config import Config, ImageConfig
+from tierup.pipeline.results import CommandResult, ImageOutcome
+from tierup.stages.adapters.docker_client import (
     BuildRequest,
     DockerEngine,
     EngineError,
     RegistryAuth,
     ecr_login,
 )
-from stages.adapters.registry import Registry
-from stages.build import Revision, commit_tag, context_path, image_labels, read_revision
-from stages.errors import ConfigError, TierupError
+from tierup.stages.adapters.registry import Registry
+from tierup.stages.build import Revision, commit_tag, context_path, image_labels, read_revision
+from tierup.stages.errors import ConfigError, TierupError
 
 if TYPE_CHECKING:
     import git
 
-    from pipeline.clients import Clients
+    from tierup.pipeline.clients import Clients
 
 Progress = Callable[[str], None]
 Login = Callable[[], RegistryAuth | None]
@@ -316,8 +316,8 @@ def registry_login(clients: Clients) -> Login:
     """
 
     def login() -> RegistryAuth | None:
-        from stages.adapters.ecr import EcrRegistry
-        from stages.adapters.oci import OciRegistry
+        from tierup.stages.adapters.ecr import EcrRegistry
+        from tierup.stages.adapters.oci import OciRegistry
 
         registry = clients.registry
         if isinstance(registry, EcrRegistry):

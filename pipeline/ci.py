@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from pipeline.output import redact
-from pipeline.results import CommandResult
+from tierup.pipeline.output import redact
+from tierup.pipeline.results import CommandResult
 
 DOTENV_DEFAULT = "tierup.env"
 FAILED_SERVICE = frozenset({"failed", "rolled_back_by_ecs"})

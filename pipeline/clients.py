@@ -8,25 +8,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import interrupt
-from pipeline.config import Config, EcrRegistry, Environment
-from pipeline.sessions import AwsSessions
-from stages.adapters.ecs import Ecs
-from stages.adapters.registry import Registry
-from stages.errors import InputError
-from stages.wait import RetryLog
+from tierup.pipeline import interrupt
+from tierup.pipeline.config import Config, EcrRegistry, Environment
+from tierup.pipeline.sessions import AwsSessions
+from tierup.stages.adapters.ecs import Ecs
+from tierup.stages.adapters.registry import Registry
+from tierup.stages.errors import InputError
+from tierup.stages.wait import RetryLog
 
 
 def make_registry(config: Config, sessions: AwsSessions) -> Registry:
     reg = config.registry
     if isinstance(reg, EcrRegistry):
-        from stages.adapters.ecr import EcrRegistry as Ecr
+        from tierup.stages.adapters.ecr import EcrRegistry as Ecr
 
         client = sessions.client(
             "ecr", region=reg.region, role_arn=reg.role_arn, external_id=reg.external_id
         )
         return Ecr(client, account_id=reg.account_id, region=reg.region)
-    from stages.adapters.oci import OciRegistry
+    from tierup.stages.adapters.oci import OciRegistry
 
     return OciRegistry(reg.url, insecure=reg.insecure)
 

@@ -26,13 +26,13 @@ from pydantic import (
     model_validator,
 )
 
-from pipeline import steps_config
-from stages import all_strategies
-from stages.errors import ConfigError
-from stages.step import Duration as Duration
-from stages.step import parse_duration as parse_duration
-from stages.strategy import capabilities
-from stages.types import ECS_LIFECYCLE_HOOKS
+from tierup.pipeline import steps_config
+from tierup.stages import all_strategies
+from tierup.stages.errors import ConfigError
+from tierup.stages.step import Duration as Duration
+from tierup.stages.step import parse_duration as parse_duration
+from tierup.stages.strategy import capabilities
+from tierup.stages.types import ECS_LIFECYCLE_HOOKS
 
 DEFAULT_CONFIG = "envs.yaml"
 CONFIG_ENV_VAR = "TIERUP_CONFIG"
@@ -72,7 +72,7 @@ Strategy = Annotated[
     AfterValidator(_known_strategy),
     Field(
         description="force-new-deployment, task-definition, cloudformation, codedeploy, ecs, or a "
-        "strategy registered with stages.all_strategies.register",
+        "strategy registered with tierup.stages.all_strategies.register",
         json_schema_extra={"examples": sorted(all_strategies.BUILTIN)},
     ),
 ]
@@ -582,7 +582,7 @@ def _check_steps(config: Config) -> None:
 def _stamps_it_could_render(tier: Tier, tiers: list[Tier]) -> Tier | None:
     """Another immutable tier whose stamps ``tier``'s tag could render (a constant tag that
     looks like a stamp, or a template whose output does), if there is one."""
-    from stages.resolve import tag_pattern
+    from tierup.stages.resolve import tag_pattern
 
     rendered = tier.tag.format(**_SAMPLE) if tier.immutable else tier.tag
     for other in tiers:

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline import releases
-from pipeline.clients import Clients
-from pipeline.config import Config
-from pipeline.events import Event
-from pipeline.lock import require_guard
-from pipeline.plan import PromotionPlan
-from pipeline.promote import Progress, RunOptions, execute, plan_environments
-from pipeline.results import CommandResult
-from stages import resolve
-from stages.deploy import ImageTarget
-from stages.errors import InputError
-from stages.parallel import each
-from stages.record import Recorder
+from tierup.pipeline import releases
+from tierup.pipeline.clients import Clients
+from tierup.pipeline.config import Config
+from tierup.pipeline.events import Event
+from tierup.pipeline.lock import require_guard
+from tierup.pipeline.plan import PromotionPlan
+from tierup.pipeline.promote import Progress, RunOptions, execute, plan_environments
+from tierup.pipeline.results import CommandResult
+from tierup.stages import resolve
+from tierup.stages.deploy import ImageTarget
+from tierup.stages.errors import InputError
+from tierup.stages.parallel import each
+from tierup.stages.record import Recorder
 
 
 def deploy_environment(

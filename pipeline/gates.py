@@ -12,12 +12,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pipeline.clients import Clients
-from pipeline.config import Config, Tier
-from pipeline.ledger import Ledger, iso_seconds, parse_time
-from pipeline.lock import human
-from stages.deploy import pick_container
-from stages.errors import TierupError
+from tierup.pipeline.clients import Clients
+from tierup.pipeline.config import Config, Tier
+from tierup.pipeline.ledger import Ledger, iso_seconds, parse_time
+from tierup.pipeline.lock import human
+from tierup.stages.deploy import pick_container
+from tierup.stages.errors import TierupError
 
 TAG_COMMANDS = ("promote", "stamp", "rollback tier")
 TAG_WRITTEN = frozenset({"created", "moved", "unchanged"})

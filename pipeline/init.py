@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline import config as config_mod
-from pipeline.results import CommandResult
-from pipeline.sessions import AwsSessions
-from stages.adapters.ecs import Ecs
-from stages.errors import InputError
-from stages.parallel import each
-from stages.types import ImageRef, is_commit_sha
+from tierup.pipeline import config as config_mod
+from tierup.pipeline.results import CommandResult
+from tierup.pipeline.sessions import AwsSessions
+from tierup.stages.adapters.ecs import Ecs
+from tierup.stages.errors import InputError
+from tierup.stages.parallel import each
+from tierup.stages.types import ImageRef, is_commit_sha
 
 ECR_HOST = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 STAMP = re.compile(r"^(?P<tier>[A-Za-z0-9_][A-Za-z0-9_.-]*?)-\d{8}T\d{6}Z$")

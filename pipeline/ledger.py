@@ -36,14 +36,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, overload
 
-from pipeline.config import Config, EcrRegistry
-from pipeline.events import _KEYS as EVENT_KEY_ORDER
-from pipeline.events import Event, EventStatus, amends, fold
-from pipeline.events import read as read_event
-from pipeline.redaction import redact_all
-from pipeline.sessions import AwsSessions
-from stages.adapters.aws import error_code, raise_translated
-from stages.errors import AwsError, ConflictError, InputError
+from tierup.pipeline.config import Config, EcrRegistry
+from tierup.pipeline.events import _KEYS as EVENT_KEY_ORDER
+from tierup.pipeline.events import Event, EventStatus, amends, fold
+from tierup.pipeline.events import read as read_event
+from tierup.pipeline.redaction import redact_all
+from tierup.pipeline.sessions import AwsSessions
+from tierup.stages.adapters.aws import error_code, raise_translated
+from tierup.stages.errors import AwsError, ConflictError, InputError
 
 DEFAULT_DIR = ".tierup"
 DEFAULT_FILE = "ledger.jsonl"

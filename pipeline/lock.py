@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline.ledger import LOCKS, Ledger, iso, iso_seconds, parse_time
-from stages.errors import TierupError
-from stages.wait import transient
+from tierup.pipeline.ledger import LOCKS, Ledger, iso, iso_seconds, parse_time
+from tierup.stages.errors import TierupError
+from tierup.stages.wait import transient
 
 Say = Callable[[str], None]
 
@@ -279,8 +279,8 @@ def require_guard(what: str) -> None:
     if not _GUARDED.get():
         raise Unguarded(
             f"{what} writes only inside a guarded command (tier lock, gates, ledger)",
-            hint="as a library, use pipeline.api.Tierup (promote, stamp, deploy, rollback, "
-            "restore); to compose your own steps, use the stages package",
+            hint="as a library, use tierup.pipeline.api.Tierup (promote, stamp, deploy, rollback, "
+            "restore); to compose your own steps, use the tierup.stages package",
         )
 
 

@@ -8,8 +8,8 @@ import os
 import sys
 from typing import Any, TextIO, cast
 
-from pipeline.redaction import redact, redact_all
-from pipeline.results import CommandResult
+from tierup.pipeline.redaction import redact, redact_all
+from tierup.pipeline.results import CommandResult
 
 __all__ = [
     "RedactingFilter",
@@ -42,7 +42,7 @@ def setup_logging(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    for name in ("pipeline", "stages"):
+    for name in ("tierup",):  # tierup.pipeline and tierup.stages
         log = logging.getLogger(name)
         log.handlers[:] = [handler]
         log.setLevel(logging.DEBUG if verbose else logging.WARNING)

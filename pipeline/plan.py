@@ -8,18 +8,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pipeline.config import Environment, Tier
-from pipeline.events import Event
-from pipeline.results import CommandResult
-from stages import resolve, retag
-from stages import retention as retention_stage
-from stages import strategy as strategy_stage
-from stages.adapters.registry import TagWrite
-from stages.deploy import ImageTarget, ServicePlan
-from stages.errors import TierupError
-from stages.record import Recorder
-from stages.retention import RetentionPlan
-from stages.types import ServiceState, TaskDefinition, TaskImage
+from tierup.pipeline.config import Environment, Tier
+from tierup.pipeline.events import Event
+from tierup.pipeline.results import CommandResult
+from tierup.stages import resolve, retag
+from tierup.stages import retention as retention_stage
+from tierup.stages import strategy as strategy_stage
+from tierup.stages.adapters.registry import TagWrite
+from tierup.stages.deploy import ImageTarget, ServicePlan
+from tierup.stages.errors import TierupError
+from tierup.stages.record import Recorder
+from tierup.stages.retention import RetentionPlan
+from tierup.stages.types import ServiceState, TaskDefinition, TaskImage
 
 
 class Review(Protocol):

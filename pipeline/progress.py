@@ -14,8 +14,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TextIO
 
-from pipeline.output import redact
-from stages import wait as wait_stage
+from tierup.pipeline.output import redact
+from tierup.stages import wait as wait_stage
 
 EVENTS_ON_FAILURE = 3
 

@@ -15,38 +15,38 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline import retention as retention_mod
-from pipeline import step_runner, strategies
-from pipeline.clients import Clients
-from pipeline.config import TIMESTAMP_FORMAT, Config, Tier, render_tag
-from pipeline.events import (
+from tierup.pipeline import retention as retention_mod
+from tierup.pipeline import step_runner, strategies
+from tierup.pipeline.clients import Clients
+from tierup.pipeline.config import TIMESTAMP_FORMAT, Config, Tier, render_tag
+from tierup.pipeline.events import (
     EnvironmentRecord,
     Event,
     EventStatus,
     ImageRecord,
     ServiceRecord,
 )
-from pipeline.lock import require_guard
-from pipeline.plan import EnvPlan, PromotionPlan, Review
-from pipeline.progress import rollout_changed
-from pipeline.results import (
+from tierup.pipeline.lock import require_guard
+from tierup.pipeline.plan import EnvPlan, PromotionPlan, Review
+from tierup.pipeline.progress import rollout_changed
+from tierup.pipeline.results import (
     CommandResult,
     EnvironmentOutcome,
     ImageOutcome,
     ServiceOutcome,
     landed,
 )
-from pipeline.rollback_on_failure import mode_for, recover
-from stages import all_strategies, resolve, retag
-from stages import deploy as deploy_stage
-from stages import strategy as strategy_stage
-from stages import wait as wait_stage
-from stages.adapters.ecs import ClusterMissing, Ecs, ServiceMissing
-from stages.adapters.registry import Registry, TagWrite
-from stages.deploy import Applied, ImageTarget, ServicePlan
-from stages.errors import ExitCode, InputError, TierupError
-from stages.parallel import each
-from stages.record import NullRecorder, Recorder
+from tierup.pipeline.rollback_on_failure import mode_for, recover
+from tierup.stages import all_strategies, resolve, retag
+from tierup.stages import deploy as deploy_stage
+from tierup.stages import strategy as strategy_stage
+from tierup.stages import wait as wait_stage
+from tierup.stages.adapters.ecs import ClusterMissing, Ecs, ServiceMissing
+from tierup.stages.adapters.registry import Registry, TagWrite
+from tierup.stages.deploy import Applied, ImageTarget, ServicePlan
+from tierup.stages.errors import ExitCode, InputError, TierupError
+from tierup.stages.parallel import each
+from tierup.stages.record import NullRecorder, Recorder
 
 MAX_WORKERS = 64
 CONFLICT = "conflict"  # a tag moved by another writer between tierup's reads and its write

@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.clients import Clients
-from pipeline.config import Config
-from pipeline.events import EnvironmentRecord, Event, EventStatus, ImageRecord, ServiceRecord
-from pipeline.ledger import Ledger
-from stages import rollback as rb
-from stages.errors import TierupError
+from tierup.pipeline.clients import Clients
+from tierup.pipeline.config import Config
+from tierup.pipeline.events import EnvironmentRecord, Event, EventStatus, ImageRecord, ServiceRecord
+from tierup.pipeline.ledger import Ledger
+from tierup.stages import rollback as rb
+from tierup.stages.errors import TierupError
 
 # how far back the ledger is read for open events
 OPEN_WINDOW = 200

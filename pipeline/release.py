@@ -14,16 +14,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline import releases
-from pipeline.clients import Clients
-from pipeline.config import Config, Tier
-from pipeline.deploy import deploy_environment
-from pipeline.events import Event, EventStatus, amends
-from pipeline.gates import Candidate, GateError, check_gates, tag_writes
-from pipeline.ledger import Ledger, parse_time, task_definitions_in_use
-from pipeline.lock import LockHeld, TierLock, held_error, holding, human, key_for, read_lock
-from pipeline.plan import PromotionPlan
-from pipeline.promote import (
+from tierup.pipeline import releases
+from tierup.pipeline.clients import Clients
+from tierup.pipeline.config import Config, Tier
+from tierup.pipeline.deploy import deploy_environment
+from tierup.pipeline.events import Event, EventStatus, amends
+from tierup.pipeline.gates import Candidate, GateError, check_gates, tag_writes
+from tierup.pipeline.ledger import Ledger, parse_time, task_definitions_in_use
+from tierup.pipeline.lock import LockHeld, TierLock, held_error, holding, human, key_for, read_lock
+from tierup.pipeline.plan import PromotionPlan
+from tierup.pipeline.promote import (
     Progress,
     RunOptions,
     Source,
@@ -32,12 +32,12 @@ from pipeline.promote import (
     plan_promotion,
     tag_changes,
 )
-from pipeline.reconcile import reconcile
-from pipeline.results import CommandResult
-from stages import resolve, retag
-from stages.deploy import ImageTarget
-from stages.errors import InputError, TierupError
-from stages.parallel import each
+from tierup.pipeline.reconcile import reconcile
+from tierup.pipeline.results import CommandResult
+from tierup.stages import resolve, retag
+from tierup.stages.deploy import ImageTarget
+from tierup.stages.errors import InputError, TierupError
+from tierup.stages.parallel import each
 
 ROLLBACK_TIER = "rollback tier"
 Now = Callable[[], datetime]

@@ -14,17 +14,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pipeline import strategies
-from pipeline.clients import Clients
-from pipeline.config import Config, Environment
-from pipeline.events import EnvironmentRecord, Event, ServiceRecord
-from pipeline.ledger import Ledger
-from pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome
-from stages import all_strategies, ecs_native
-from stages.adapters.aws import raise_translated
-from stages.adapters.codedeploy import CodeDeploy
-from stages.errors import InputError, TierupError
-from stages.strategy import SERVICE_DEPLOYMENTS, capabilities
+from tierup.pipeline import strategies
+from tierup.pipeline.clients import Clients
+from tierup.pipeline.config import Config, Environment
+from tierup.pipeline.events import EnvironmentRecord, Event, ServiceRecord
+from tierup.pipeline.ledger import Ledger
+from tierup.pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome
+from tierup.stages import all_strategies, ecs_native
+from tierup.stages.adapters.aws import raise_translated
+from tierup.stages.adapters.codedeploy import CodeDeploy
+from tierup.stages.errors import InputError, TierupError
+from tierup.stages.strategy import SERVICE_DEPLOYMENTS, capabilities
 
 Progress = Callable[[str], None]
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.config import Tier
-from pipeline.ledger import Ledger
-from stages import resolve
-from stages.adapters.registry import Registry
-from stages.types import ImageInfo
+from tierup.pipeline.config import Tier
+from tierup.pipeline.ledger import Ledger
+from tierup.stages import resolve
+from tierup.stages.adapters.registry import Registry
+from tierup.stages.types import ImageInfo
 
 # the commands that put a digest on a tier (and record it per image)
 RELEASE_COMMANDS = ("promote", "stamp", "rollback tier")

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from stages.errors import ExitCode
+from tierup.stages.errors import ExitCode
 
 if TYPE_CHECKING:
-    from pipeline.config import Environment
+    from tierup.pipeline.config import Environment
 
 
 class Status(StrEnum):

@@ -11,16 +11,16 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pipeline.clients import Clients
-from pipeline.lock import require_guard
-from pipeline.plan import EnvPlan
-from pipeline.results import CommandResult
-from stages import retention as retention_stage
-from stages.adapters.ecs import Ecs
-from stages.deploy import Applied
-from stages.errors import TierupError
-from stages.parallel import each
-from stages.types import ServiceState
+from tierup.pipeline.clients import Clients
+from tierup.pipeline.lock import require_guard
+from tierup.pipeline.plan import EnvPlan
+from tierup.pipeline.results import CommandResult
+from tierup.stages import retention as retention_stage
+from tierup.stages.adapters.ecs import Ecs
+from tierup.stages.deploy import Applied
+from tierup.stages.errors import TierupError
+from tierup.stages.parallel import each
+from tierup.stages.types import ServiceState
 
 
 def in_use(states: Iterable[ServiceState]) -> set[str]:

@@ -29,11 +29,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pipeline import strategies
-from pipeline.clients import Clients
-from pipeline.config import Config, Tier
-from pipeline.progress import rollout_changed
-from pipeline.results import (
+from tierup.pipeline import strategies
+from tierup.pipeline.clients import Clients
+from tierup.pipeline.config import Config, Tier
+from tierup.pipeline.progress import rollout_changed
+from tierup.pipeline.results import (
     NOT_DEPLOYED,
     SUCCESS,
     CommandResult,
@@ -41,17 +41,17 @@ from pipeline.results import (
     ServiceOutcome,
     Status,
 )
-from stages import all_strategies
-from stages import rollback as rollback_stage
-from stages import strategy as strategy_stage
-from stages import wait as wait_stage
-from stages.adapters.registry import TagWrite
-from stages.deploy import Applied, ServicePlan
-from stages.errors import InputError, TierupError
-from stages.parallel import each
+from tierup.stages import all_strategies
+from tierup.stages import rollback as rollback_stage
+from tierup.stages import strategy as strategy_stage
+from tierup.stages import wait as wait_stage
+from tierup.stages.adapters.registry import TagWrite
+from tierup.stages.deploy import Applied, ServicePlan
+from tierup.stages.errors import InputError, TierupError
+from tierup.stages.parallel import each
 
 if TYPE_CHECKING:
-    from pipeline.plan import EnvPlan, PromotionPlan
+    from tierup.pipeline.plan import EnvPlan, PromotionPlan
 
 ON_FAILURE = "rollback-on-failure"
 ATOMIC = "atomic"

@@ -30,23 +30,23 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from pipeline import __version__, release, snapshot, strategies, undo
-from pipeline.clients import Clients
-from pipeline.config import Config
-from pipeline.events import Event
-from pipeline.ledger import Ledger
-from pipeline.plan import PromotionPlan, Review
-from pipeline.promote import PreflightError, Progress, RunOptions, Source
-from pipeline.redaction import redact_all
-from pipeline.results import (
+from tierup.pipeline import __version__, release, snapshot, strategies, undo
+from tierup.pipeline.clients import Clients
+from tierup.pipeline.config import Config
+from tierup.pipeline.events import Event
+from tierup.pipeline.ledger import Ledger
+from tierup.pipeline.plan import PromotionPlan, Review
+from tierup.pipeline.promote import PreflightError, Progress, RunOptions, Source
+from tierup.pipeline.redaction import redact_all
+from tierup.pipeline.results import (
     CommandResult,
     EnvironmentOutcome,
     ImageOutcome,
     ServiceOutcome,
     Status,
 )
-from stages.errors import ExitCode, InputError, TierupError
-from stages.record import Recorder
+from tierup.stages.errors import ExitCode, InputError, TierupError
+from tierup.stages.record import Recorder
 
 VERSION = 1
 KIND: Literal["tierup-plan"] = "tierup-plan"
@@ -319,7 +319,7 @@ def _plain(value: Any) -> Any:
 
 
 def _first_step_difference(saved: list[Any], now: list[Any]) -> str:
-    from pipeline.output import step_line
+    from tierup.pipeline.output import step_line
 
     for n, (a, b) in enumerate(zip(saved, now, strict=False), 1):
         if a != b:

@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pipeline import redaction
-from stages.adapters.aws import raise_translated
+from tierup.pipeline import redaction
+from tierup.stages.adapters.aws import raise_translated
 
 if TYPE_CHECKING:
-    from stages.adapters.sts import RoleCredentials
+    from tierup.stages.adapters.sts import RoleCredentials
 
 CI_RUN_ID_VARS = (
     "GITHUB_RUN_ID",
@@ -140,7 +140,7 @@ class AwsSessions:
             cached = self._assumed.get(key)
             if cached is not None:
                 return cached
-            from stages.adapters.sts import RoleCredentials, assume_role_fetcher, provider
+            from tierup.stages.adapters.sts import RoleCredentials, assume_role_fetcher, provider
 
             sts = self.client("sts", region=target.region)
             credentials = RoleCredentials(

@@ -13,17 +13,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.clients import Clients
-from pipeline.config import TIMESTAMP_FORMAT, Config, Environment
-from pipeline.events import EnvironmentRecord, Event, ServiceRecord
-from pipeline.ledger import Ledger, iso
-from pipeline.promote import Progress, RunOptions
-from pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome
-from pipeline.undo import RegistryLookup, UndoPlan, plan_services, run_locked
-from stages import rollback as rb
-from stages.errors import InputError
-from stages.parallel import each
-from stages.types import ImageRef, TaskDefinition
+from tierup.pipeline.clients import Clients
+from tierup.pipeline.config import TIMESTAMP_FORMAT, Config, Environment
+from tierup.pipeline.events import EnvironmentRecord, Event, ServiceRecord
+from tierup.pipeline.ledger import Ledger, iso
+from tierup.pipeline.promote import Progress, RunOptions
+from tierup.pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome
+from tierup.pipeline.undo import RegistryLookup, UndoPlan, plan_services, run_locked
+from tierup.stages import rollback as rb
+from tierup.stages.errors import InputError
+from tierup.stages.parallel import each
+from tierup.stages.types import ImageRef, TaskDefinition
 
 KIND = "snapshot"
 LATEST = "latest"
@@ -236,7 +236,7 @@ def list_snapshots(ledger: Ledger, *, env: str | None = None) -> CommandResult:
 def render_snapshots(result: CommandResult) -> None:
     from rich.table import Table
 
-    from pipeline.output import console_for
+    from tierup.pipeline.output import console_for
 
     console = console_for(None)
     snapshots = result.data.get("snapshots") or []

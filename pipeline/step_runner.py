@@ -30,19 +30,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pipeline import events, redaction
-from pipeline.clients import Clients
-from pipeline.config import Config, Environment, Tier
-from pipeline.events import Event
-from pipeline.results import NOT_DEPLOYED, CommandResult, EnvironmentOutcome, ImageOutcome
-from pipeline.steps_config import StepSpec
-from stages import strategy as strategy_stage
-from stages import wait as wait_stage
-from stages.deploy import Applied, ImageTarget, ServicePlan
-from stages.errors import TierupError
-from stages.parallel import each
-from stages.resolve import Resolved, commits_on
-from stages.step import (
+from tierup.pipeline import events, redaction
+from tierup.pipeline.clients import Clients
+from tierup.pipeline.config import Config, Environment, Tier
+from tierup.pipeline.events import Event
+from tierup.pipeline.results import NOT_DEPLOYED, CommandResult, EnvironmentOutcome, ImageOutcome
+from tierup.pipeline.steps_config import StepSpec
+from tierup.stages import strategy as strategy_stage
+from tierup.stages import wait as wait_stage
+from tierup.stages.deploy import Applied, ImageTarget, ServicePlan
+from tierup.stages.errors import TierupError
+from tierup.stages.parallel import each
+from tierup.stages.resolve import Resolved, commits_on
+from tierup.stages.step import (
     ALWAYS,
     DEPLOY,
     FAILURE,
@@ -551,7 +551,7 @@ def _images(clients: Clients, plan: _Plan) -> dict[str, ImageInfo]:
 
 def _planned(spec: StepSpec, ctx: StepContext) -> PlannedStep:
     # the registry loads every step module: only for a tier that lists steps
-    from stages import all_steps
+    from tierup.stages import all_steps
 
     step = all_steps.get(spec.uses)
     config = step.config.model_validate(spec.config)

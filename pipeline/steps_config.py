@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from stages.step import CONDITIONS, PHASES, Duration, Step, default_if
+from tierup.stages.step import CONDITIONS, PHASES, Duration, Step, default_if
 
 Loc = tuple[str | int, ...]
 
@@ -76,7 +76,7 @@ def step_errors(steps: list[StepSpec] | None) -> tuple[Loc, str] | None:
     if steps is None:
         return None
     # the registry loads every step module and plug-in: only for a file that lists steps
-    from stages import all_steps
+    from tierup.stages import all_steps
 
     seen: dict[str, int] = {}
     phases: list[tuple[str, int]] = []
@@ -131,7 +131,7 @@ def extend_schema(schema: dict[str, Any]) -> dict[str, Any]:
     spec = defs.get("StepSpec")
     if spec is None:
         return schema
-    from stages import all_steps
+    from tierup.stages import all_steps
 
     branches = []
     for name in all_steps.names():

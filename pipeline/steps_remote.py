@@ -7,13 +7,13 @@ image's digest are known only when promoting, and are left out.
 
 from __future__ import annotations
 
-from pipeline.clients import Clients
-from pipeline.config import Config
-from pipeline.step_runner import environment_context
-from stages.adapters.cloudwatch import CloudWatch
-from stages.adapters.ecs_tasks import EcsTasks
-from stages.errors import TierupError
-from stages.step import StepContext, StepError
+from tierup.pipeline.clients import Clients
+from tierup.pipeline.config import Config
+from tierup.pipeline.step_runner import environment_context
+from tierup.stages.adapters.cloudwatch import CloudWatch
+from tierup.stages.adapters.ecs_tasks import EcsTasks
+from tierup.stages.errors import TierupError
+from tierup.stages.step import StepContext, StepError
 
 
 def problem(config: Config, clients: Clients, env_name: str) -> tuple[str, str] | None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from pipeline.clients import Clients
-from pipeline.config import CloudFormationConfig, Environment
-from stages.strategy import CodeDeploySettings, Context, EcsSettings, Settings, StackSettings
-from stages.types import TaskDefinition
+from tierup.pipeline.clients import Clients
+from tierup.pipeline.config import CloudFormationConfig, Environment
+from tierup.stages.strategy import CodeDeploySettings, Context, EcsSettings, Settings, StackSettings
+from tierup.stages.types import TaskDefinition
 
 
 class SavedStack(CloudFormationConfig):

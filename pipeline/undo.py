@@ -22,27 +22,27 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from pipeline import strategies
-from pipeline.clients import Clients
-from pipeline.config import Config, Environment
-from pipeline.events import EnvironmentRecord, Event, EventStatus, ServiceRecord
-from pipeline.ledger import Ledger
-from pipeline.lock import require_guard
-from pipeline.progress import rollout_changed
-from pipeline.promote import Progress, RunOptions, open_event, settle_waited
-from pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome, landed
-from stages import all_strategies, ecs_history
-from stages import rollback as rb
-from stages import strategy as strategy_stage
-from stages import wait as wait_stage
-from stages.adapters.ecs import Ecs
-from stages.adapters.registry import Registry
-from stages.deploy import Applied, DeployError, pick_container
-from stages.errors import InputError, RepositoryMissing, TierupError
-from stages.parallel import MAX_WORKERS, each
-from stages.record import NullRecorder, Recorder
-from stages.resolve import tag_pattern
-from stages.types import ImageRef, ServiceState, TaskDefinition, TaskImage, is_commit_sha
+from tierup.pipeline import strategies
+from tierup.pipeline.clients import Clients
+from tierup.pipeline.config import Config, Environment
+from tierup.pipeline.events import EnvironmentRecord, Event, EventStatus, ServiceRecord
+from tierup.pipeline.ledger import Ledger
+from tierup.pipeline.lock import require_guard
+from tierup.pipeline.progress import rollout_changed
+from tierup.pipeline.promote import Progress, RunOptions, open_event, settle_waited
+from tierup.pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome, landed
+from tierup.stages import all_strategies, ecs_history
+from tierup.stages import rollback as rb
+from tierup.stages import strategy as strategy_stage
+from tierup.stages import wait as wait_stage
+from tierup.stages.adapters.ecs import Ecs
+from tierup.stages.adapters.registry import Registry
+from tierup.stages.deploy import Applied, DeployError, pick_container
+from tierup.stages.errors import InputError, RepositoryMissing, TierupError
+from tierup.stages.parallel import MAX_WORKERS, each
+from tierup.stages.record import NullRecorder, Recorder
+from tierup.stages.resolve import tag_pattern
+from tierup.stages.types import ImageRef, ServiceState, TaskDefinition, TaskImage, is_commit_sha
 
 # the ledger is read newest first: a first window finds most services' newest move; a service
 # not in it widens the window once (an S3 ledger costs one GET per event)
@@ -967,8 +967,8 @@ def run_locked(
     progress: Progress | None = None,
 ) -> CommandResult:
     """Plan and run under the lock of the environment's tier (no lock for a dry run); record."""
-    from pipeline.lock import holding
-    from pipeline.release import Annotating, Guard, finish, reconcile_first, tier_lock
+    from tierup.pipeline.lock import holding
+    from tierup.pipeline.release import Annotating, Guard, finish, reconcile_first, tier_lock
 
     tier = config.environment(env).tier
     lock = tier_lock(config, clients, ledger, tier, command=command, dry_run=options.dry_run)

@@ -5,21 +5,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pipeline import strategies
-from pipeline.clients import Clients
-from pipeline.config import Config, EcrRegistry, Environment
-from pipeline.results import (
+from tierup.pipeline import strategies
+from tierup.pipeline.clients import Clients
+from tierup.pipeline.config import Config, EcrRegistry, Environment
+from tierup.pipeline.results import (
     CommandResult,
     EnvironmentOutcome,
     ImageOutcome,
     ServiceOutcome,
     Status,
 )
-from stages import all_strategies
-from stages.deploy import DeployError, names_reference, pick_container
-from stages.errors import TierupError
-from stages.parallel import each
-from stages.strategy import capabilities
+from tierup.stages import all_strategies
+from tierup.stages.deploy import DeployError, names_reference, pick_container
+from tierup.stages.errors import TierupError
+from tierup.stages.parallel import each
+from tierup.stages.strategy import capabilities
 
 PULL_ACTIONS = (
     "ecr:BatchGetImage",
@@ -108,7 +108,7 @@ def _check_images(config: Config, clients: Clients, result: CommandResult) -> No
 def _accounts_without_pull(
     clients: Clients, repository: str, accounts: list[str], registry_account: str
 ) -> list[str]:
-    from stages.adapters.ecr import EcrRegistry as Ecr
+    from tierup.stages.adapters.ecr import EcrRegistry as Ecr
 
     reg = clients.registry
     assert isinstance(reg, Ecr)
@@ -193,7 +193,7 @@ def _check_env(config: Config, clients: Clients, name: str) -> EnvironmentOutcom
     except TierupError as e:
         problem = (e.message, e.hint)
     if problem is None:
-        from pipeline import steps_remote
+        from tierup.pipeline import steps_remote
 
         problem = steps_remote.problem(config, clients, name)
     if problem is not None:
@@ -221,7 +221,7 @@ def render(result: CommandResult) -> None:
 
     from rich.tree import Tree
 
-    from pipeline.output import console_for
+    from tierup.pipeline.output import console_for
 
     console = console_for(None)
     cfg = result.data["config"]

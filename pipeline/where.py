@@ -6,17 +6,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline import releases
-from pipeline.clients import Clients
-from pipeline.config import Config
-from pipeline.ledger import Ledger
-from pipeline.results import CommandResult, Status
-from stages import all_strategies, resolve
-from stages.deploy import DeployError, names_reference, pick_container
-from stages.errors import AwsError, TierupError
-from stages.parallel import each
-from stages.strategy import SERVICE_DEPLOYMENTS, capabilities
-from stages.types import ImageInfo, ImageRef, is_commit_sha
+from tierup.pipeline import releases
+from tierup.pipeline.clients import Clients
+from tierup.pipeline.config import Config
+from tierup.pipeline.ledger import Ledger
+from tierup.pipeline.results import CommandResult, Status
+from tierup.stages import all_strategies, resolve
+from tierup.stages.deploy import DeployError, names_reference, pick_container
+from tierup.stages.errors import AwsError, TierupError
+from tierup.stages.parallel import each
+from tierup.stages.strategy import SERVICE_DEPLOYMENTS, capabilities
+from tierup.stages.types import ImageInfo, ImageRef, is_commit_sha
 
 MAX_WORKERS = 16
 
@@ -261,7 +261,7 @@ def _environment(
             "drift_reasons": drift_reasons,
         }
         if caps.release_control == SERVICE_DEPLOYMENTS:
-            from pipeline.release_control import paused
+            from tierup.pipeline.release_control import paused
 
             waiting = paused(clients, env_name, env, svc_name)
             if waiting is not None:
@@ -283,7 +283,7 @@ def render(result: CommandResult) -> None:
 
     from rich.table import Table
 
-    from pipeline.output import console_for
+    from tierup.pipeline.output import console_for
 
     console = console_for(None)
     images = result.data.get("images", {})

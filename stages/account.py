@@ -2,8 +2,8 @@
 
 A library user composes the stages from these alone:
 
-    from stages import account, all_strategies, resolve, retag
-    from stages.strategy import groups
+    from tierup.stages import account, all_strategies, resolve, retag
+    from tierup.stages.strategy import groups
 
     acct = account.Account(boto3.Session(region_name="us-east-1").client)
     registry = acct.ecr(account_id="012345678922", region="us-east-1")
@@ -24,12 +24,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from stages.adapters.ecr import EcrRegistry
-from stages.adapters.ecs import Ecs
-from stages.adapters.registry import Registry
-from stages.deploy import ImageTarget
-from stages.resolve import Resolved
-from stages.strategy import (
+from tierup.stages.adapters.ecr import EcrRegistry
+from tierup.stages.adapters.ecs import Ecs
+from tierup.stages.adapters.registry import Registry
+from tierup.stages.deploy import ImageTarget
+from tierup.stages.resolve import Resolved
+from tierup.stages.strategy import (
     CodeDeploySettings,
     Context,
     ServiceTarget,

@@ -10,7 +10,7 @@ step (or a class that makes one with no arguments):
 Entry points are read only when a name is not built in (reading them scans every installed
 distribution), so a configuration of built-in steps never pays for it.
 
-    from stages import all_steps
+    from tierup.stages import all_steps
     all_steps.register(MyStep())          # then `uses: my-step` in envs.yaml
     all_steps.get("http").run(config, ctx)
 """
@@ -20,9 +20,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from stages.errors import ConfigError
-from stages.step import Step
-from stages.steps import alarm, deploy, http, notify, retag, run_task, wait
+from tierup.stages.errors import ConfigError
+from tierup.stages.step import Step
+from tierup.stages.steps import alarm, deploy, http, notify, retag, run_task, wait
 
 GROUP = "tierup.steps"
 

@@ -3,7 +3,7 @@
 The implementations import only ``stages.strategy`` (the protocol); this module imports them
 all, so that nothing imports back into it.
 
-    from stages import all_strategies
+    from tierup.stages import all_strategies
     all_strategies.register(MyStrategy())      # then `strategy: my-strategy` in envs.yaml
     all_strategies.get("codedeploy").plan(ctx, target)
 """
@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import threading
 
-from stages.cloudformation import CloudFormationStrategy
-from stages.codedeploy import CodeDeployStrategy
-from stages.deploy import FORCE_NEW_DEPLOYMENT, TASK_DEFINITION, DeployError
-from stages.ecs_native import EcsNativeStrategy
-from stages.rolling import Rolling
-from stages.strategy import Strategy
+from tierup.stages.cloudformation import CloudFormationStrategy
+from tierup.stages.codedeploy import CodeDeployStrategy
+from tierup.stages.deploy import FORCE_NEW_DEPLOYMENT, TASK_DEFINITION, DeployError
+from tierup.stages.ecs_native import EcsNativeStrategy
+from tierup.stages.rolling import Rolling
+from tierup.stages.strategy import Strategy
 
 _LOCK = threading.Lock()
 _REGISTRY: dict[str, Strategy] = {

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-from stages.errors import InputError
-from stages.types import DIRTY_SUFFIX
+from tierup.stages.errors import InputError
+from tierup.stages.types import DIRTY_SUFFIX
 
 if TYPE_CHECKING:
     import git

@@ -22,15 +22,15 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from stages import rollback as rb
-from stages import wait as wait_stage
-from stages.adapters.cloudformation import (
+from tierup.stages import rollback as rb
+from tierup.stages import wait as wait_stage
+from tierup.stages.adapters.cloudformation import (
     ChangeSetMissing,
     CloudFormation,
     ResourceChange,
     StackEvent,
 )
-from stages.deploy import (
+from tierup.stages.deploy import (
     Applied,
     ContainerTarget,
     DeployError,
@@ -38,9 +38,9 @@ from stages.deploy import (
     agreed_digest,
     pick_container,
 )
-from stages.errors import TierupError
-from stages.rollback import pinned_reference
-from stages.strategy import (
+from tierup.stages.errors import TierupError
+from tierup.stages.rollback import pinned_reference
+from tierup.stages.strategy import (
     Capabilities,
     Context,
     OnChange,
@@ -50,7 +50,7 @@ from stages.strategy import (
     StackSettings,
     Target,
 )
-from stages.types import ImageRef
+from tierup.stages.types import ImageRef
 
 STRATEGY = "cloudformation"
 UPDATE_STACK = "update-stack"

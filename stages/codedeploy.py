@@ -20,15 +20,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from stages import deploy as deploy_stage
-from stages import rollback as rb
-from stages import wait as wait_stage
-from stages.adapters.codedeploy import CodeDeploy, DeploymentStatus, TargetProgress
-from stages.adapters.ecs import Ecs
-from stages.deploy import Applied, DeployError, ServicePlan, registration_input, with_images
-from stages.errors import TierupError
-from stages.rollback import pinned_reference
-from stages.strategy import (
+from tierup.stages import deploy as deploy_stage
+from tierup.stages import rollback as rb
+from tierup.stages import wait as wait_stage
+from tierup.stages.adapters.codedeploy import CodeDeploy, DeploymentStatus, TargetProgress
+from tierup.stages.adapters.ecs import Ecs
+from tierup.stages.deploy import Applied, DeployError, ServicePlan, registration_input, with_images
+from tierup.stages.errors import TierupError
+from tierup.stages.rollback import pinned_reference
+from tierup.stages.strategy import (
     DEPLOYMENT_GROUP,
     Capabilities,
     CodeDeploySettings,
@@ -40,7 +40,7 @@ from stages.strategy import (
     Target,
     plan_rolling,
 )
-from stages.types import ECS_LIFECYCLE_HOOKS, ImageRef, TaskDefinition
+from tierup.stages.types import ECS_LIFECYCLE_HOOKS, ImageRef, TaskDefinition
 
 STRATEGY = "codedeploy"
 DEPLOY = "codedeploy-deployment"

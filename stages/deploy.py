@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from stages.adapters.ecs import Ecs
-from stages.adapters.registry import Registry
-from stages.errors import TierupError
-from stages.types import ContainerImage, ImageRef, ServiceState, TaskDefinition, TaskImage
+from tierup.stages.adapters.ecs import Ecs
+from tierup.stages.adapters.registry import Registry
+from tierup.stages.errors import TierupError
+from tierup.stages.types import ContainerImage, ImageRef, ServiceState, TaskDefinition, TaskImage
 
 FORCE_NEW_DEPLOYMENT = "force-new-deployment"
 TASK_DEFINITION = "task-definition"
@@ -200,7 +200,7 @@ def plan_service(
     if strategy not in (FORCE_NEW_DEPLOYMENT, TASK_DEFINITION):
         raise DeployError(
             f"service {service!r}: plan_service plans the rolling strategies, not {strategy!r}",
-            hint="plan an environment with stages.all_strategies.get(strategy).plan",
+            hint="plan an environment with tierup.stages.all_strategies.get(strategy).plan",
         )
     containers: list[ContainerTarget] = []
     for wanted_container, target in wanted.items():

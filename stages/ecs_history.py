@@ -12,9 +12,9 @@ SUCCESSFUL deployment before it; None when ECS does not offer the history or it 
 
 from __future__ import annotations
 
-from stages import rollback as rb
-from stages.adapters.ecs import Ecs
-from stages.types import ServiceRevision, ServiceState, TaskImage
+from tierup.stages import rollback as rb
+from tierup.stages.adapters.ecs import Ecs
+from tierup.stages.types import ServiceRevision, ServiceState, TaskImage
 
 # the deployment whose rollout put the service where it is now
 CURRENT = ("SUCCESSFUL", "IN_PROGRESS", "PENDING")

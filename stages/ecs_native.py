@@ -22,13 +22,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from stages import deploy as deploy_stage
-from stages import wait as wait_stage
-from stages.adapters.aws import is_client_error, raise_translated
-from stages.deploy import Applied, DeployError, ServicePlan, registration_input, with_images
-from stages.errors import TierupError
-from stages.rollback import STOP, rollback_service
-from stages.strategy import (
+from tierup.stages import deploy as deploy_stage
+from tierup.stages import wait as wait_stage
+from tierup.stages.adapters.aws import is_client_error, raise_translated
+from tierup.stages.deploy import Applied, DeployError, ServicePlan, registration_input, with_images
+from tierup.stages.errors import TierupError
+from tierup.stages.rollback import STOP, rollback_service
+from tierup.stages.strategy import (
     SERVICE_DEPLOYMENTS,
     Capabilities,
     Context,
@@ -40,7 +40,7 @@ from stages.strategy import (
     Target,
     plan_rolling,
 )
-from stages.types import ServiceRevision
+from tierup.stages.types import ServiceRevision
 
 STRATEGY = "ecs"
 DEPLOY = "ecs-native-deployment"

@@ -8,9 +8,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from stages.adapters.registry import Registry
-from stages.errors import InputError
-from stages.types import ImageInfo, Manifest, is_commit_sha, is_dirty_tag
+from tierup.stages.adapters.registry import Registry
+from tierup.stages.errors import InputError
+from tierup.stages.types import ImageInfo, Manifest, is_commit_sha, is_dirty_tag
 
 _PLACEHOLDER_RE = {
     "timestamp": r"\d{8}T\d{6}Z",

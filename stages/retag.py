@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stages.adapters.registry import Registry, TagWrite
-from stages.errors import ConflictError, StampConflictError, TierupError
-from stages.types import Manifest
+from tierup.stages.adapters.registry import Registry, TagWrite
+from tierup.stages.errors import ConflictError, StampConflictError, TierupError
+from tierup.stages.types import Manifest
 
 
 class TagRaceError(TierupError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from stages.adapters.ecs import Ecs
+from tierup.stages.adapters.ecs import Ecs
 
 
 @dataclass(frozen=True)

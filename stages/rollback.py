@@ -21,11 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from stages.adapters.ecs import Ecs
-from stages.adapters.registry import Registry, TagWrite
-from stages.deploy import Applied, registration_input, with_images
-from stages.errors import InputError, RegistryError
-from stages.types import ImageRef, ServiceState, TaskDefinition, TaskImage
+from tierup.stages.adapters.ecs import Ecs
+from tierup.stages.adapters.registry import Registry, TagWrite
+from tierup.stages.deploy import Applied, registration_input, with_images
+from tierup.stages.errors import InputError, RegistryError
+from tierup.stages.types import ImageRef, ServiceState, TaskDefinition, TaskImage
 
 LEDGER = "ledger"
 ECS_HISTORY = "ecs-history"

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from stages import deploy as deploy_stage
-from stages import wait as wait_stage
-from stages.deploy import Applied, DeployError, ServicePlan
-from stages.errors import TierupError
-from stages.rollback import rollback_service
-from stages.strategy import (
+from tierup.stages import deploy as deploy_stage
+from tierup.stages import wait as wait_stage
+from tierup.stages.deploy import Applied, DeployError, ServicePlan
+from tierup.stages.errors import TierupError
+from tierup.stages.rollback import rollback_service
+from tierup.stages.strategy import (
     Capabilities,
     Context,
     OnChange,

@@ -33,7 +33,7 @@ from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
-from stages.errors import TierupError
+from tierup.stages.errors import TierupError
 
 SUCCESS = "success"
 FAILURE = "failure"

@@ -15,7 +15,7 @@ environment through ``all_strategies.get(name)`` and never needs to know which s
 - ``codedeploy``: a blue/green CodeDeploy deployment with an AppSpec (``stages.codedeploy``);
 - ``ecs``: ECS's own blue/green, canary or linear deployment (``stages.ecs_native``).
 
-    from stages import all_strategies
+    from tierup.stages import all_strategies
     s = all_strategies.get("cloudformation")
     planned = s.plan(ctx, target)
     applied = s.apply(ctx, [p for p in planned.services if p.writes])
@@ -35,14 +35,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from stages import deploy as deploy_stage
-from stages import wait as wait_stage
-from stages.adapters.cloudformation import CloudFormation
-from stages.adapters.codedeploy import CodeDeploy
-from stages.adapters.ecs import Ecs
-from stages.deploy import Applied, ImageTarget, ServicePlan
-from stages.errors import TierupError
-from stages.types import ServiceState, TaskDefinition, TaskImage
+from tierup.stages import deploy as deploy_stage
+from tierup.stages import wait as wait_stage
+from tierup.stages.adapters.cloudformation import CloudFormation
+from tierup.stages.adapters.codedeploy import CodeDeploy
+from tierup.stages.adapters.ecs import Ecs
+from tierup.stages.deploy import Applied, ImageTarget, ServicePlan
+from tierup.stages.errors import TierupError
+from tierup.stages.types import ServiceState, TaskDefinition, TaskImage
 
 OnChange = Callable[[wait_stage.RolloutState], None]
 T = TypeVar("T")

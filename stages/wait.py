@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from stages.adapters.aws import THROTTLING, error_code
-from stages.adapters.ecs import Ecs
-from stages.errors import AwsError
-from stages.types import Deployment, ServiceState
+from tierup.stages.adapters.aws import THROTTLING, error_code
+from tierup.stages.adapters.ecs import Ecs
+from tierup.stages.errors import AwsError
+from tierup.stages.types import Deployment, ServiceState
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -37,12 +37,12 @@ class _MotoWorld:
     """moto's threaded server with the sandbox's ECS/CodeDeploy emulation installed."""
 
     def __init__(self) -> None:
-        from pipeline.sandbox import emulation
+        from tierup.pipeline.sandbox import emulation
 
         self._emulation = emulation
         emulation.install()
 
-        from pipeline.sandbox.server import moto_server
+        from tierup.pipeline.sandbox.server import moto_server
 
         # Port 0: the kernel picks a free port as the server binds, so there is no race for it.
         self._server = moto_server()

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 
-from pipeline.cli import build, commands, init, plans, release, undo
-from pipeline.cli.common import app, rollback_app
+from tierup.pipeline.cli import build, commands, init, plans, release, undo
+from tierup.pipeline.cli.common import app, rollback_app
 
 __all__ = ["app", "main"]
 
@@ -23,7 +23,7 @@ def main() -> None:
     # tierup's models use no pydantic plugin: without this, the first model looks for plugins
     # in every installed distribution's metadata, on every run (a user's setting still wins)
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    from pipeline import interrupt
+    from tierup.pipeline import interrupt
 
     interrupt.install()
     app()

@@ -1,5 +1,5 @@
-"""`python -m pipeline.cli`: the tierup command line."""
+"""`python -m tierup.pipeline.cli`: the tierup command line."""
 
-from pipeline.cli import main
+from tierup.pipeline.cli import main
 
 main()

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.common import (
+from tierup.pipeline.cli.common import (
     DryRunOpt,
     FileOpt,
     ImagesOpt,
@@ -15,7 +15,7 @@ from pipeline.cli.common import (
     make_clients,
     run,
 )
-from pipeline.results import CommandResult
+from tierup.pipeline.results import CommandResult
 
 PushOpt = Annotated[
     bool, typer.Option("--push/--no-push", help="push to the registry (default) or build only")
@@ -40,9 +40,9 @@ def build(
     """Build each image at HEAD, tag it with the commit SHA and push it."""
 
     def body() -> CommandResult:
-        from pipeline.build import build, registry_login
-        from pipeline.progress import LineProgress
-        from stages.adapters.docker_client import DockerEngine
+        from tierup.pipeline.build import build, registry_login
+        from tierup.pipeline.progress import LineProgress
+        from tierup.stages.adapters.docker_client import DockerEngine
 
         cfg = load_config(file)
         clients = make_clients(cfg)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pipeline.cli.common import (
+from tierup.pipeline.cli.common import (
     AtomicOpt,
     DryRunOpt,
     FileOpt,
@@ -25,7 +25,7 @@ from pipeline.cli.common import (
     run,
     shown,
 )
-from pipeline.cli.release import (
+from tierup.pipeline.cli.release import (
     ForceOpt,
     LockTimeoutOpt,
     MessageOpt,
@@ -38,13 +38,13 @@ from pipeline.cli.release import (
     run_recorded,
     save_plan,
 )
-from pipeline.results import CommandResult
+from tierup.pipeline.results import CommandResult
 
 if TYPE_CHECKING:
-    from pipeline.clients import Clients
-    from pipeline.config import Config
-    from pipeline.ledger import Ledger
-    from pipeline.promote import RunOptions
+    from tierup.pipeline.clients import Clients
+    from tierup.pipeline.config import Config
+    from tierup.pipeline.ledger import Ledger
+    from tierup.pipeline.promote import RunOptions
 
 sandbox_app = typer.Typer(
     help="A local AWS (moto) that behaves like ECS, for trying tierup.", no_args_is_help=True
@@ -108,8 +108,8 @@ def promote(
         return
 
     def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
-        from pipeline.promote import Source
-        from pipeline.release import run_promotion
+        from tierup.pipeline.promote import Source
+        from tierup.pipeline.release import run_promotion
 
         source = Source.from_flags(from_tier=from_tier, commit=commit, digest=digest)
         opts = options()
@@ -153,7 +153,7 @@ def deploy(
         return
 
     def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
-        from pipeline.release import run_deploy
+        from tierup.pipeline.release import run_deploy
 
         return run_deploy(
             cfg,
@@ -192,7 +192,7 @@ def where(
     """Which tag points at which digest and commit, and what each environment runs."""
 
     def body() -> CommandResult:
-        from pipeline import where as where_mod
+        from tierup.pipeline import where as where_mod
 
         cfg = load_config(file)
         clients = make_clients(cfg)
@@ -200,7 +200,7 @@ def where(
         ledger = open_ledger_for(cfg, clients) if any(t.immutable for t in cfg.tiers) else None
         result = where_mod.where(cfg, clients, image=image, tier=tier, env=env, ledger=ledger)
         if html is not None:
-            from pipeline.board import write_board
+            from tierup.pipeline.board import write_board
 
             source = str(file) if file else ""
             board_ledger = ledger or open_ledger_for(cfg, clients)
@@ -220,7 +220,7 @@ def validate(
     """Check envs.yaml (and with --remote, that AWS matches it)."""
 
     def body() -> CommandResult:
-        from pipeline import validate as validate_mod
+        from tierup.pipeline import validate as validate_mod
 
         cfg = load_config(file)
         result = validate_mod.validate(cfg, make_clients(cfg) if remote else None, remote=remote)
@@ -231,8 +231,8 @@ def validate(
 
 def schema(as_json: JsonOpt = False) -> None:
     """Print the JSON Schema of envs.yaml (for editors); it is JSON with or without --json."""
-    from pipeline.config import json_schema
-    from pipeline.output import print_json
+    from tierup.pipeline.config import json_schema
+    from tierup.pipeline.output import print_json
 
     print_json(json_schema())
 
@@ -247,7 +247,7 @@ def sandbox_up(
     """Start moto's server with ECS emulation and seed it from envs.yaml."""
 
     def body() -> int:
-        from pipeline.sandbox.control import sandbox_up as up
+        from tierup.pipeline.sandbox.control import sandbox_up as up
 
         result = up(load_config(file), port=port, repo_path=Path.cwd())
         # the sandbox's own made-up keys for moto on loopback: the export line is what this
@@ -265,7 +265,7 @@ def sandbox_down(as_json: JsonOpt = False) -> None:
     """Stop the sandbox started by `tierup sandbox up`."""
 
     def body() -> CommandResult:
-        from pipeline.sandbox.control import sandbox_down as down
+        from tierup.pipeline.sandbox.control import sandbox_down as down
 
         return down(repo_path=Path.cwd())
 
@@ -286,7 +286,7 @@ def _sandbox_mark(kind: str, doc: str) -> Callable[..., None]:
         as_json: JsonOpt = False,
     ) -> None:
         def body() -> CommandResult:
-            from pipeline.sandbox.marks import mark
+            from tierup.pipeline.sandbox.marks import mark
 
             return mark(
                 load_config(file),
@@ -315,7 +315,7 @@ def sandbox_alarm(
     """Put a CloudWatch alarm of an environment in a state (created if missing)."""
 
     def body() -> CommandResult:
-        from pipeline.sandbox.alarms import set_alarm
+        from tierup.pipeline.sandbox.alarms import set_alarm
 
         result = set_alarm(
             load_config(file), env=env, name=name, state=state, reason=reason, repo_path=Path.cwd()

@@ -25,8 +25,8 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_errors  # type: ignore[no-redef]
     from click.globals import get_current_context  # type: ignore[no-redef]
 
-from pipeline import __version__
-from pipeline.output import (
+from tierup.pipeline import __version__
+from tierup.pipeline.output import (
     one_line,
     print_json,
     redact,
@@ -34,12 +34,12 @@ from pipeline.output import (
     render_text,
     setup_logging,
 )
-from pipeline.results import CommandResult
-from stages.errors import ExitCode, InputError, TierupError
+from tierup.pipeline.results import CommandResult
+from tierup.stages.errors import ExitCode, InputError, TierupError
 
 if TYPE_CHECKING:
-    from pipeline.clients import Clients
-    from pipeline.config import Config
+    from tierup.pipeline.clients import Clients
+    from tierup.pipeline.config import Config
 
 
 class UsageErrorLine(click_errors.UsageError):
@@ -183,7 +183,7 @@ def _main(
 
 
 def load_config(file: Path | None) -> Config:
-    from pipeline import config
+    from tierup.pipeline import config
 
     loaded = STATE.loaded.get(file)
     if loaded is None:
@@ -197,7 +197,7 @@ def check_arguments() -> None:
     ctx = get_current_context(silent=True)
     if ctx is None:
         return
-    from pipeline import arguments
+    from tierup.pipeline import arguments
 
     names: list[str] = []
     at = ctx
@@ -210,7 +210,7 @@ def check_arguments() -> None:
 
 
 def make_clients(cfg: Config) -> Clients:
-    from pipeline.clients import Clients
+    from tierup.pipeline.clients import Clients
 
     return Clients.from_environment(cfg, os.environ)
 
@@ -218,7 +218,7 @@ def make_clients(cfg: Config) -> Clients:
 def parse_duration_flag(value: str | None, flag: str = "--timeout") -> int | None:
     if value is None:
         return None
-    from pipeline.config import parse_duration
+    from tierup.pipeline.config import parse_duration
 
     try:
         return parse_duration(value)
@@ -252,7 +252,7 @@ def shown(
 
 def _to_ci(result: CommandResult) -> None:
     """The job's summary, outputs and annotations in CI (see pipeline.ci); then the result."""
-    from pipeline import ci
+    from tierup.pipeline import ci
 
     ci.SECTION.end()
     if ci.on_github(os.environ) or ci.on_gitlab(os.environ):
@@ -262,7 +262,7 @@ def _to_ci(result: CommandResult) -> None:
 def run(as_json: bool, body: Callable[[], CommandResult | int | None]) -> None:
     """Run a command body; turn results and errors into output and an exit code."""
     STATE.loaded = {}  # envs.yaml is read once per command, never kept across commands
-    from pipeline import ci
+    from tierup.pipeline import ci
 
     ci.SECTION.begin(command_words())
     try:
@@ -272,7 +272,7 @@ def run(as_json: bool, body: Callable[[], CommandResult | int | None]) -> None:
 
 
 def _run(as_json: bool, body: Callable[[], CommandResult | int | None]) -> None:
-    from pipeline import ci
+    from tierup.pipeline import ci
 
     try:
         check_arguments()
@@ -324,7 +324,7 @@ def command_words() -> list[str]:
 def _fail(
     message: str, hint: str, code: ExitCode, as_json: bool, exc: BaseException | None
 ) -> None:
-    from pipeline import ci
+    from tierup.pipeline import ci
 
     ci.SECTION.end()
     if STATE.verbose and exc is not None:

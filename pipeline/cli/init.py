@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.common import JsonOpt, run
-from pipeline.results import CommandResult
-from stages.errors import InputError
+from tierup.pipeline.cli.common import JsonOpt, run
+from tierup.pipeline.results import CommandResult
+from tierup.stages.errors import InputError
 
 
 def _tier_for(values: list[str]) -> dict[str, str]:
@@ -83,9 +83,9 @@ def init(
     """Write a commented envs.yaml from the ECS clusters and services that exist."""
 
     def body() -> CommandResult:
-        from pipeline import init as init_mod
-        from pipeline.output import render_text
-        from pipeline.sessions import AwsSessions
+        from tierup.pipeline import init as init_mod
+        from tierup.pipeline.output import render_text
+        from tierup.pipeline.sessions import AwsSessions
 
         folder = output.parent.resolve()
         add = gitignore

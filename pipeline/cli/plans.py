@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.common import (
+from tierup.pipeline.cli.common import (
     FileOpt,
     JsonOpt,
     load_config,
@@ -17,8 +17,8 @@ from pipeline.cli.common import (
     run,
     shown,
 )
-from pipeline.cli.release import LockTimeoutOpt, open_ledger_for
-from pipeline.results import CommandResult
+from tierup.pipeline.cli.release import LockTimeoutOpt, open_ledger_for
+from tierup.pipeline.results import CommandResult
 
 PlanArg = Annotated[
     Path, typer.Argument(metavar="PLAN", help="a plan saved by a writing command's --out FILE")
@@ -35,8 +35,8 @@ def apply(
     planned against changed since (exit 1, nothing written)."""
 
     def body() -> CommandResult:
-        from pipeline import saved_plan
-        from pipeline.progress import progress_display
+        from tierup.pipeline import saved_plan
+        from tierup.pipeline.progress import progress_display
 
         doc = saved_plan.load(plan)  # a bad plan file: exit 2 before anything is read
         cfg = load_config(file)
@@ -61,8 +61,8 @@ def show(plan: PlanArg, as_json: JsonOpt = False) -> None:
     """Print a saved plan as its dry run printed it (reads nothing else)."""
 
     def body() -> CommandResult | int:
-        from pipeline import saved_plan
-        from pipeline.output import print_json, render_text
+        from tierup.pipeline import saved_plan
+        from tierup.pipeline.output import print_json, render_text
 
         doc = saved_plan.load(plan)
         result = saved_plan.shown(doc, plan)

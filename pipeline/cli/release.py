@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pipeline.cli.common import (
+from tierup.pipeline.cli.common import (
     AtomicOpt,
     DryRunOpt,
     FileOpt,
@@ -27,14 +27,14 @@ from pipeline.cli.common import (
     run,
     shown,
 )
-from pipeline.results import CommandResult
+from tierup.pipeline.results import CommandResult
 
 if TYPE_CHECKING:
-    from pipeline.clients import Clients
-    from pipeline.config import Config
-    from pipeline.ledger import Ledger
-    from pipeline.promote import RunOptions
-    from pipeline.release import Guard
+    from tierup.pipeline.clients import Clients
+    from tierup.pipeline.config import Config
+    from tierup.pipeline.ledger import Ledger
+    from tierup.pipeline.promote import RunOptions
+    from tierup.pipeline.release import Guard
 
 ForceOpt = Annotated[
     bool, typer.Option("--force", help="pass the tier's gates (needs --reason; recorded)")
@@ -66,7 +66,7 @@ SkipUnreachableOpt = Annotated[
 
 
 def open_ledger_for(cfg: Config, clients: Clients) -> Ledger:
-    from pipeline.ledger import open_ledger
+    from tierup.pipeline.ledger import open_ledger
 
     return open_ledger(cfg, clients.sessions, root=Path.cwd())
 
@@ -79,7 +79,7 @@ def run_recorded(as_json: bool, file: Path | None, act: Recorded) -> None:
     """A writing command: envs.yaml, the clients, the ledger and a progress display, then act."""
 
     def body() -> CommandResult:
-        from pipeline.progress import progress_display
+        from tierup.pipeline.progress import progress_display
 
         cfg = load_config(file)
         clients = make_clients(cfg)
@@ -106,10 +106,10 @@ def save_plan(
     as the command checks them."""
 
     def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
-        from pipeline import saved_plan
-        from pipeline.config import default_path
-        from pipeline.ledger import actor_name
-        from pipeline.promote import Source
+        from tierup.pipeline import saved_plan
+        from tierup.pipeline.config import default_path
+        from tierup.pipeline.ledger import actor_name
+        from tierup.pipeline.promote import Source
 
         opts = options()
         if sources is not None:
@@ -145,7 +145,7 @@ def make_guard(
     message: str | None = None,
     lock_timeout: str | None = None,
 ) -> Guard:
-    from pipeline.release import Guard
+    from tierup.pipeline.release import Guard
 
     return Guard(force=force, reason=reason, message=message, lock_timeout=lock_wait(lock_timeout))
 
@@ -160,8 +160,8 @@ def run_options(
     skip_unreachable: list[str] | None = None,
 ) -> RunOptions:
     """RunOptions from the flags (None: the tier's setting)."""
-    from pipeline.promote import RunOptions
-    from pipeline.rollback_on_failure import check_flags
+    from tierup.pipeline.promote import RunOptions
+    from tierup.pipeline.rollback_on_failure import check_flags
 
     check_flags(wait=wait, rollback_on_failure=rollback_on_failure, atomic=atomic)
     return RunOptions(
@@ -233,8 +233,8 @@ def stamp(
         return
 
     def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
-        from pipeline.promote import Source
-        from pipeline.release import stamp as stamp_tier
+        from tierup.pipeline.promote import Source
+        from tierup.pipeline.release import stamp as stamp_tier
 
         opts = options()
         return stamp_tier(
@@ -274,8 +274,8 @@ def history(
     """What was promoted, stamped, deployed and rolled back: who, when, which digests."""
 
     def body() -> CommandResult:
-        from pipeline.release import history as read_history
-        from pipeline.release import render_history
+        from tierup.pipeline.release import history as read_history
+        from tierup.pipeline.release import render_history
 
         cfg = load_config(file)
         clients = make_clients(cfg)
@@ -303,7 +303,7 @@ def unlock(
     """Break a tier's lock left by a run that died (only once older than lock.ttl)."""
 
     def body() -> CommandResult:
-        from pipeline.release import unlock as break_lock
+        from tierup.pipeline.release import unlock as break_lock
 
         cfg = load_config(file)
         return break_lock(cfg, open_ledger_for(cfg, make_clients(cfg)), tier=tier)
@@ -349,7 +349,7 @@ def rollback_tier(
         return
 
     def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
-        from pipeline.release import rollback_tier as roll_back
+        from tierup.pipeline.release import rollback_tier as roll_back
 
         return roll_back(
             cfg,

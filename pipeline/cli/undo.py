@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pipeline.cli.common import (
+from tierup.pipeline.cli.common import (
     DryRunOpt,
     FileOpt,
     JsonOpt,
@@ -21,7 +21,7 @@ from pipeline.cli.common import (
     run,
     shown,
 )
-from pipeline.cli.release import (
+from tierup.pipeline.cli.release import (
     LockTimeoutOpt,
     Progress,
     open_ledger_for,
@@ -29,12 +29,12 @@ from pipeline.cli.release import (
     run_recorded,
     save_plan,
 )
-from pipeline.results import CommandResult
+from tierup.pipeline.results import CommandResult
 
 if TYPE_CHECKING:
-    from pipeline.clients import Clients
-    from pipeline.config import Config
-    from pipeline.ledger import Ledger
+    from tierup.pipeline.clients import Clients
+    from tierup.pipeline.config import Config
+    from tierup.pipeline.ledger import Ledger
 
 EnvOpt = Annotated[str, typer.Option("--env", metavar="ENV", help="the environment")]
 
@@ -132,7 +132,7 @@ def _roll_back(
         return
 
     def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
-        from pipeline.undo import rollback
+        from tierup.pipeline.undo import rollback
 
         return rollback(
             cfg,
@@ -168,7 +168,7 @@ def snapshot(
     """Record every service's task definition, image digests and desired count."""
 
     def body() -> CommandResult:
-        from pipeline.snapshot import take_snapshot
+        from tierup.pipeline.snapshot import take_snapshot
 
         cfg = load_config(file)
         clients = make_clients(cfg)
@@ -189,7 +189,7 @@ def snapshots(
     """List the snapshots, oldest first."""
 
     def body() -> CommandResult:
-        from pipeline.snapshot import list_snapshots, render_snapshots
+        from tierup.pipeline.snapshot import list_snapshots, render_snapshots
 
         cfg = load_config(file)
         if env is not None:
@@ -227,7 +227,7 @@ def restore(
         return
 
     def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
-        from pipeline.snapshot import restore as restore_env
+        from tierup.pipeline.snapshot import restore as restore_env
 
         return restore_env(
             cfg,
@@ -273,7 +273,7 @@ def _control(
     env: str, service: str | None, action: str, *, rollback: bool, file: Path | None, as_json: bool
 ) -> None:
     def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
-        from pipeline.release_control import control
+        from tierup.pipeline.release_control import control
 
         return control(
             cfg,

@@ -5,7 +5,7 @@
 - `pipeline.sandbox.seed`: creates the registry, clusters, task definitions and services
   that an envs.yaml describes (`seed()`, `push_commit_images()`).
 - `pipeline.sandbox.server`: runs the server with the emulation in one process
-  (`python -m pipeline.sandbox.server --port N`, `start_background()`, `stop_background()`).
+  (`python -m tierup.pipeline.sandbox.server --port N`, `start_background()`, `stop_background()`).
 
 Nothing here is imported eagerly: moto is only needed when the sandbox is used.
 """

@@ -6,16 +6,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pipeline.config import Config
-from pipeline.results import CommandResult
-from pipeline.sandbox import seed_steps
-from stages.errors import InputError
+from tierup.pipeline.config import Config
+from tierup.pipeline.results import CommandResult
+from tierup.pipeline.sandbox import seed_steps
+from tierup.stages.errors import InputError
 
 STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
 
 
 def _endpoint(repo_path: Path) -> str:
-    from pipeline.sandbox import control, server
+    from tierup.pipeline.sandbox import control, server
 
     url = os.environ.get("AWS_ENDPOINT_URL")
     if url:
@@ -32,7 +32,7 @@ def _endpoint(repo_path: Path) -> str:
 def set_alarm(
     config: Config, *, env: str, name: str, state: str, reason: str, repo_path: Path
 ) -> CommandResult:
-    from pipeline.sandbox.seed import _Clients, role_arn_for
+    from tierup.pipeline.sandbox.seed import _Clients, role_arn_for
 
     environment = config.environment(env)
     if state not in STATES:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import Config, EcrRegistry
-from pipeline.results import CommandResult
-from stages.errors import InputError
+from tierup.pipeline.config import Config, EcrRegistry
+from tierup.pipeline.results import CommandResult
+from tierup.stages.errors import InputError
 
 STATE_DIR = ".tierup/sandbox"
 SANDBOX_USER = "tierup-sandbox"
@@ -99,8 +99,8 @@ def require_moto() -> None:
 
 def sandbox_up(config: Config, *, port: int, repo_path: Path) -> CommandResult:
     require_moto()
-    from pipeline.sandbox import seed as seed_mod
-    from pipeline.sandbox import server
+    from tierup.pipeline.sandbox import seed as seed_mod
+    from tierup.pipeline.sandbox import server
 
     if not isinstance(config.registry, EcrRegistry):
         raise InputError(
@@ -142,7 +142,7 @@ def sandbox_up(config: Config, *, port: int, repo_path: Path) -> CommandResult:
 
 
 def sandbox_down(*, repo_path: Path) -> CommandResult:
-    from pipeline.sandbox import server
+    from tierup.pipeline.sandbox import server
 
     stopped = server.stop_background(repo_path / STATE_DIR)
     result = CommandResult(command="sandbox down")

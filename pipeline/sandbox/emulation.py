@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import threading
 
-from pipeline.sandbox import (
+from tierup.pipeline.sandbox import (
     emulation_cfn,
     emulation_codedeploy,
     emulation_ecs_native,
     emulation_history,
     emulation_tasks,
 )
-from pipeline.sandbox.emulation_core import (
+from tierup.pipeline.sandbox.emulation_core import (
     DEFAULT_POLLS_TO_COMPLETE,
     FAIL_TAG_PREFIX,
     HANG_TAG_PREFIX,

@@ -54,7 +54,7 @@ from moto.core.responses import ActionResult
 from moto.core.utils import pascal_to_camelcase, remap_nested_keys
 from moto.ecs.models import Service, TaskDefinition, ecs_backends
 
-from pipeline.sandbox.emulation_core import (
+from tierup.pipeline.sandbox.emulation_core import (
     Emulation,
     normalize_deployment_configuration,
     set_deployment_configuration,

@@ -50,7 +50,7 @@ from moto.ecs.models import Service, ecs_backends
 from moto.moto_api._internal import mock_random
 
 if TYPE_CHECKING:
-    from pipeline.sandbox.emulation_core import Emulation, RolloutView
+    from tierup.pipeline.sandbox.emulation_core import Emulation, RolloutView
 
 __all__ = ["LIFECYCLE", "CodeDeployEmulation", "install", "traffic_steps"]
 

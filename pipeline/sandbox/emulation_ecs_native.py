@@ -38,10 +38,10 @@ from moto.ecs.exceptions import InvalidParameterException
 from moto.ecs.models import EC2ContainerServiceBackend, Service
 from moto.ecs.responses import EC2ContainerServiceResponse
 
-from pipeline.sandbox.emulation_history import deployment_arn
+from tierup.pipeline.sandbox.emulation_history import deployment_arn
 
 if TYPE_CHECKING:
-    from pipeline.sandbox.emulation_core import Emulation
+    from tierup.pipeline.sandbox.emulation_core import Emulation
 
 __all__ = ["NATIVE", "EcsNative", "install", "traffic_shifts"]
 

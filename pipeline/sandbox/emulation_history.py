@@ -26,7 +26,7 @@ from moto.ecs.models import EC2ContainerServiceBackend, Service
 from moto.ecs.responses import EC2ContainerServiceResponse
 
 if TYPE_CHECKING:
-    from pipeline.sandbox.emulation_core import Emulation, _Deployment
+    from tierup.pipeline.sandbox.emulation_core import Emulation, _Deployment
 
 MAX_RESULTS = 20  # ListServiceDeployments' page size when the caller gives none
 

@@ -12,19 +12,19 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pipeline.config import Config, EcrRegistry
-from pipeline.results import CommandResult
-from pipeline.sandbox.control import REGION, SANDBOX_SECRET, STATE_DIR, caller_credentials
-from stages import resolve
-from stages.adapters.ecr import EcrRegistry as Ecr
-from stages.errors import InputError
+from tierup.pipeline.config import Config, EcrRegistry
+from tierup.pipeline.results import CommandResult
+from tierup.pipeline.sandbox.control import REGION, SANDBOX_SECRET, STATE_DIR, caller_credentials
+from tierup.stages import resolve
+from tierup.stages.adapters.ecr import EcrRegistry as Ecr
+from tierup.stages.errors import InputError
 
 KINDS = {"fail": "sandbox-fail", "hang": "sandbox-hang"}
 
 
 def sandbox_endpoint(repo_path: Path, environ: dict[str, str] | None = None) -> str:
     """The sandbox's endpoint; never an address that could be AWS."""
-    from pipeline.sandbox import server
+    from tierup.pipeline.sandbox import server
 
     state = server.read_state(repo_path / STATE_DIR)
     if state is not None:

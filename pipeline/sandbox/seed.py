@@ -28,15 +28,15 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from pipeline.config import Config, EcrRegistry, Environment, OciRegistry, ServiceConfig
-from pipeline.sandbox import seed_steps, seed_strategies
-from pipeline.sandbox.seed_strategies import family_name
-from stages import all_strategies
-from stages.adapters.aws import is_client_error
-from stages.adapters.ecs import Ecs
-from stages.errors import ConfigError
-from stages.strategy import capabilities
-from stages.types import ServiceState
+from tierup.pipeline.config import Config, EcrRegistry, Environment, OciRegistry, ServiceConfig
+from tierup.pipeline.sandbox import seed_steps, seed_strategies
+from tierup.pipeline.sandbox.seed_strategies import family_name
+from tierup.stages import all_strategies
+from tierup.stages.adapters.aws import is_client_error
+from tierup.stages.adapters.ecs import Ecs
+from tierup.stages.errors import ConfigError
+from tierup.stages.strategy import capabilities
+from tierup.stages.types import ServiceState
 
 __all__ = [
     "DEFAULT_DEPLOYMENT_CONFIGURATION",

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pipeline.config import Config, Environment
-from pipeline.step_runner import environment_context
-from stages.step import StepError
+from tierup.pipeline.config import Config, Environment
+from tierup.pipeline.step_runner import environment_context
+from tierup.stages.step import StepError
 
 SANDBOX_METRIC = "tierup-sandbox"
 NAMESPACE = "tierup/sandbox"

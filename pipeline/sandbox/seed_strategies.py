@@ -23,9 +23,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from pipeline.config import CodeDeployConfig, Environment
-from stages.adapters.aws import is_client_error
-from stages.errors import ConfigError
+from tierup.pipeline.config import CodeDeployConfig, Environment
+from tierup.stages.adapters.aws import is_client_error
+from tierup.stages.errors import ConfigError
 
 DEFAULT_PORT = 80
 DEFAULT_CONFIG = "CodeDeployDefault.ECSAllAtOnce"

@@ -1,6 +1,6 @@
 """moto's server with the ECS emulation installed, in one process.
 
-    python -m pipeline.sandbox.server --port 5000 [--host 127.0.0.1] [--polls N]
+    python -m tierup.pipeline.sandbox.server --port 5000 [--host 127.0.0.1] [--polls N]
 
 runs until SIGTERM or SIGINT. `start_background(port, state_dir)` spawns it detached, waits
 until it answers and records it in `state_dir` (`sandbox.pid`, `sandbox.json`, `sandbox.log`);
@@ -26,7 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from stages.errors import TierupError
+from tierup.stages.errors import TierupError
 
 __all__ = [
     "LOG_FILE",
@@ -45,14 +45,14 @@ __all__ = [
 PID_FILE = "sandbox.pid"
 STATE_FILE = "sandbox.json"
 LOG_FILE = "sandbox.log"
-MODULE = "pipeline.sandbox.server"
+MODULE = "tierup.pipeline.sandbox.server"
 READY_PATH = "/moto-api/config"
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 
 
 class SandboxError(TierupError):
-    default_hint = "see the sandbox log, or run `python -m pipeline.sandbox.server --port N`"
+    default_hint = "see the sandbox log, or run `python -m tierup.pipeline.sandbox.server --port N`"
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def serve(
 
     Port 0 picks a free port; the one bound is printed and written to `state_file`.
     """
-    from pipeline.sandbox.emulation import install, uninstall
+    from tierup.pipeline.sandbox.emulation import install, uninstall
 
     if not verbose:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -354,7 +354,7 @@ def stop_background(state_dir: Path) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.sandbox.server",
+        prog="python -m tierup.pipeline.sandbox.server",
         description="moto's server with tierup's ECS emulation, until SIGTERM/SIGINT",
     )
     parser.add_argument("--port", type=int, required=True, help="port to listen on (0: any)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, NoReturn
 
-from stages.errors import AwsError, CredentialsError, TierupError
+from tierup.stages.errors import AwsError, CredentialsError, TierupError
 
 THROTTLING = frozenset(
     {

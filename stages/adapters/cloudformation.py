@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from stages.adapters.aws import error_message, is_client_error, raise_translated
-from stages.errors import AwsError
+from tierup.stages.adapters.aws import error_message, is_client_error, raise_translated
+from tierup.stages.errors import AwsError
 
 # "nothing to do", as a FAILED change set's reason or as a ValidationError
 NO_CHANGES_MARKERS = ("didn't contain changes", "No updates are to be performed")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from stages.adapters.aws import raise_translated
+from tierup.stages.adapters.aws import raise_translated
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from stages.adapters.aws import is_client_error, raise_translated
-from stages.errors import AwsError
+from tierup.stages.adapters.aws import is_client_error, raise_translated
+from tierup.stages.errors import AwsError
 
 ACTIVE_STATUSES = ("Created", "Queued", "InProgress", "Baking", "Ready")
 FINAL_STATUSES = ("Succeeded", "Failed", "Stopped")

@@ -15,8 +15,8 @@ from typing import Any
 
 import requests
 
-from stages.adapters.aws import raise_translated
-from stages.errors import RegistryError, TierupError
+from tierup.stages.adapters.aws import raise_translated
+from tierup.stages.errors import RegistryError, TierupError
 
 Progress = Callable[[str], None]
 

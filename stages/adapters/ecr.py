@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from stages.adapters.aws import error_message, is_client_error, raise_translated
-from stages.adapters.registry import UNREAD, Current, TagWrite
-from stages.errors import ConflictError, RepositoryMissing
-from stages.types import (
+from tierup.stages.adapters.aws import error_message, is_client_error, raise_translated
+from tierup.stages.adapters.registry import UNREAD, Current, TagWrite
+from tierup.stages.errors import ConflictError, RepositoryMissing
+from tierup.stages.types import (
     MANIFEST_MEDIA_TYPES,
     ImageInfo,
     Manifest,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from stages.adapters.aws import is_client_error, raise_translated
-from stages.errors import AwsError
-from stages.parallel import each
-from stages.types import (
+from tierup.stages.adapters.aws import is_client_error, raise_translated
+from tierup.stages.errors import AwsError
+from tierup.stages.parallel import each
+from tierup.stages.types import (
     ContainerImage,
     Deployment,
     ServiceDeploymentRecord,

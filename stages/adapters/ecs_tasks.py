@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from stages.adapters.aws import raise_translated
-from stages.errors import AwsError
+from tierup.stages.adapters.aws import raise_translated
+from tierup.stages.errors import AwsError
 
 
 @dataclass(frozen=True)

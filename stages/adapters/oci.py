@@ -34,10 +34,10 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from stages.adapters.registry import UNREAD, Current, TagWrite
-from stages.errors import ConfigError, ConflictError, RegistryError, RepositoryMissing
-from stages.parallel import each
-from stages.types import (
+from tierup.stages.adapters.registry import UNREAD, Current, TagWrite
+from tierup.stages.errors import ConfigError, ConflictError, RegistryError, RepositoryMissing
+from tierup.stages.parallel import each
+from tierup.stages.types import (
     MANIFEST_MEDIA_TYPES,
     ImageInfo,
     Manifest,

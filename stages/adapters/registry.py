@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import Enum, StrEnum
 from typing import Protocol, runtime_checkable
 
-from stages.types import ImageInfo, Manifest, RepositoryInfo
+from tierup.stages.types import ImageInfo, Manifest, RepositoryInfo
 
 
 class Unread(Enum):

@@ -21,7 +21,7 @@ from botocore.credentials import (
     DeferredRefreshableCredentials,
 )
 
-from stages.adapters.aws import Client, error_code, raise_translated
+from tierup.stages.adapters.aws import Client, error_code, raise_translated
 
 EXPIRED = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
 # requests that fail with an expired token within this many seconds of a re-assumption are

@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from stages.adapters.cloudwatch import AlarmState, CloudWatch
-from stages.step import Duration, StepConfig, StepContext, StepResult
+from tierup.stages.adapters.cloudwatch import AlarmState, CloudWatch
+from tierup.stages.step import Duration, StepConfig, StepContext, StepResult
 
 
 class AlarmConfig(StepConfig):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from stages.step import DEPLOY
-from stages.steps.phase import Phase
+from tierup.stages.step import DEPLOY
+from tierup.stages.steps.phase import Phase
 
 
 class Deploy(Phase):

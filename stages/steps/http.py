@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
-from stages.step import Duration, StepConfig, StepContext, StepResult
+from tierup.stages.step import Duration, StepConfig, StepContext, StepResult
 
 if TYPE_CHECKING:
-    from stages.adapters.web import Response
+    from tierup.stages.adapters.web import Response
 
 _INDEX_RE = re.compile(r"^([^\[\]]*)((?:\[\d+\])*)$")
 _MISSING = object()
@@ -124,7 +124,7 @@ class Http:
         return f"{c.method} {ctx.render(c.url)}, expect {status} within {c.deadline}s"
 
     def run(self, config: Any, ctx: StepContext) -> StepResult:
-        from stages.adapters import web  # urllib: imported when a check runs
+        from tierup.stages.adapters import web  # urllib: imported when a check runs
 
         c: HttpConfig = config
         url = ctx.render(c.url)

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import Field
 
-from stages.step import ALWAYS, PROMOTION, Duration, StepConfig, StepContext, StepResult
+from tierup.stages.step import ALWAYS, PROMOTION, Duration, StepConfig, StepContext, StepResult
 
 
 class NotifyConfig(StepConfig):
@@ -62,7 +62,7 @@ class Notify:
         return f"POST the promotion's summary to the webhook in ${c.url_env}"
 
     def run(self, config: Any, ctx: StepContext) -> StepResult:
-        from stages.adapters import web  # urllib: imported when a notification is sent
+        from tierup.stages.adapters import web  # urllib: imported when a notification is sent
 
         c: NotifyConfig = config
         url = ctx.environ.get(c.url_env, "").strip()

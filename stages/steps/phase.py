@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stages.step import NoConfig, StepContext, StepError, StepResult
+from tierup.stages.step import NoConfig, StepContext, StepError, StepResult
 
 
 class Phase:

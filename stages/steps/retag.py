@@ -5,8 +5,8 @@ Steps listed before it run before anything is written; a failure there stops the
 
 from __future__ import annotations
 
-from stages.step import RETAG
-from stages.steps.phase import Phase
+from tierup.stages.step import RETAG
+from tierup.stages.steps.phase import Phase
 
 
 class Retag(Phase):

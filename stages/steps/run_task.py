@@ -18,11 +18,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from stages.adapters.ecs import Ecs, task_definition_from
-from stages.adapters.ecs_tasks import EcsTasks, TaskStatus
-from stages.deploy import registration_input, with_images
-from stages.errors import TierupError
-from stages.step import Duration, StepConfig, StepContext, StepResult
+from tierup.stages.adapters.ecs import Ecs, task_definition_from
+from tierup.stages.adapters.ecs_tasks import EcsTasks, TaskStatus
+from tierup.stages.deploy import registration_input, with_images
+from tierup.stages.errors import TierupError
+from tierup.stages.step import Duration, StepConfig, StepContext, StepResult
 
 DEFAULT_LIMIT = 3600.0  # without a step timeout: how long a task may run
 FAMILY_SUFFIX = "-run-task"  # where revisions naming a promoted digest for a task are kept

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from stages.step import WAIT
-from stages.steps.phase import Phase
+from tierup.stages.step import WAIT
+from tierup.stages.steps.phase import Phase
 
 
 class Wait(Phase):

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.board import age
 from tests.support.ecs_checks import mark_image
 from tests.support.guarded import promote
 from tests.support.world import World, make_world
+from tierup.pipeline.board import age
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

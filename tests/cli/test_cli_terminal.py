@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.config import loads
-from stages.errors import ConfigError
+from tierup.pipeline.cli import app
+from tierup.pipeline.config import loads
+from tierup.stages.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,7 +116,7 @@ def test_where_says_once_when_every_read_fails_the_same_way(tmp_path: Path) -> N
         "HOME": str(tmp_path),
     }
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "where"],
+        [sys.executable, "-m", "tierup.pipeline.cli", "where"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

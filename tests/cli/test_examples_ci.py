@@ -195,7 +195,7 @@ def parse_cli(args: Sequence[str]) -> list[str]:
     """
     import typer
 
-    from pipeline.cli import app
+    from tierup.pipeline.cli import app
 
     usage_errors = _exceptions_named("UsageError")
     exits = _exceptions_named("Exit")

@@ -85,7 +85,7 @@ def sandbox(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     shim = tmp_path / "bin"
     shim.mkdir()
     (shim / "tierup").write_text(
-        f'#!/bin/sh\nPYTHONPATH="{ROOT}" exec "{sys.executable}" -m pipeline.cli "$@"\n'
+        f'#!/bin/sh\nPYTHONPATH="{ROOT}" exec "{sys.executable}" -m tierup.pipeline.cli "$@"\n'
     )
     (shim / "tierup").chmod(0o755)
     drop = ("AWS_", "GITHUB_", "GITLAB_", "CI_", "TIERUP_", "PYTHONPATH")

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
 from tests.support.faults import FaultProxy
 from tests.support.release_world import REPO_ROOT, release_world
 from tests.support.world import World
+from tierup.pipeline.cli import app
 
 EXAMPLE = (REPO_ROOT / "envs.yaml").read_text()
 
@@ -43,7 +43,7 @@ def test_a_billion_laughs_is_refused_at_once_in_little_memory(tmp_path: Path) ->
 
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline", "validate", "-f", str(path)],
+        [sys.executable, "-m", "tierup.pipeline", "validate", "-f", str(path)],
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
         capture_output=True,
         text=True,

@@ -14,9 +14,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from pipeline import config as config_mod
-from pipeline.cli import app
 from tests.support.world import REGISTRY, World, assumed_client, make_world
+from tierup.pipeline import config as config_mod
+from tierup.pipeline.cli import app
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

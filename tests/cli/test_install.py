@@ -180,14 +180,31 @@ def test_wheel_installs_and_runs_outside_the_repository(
     venv, _ = installed
     repo = _user_repo(tmp_path / "user")
     where = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "import pipeline; print(pipeline.__file__)"],
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import tierup.pipeline as p, importlib.util as u; print(p.__file__); "
+            "print(u.find_spec('pipeline'), u.find_spec('stages'))",
+        ],
         cwd=repo,
         env=_clean_env(),
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    assert where.startswith(str(venv)), where  # the installed copy, not this checkout
+    installed_at, generic = where.splitlines()
+    assert installed_at.startswith(str(venv)), where  # the installed copy, not this checkout
+    # the repository's pipeline/ and stages/ install under tierup only: no generic name
+    assert generic == "None None", where
+    # every package folder of the repository is in the wheel, under tierup/
+    site = Path(installed_at).parents[2]
+    packages = {
+        str(p.parent.relative_to(ROOT))
+        for top in ("pipeline", "stages")
+        for p in (ROOT / top).rglob("__init__.py")
+    }
+    shipped = {str(p.parent.relative_to(site / "tierup")) for p in site.rglob("__init__.py")}
+    assert packages <= shipped, sorted(packages - shipped)
 
     version = _tierup(venv, "--version", cwd=repo)
     assert version.returncode == 0 and version.stdout.strip() == "tierup 0.1.0"

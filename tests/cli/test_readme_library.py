@@ -11,10 +11,10 @@ from pathlib import Path
 import git
 import pytest
 
-from pipeline import config as config_mod
-from pipeline.sandbox import seed as seed_mod
-from pipeline.sandbox.control import caller_credentials
 from tests.support.world import REGISTRY, assumed_client
+from tierup.pipeline import config as config_mod
+from tierup.pipeline.sandbox import seed as seed_mod
+from tierup.pipeline.sandbox.control import caller_credentials
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from pipeline.clients import Clients
-from stages.adapters.ecs import Ecs
 from tests.support.guarded import promote
 from tests.support.native_world import deployments, make, running
 from tests.support.world import World, assumed_client, env_block, make_world
+from tierup.pipeline.clients import Clients
+from tierup.stages.adapters.ecs import Ecs
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

@@ -223,9 +223,9 @@ def test_a_redacted_copy_keeps_its_types_and_a_logged_traceback_is_redacted(
     import io
     import logging
 
-    from pipeline.output import RedactingFilter
-    from pipeline.redaction import redact_all
-    from pipeline.results import CommandResult, Status
+    from tierup.pipeline.output import RedactingFilter
+    from tierup.pipeline.redaction import redact_all
+    from tierup.pipeline.results import CommandResult, Status
 
     monkeypatch.setenv("AWS_SESSION_TOKEN", TOKEN)
     result = CommandResult(command="promote", status=Status.PARTIAL, error=f"token {TOKEN}")

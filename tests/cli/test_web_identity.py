@@ -30,7 +30,7 @@ def _tierup(
         "AWS_WEB_IDENTITY_TOKEN_FILE": str(token_file),
     }
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args],
+        [sys.executable, "-m", "tierup.pipeline.cli", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

@@ -19,12 +19,15 @@ import git
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.build import build, registry_login
-from pipeline.clients import Clients
-from pipeline.config import Config, loads
-from stages.adapters.docker_client import DockerEngine, RegistryAuth, ecr_login
-from stages.adapters.oci import OciRegistry
-from stages.build import (
+from tests.conftest import add_commit
+from tests.support.fixtures_docker import AuthRegistry
+from tests.support.oci_api import image_config, raw_manifest, sha256, tags
+from tierup.pipeline.build import build, registry_login
+from tierup.pipeline.clients import Clients
+from tierup.pipeline.config import Config, loads
+from tierup.stages.adapters.docker_client import DockerEngine, RegistryAuth, ecr_login
+from tierup.stages.adapters.oci import OciRegistry
+from tierup.stages.build import (
     LABEL_CREATED,
     LABEL_REVISION,
     LABEL_SOURCE,
@@ -32,12 +35,9 @@ from stages.build import (
     public_url,
     read_revision,
 )
-from stages.errors import ConfigError, InputError
-from stages.resolve import resolve_tag
-from stages.types import is_dirty_tag
-from tests.conftest import add_commit
-from tests.support.fixtures_docker import AuthRegistry
-from tests.support.oci_api import image_config, raw_manifest, sha256, tags
+from tierup.stages.errors import ConfigError, InputError
+from tierup.stages.resolve import resolve_tag
+from tierup.stages.types import is_dirty_tag
 
 DOCKERFILE = """\
 FROM scratch AS api
@@ -356,7 +356,7 @@ def test_failed_run_step_carries_its_output(project: Project, engine: DockerEngi
 
 @pytest.fixture
 def cli(project: Project, docker_host: str, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
-    from pipeline.cli import app
+    from tierup.pipeline.cli import app
 
     monkeypatch.chdir(project.root)
     monkeypatch.setenv("DOCKER_HOST", docker_host)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipeline import config
-from pipeline.cli import app
-from stages.errors import ConfigError, ExitCode
+from tierup.pipeline import config
+from tierup.pipeline.cli import app
+from tierup.stages.errors import ConfigError, ExitCode
 
 ROOT = Path(__file__).resolve().parents[2]
 

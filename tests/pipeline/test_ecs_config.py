@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import config, strategies
-from stages.errors import ConfigError, ExitCode
+from tierup.pipeline import config, strategies
+from tierup.stages.errors import ConfigError, ExitCode
 
 BASE = """\
 version: 1

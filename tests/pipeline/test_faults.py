@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.lock import key_for
 from tests.support import strategy_worlds
 from tests.support.fault_suite import SCENARIOS, run_case
 from tests.support.faults import ERROR, THROTTLE, Call, Fault, FaultProxy, Rule, drop_answer
 from tests.support.guarded import promote
 from tests.support.release_world import BUCKET, PREFIX, new_digests, release_world, s3
 from tests.support.world import World, make_world
+from tierup.pipeline.lock import key_for
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.gates import GateError
-from pipeline.promote import Source
-from pipeline.release import Guard, run_promotion, stamp
 from tests.support.release_world import aws_writes, ledger_of, new_digests, release_world, tags_of
 from tests.support.world import World, Writes
+from tierup.pipeline.gates import GateError
+from tierup.pipeline.promote import Source
+from tierup.pipeline.release import Guard, run_promotion, stamp
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

@@ -204,3 +204,24 @@ def test_a_name_branch_is_found_and_a_client_name_is_not(tmp_path: Path) -> None
     )
     lines = sorted(int(h.split(": ", 1)[0].rsplit(":", 1)[1]) for h in name_branches(planted))
     assert lines == [4, 5, 6, 7, 9]
+
+
+def test_every_import_uses_the_installed_names() -> None:
+    """`pipeline` and `stages` install as `tierup.pipeline` and `tierup.stages`; a bare
+    `pipeline` import would load a second copy of a module from the checkout."""
+    bare: list[str] = []
+    for folder in ("pipeline", "stages", "tests", "bench", "scripts"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and not node.level:
+                    names = [node.module or ""]
+                else:
+                    continue
+                bare += [
+                    f"{path.relative_to(ROOT)}:{node.lineno}: {n}"
+                    for n in names
+                    if n.split(".")[0] in PACKAGES
+                ]
+    assert bare == []

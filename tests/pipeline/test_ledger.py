@@ -11,8 +11,8 @@ from typing import Any
 import boto3
 import pytest
 
-from pipeline import config as config_mod
-from pipeline.ledger import (
+from tierup.pipeline import config as config_mod
+from tierup.pipeline.ledger import (
     EVENT_KEYS,
     DocumentExists,
     Identity,
@@ -25,7 +25,7 @@ from pipeline.ledger import (
     open_ledger,
     task_definitions_in_use,
 )
-from pipeline.sessions import AwsSessions
+from tierup.pipeline.sessions import AwsSessions
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
@@ -182,7 +182,7 @@ def test_open_ledger_local_by_default_and_s3_when_configured(tmp_path: Path) -> 
 
 
 def test_missing_bucket_is_one_error_with_a_hint(tmp_path: Path) -> None:
-    from stages.errors import AwsError
+    from tierup.stages.errors import AwsError
 
     led = S3Ledger(S3Store(_s3(), "no-such-bucket", ""), identity=_identity(tmp_path))
     with pytest.raises(AwsError) as info:
@@ -266,7 +266,7 @@ def test_one_event_per_operation_with_its_digests_and_task_definitions(
 def test_an_amendment_folds_into_the_event_it_amends(ledger: Ledger) -> None:
     """Steps that run after their event is written (notify names it) are recorded as an
     amendment: reading shows them in that event, and never the amendment by itself."""
-    from pipeline.events import Event, amendment
+    from tierup.pipeline.events import Event, amendment
 
     first = ledger.record(Event.from_json(_event("promote", "staging")))
     later = ledger.record(Event.from_json(_event("promote", "staging")))

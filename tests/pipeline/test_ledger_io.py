@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from pipeline.ledger import Ledger
 from tests.support.faults import FaultProxy, drop_answer
 from tests.support.release_world import (
     BUCKET,
@@ -26,6 +25,7 @@ from tests.support.release_world import (
     s3,
 )
 from tests.support.world import World
+from tierup.pipeline.ledger import Ledger
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ from typing import Any
 import boto3
 import pytest
 
-from pipeline.events import SCHEMA_VERSION, Event, EventStatus
-from pipeline.ledger import EVENT_KEYS, Identity, LocalLedger, S3Ledger, S3Store
 from tests.support.guarded import promote
 from tests.support.release_world import new_commit
 from tests.support.world import REGION, World, make_world
+from tierup.pipeline.events import SCHEMA_VERSION, Event, EventStatus
+from tierup.pipeline.ledger import EVENT_KEYS, Identity, LocalLedger, S3Ledger, S3Store
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

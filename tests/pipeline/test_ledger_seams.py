@@ -15,10 +15,6 @@ import pytest
 from moto.core.exceptions import JsonRESTError
 from moto.ecs.responses import EC2ContainerServiceResponse
 
-from pipeline import interrupt
-from pipeline.clients import Clients
-from pipeline.promote import RunOptions
-from pipeline.release import run_promotion, stamp
 from tests.support.ecs_checks import (
     HOST,
     container_digests,
@@ -37,6 +33,10 @@ from tests.support.release_world import (
     tierup,
 )
 from tests.support.world import DEFAULT_ENVS, World, make_world
+from tierup.pipeline import interrupt
+from tierup.pipeline.clients import Clients
+from tierup.pipeline.promote import RunOptions
+from tierup.pipeline.release import run_promotion, stamp
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import deploy, retention, undo
-from pipeline import promote as promote_mod
-from pipeline.api import Tierup
-from pipeline.gates import GateError
-from pipeline.ledger import LocalLedger
-from pipeline.lock import LockHeld, TierLock, Unguarded
-from pipeline.promote import RunOptions, Source
-from pipeline.results import CommandResult
 from tests.support.release_world import aws_writes, ledger_of, new_digests, release_world
 from tests.support.world import World, Writes
+from tierup.pipeline import deploy, retention, undo
+from tierup.pipeline import promote as promote_mod
+from tierup.pipeline.api import Tierup
+from tierup.pipeline.gates import GateError
+from tierup.pipeline.ledger import LocalLedger
+from tierup.pipeline.lock import LockHeld, TierLock, Unguarded
+from tierup.pipeline.promote import RunOptions, Source
+from tierup.pipeline.results import CommandResult
 
 ALICE = {"GITHUB_ACTOR": "alice"}
 
@@ -119,5 +119,5 @@ def test_the_executors_refuse_to_write_outside_a_guarded_command(world: World) -
     for name, call in unguarded.items():
         with pytest.raises(Unguarded) as info:
             call()
-        assert "pipeline.api.Tierup" in info.value.hint, name
+        assert "tierup.pipeline.api.Tierup" in info.value.hint, name
     assert aws_writes(writes) == []

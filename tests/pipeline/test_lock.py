@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.lock import LockHeld, TierLock, key_for, read_lock
-from pipeline.release import Guard, run_promotion
 from tests.support.release_world import (
     BUCKET,
     PREFIX,
@@ -23,6 +21,8 @@ from tests.support.release_world import (
     tierup,
 )
 from tests.support.world import World, Writes
+from tierup.pipeline.lock import LockHeld, TierLock, key_for, read_lock
+from tierup.pipeline.release import Guard, run_promotion
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

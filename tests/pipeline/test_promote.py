@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.promote import RunOptions, Source
-from stages.errors import TierupError
 from tests.support.guarded import promote
 from tests.support.world import World, Writes, env_block, make_world
+from tierup.pipeline.promote import RunOptions, Source
+from tierup.stages.errors import TierupError
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import redaction
+from tierup.pipeline import redaction
 
 # one text per pattern of redaction._PATTERNS, in the same order: each holds a secret value
 SAMPLES = (

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from pipeline.promote import RunOptions
-from stages.retention import plan_retention
 from tests.support.ecs_checks import mark_image, stable_on
 from tests.support.guarded import promote
 from tests.support.world import World, Writes, env_block, make_world
+from tierup.pipeline.promote import RunOptions
+from tierup.stages.retention import plan_retention
 
 FAMILY = "fam"
 

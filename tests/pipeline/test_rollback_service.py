@@ -16,14 +16,6 @@ from botocore.stub import Stubber
 from moto.ecr.responses import ECRResponse
 from moto.ecs.responses import EC2ContainerServiceResponse
 
-from pipeline import interrupt
-from pipeline.clients import Clients
-from pipeline.promote import RunOptions
-from pipeline.undo import rollback
-from stages import rollback as rb
-from stages.adapters.ecs import Ecs
-from stages.errors import TierupError
-from stages.types import Deployment, ServiceState, TaskImage
 from tests.support.ecs_checks import (
     HOST,
     container_digests,
@@ -34,6 +26,14 @@ from tests.support.ecs_checks import (
 )
 from tests.support.release_world import ledger_of, new_commit, ship, task_definition
 from tests.support.world import REGISTRY, World, Writes, env_block, make_world
+from tierup.pipeline import interrupt
+from tierup.pipeline.clients import Clients
+from tierup.pipeline.promote import RunOptions
+from tierup.pipeline.undo import rollback
+from tierup.stages import rollback as rb
+from tierup.stages.adapters.ecs import Ecs
+from tierup.stages.errors import TierupError
+from tierup.stages.types import Deployment, ServiceState, TaskImage
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.promote import RunOptions
-from pipeline.release import RollbackTargetMissing, rollback_tier, run_promotion, stamp
 from tests.support.release_world import (
     aws_writes,
     ledger_of,
@@ -19,6 +17,8 @@ from tests.support.release_world import (
     task_definition,
 )
 from tests.support.world import World, Writes
+from tierup.pipeline.promote import RunOptions
+from tierup.pipeline.release import RollbackTargetMissing, rollback_tier, run_promotion, stamp
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

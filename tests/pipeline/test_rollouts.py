@@ -17,14 +17,6 @@ from typing import Any
 
 import pytest
 
-from pipeline import interrupt
-from pipeline.clients import Clients
-from pipeline.ledger import open_ledger
-from pipeline.progress import LineProgress, LiveProgress, progress_display
-from pipeline.promote import RunOptions
-from pipeline.release import run_promotion
-from pipeline.sessions import AwsSessions
-from stages import wait as wait_stage
 from tests.support.ecs_checks import (
     circuit_breaker,
     mark_image,
@@ -35,6 +27,14 @@ from tests.support.ecs_checks import (
 )
 from tests.support.guarded import promote
 from tests.support.world import World, env_block, make_world
+from tierup.pipeline import interrupt
+from tierup.pipeline.clients import Clients
+from tierup.pipeline.ledger import open_ledger
+from tierup.pipeline.progress import LineProgress, LiveProgress, progress_display
+from tierup.pipeline.promote import RunOptions
+from tierup.pipeline.release import run_promotion
+from tierup.pipeline.sessions import AwsSessions
+from tierup.stages import wait as wait_stage
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

@@ -11,10 +11,6 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from pipeline import saved_plan
-from pipeline.cli import app
-from pipeline.ledger import Ledger
-from pipeline.saved_plan import Arguments, StalePlan
 from tests.support.guarded import promote
 from tests.support.release_world import (
     T0,
@@ -27,6 +23,10 @@ from tests.support.release_world import (
 )
 from tests.support.strategy_worlds import HOST, STACK, STACK_ACCOUNT, STACK_ENVS, create_stack
 from tests.support.world import World, Writes, assumed_client, make_world
+from tierup.pipeline import saved_plan
+from tierup.pipeline.cli import app
+from tierup.pipeline.ledger import Ledger
+from tierup.pipeline.saved_plan import Arguments, StalePlan
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.sandbox import emulation
 from tests.support.aws_proxy import Answer, AwsProxy, Seen, aws_proxy, json_error
 from tests.support.world import make_world
+from tierup.pipeline.sandbox import emulation
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

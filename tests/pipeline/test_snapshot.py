@@ -7,11 +7,11 @@ from pathlib import Path
 import boto3
 import pytest
 
-from pipeline.promote import RunOptions
-from pipeline.snapshot import restore
 from tests.support.ecs_checks import HOST, container_digests, content, stable
 from tests.support.release_world import ledger_of, new_commit, ship, task_definition
 from tests.support.world import World, Writes, make_world
+from tierup.pipeline.promote import RunOptions
+from tierup.pipeline.snapshot import restore
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

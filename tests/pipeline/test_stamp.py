@@ -8,9 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.promote import RunOptions
-from pipeline.release import stamp
-from stages.errors import StampConflictError
 from tests.support.guarded import promote
 from tests.support.release_world import (
     BUCKET,
@@ -26,6 +23,9 @@ from tests.support.release_world import (
     task_definition,
 )
 from tests.support.world import World, Writes
+from tierup.pipeline.promote import RunOptions
+from tierup.pipeline.release import stamp
+from tierup.stages.errors import StampConflictError
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

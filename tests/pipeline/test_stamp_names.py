@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.promote import Source
-from pipeline.release import stamp
 from tests.support.guarded import promote
 from tests.support.release_world import STAMP_RE, ledger_of, new_digests, release_world, tags_of
 from tests.support.world import World
+from tierup.pipeline.cli import app
+from tierup.pipeline.promote import Source
+from tierup.pipeline.release import stamp
 
 T = datetime(2026, 11, 26, 10, 30, tzinfo=UTC)
 TIERS = """\

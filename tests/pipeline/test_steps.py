@@ -66,7 +66,7 @@ def world(tmp_path: Path, aws_env: str, loopback: Loopback) -> World:
     with_steps(w, staging_steps(loopback.port))
     for env, account in (("staging", "333333333333"), ("mb-staging", "444444444444")):
         cw = w.aws("cloudwatch", account)
-        from pipeline.sandbox.seed_steps import ensure_alarm
+        from tierup.pipeline.sandbox.seed_steps import ensure_alarm
 
         ensure_alarm(cw, f"api-5xx-{env}")
     return w
@@ -402,7 +402,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from stages.step import StepConfig, StepResult
+from tierup.stages.step import StepConfig, StepResult
 
 
 class RecordConfig(StepConfig):
@@ -429,7 +429,7 @@ def test_a_plugin_step_from_an_entry_point_runs_from_envs_yaml(
 ) -> None:
     import sys
 
-    from stages import all_steps
+    from tierup.stages import all_steps
 
     site = tmp_path / "site"
     (site / "tierup_test_plugin").mkdir(parents=True)
@@ -455,7 +455,7 @@ def test_a_plugin_step_from_an_entry_point_runs_from_envs_yaml(
         assert world.cli("validate").exit_code == 0
         from typer.testing import CliRunner
 
-        from pipeline.cli import app
+        from tierup.pipeline.cli import app
 
         schema = json.loads(CliRunner().invoke(app, ["schema"]).stdout)
         assert "path" in schema["$defs"]["StepConfig_record-env"]["properties"]

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipeline import config as config_mod
-from pipeline.cli import app
-from stages import all_steps
-from stages.errors import ConfigError
+from tierup.pipeline import config as config_mod
+from tierup.pipeline.cli import app
+from tierup.stages import all_steps
+from tierup.stages.errors import ConfigError
 
 BASE = """\
 version: 1
@@ -183,7 +183,7 @@ def test_an_environments_bad_step_names_the_environment(tmp_path: Path) -> None:
 
 
 def test_a_registered_step_can_be_named(tmp_path: Path) -> None:
-    from stages.step import NoConfig, StepContext, StepResult
+    from tierup.stages.step import NoConfig, StepContext, StepResult
 
     class Hello:
         name = "hello"

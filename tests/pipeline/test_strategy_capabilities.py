@@ -12,17 +12,20 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from pipeline import config as config_mod
-from pipeline.cli import app
-from pipeline.promote import RunOptions
-from pipeline.undo import rollback
-from stages import all_strategies
-from stages import rollback as rb
-from stages import wait as wait_stage
-from stages.cloudformation import CloudFormationStrategy
-from stages.deploy import Applied, ServicePlan
-from stages.errors import ConfigError
-from stages.strategy import (
+from tests.support.ecs_checks import container_digests
+from tests.support.release_world import ledger_of, new_commit, ship
+from tests.support.world import Writes, env_block, make_world
+from tierup.pipeline import config as config_mod
+from tierup.pipeline.cli import app
+from tierup.pipeline.promote import RunOptions
+from tierup.pipeline.undo import rollback
+from tierup.stages import all_strategies
+from tierup.stages import rollback as rb
+from tierup.stages import wait as wait_stage
+from tierup.stages.cloudformation import CloudFormationStrategy
+from tierup.stages.deploy import Applied, ServicePlan
+from tierup.stages.errors import ConfigError
+from tierup.stages.strategy import (
     SERVICE_DEPLOYMENTS,
     Capabilities,
     Context,
@@ -33,9 +36,6 @@ from stages.strategy import (
     Target,
     capabilities,
 )
-from tests.support.ecs_checks import container_digests
-from tests.support.release_world import ledger_of, new_commit, ship
-from tests.support.world import Writes, env_block, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

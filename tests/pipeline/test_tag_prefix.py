@@ -91,8 +91,8 @@ def test_validate_refuses_images_sharing_a_repository_without_distinct_prefixes(
 ) -> None:
     from typer.testing import CliRunner
 
-    from pipeline.cli import app
     from tests.support.world import CONFIG, DEFAULT_ENVS
+    from tierup.pipeline.cli import app
 
     text = CONFIG.format(registry=REGISTRY, environments=DEFAULT_ENVS).replace(
         "  api: {repository: api}\n  worker: {repository: worker}\n", images
@@ -107,8 +107,8 @@ def test_validate_refuses_images_sharing_a_repository_without_distinct_prefixes(
 
 
 def test_build_tags_each_image_with_its_prefix(world: World) -> None:
-    from pipeline.build import plan_build
-    from stages.build import read_revision
+    from tierup.pipeline.build import plan_build
+    from tierup.stages.build import read_revision
 
     revision = read_revision(world.repo)
     registry = world.clients().registry

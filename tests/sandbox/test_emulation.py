@@ -15,10 +15,10 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.ecs.models import EC2ContainerServiceBackend
 
-from pipeline.sandbox import emulation
-from pipeline.sandbox.seed import image_manifest
-from pipeline.sandbox.server import moto_server
 from tests.support.world import assumed_client
+from tierup.pipeline.sandbox import emulation
+from tierup.pipeline.sandbox.seed import image_manifest
+from tierup.pipeline.sandbox.server import moto_server
 
 REGION = "us-east-1"
 REGISTRY = "210987654321"

@@ -15,12 +15,12 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.ecs.models import EC2ContainerServiceBackend
 
-from pipeline import config as config_module
-from pipeline.config import Config
-from pipeline.sandbox import emulation, seed, server
-from pipeline.sandbox.server import moto_server
-from stages.errors import ConfigError
 from tests.support.world import assumed_client
+from tierup.pipeline import config as config_module
+from tierup.pipeline.config import Config
+from tierup.pipeline.sandbox import emulation, seed, server
+from tierup.pipeline.sandbox.server import moto_server
+from tierup.stages.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVS_YAML = ROOT / "envs.yaml"

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.sandbox import emulation
 from tests.support.world import World, make_world
+from tierup.pipeline.sandbox import emulation
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
@@ -138,8 +138,8 @@ def test_sandbox_alarm_sets_an_environments_alarm_state(world: World) -> None:
 
 
 def test_seeding_creates_the_alarms_an_alarm_step_names(tmp_path: Path, aws_env: str) -> None:
-    from pipeline.sandbox import seed as seed_mod
     from tests.support import world as world_mod
+    from tierup.pipeline.sandbox import seed as seed_mod
 
     text = world_mod.CONFIG.replace(
         "  - {{name: staging, tag: staging, from: dev}}\n",
@@ -193,9 +193,9 @@ def test_validate_remote_checks_what_the_steps_name(tmp_path: Path, aws_env: str
 
 
 def test_an_alarm_bake_fails_when_an_alarm_fires_during_it(world: World) -> None:
-    from pipeline.sandbox.seed_steps import ensure_alarm
-    from stages.step import StepContext
-    from stages.steps import alarm
+    from tierup.pipeline.sandbox.seed_steps import ensure_alarm
+    from tierup.stages.step import StepContext
+    from tierup.stages.steps import alarm
 
     cw = world.aws("cloudwatch", "333333333333")
     ensure_alarm(cw, "api-5xx-staging")
@@ -239,8 +239,8 @@ def test_an_alarm_bake_fails_when_an_alarm_fires_during_it(world: World) -> None
 
 
 def test_a_task_still_running_at_the_steps_timeout_is_stopped(world: World) -> None:
-    from stages.step import StepContext
-    from stages.steps import run_task
+    from tierup.stages.step import StepContext
+    from tierup.stages.steps import run_task
 
     now = [0.0]
 
@@ -278,7 +278,7 @@ def test_the_sandbox_answers_for_every_environments_application(moto_server: str
     """What the example envs.yaml's smoke check asks: `sandbox up` exports the URL."""
     import urllib.request
 
-    from pipeline.sandbox.control import sandbox_env
+    from tierup.pipeline.sandbox.control import sandbox_env
 
     url = sandbox_env(moto_server, "AKIDEXAMPLE")["TIERUP_APP_URL"]
     assert url == moto_server + "/_sandbox/app/{environment}"

@@ -13,15 +13,6 @@ import pytest
 from moto.cloudformation.exceptions import ValidationError
 from moto.cloudformation.models import CloudFormationBackend
 
-from pipeline import strategies
-from pipeline.promote import RunOptions, Source
-from pipeline.sandbox import emulation
-from stages import cloudformation as cfn_stage
-from stages import wait as wait_stage
-from stages.adapters.ecs import Ecs
-from stages.deploy import Applied, DeployError, ImageTarget
-from stages.strategy import Context, RestoreTarget, ServiceTarget, StackSettings, Target
-from stages.types import ServiceState, TaskDefinition
 from tests.support.guarded import promote
 from tests.support.strategy_worlds import (
     HOST,
@@ -37,6 +28,15 @@ from tests.support.world import (
     env_block,
     make_world,
 )
+from tierup.pipeline import strategies
+from tierup.pipeline.promote import RunOptions, Source
+from tierup.pipeline.sandbox import emulation
+from tierup.stages import cloudformation as cfn_stage
+from tierup.stages import wait as wait_stage
+from tierup.stages.adapters.ecs import Ecs
+from tierup.stages.deploy import Applied, DeployError, ImageTarget
+from tierup.stages.strategy import Context, RestoreTarget, ServiceTarget, StackSettings, Target
+from tierup.stages.types import ServiceState, TaskDefinition
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
@@ -196,7 +196,7 @@ def no_changes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
 
 def emulation_cfn_no_changes() -> str:
-    from pipeline.sandbox.emulation_cfn import NO_CHANGES
+    from tierup.pipeline.sandbox.emulation_cfn import NO_CHANGES
 
     return NO_CHANGES
 

@@ -11,17 +11,6 @@ from typing import Any
 
 import pytest
 
-from pipeline import strategies
-from pipeline.clients import Clients
-from pipeline.promote import RunOptions, Source
-from pipeline.sandbox import emulation
-from pipeline.sandbox.emulation_codedeploy import traffic_steps
-from pipeline.sessions import AwsSessions
-from stages import wait as wait_stage
-from stages.adapters.ecs import Ecs
-from stages.codedeploy import CodeDeployStrategy, appspec
-from stages.deploy import Applied
-from stages.strategy import RestoreTarget
 from tests.support.guarded import promote
 from tests.support.strategy_worlds import (
     BLUEGREEN_ACCOUNT,
@@ -29,6 +18,17 @@ from tests.support.strategy_worlds import (
     BLUEGREEN_ENVS,
 )
 from tests.support.world import World, Writes, assumed_client, make_world
+from tierup.pipeline import strategies
+from tierup.pipeline.clients import Clients
+from tierup.pipeline.promote import RunOptions, Source
+from tierup.pipeline.sandbox import emulation
+from tierup.pipeline.sandbox.emulation_codedeploy import traffic_steps
+from tierup.pipeline.sessions import AwsSessions
+from tierup.stages import wait as wait_stage
+from tierup.stages.adapters.ecs import Ecs
+from tierup.stages.codedeploy import CodeDeployStrategy, appspec
+from tierup.stages.deploy import Applied
+from tierup.stages.strategy import RestoreTarget
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

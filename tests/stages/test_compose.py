@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from stages import account, all_strategies, resolve, retag, wait
-from stages.codedeploy import CodeDeployStrategy
-from stages.deploy import FORCE_NEW_DEPLOYMENT, Applied, DeployError, ServicePlan
-from stages.rolling import Rolling
-from stages.strategy import (
+from tests.support.guarded import promote
+from tests.support.world import REGION, REGISTRY, assumed_client, env_block, make_world
+from tierup.stages import account, all_strategies, resolve, retag, wait
+from tierup.stages.codedeploy import CodeDeployStrategy
+from tierup.stages.deploy import FORCE_NEW_DEPLOYMENT, Applied, DeployError, ServicePlan
+from tierup.stages.rolling import Rolling
+from tierup.stages.strategy import (
     Context,
     OnChange,
     Planned,
@@ -22,8 +24,6 @@ from stages.strategy import (
     Target,
     groups,
 )
-from tests.support.guarded import promote
-from tests.support.world import REGION, REGISTRY, assumed_client, env_block, make_world
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
@@ -146,8 +146,8 @@ def test_a_registered_strategy_deploys_an_environment_named_in_envs_yaml(
 
 
 def test_an_unregistered_strategy_is_a_config_error(tmp_path: Path) -> None:
-    from pipeline import config as config_mod
-    from stages.errors import ConfigError
+    from tierup.pipeline import config as config_mod
+    from tierup.stages.errors import ConfigError
 
     text = (Path(__file__).resolve().parents[2] / "envs.yaml").read_text()
     path = tmp_path / "envs.yaml"

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.clients import Clients
-from pipeline.release import rollback_tier
-from pipeline.sandbox import emulation
-from pipeline.sessions import AwsSessions
-from pipeline.undo import rollback
 from tests.support.guarded import promote
 from tests.support.native_world import deployments, ecs, make, running
 from tests.support.release_world import ledger_of
 from tests.support.world import World, Writes
+from tierup.pipeline.clients import Clients
+from tierup.pipeline.release import rollback_tier
+from tierup.pipeline.sandbox import emulation
+from tierup.pipeline.sessions import AwsSessions
+from tierup.pipeline.undo import rollback
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

@@ -13,16 +13,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from stages.adapters.oci import (
-    Credentials,
-    OciRegistry,
-    _media_type,
-    docker_credentials,
-    parse_challenge,
-    registry_endpoint,
-)
-from stages.adapters.registry import Registry, TagWrite
-from stages.errors import ConfigError, RegistryError, RepositoryMissing
 from tests.support.fixtures_docker import AuthRegistry
 from tests.support.oci_api import (
     DOCKER_MANIFEST,
@@ -33,6 +23,16 @@ from tests.support.oci_api import (
     sha256,
 )
 from tests.support.oci_token_server import SERVICE, TokenRegistry
+from tierup.stages.adapters.oci import (
+    Credentials,
+    OciRegistry,
+    _media_type,
+    docker_credentials,
+    parse_challenge,
+    registry_endpoint,
+)
+from tierup.stages.adapters.registry import Registry, TagWrite
+from tierup.stages.errors import ConfigError, RegistryError, RepositoryMissing
 
 
 def _repo() -> str:

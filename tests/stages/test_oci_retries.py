@@ -13,9 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from stages.adapters.oci import RETRY_ATTEMPTS, RETRY_MAX_WAIT, OciRegistry
-from stages.errors import RegistryError, RepositoryMissing
 from tests.support.oci_api import OCI_MANIFEST, sha256
+from tierup.stages.adapters.oci import RETRY_ATTEMPTS, RETRY_MAX_WAIT, OciRegistry
+from tierup.stages.errors import RegistryError, RepositoryMissing
 
 MANIFEST = json.dumps(
     {

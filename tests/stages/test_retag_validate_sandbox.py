@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.sessions import AwsSessions, session_name
-from stages import retag
-from stages.adapters.ecr import EcrRegistry
-from stages.adapters.registry import TagWrite
-from stages.types import MANIFEST_MEDIA_TYPES
 from tests.support.world import REGISTRY, World, Writes, make_world
+from tierup.pipeline.sessions import AwsSessions, session_name
+from tierup.stages import retag
+from tierup.stages.adapters.ecr import EcrRegistry
+from tierup.stages.adapters.registry import TagWrite
+from tierup.stages.types import MANIFEST_MEDIA_TYPES
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.usefixtures("aws_env")
@@ -203,7 +203,7 @@ def test_sandbox_up_promote_where_down(tmp_path: Path) -> None:
     repo.index.add(["x"])
     head = repo.index.commit("two").hexsha
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    tierup = [sys.executable, "-m", "pipeline.cli"]
+    tierup = [sys.executable, "-m", "tierup.pipeline.cli"]
     port = str(_free_port())
     up = subprocess.run(
         [*tierup, "sandbox", "up", "--port", port],

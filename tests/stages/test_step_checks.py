@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from stages.step import ImageInfo, StepContext
-from stages.steps import http, notify
 from tests.support.loopback import Loopback
+from tierup.stages.step import ImageInfo, StepContext
+from tierup.stages.steps import http, notify
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -144,7 +144,7 @@ def test_http_takes_a_header_from_an_environment_variable(
 def test_a_template_takes_an_environment_variable_or_its_default(
     loopback: Loopback, time: FakeTime
 ) -> None:
-    from stages.step import StepError
+    from tierup.stages.step import StepError
 
     template = "${APP_URL:-https://{environment}.example.com}/version"
     assert _ctx(time).render(template) == "https://staging.example.com/version"

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import config as config_mod
-from pipeline.promote import RunOptions
-from pipeline.sandbox import emulation
-from stages import all_strategies
-from stages.adapters.ecs import Ecs
-from stages.deploy import DeployError
-from stages.errors import ConfigError
 from tests.support.guarded import promote
 from tests.support.world import CONFIG, REGISTRY, World, Writes, env_block, make_world
+from tierup.pipeline import config as config_mod
+from tierup.pipeline.promote import RunOptions
+from tierup.pipeline.sandbox import emulation
+from tierup.stages import all_strategies
+from tierup.stages.adapters.ecs import Ecs
+from tierup.stages.deploy import DeployError
+from tierup.stages.errors import ConfigError
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

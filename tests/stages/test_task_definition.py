@@ -9,10 +9,10 @@ from typing import Any
 import boto3
 import pytest
 
-from stages.deploy import READ_ONLY_KEYS
 from tests.support.ecs_checks import running_digests, stable_on
 from tests.support.guarded import promote
 from tests.support.world import REGISTRY, World, Writes, env_block, make_world
+from tierup.stages.deploy import READ_ONLY_KEYS
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
@@ -221,6 +221,6 @@ def test_a_rerun_registers_nothing_and_the_dry_run_lists_the_registration(
 
 
 def _dry() -> Any:
-    from pipeline.promote import RunOptions
+    from tierup.pipeline.promote import RunOptions
 
     return RunOptions(dry_run=True)

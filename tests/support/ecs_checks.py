@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from stages.deploy import READ_ONLY_KEYS
 from tests.support.world import REGISTRY, World
+from tierup.stages.deploy import READ_ONLY_KEYS
 
 HOST = f"{REGISTRY}.dkr.ecr.us-east-1.amazonaws.com"
 

@@ -18,12 +18,12 @@ from typing import Any
 
 import boto3
 
-from pipeline.lock import key_for
 from tests.support.ecs_checks import running_digests
 from tests.support.faults import Call, FaultProxy, random_faults
 from tests.support.guarded import promote
 from tests.support.release_world import BUCKET, PREFIX, STAMP_RE, new_digests, tags_of
 from tests.support.world import REGION, World
+from tierup.pipeline.lock import key_for
 
 Check = Callable[[], list[str]]
 

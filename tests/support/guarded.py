@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from pipeline.clients import Clients
-from pipeline.config import Config
-from pipeline.ledger import Identity, Ledger, LocalLedger
-from pipeline.promote import Progress, RunOptions, Source
-from pipeline.release import Guard, run_promotion
-from pipeline.results import CommandResult
+from tierup.pipeline.clients import Clients
+from tierup.pipeline.config import Config
+from tierup.pipeline.ledger import Identity, Ledger, LocalLedger
+from tierup.pipeline.promote import Progress, RunOptions, Source
+from tierup.pipeline.release import Guard, run_promotion
+from tierup.pipeline.results import CommandResult
 
 
 def promote(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from stages.adapters.ecs import Ecs
 from tests.support.guarded import promote
 from tests.support.world import World, env_block, make_world
+from tierup.stages.adapters.ecs import Ecs
 
 ACCOUNT = "777777777777"
 ENV = "native"

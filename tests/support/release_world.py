@@ -12,10 +12,10 @@ from typing import Any
 
 import boto3
 
-from pipeline.ledger import Ledger, open_ledger
-from pipeline.sessions import AwsSessions
 from tests.support.guarded import promote
 from tests.support.world import DEFAULT_ENVS, REGION, World, Writes, env_block, make_world
+from tierup.pipeline.ledger import Ledger, open_ledger
+from tierup.pipeline.sessions import AwsSessions
 
 BUCKET = "tierup-ledger"
 PREFIX = "team/ledger"
@@ -140,7 +140,7 @@ def running_digests(world: World, env: str) -> dict[str, list[str]]:
 def tierup(
     world: World, *args: str, extra_env: dict[str, str] | None = None
 ) -> subprocess.Popen[str]:
-    """A real `tierup` process (python -m pipeline) against the same moto server."""
+    """A real `tierup` process (python -m tierup.pipeline) against the same moto server."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
     env.update(
         {
@@ -150,7 +150,7 @@ def tierup(
         }
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline", *args, "-f", str(world.config_path)],
+        [sys.executable, "-m", "tierup.pipeline", *args, "-f", str(world.config_path)],
         cwd=world.root,
         env=env,
         stdout=subprocess.PIPE,

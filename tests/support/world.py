@@ -15,11 +15,11 @@ import boto3
 import git
 from typer.testing import CliRunner
 
-from pipeline import config as config_mod
-from pipeline.cli import app
-from pipeline.clients import Clients
-from pipeline.sandbox import seed as seed_mod
-from pipeline.sandbox.control import caller_credentials
+from tierup.pipeline import config as config_mod
+from tierup.pipeline.cli import app
+from tierup.pipeline.clients import Clients
+from tierup.pipeline.sandbox import seed as seed_mod
+from tierup.pipeline.sandbox.control import caller_credentials
 
 REGISTRY = "012345678922"
 REGION = "us-east-1"
@@ -152,7 +152,7 @@ class World:
         return self.repo.head.commit.hexsha
 
     def clients(self, writes: Writes | None = None) -> Clients:
-        from pipeline.sessions import AwsSessions
+        from tierup.pipeline.sessions import AwsSessions
 
         return Clients(
             config=self.config,
