@@ -35,6 +35,7 @@ from tierup.pipeline.cli.release import (
     make_guard,
     open_ledger_for,
     run_options,
+    run_promotion_command,
     run_recorded,
     save_plan,
 )
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
     from tierup.pipeline.clients import Clients
     from tierup.pipeline.config import Config
     from tierup.pipeline.ledger import Ledger
-    from tierup.pipeline.promote import RunOptions
 
 sandbox_app = typer.Typer(
     help="A local AWS (moto) that behaves like ECS, for trying tierup.", no_args_is_help=True
@@ -79,55 +79,28 @@ def promote(
     as_json: JsonOpt = False,
 ) -> None:
     """Point the tier's tag at its source's digest and deploy every environment of the tier."""
-
-    def options() -> RunOptions:
-        return run_options(
+    run_promotion_command(
+        "promote",
+        tier=tier,
+        sources=(from_tier, commit, digest),
+        images=image or None,
+        deploy=not no_deploy,
+        options=lambda: run_options(
             wait=wait,
             timeout=timeout,
             dry_run=dry_run,
             rollback_on_failure=rollback_on_failure,
             atomic=atomic,
             skip_unreachable=skip_unreachable,
-        )
-
-    if out is not None:
-        save_plan(
-            as_json,
-            file,
-            out,
-            "promote",
-            options,
-            sources=(from_tier, commit, digest),
-            tier=tier,
-            images=image or None,
-            deploy=not no_deploy,
-            force=force,
-            reason=reason,
-            message=message,
-        )
-        return
-
-    def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
-        from tierup.pipeline.promote import Source
-        from tierup.pipeline.release import run_promotion
-
-        source = Source.from_flags(from_tier=from_tier, commit=commit, digest=digest)
-        opts = options()
-        guard = make_guard(force=force, reason=reason, message=message, lock_timeout=lock_timeout)
-        return run_promotion(
-            cfg,
-            clients,
-            ledger,
-            tier=tier,
-            source=source,
-            images=image or None,
-            deploy=not no_deploy,
-            options=opts,
-            guard=guard,
-            progress=progress,
-        )
-
-    run_recorded(as_json, file, act)
+        ),
+        force=force,
+        reason=reason,
+        message=message,
+        lock_timeout=lock_timeout,
+        out=out,
+        file=file,
+        as_json=as_json,
+    )
 
 
 def deploy(

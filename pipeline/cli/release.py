@@ -174,6 +174,66 @@ def run_options(
     )
 
 
+def run_promotion_command(
+    command: str,
+    *,
+    tier: str,
+    sources: tuple[str | None, str | None, str | None],
+    images: list[str] | None,
+    deploy: bool,
+    options: Callable[[], RunOptions],
+    force: bool,
+    reason: str | None,
+    message: str | None,
+    lock_timeout: str | None,
+    out: Path | None,
+    file: Path | None,
+    as_json: bool,
+) -> None:
+    """`promote` and `stamp` from the command line: saved with ``--out``, or run through the
+    guard (``sources``: ``--from``, ``--commit``, ``--digest``)."""
+    if out is not None:
+        save_plan(
+            as_json,
+            file,
+            out,
+            command,
+            options,
+            sources=sources,
+            tier=tier,
+            images=images,
+            deploy=deploy,
+            force=force,
+            reason=reason,
+            message=message,
+        )
+        return
+
+    def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
+        from tierup.pipeline.promote import Source
+        from tierup.pipeline.release import run_promotion
+        from tierup.pipeline.release import stamp as stamp_tier
+
+        from_tier, commit, digest = sources
+        run = stamp_tier if command == "stamp" else run_promotion
+        return run(
+            cfg,
+            clients,
+            ledger,
+            tier=tier,
+            source=Source.from_flags(from_tier=from_tier, commit=commit, digest=digest),
+            images=images,
+            deploy=deploy,
+            options=options(),
+            guard=make_guard(
+                force=force, reason=reason, message=message, lock_timeout=lock_timeout
+            ),
+            progress=progress,
+        )
+
+    run_recorded(as_json, file, act)
+
+
 def stamp(
     tier: Annotated[
         str, typer.Option("--tier", metavar="TIER", help="the immutable tier to stamp")
@@ -204,55 +264,28 @@ def stamp(
     as_json: JsonOpt = False,
 ) -> None:
     """Give the source tier's digest the tier's timestamped tag and deploy every environment."""
-
-    def options() -> RunOptions:
-        return run_options(
+    run_promotion_command(
+        "stamp",
+        tier=tier,
+        sources=(from_tier, commit, digest),
+        images=image or None,
+        deploy=not no_deploy,
+        options=lambda: run_options(
             wait=wait,
             timeout=timeout,
             dry_run=dry_run,
             rollback_on_failure=rollback_on_failure,
             atomic=atomic,
             skip_unreachable=skip_unreachable,
-        )
-
-    if out is not None:
-        save_plan(
-            as_json,
-            file,
-            out,
-            "stamp",
-            options,
-            sources=(from_tier, commit, digest),
-            tier=tier,
-            images=image or None,
-            deploy=not no_deploy,
-            force=force,
-            reason=reason,
-            message=message,
-        )
-        return
-
-    def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
-        from tierup.pipeline.promote import Source
-        from tierup.pipeline.release import stamp as stamp_tier
-
-        opts = options()
-        return stamp_tier(
-            cfg,
-            clients,
-            ledger,
-            tier=tier,
-            source=Source.from_flags(from_tier=from_tier, commit=commit, digest=digest),
-            images=image or None,
-            deploy=not no_deploy,
-            options=opts,
-            guard=make_guard(
-                force=force, reason=reason, message=message, lock_timeout=lock_timeout
-            ),
-            progress=progress,
-        )
-
-    run_recorded(as_json, file, act)
+        ),
+        force=force,
+        reason=reason,
+        message=message,
+        lock_timeout=lock_timeout,
+        out=out,
+        file=file,
+        as_json=as_json,
+    )
 
 
 def history(
