@@ -6,17 +6,18 @@ revisions retention deregisters; for the tier, the tag writes. Planning fills th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from tierup.pipeline.config import Environment, Tier
 from tierup.pipeline.events import Event
+from tierup.pipeline.executor import Where
 from tierup.pipeline.results import CommandResult
 from tierup.stages import resolve, retag
 from tierup.stages import retention as retention_stage
 from tierup.stages import strategy as strategy_stage
-from tierup.stages.adapters.registry import TagWrite
 from tierup.stages.deploy import ImageTarget, ServicePlan
 from tierup.stages.errors import TierupError
+from tierup.stages.plan import Deploy, Deregister, MoveTag, Plan, Step
 from tierup.stages.record import Recorder
 from tierup.stages.retention import RetentionPlan
 from tierup.stages.types import ServiceState, TaskDefinition, TaskImage
@@ -66,32 +67,30 @@ class EnvPlan:
             and (family is None or retention_stage.family_of(s.task_definition) == family)
         ]
 
-    def retention_steps(self) -> list[dict[str, Any]]:
-        """The deregistrations retention plans, as plan steps (one per family)."""
-        out: list[dict[str, Any]] = []
-        for rp in self.retention:
-            if not rp.deregister:
-                continue
-            service = next((s.service for s in self.registering(rp.family)), None)
-            out.append(
-                {
-                    "write": "ecs:DeregisterTaskDefinition",
-                    "environment": self.name,
-                    "cluster": self.env.cluster,
-                    "service": service,
-                    "family": rp.family,
-                    "action": "deregister-task-definitions",
-                    "reason": f"retention: keep {rp.keep} revisions of {rp.family}",
-                    "task_definitions": list(rp.deregister),
-                    "summary": (
-                        f"{self.name}: deregister {len(rp.deregister)} old revision(s) of "
-                        f"{rp.family} (revisions "
-                        f"{', '.join(a.rsplit(':', 1)[-1] for a in rp.deregister)}; "
-                        f"retention {rp.keep})"
-                    ),
-                }
+    def where(self) -> Where:
+        """Where the executor runs this environment's steps."""
+        return Where(self.name, self.env, self.strategy, self.task_defs)
+
+    def deploy_steps(self) -> list[Deploy]:
+        """One step per write: a service, or the services of one stack (none if unreadable)."""
+        if self.error is not None:
+            return []
+        return [Deploy(self.name, tuple(g)) for g in strategy_stage.groups(self.services)]
+
+    def retention_steps(self) -> list[Deregister]:
+        """The deregistrations retention plans (one per family)."""
+        return [
+            Deregister(
+                environment=self.name,
+                cluster=self.env.cluster,
+                service=next((s.service for s in self.registering(rp.family)), None),
+                family=rp.family,
+                keep=rp.keep,
+                task_definitions=tuple(rp.deregister),
             )
-        return out
+            for rp in self.retention
+            if rp.deregister
+        ]
 
 
 @dataclass
@@ -108,26 +107,15 @@ class PromotionPlan:
     skipped: list[tuple[str, Environment, str]] = field(default_factory=list)
     invocation: str | None = None  # the command as given, when not `<command> --tier T`
 
-    def steps(self) -> list[dict[str, Any]]:
-        """The writes a real run makes, in order."""
-        out: list[dict[str, Any]] = []
-        for r in self.retags:
-            if r.action is not TagWrite.UNCHANGED:
-                out.append(
-                    {
-                        "write": "registry:PutImage",
-                        "image": r.image,
-                        "repository": r.repository,
-                        "tag": r.tag,
-                        "digest": r.manifest.digest,
-                        "from_digest": r.current_digest,
-                        "action": str(r.action),
-                    }
-                )
+    def steps(self) -> Plan:
+        """The writes a real run makes, in order: tags, then deploys, then retention."""
+        steps: list[Step] = [MoveTag.of(r) for r in self.retags]
         if self.deploy:
             for e in self.envs:
-                for group in strategy_stage.groups(e.services):
-                    out.append(group[0].describe())  # the services of one stack: one write
+                steps.extend(e.deploy_steps())
             for e in self.envs:
-                out.extend(e.retention_steps())
-        return out
+                steps.extend(e.retention_steps())
+        return Plan(tuple(steps))
+
+    def where(self) -> dict[str, Where]:
+        return {e.name: e.where() for e in self.envs}

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from tierup.pipeline import executor, step_runner, strategies
 from tierup.pipeline import retention as retention_mod
-from tierup.pipeline import step_runner, strategies
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.config import TIMESTAMP_FORMAT, Config, Tier, render_tag
 from tierup.pipeline.events import (
@@ -28,7 +27,6 @@ from tierup.pipeline.events import (
 )
 from tierup.pipeline.lock import require_guard
 from tierup.pipeline.plan import EnvPlan, PromotionPlan, Review
-from tierup.pipeline.progress import rollout_changed
 from tierup.pipeline.results import (
     CommandResult,
     EnvironmentOutcome,
@@ -46,10 +44,9 @@ from tierup.stages.adapters.registry import Registry, TagWrite
 from tierup.stages.deploy import Applied, ImageTarget, ServicePlan
 from tierup.stages.errors import ExitCode, InputError, TierupError
 from tierup.stages.parallel import each
+from tierup.stages.plan import MoveTag
 from tierup.stages.record import NullRecorder, Recorder
 
-MAX_WORKERS = 64
-CONFLICT = "conflict"  # a tag moved by another writer between tierup's reads and its write
 PER_ENV_WORKERS = 16  # reads inside one environment, while every environment reads at once
 Progress = Callable[[str], None]
 
@@ -524,7 +521,8 @@ def execute(
         if res.note:
             noted.setdefault(res.note, []).append(res.image)
     result.notes.extend(f"{', '.join(images)}: {note}" for note, images in noted.items())
-    result.plan = plan.steps()
+    steps = plan.steps()
+    result.plan = steps.describe()
     # envs.yaml's `steps`: None when no environment lists any (today's retag, deploy, wait)
     run = step_runner.plan(config, clients, plan)
     if run is not None:
@@ -570,34 +568,23 @@ def execute(
     def close(event: Event) -> Event:
         return rec.record(dataclasses.replace(event, closes=opened))
 
-    def write_tag(job: tuple[retag.RetagPlan, ImageOutcome]) -> None:
-        r, outcome = job
-        try:
-            outcome.status = str(retag.retag(clients.registry, r))
-            say(f"{r.repository}:{r.tag} -> {r.manifest.digest} ({outcome.status})")
-        except retag.TagRaceError as e:
-            # the ledger keeps what was really there: the digest the tag was found on
-            outcome.status, outcome.error, outcome.hint = CONFLICT, e.message, e.hint
-            if not e.written:
-                outcome.previous_digest = e.found
-            say(f"{r.repository}:{r.tag}: conflict: {e.message}")
-        except TierupError as e:
-            outcome.status, outcome.error, outcome.hint = "failed", e.message, e.hint
-
-    each(
-        write_tag,
-        [
-            (r, o)
-            for r, o in zip(plan.retags, result.images, strict=True)
-            if r.action is not TagWrite.UNCHANGED
-        ],
-    )
-    retag_failed = any(o.status in ("failed", CONFLICT) for o in result.images)
+    tags = executor.write_tags(clients.registry, steps.of_type(MoveTag), say)
+    by_tag = {t.step.image: t for t in tags}
+    for outcome in result.images:
+        t = by_tag.get(outcome.image)
+        if t is None:
+            continue
+        outcome.status = t.status
+        if t.error is not None:
+            outcome.error, outcome.hint = t.error.message, t.error.hint
+        if t.found is not None:  # the ledger keeps what was really there
+            outcome.previous_digest = t.found
+    retag_failed = any(o.status in ("failed", executor.CONFLICT) for o in result.images)
     if run is not None:
         run.retagged(result.images)
     if retag_failed:
         _discard(clients, plan.envs)
-        if any(o.status == CONFLICT for o in result.images):
+        if any(o.status == executor.CONFLICT for o in result.images):
             result.notes.append(
                 "a tag was moved by another writer during the run: no environment was "
                 "deployed; check `tierup where` and re-run"
@@ -617,7 +604,8 @@ def execute(
         return result
 
     if run is None:
-        applied, errors = _apply_all(clients, plan.envs, say)
+        report = _apply_all(clients, plan.envs, say)
+        applied, errors = report.applied, report.errors
     else:  # each environment's list deploys and waits in its place among the steps
         applied, errors = run.applied, run.errors
     waited: dict[tuple[str, str], wait_stage.RolloutState] = {}
@@ -628,7 +616,7 @@ def execute(
             else:
                 waited = run.environments(
                     plan.envs,
-                    apply=lambda e: _apply_all(clients, [e], say),
+                    apply=lambda e: _astuple(_apply_all(clients, [e], say)),
                     wait=(
                         (lambda e, a: _wait_all(config, clients, [e], a, options.timeout, say))
                         if options.wait
@@ -778,34 +766,16 @@ def _discard(clients: Clients, envs: list[EnvPlan]) -> None:
                 pass  # a preview left behind changes nothing
 
 
-def _apply_all(
-    clients: Clients, envs: list[EnvPlan], say: Progress
+def _apply_all(clients: Clients, envs: list[EnvPlan], say: Progress) -> executor.Report:
+    """Deploy ``envs``: every write at once (a service, or the services of one stack)."""
+    steps = [step for e in envs for step in e.deploy_steps()]
+    return executor.apply(clients, steps, {e.name: e.where() for e in envs}, say)
+
+
+def _astuple(
+    report: executor.Report,
 ) -> tuple[dict[tuple[str, str], Applied], dict[tuple[str, str], TierupError]]:
-    # one job per write: a service, or the services of one stack
-    jobs = [(e, g) for e in envs if e.error is None for g in strategy_stage.groups(e.services)]
-    applied: dict[tuple[str, str], Applied] = {}
-    errors: dict[tuple[str, str], TierupError] = {}
-    lock = threading.Lock()
-
-    def one(job: tuple[EnvPlan, list[ServicePlan]]) -> None:
-        e, group = job
-        try:
-            ctx = strategies.context(clients, e.name, e.env, e.task_defs)
-            done = all_strategies.get(e.strategy).apply(ctx, group)
-            with lock:
-                for svc, a in done.items():
-                    applied[(e.name, svc)] = a
-            for s in group:
-                a = done[s.service]
-                say(f"{e.name}/{s.service}: {s.action} -> deployment {a.deployment_id}")
-        except TierupError as err:
-            with lock:
-                for s in group:
-                    errors[(e.name, s.service)] = err
-            say(f"{e.name}/{', '.join(s.service for s in group)}: failed: {err.message}")
-
-    each(one, jobs, MAX_WORKERS)
-    return applied, errors
+    return report.applied, report.errors
 
 
 def _wait_all(
@@ -816,36 +786,15 @@ def _wait_all(
     timeout: int | None,
     say: Progress,
 ) -> dict[tuple[str, str], wait_stage.RolloutState]:
-    out: dict[tuple[str, str], wait_stage.RolloutState] = {}
-    lock = threading.Lock()
-
-    def one(e: EnvPlan) -> None:
-        mine = {
-            s: a for (env, s), a in applied.items() if env == e.name and a.deployment_id is not None
-        }
-        if not mine:
-            return
-        limit = timeout if timeout is not None else config.wait_timeout_for(e.name)
-        try:
-            states = all_strategies.get(e.strategy).wait(
-                strategies.context(clients, e.name, e.env, e.task_defs),
-                mine,
-                timeout=limit,
-                on_change=lambda st: rollout_changed(say, e.name, st),
-            )
-        except TierupError as err:
-            states = {
-                s: wait_stage.RolloutState(
-                    s, str(a.deployment_id), wait_stage.FAILED, reason=f"waiting failed: {err}"
-                )
-                for s, a in mine.items()
-            }
-        with lock:
-            for s, st in states.items():
-                out[(e.name, s)] = st
-
-    each(one, [e for e in envs if e.error is None], MAX_WORKERS)
-    return out
+    """Follow the rollouts ``applied`` started in ``envs``, through each one's strategy."""
+    names = {e.name for e in envs if e.error is None}
+    return executor.follow(
+        clients,
+        {k: a for k, a in applied.items() if k[0] in names},
+        {e.name: e.where() for e in envs},
+        lambda env: timeout if timeout is not None else config.wait_timeout_for(env),
+        say,
+    )
 
 
 def settle_waited(so: ServiceOutcome, st: wait_stage.RolloutState, *, done: str) -> None:

@@ -22,13 +22,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from tierup.pipeline import strategies
+from tierup.pipeline import executor, strategies
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.config import Config, Environment
 from tierup.pipeline.events import EnvironmentRecord, Event, EventStatus, ServiceRecord
+from tierup.pipeline.executor import Where
 from tierup.pipeline.ledger import Ledger
 from tierup.pipeline.lock import require_guard
-from tierup.pipeline.progress import rollout_changed
 from tierup.pipeline.promote import Progress, RunOptions, open_event, settle_waited
 from tierup.pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome, landed
 from tierup.stages import all_strategies, ecs_history
@@ -40,6 +40,7 @@ from tierup.stages.adapters.registry import Registry
 from tierup.stages.deploy import Applied, DeployError, pick_container
 from tierup.stages.errors import InputError, RepositoryMissing, TierupError
 from tierup.stages.parallel import MAX_WORKERS, each
+from tierup.stages.plan import Plan, Restore, Step, Undo
 from tierup.stages.record import NullRecorder, Recorder
 from tierup.stages.resolve import tag_pattern
 from tierup.stages.types import ImageRef, ServiceState, TaskDefinition, TaskImage, is_commit_sha
@@ -354,21 +355,36 @@ class UndoPlan:
         """``rollback service``, ``rollback cluster`` (as ``rollback tier``), or ``restore``."""
         return f"{self.command} {self.scope}" if self.command == "rollback" else self.command
 
-    def steps(self) -> list[dict[str, Any]]:
-        """The writes a real run makes, in order."""
+    def where(self) -> dict[str, Where]:
+        return {self.env_name: Where(self.env_name, self.env, self.strategy, self.task_defs)}
+
+    def steps(self) -> Plan:
+        """The run's steps: one per service, or one per write of a strategy that owns its
+        rollbacks (a change set for a stack's services, a CodeDeploy deployment per service);
+        a service ECS already takes there (``follow``) is followed, not written."""
+        strategy = all_strategies.get(self.strategy)
+        if not strategy_stage.capabilities(strategy).owns_rollback:
+            return Plan(tuple(Undo(self.env_name, p) for p in self.services if p.action != rb.SKIP))
         writing = [p for p in self.services if p.writes]
+        groups = (
+            [writing] if strategy_stage.capabilities(strategy).one_write else [[p] for p in writing]
+        )
         # a strategy whose writes are its own (a change set, a CodeDeploy deployment) says them
-        describe = getattr(all_strategies.get(self.strategy), "undo_steps", None)
-        if describe is not None:
-            return list(
+        describe = getattr(strategy, "undo_steps", None)
+        steps: list[Step] = []
+        for group in (g for g in groups if g):
+            texts = (
                 describe(
-                    writing,
+                    group,
                     environment=self.env_name,
                     cluster=self.env.cluster,
                     settings=strategies.settings(self.env),
                 )
+                if describe is not None
+                else [p.describe() for p in group]
             )
-        return [p.describe() for p in writing]
+            steps.append(Restore(self.env_name, self.strategy, tuple(group), texts[0]))
+        return Plan(tuple(steps))
 
 
 TargetFinder = Callable[[ServiceView], rb.RollbackTarget]
@@ -647,7 +663,8 @@ def execute(
         command=plan.event_command, dry_run=options.dry_run, invocation=plan.invocation
     )
     result.data["env"] = plan.env_name
-    result.plan = plan.steps()
+    steps = plan.steps()
+    result.plan = steps.describe()
     result.notes.extend(plan.notes)
     if plan.snapshot is not None:
         result.data["snapshot"] = plan.snapshot
@@ -691,13 +708,12 @@ def execute(
 
     ctx = strategies.context(clients, plan.env_name, plan.env, plan.task_defs)
     owns_rollback = strategy_stage.capabilities(all_strategies.get(plan.strategy)).owns_rollback
-    if owns_rollback:
-        applied, errors = _apply_strategy(ctx, plan, say)
-    else:
-        applied, errors = _apply_all(clients, ctx, plan, say)
+    report = executor.apply(clients, steps.in_environments(), plan.where(), say)
+    applied = {s: a for (_e, s), a in report.applied.items()}
+    errors = {s: e for (_e, s), e in report.errors.items()}
     if options.wait:
         try:
-            waited = _wait(config, ctx, plan, applied, options.timeout, say)
+            waited = _wait(config, clients, plan, applied, options.timeout, say)
             if owns_rollback:
                 applied = _landed(ctx, plan, applied, waited)
         except KeyboardInterrupt:
@@ -707,86 +723,6 @@ def execute(
             raise
     record(options.wait)
     return result
-
-
-def _apply_all(
-    clients: Clients, ctx: strategy_stage.Context, plan: UndoPlan, say: Progress
-) -> tuple[dict[str, Applied], dict[str, TierupError]]:
-    ecs = clients.ecs(plan.env)
-    applied: dict[str, Applied] = {}
-    errors: dict[str, TierupError] = {}
-    lock = threading.Lock()
-
-    def one(p: rb.RollbackPlan) -> None:
-        try:
-            if p.action == rb.STOP and p.deployment is not None:
-                done = _stop(ctx, plan, p)
-            else:
-                done = rb.apply_rollback(ecs, p)
-        except TierupError as e:
-            with lock:
-                errors[p.service] = e
-            say(f"{plan.env_name}/{p.service}: failed: {e.message}")
-            return
-        with lock:
-            applied[p.service] = done
-        say(f"{plan.env_name}/{p.service}: {p.action} -> deployment {done.deployment_id}")
-
-    each(one, [p for p in plan.services if p.action != rb.SKIP])
-    return applied, errors
-
-
-def _stop(ctx: strategy_stage.Context, plan: UndoPlan, p: rb.RollbackPlan) -> Applied:
-    """Stop the service's running deployment with its rollback, through its strategy."""
-    assert p.deployment is not None
-    stop = getattr(all_strategies.get(plan.strategy), "stop_running", None)
-    if stop is None:
-        raise DeployError(f"strategy {plan.strategy} cannot stop a running deployment")
-    running = strategy_stage.Running(p.deployment, "", p.target_task_definition)
-    done: Applied = stop(
-        ctx, p.service, running, previous_task_definition=p.current_task_definition
-    )
-    return done
-
-
-def _apply_strategy(
-    ctx: strategy_stage.Context, plan: UndoPlan, say: Progress
-) -> tuple[dict[str, Applied], dict[str, TierupError]]:
-    """One change set for a stack's services; one CodeDeploy deployment per service."""
-    strategy = all_strategies.get(plan.strategy)
-    targets = {
-        p.service: strategy_stage.RestoreTarget(
-            p.target_task_definition, {c: dict(p.images)[c] for c in p.pinned}
-        )
-        for p in plan.services
-        if p.writes
-    }
-    # one write for every service (a stack), or one per service
-    groups = (
-        [targets]
-        if strategy_stage.capabilities(strategy).one_write
-        else [{service: t} for service, t in targets.items()]
-    )
-    applied: dict[str, Applied] = {}
-    errors: dict[str, TierupError] = {}
-    lock = threading.Lock()
-
-    def one(group: dict[str, strategy_stage.RestoreTarget]) -> None:
-        try:
-            done = strategy.restore(ctx, group)
-        except TierupError as e:
-            with lock:
-                errors.update(dict.fromkeys(group, e))
-            say(f"{plan.env_name}/{', '.join(group)}: failed: {e.message}")
-            return
-        with lock:
-            applied.update(done)
-        for service, a in done.items():
-            started = a.deployment_id or "nothing to do"
-            say(f"{plan.env_name}/{service}: {plan.strategy} -> {started}")
-
-    each(one, [g for g in groups if g])
-    return applied, errors
 
 
 def _landed(
@@ -811,31 +747,22 @@ def _landed(
 
 def _wait(
     config: Config,
-    ctx: strategy_stage.Context,
+    clients: Clients,
     plan: UndoPlan,
     applied: dict[str, Applied],
     timeout: int | None,
     say: Progress,
 ) -> dict[str, wait_stage.RolloutState]:
     """Follow the rollouts through the environment's strategy, as a promotion does."""
-    moving = {s: a for s, a in applied.items() if a.deployment_id is not None}
-    if not moving:
-        return {}
-    limit = timeout if timeout is not None else config.wait_timeout_for(plan.env_name)
-    try:
-        return all_strategies.get(plan.strategy).wait(
-            ctx,
-            moving,
-            timeout=limit,
-            on_change=lambda st: rollout_changed(say, plan.env_name, st, phase="rollback"),
-        )
-    except TierupError as e:
-        return {
-            s: wait_stage.RolloutState(
-                s, str(a.deployment_id), wait_stage.FAILED, reason=f"waiting failed: {e}"
-            )
-            for s, a in moving.items()
-        }
+    states = executor.follow(
+        clients,
+        {(plan.env_name, s): a for s, a in applied.items()},
+        plan.where(),
+        lambda env: timeout if timeout is not None else config.wait_timeout_for(env),
+        say,
+        phase="rollback",
+    )
+    return {s: st for (_e, s), st in states.items()}
 
 
 def _done_status(command: str) -> str:
