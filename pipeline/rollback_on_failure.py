@@ -24,15 +24,13 @@ and the command then fails (exit 1).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tierup.pipeline import strategies
+from tierup.pipeline import executor
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.config import Config, Tier
-from tierup.pipeline.progress import rollout_changed
 from tierup.pipeline.results import (
     NOT_DEPLOYED,
     SUCCESS,
@@ -42,13 +40,12 @@ from tierup.pipeline.results import (
     Status,
 )
 from tierup.stages import all_strategies
-from tierup.stages import rollback as rollback_stage
 from tierup.stages import strategy as strategy_stage
 from tierup.stages import wait as wait_stage
 from tierup.stages.adapters.registry import TagWrite
 from tierup.stages.deploy import Applied, ServicePlan
-from tierup.stages.errors import InputError, TierupError
-from tierup.stages.parallel import each
+from tierup.stages.errors import InputError
+from tierup.stages.plan import MoveTag, Plan, Redeploy, Revert, Step
 
 if TYPE_CHECKING:
     from tierup.pipeline.plan import EnvPlan, PromotionPlan
@@ -110,6 +107,44 @@ class Recovery:
     trigger: list[str] = field(default_factory=list)
     tags: dict[str, _TagBack] = field(default_factory=dict)
     jobs: dict[Key, _Job] = field(default_factory=dict)
+
+    def plan(self) -> Plan:
+        """The compensation: the tags back first, then one write per service, or per stack
+        (the services of one stack go back by one change set), computed from what was applied."""
+        steps: list[Step] = [
+            MoveTag(i, t.repository, t.tag, t.to_digest, t.from_digest, TagWrite.MOVED, back=True)
+            for i, t in self.tags.items()
+        ]
+        groups: dict[tuple[str, str], list[_Job]] = {}
+        for j in self.jobs.values():
+            if j.action != "none" and j.error is None:
+                own = j.action == j.env.strategy and _owns_rollback(j.env.strategy)
+                key = j.plan.group if own and j.plan.group else j.plan.service
+                groups.setdefault((j.env.name, key), []).append(j)
+        for jobs in groups.values():
+            first = jobs[0]
+            if first.action == "force-new-deployment":
+                steps.append(
+                    Redeploy(
+                        first.env.name,
+                        first.env.env.cluster,
+                        first.plan.service,
+                        first.applied.task_definition,
+                        first.reason,
+                    )
+                )
+            else:
+                steps.append(
+                    Revert(
+                        first.env.name,
+                        first.env.env.cluster,
+                        tuple(j.applied for j in jobs),
+                        first.action,
+                        first.reason,
+                        by_ecs=all(j.outcome.status == wait_stage.ROLLED_BACK for j in jobs),
+                    )
+                )
+        return Plan(tuple(steps))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -208,8 +243,13 @@ def recover(
         job = candidates[k]
         rec.jobs[k] = job
         _decide(job, plan, rec)
+    compensation = rec.plan()
     if rec.tags:
-        _move_tags_back(clients, rec, say)
+        done = executor.write_tags(clients.registry, compensation.of_type(MoveTag), say)
+        for t in done:
+            tag = rec.tags[t.step.image]
+            tag.status = t.status
+            tag.error = t.error.message if t.error is not None else None
         for outcome in result.images:
             back = rec.tags.get(outcome.image)
             if back is not None and back.error is None:
@@ -223,8 +263,8 @@ def recover(
                 if bad:
                     job.action, job.error = "none", f"the tag {bad[0].tag} could not move back"
         result.notes.append(_tag_note(plan, rec))
-    _apply(clients, rec, say)
-    waited = _wait(config, clients, rec, timeout, say)
+        compensation = rec.plan()  # a service whose tag could not move back stays
+    waited = _run(config, clients, plan, rec, compensation, timeout, say)
     _report(rec, waited)
     if mode == ATOMIC:
         result.notes.append(
@@ -232,7 +272,8 @@ def recover(
             f"environment of tier {plan.tier.name!r} was rolled back"
         )
         result.status_override = Status.FAILED
-    result.data["rollback"] = rec.to_json()
+    # what the compensation wrote, as its plan's steps (the tags back first)
+    result.data["rollback"] = {**rec.to_json(), "steps": compensation.describe()}
     return rec
 
 
@@ -284,18 +325,6 @@ def _decide(job: _Job, plan: PromotionPlan, rec: Recovery) -> None:
     job.reason = "; ".join(why) or "nothing to go back to"
 
 
-def _move_tags_back(clients: Clients, rec: Recovery, say: Callable[[str], None]) -> None:
-    registry = clients.registry
-    for t in rec.tags.values():
-        try:
-            outcome = rollback_stage.rollback_tag(registry, t.repository, t.tag, t.to_digest)
-            t.status = "moved_back" if outcome is not TagWrite.UNCHANGED else "unchanged"
-            say(f"{t.repository}:{t.tag} -> {t.to_digest} (moved back)")
-        except TierupError as e:
-            t.status, t.error = "failed", e.message
-            say(f"{t.repository}:{t.tag}: could not move back: {e.message}")
-
-
 def _halted_hints(result: CommandResult, halted: set[Key], rec: Recovery) -> None:
     """An environment a step stopped before `deploy` no longer waits on a moved tag."""
     back = ", ".join(
@@ -319,101 +348,38 @@ def _tag_note(plan: PromotionPlan, rec: Recovery) -> str:
     )
 
 
-def _apply(clients: Clients, rec: Recovery, say: Callable[[str], None]) -> None:
-    lock = threading.Lock()
-
-    def one(jobs: list[_Job]) -> None:
-        e, job = jobs[0].env, jobs[0]
-        try:
-            if job.action != "force-new-deployment":
-                # back to the revision each ran before, through the environment's strategy
-                ctx = strategies.context(clients, e.name, e.env, e.task_defs)
-                back = all_strategies.get(e.strategy).rollback(
-                    ctx, {j.plan.service: j.applied for j in jobs}
-                )
-                with lock:
-                    for j in jobs:
-                        j.done = back[j.plan.service]
-                for j in jobs:
-                    assert j.done is not None
-                    say(
-                        f"{e.name}/{j.plan.service}: rollback ({j.action}) -> deployment "
-                        f"{j.done.deployment_id or 'none needed'}"
-                    )
-                return
-            s = job.plan
-            state = clients.ecs(e.env).force_new_deployment(e.env.cluster, s.service)
-            primary = state.primary
-            done = Applied(
-                s.service,
-                primary.id if primary else None,
-                state.task_definition,
-                job.applied.task_definition,
-            )
-            with lock:
-                job.done = done
-            say(f"{e.name}/{s.service}: rollback ({job.action}) -> deployment {done.deployment_id}")
-        except TierupError as err:
-            with lock:
-                for j in jobs:
-                    j.error = err.message
-            names = ", ".join(j.plan.service for j in jobs)
-            say(f"{e.name}/{names}: rollback failed: {err.message}")
-
-    # one job per write: the services of one stack are rolled back by one change set
-    groups: dict[tuple[str, str], list[_Job]] = {}
-    for j in rec.jobs.values():
-        if j.action != "none" and j.error is None:
-            own = j.action == j.env.strategy and _owns_rollback(j.env.strategy)
-            key = j.plan.group if own and j.plan.group else j.plan.service
-            groups.setdefault((j.env.name, key), []).append(j)
-    each(one, groups.values())
-
-
-def _wait(
+def _run(
     config: Config,
     clients: Clients,
+    promotion: PromotionPlan,
     rec: Recovery,
+    compensation: Plan,
     timeout: int | None,
     say: Callable[[str], None],
 ) -> dict[Key, wait_stage.RolloutState]:
-    by_env: dict[str, list[_Job]] = {}
-    for job in rec.jobs.values():
-        if job.done is None:
-            continue
-        # a strategy's rollback that wrote nothing (the stack already rolled back) still says
-        # where the service stands
-        own = job.action == job.env.strategy and _owns_rollback(job.env.strategy)
-        if job.done.deployment_id is not None or own:
-            by_env.setdefault(job.env.name, []).append(job)
-    out: dict[Key, wait_stage.RolloutState] = {}
-    lock = threading.Lock()
-
-    def one(jobs: list[_Job]) -> None:
-        env = jobs[0].env
-        limit = timeout if timeout is not None else config.wait_timeout_for(env.name)
-        done = {j.plan.service: j.done for j in jobs if j.done is not None}
-        try:
-            # a rolling strategy follows each deployment id; a stack or CodeDeploy its own write
-            states = all_strategies.get(env.strategy).wait(
-                strategies.context(clients, env.name, env.env, env.task_defs),
-                done,
-                timeout=limit,
-                on_change=lambda st: rollout_changed(say, env.name, st, phase="rollback"),
-            )
-        except TierupError as err:
-            states = {
-                s: wait_stage.RolloutState(
-                    s, str(a.deployment_id), wait_stage.FAILED, reason=f"waiting failed: {err}"
-                )
-                for s, a in done.items()
-            }
-        with lock:
-            for s, st in states.items():
-                out[(env.name, s)] = st
-
-    each(one, by_env.values())
-    return out
+    """Run the compensation's environment steps through the executor and follow them."""
+    where = promotion.where()
+    report = executor.apply(clients, compensation.in_environments(), where, say, phase="rollback")
+    for key, a in report.applied.items():
+        rec.jobs[key].done = a
+    for key, err in report.errors.items():
+        rec.jobs[key].error = err.message
+    owns = {
+        k
+        for k, j in rec.jobs.items()
+        if j.action == j.env.strategy and _owns_rollback(j.env.strategy)
+    }
+    # a strategy's rollback that wrote nothing (the stack already rolled back) still says
+    # where the service stands
+    return executor.follow(
+        clients,
+        report.applied,
+        where,
+        lambda env: timeout if timeout is not None else config.wait_timeout_for(env),
+        say,
+        phase="rollback",
+        also=lambda k: k in owns,
+    )
 
 
 def _report(rec: Recovery, waited: dict[Key, wait_stage.RolloutState]) -> None:

@@ -211,6 +211,8 @@ class Revert:
     applied: tuple[Applied, ...]
     action: str  # task-definition | the strategy's name (a stack, a CodeDeploy group)
     reason: str
+    # ECS's circuit breaker already took every service back there: the rollback only follows
+    by_ecs: bool = False
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -218,7 +220,7 @@ class Revert:
 
     @property
     def writes(self) -> bool:
-        return True
+        return not self.by_ecs
 
     def describe(self) -> dict[str, Any]:
         return {

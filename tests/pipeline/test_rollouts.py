@@ -26,7 +26,7 @@ from tests.support.ecs_checks import (
     stable_on,
 )
 from tests.support.guarded import promote
-from tests.support.world import World, env_block, make_world
+from tests.support.world import World, Writes, env_block, make_world
 from tierup.pipeline import interrupt
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.ledger import open_ledger
@@ -499,3 +499,57 @@ def test_live_progress_draws_a_table_per_environment_on_a_terminal() -> None:
     assert "force-new-deployment" in text
     assert isinstance(progress_display(io.StringIO()), LineProgress)
     assert not isinstance(progress_display(io.StringIO()), LiveProgress)
+
+
+def _writes_of(steps: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """A plan's steps as the AWS writes they name: a tag, or an update of each service."""
+    out: list[tuple[str, str, str]] = []
+    for s in steps:
+        if s["write"] == "registry:PutImage":
+            out.append(("PutImage", s["repository"], s["tag"]))
+        else:
+            out += [("UpdateService", s["cluster"], svc) for svc in s.get("services", [])]
+            if "service" in s:
+                out.append(("UpdateService", s["cluster"], s["service"]))
+    return out
+
+
+def _made(calls: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, str, str]]:
+    return [
+        ("PutImage", p["repositoryName"], p["imageTag"])
+        if n == "PutImage"
+        else ("UpdateService", p["cluster"], p["service"])
+        for n, p in calls
+        if n in ("PutImage", "UpdateService")
+    ]
+
+
+@pytest.mark.parametrize("tier", ["staging", "prod"])
+def test_the_compensation_is_a_plan_whose_steps_are_the_writes_it_makes(
+    tmp_path: Path, aws_env: str, tier: str
+) -> None:
+    """--atomic: what the rollback writes is, item for item, its plan's steps (after the
+    promotion's own writes): tags back and forced deployments on a shared tag (staging), a
+    rollback to the previous revision per service (prod)."""
+    t = _tier3(tmp_path, aws_env, prod=tier == "prod")
+    w = t.world
+    if tier == "prod":
+        assert promote(w.config, w.clients(), tier="staging").exit_code == 0
+    envs = STAGING if tier == "staging" else PROD
+    mark_image(w, "api", t.new["api"], f"sandbox-fail.{envs[1][0]}-cluster")
+    writes = Writes()
+    result = promote(w.config, w.clients(writes), tier=tier, options=RunOptions(atomic=True))
+    assert result.exit_code == 1
+    steps = result.data["rollback"]["steps"]
+    made = _made(writes.calls)
+    promoted = _writes_of(result.plan)
+    assert sorted(made[: len(promoted)]) == sorted(promoted)
+    assert sorted(made[len(promoted) :]) == sorted(_writes_of(steps))
+    kinds = {s["write"] for s in steps}
+    if tier == "staging":
+        assert kinds == {"registry:PutImage", "ecs:UpdateService"}
+        assert [s["action"] for s in steps[:2]] == ["moved-back", "moved-back"]
+    else:
+        # p2's circuit breaker already took it back: the rollback follows it, writing nothing
+        assert kinds == {"rollback"} and [s["environment"] for s in steps] == ["p1", "p3"]
+        assert {s["action"] for s in steps} == {"task-definition"}
