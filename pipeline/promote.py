@@ -526,7 +526,7 @@ def execute(
     # envs.yaml's `steps`: None when no environment lists any (today's retag, deploy, wait)
     run = step_runner.plan(config, clients, plan)
     if run is not None:
-        result.plan = run.plan_items(plan, result.plan)
+        result.plan = run.plan_items(plan, steps)
     if options.review is not None:
         options.review.planned(plan, result)  # a saved plan: kept, or refused before any write
         recorder = options.review.recorder(recorder or NullRecorder())

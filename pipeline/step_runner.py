@@ -36,11 +36,11 @@ from tierup.pipeline.config import Config, Environment, Tier
 from tierup.pipeline.events import Event
 from tierup.pipeline.results import NOT_DEPLOYED, CommandResult, EnvironmentOutcome, ImageOutcome
 from tierup.pipeline.steps_config import StepSpec
-from tierup.stages import strategy as strategy_stage
 from tierup.stages import wait as wait_stage
 from tierup.stages.deploy import Applied, ImageTarget, ServicePlan
 from tierup.stages.errors import TierupError
 from tierup.stages.parallel import each
+from tierup.stages.plan import Deploy, MoveTag, Plan
 from tierup.stages.resolve import Resolved, commits_on
 from tierup.stages.step import (
     ALWAYS,
@@ -76,6 +76,7 @@ class _EnvPlan(Protocol):
     def services(self) -> list[ServicePlan]: ...
     @property
     def error(self) -> TierupError | None: ...
+    def deploy_steps(self) -> list[Deploy]: ...
 
 
 class _Plan(Protocol):
@@ -166,14 +167,12 @@ class StepRun:
 
     # -- the dry run ------------------------------------------------------------------
 
-    def plan_items(self, plan: _Plan, writes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The plan as a real run executes it: ``writes`` (today's plan) with the steps."""
-        retags = [w for w in writes if w.get("write") == "registry:PutImage"]
-        deploys = {
-            e.name: [g[0].describe() for g in strategy_stage.groups(e.services)] for e in plan.envs
-        }
-        listed = [*retags, *(w for d in deploys.values() for w in d)]
-        rest = [w for w in writes if w not in listed]  # the cleanups after the rollouts
+    def plan_items(self, plan: _Plan, steps: Plan) -> list[dict[str, Any]]:
+        """The plan as a real run executes it: the writes of ``steps`` among the lists' steps."""
+        retags = [s.describe() for s in steps.of_type(MoveTag) if s.writes]
+        deploys = {e.name: [d.describe() for d in e.deploy_steps()] for e in plan.envs}
+        # the cleanups after the rollouts
+        rest = [s.describe() for s in steps.writing if not isinstance(s, MoveTag | Deploy)]
         out: list[dict[str, Any]] = []
         for es in self.envs.values():
             out += [_item(es.name, p) for p in es.before_retag()]
