@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tierup.pipeline import config as config_mod
-from tierup.pipeline import release, saved_plan, snapshot, undo
+from tierup.pipeline import release, saved_plan, snapshot, undo_run
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.config import Config
 from tierup.pipeline.ledger import Ledger, open_ledger
@@ -117,7 +117,7 @@ class Tierup:
         progress: Progress | None = None,
     ) -> CommandResult:
         """`tierup rollback service` (with ``service``) or `tierup rollback cluster`."""
-        return undo.rollback(
+        return undo_run.rollback(
             self.config,
             self.clients,
             self.ledger,

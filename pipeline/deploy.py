@@ -10,7 +10,8 @@ from tierup.pipeline.config import Config
 from tierup.pipeline.events import Event
 from tierup.pipeline.lock import require_guard
 from tierup.pipeline.plan import PromotionPlan
-from tierup.pipeline.promote import Progress, RunOptions, execute, plan_environments
+from tierup.pipeline.plan_environments import plan_environments
+from tierup.pipeline.promote import Progress, RunOptions, execute
 from tierup.pipeline.results import CommandResult
 from tierup.stages import resolve
 from tierup.stages.deploy import ImageTarget

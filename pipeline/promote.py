@@ -1,53 +1,47 @@
-"""Promotion: resolve -> retag -> deploy -> wait -> record, planned first, then run.
+"""Running a promotion's plan: retag -> deploy -> wait -> record, under the guard.
 
-``plan_promotion`` only reads. Its plan lists, item for item, the writes ``execute`` makes;
-``--dry-run`` prints that plan and stops.
+``plan_promotion`` (reads only) makes the plan; its steps list, item for item, the writes
+``execute`` makes through the executor; ``--dry-run`` prints them and stops. Around the steps:
+the tier's step lists, the compensation of ``--rollback-on-failure`` / ``--atomic``, retention,
+and the ledger events (``outcomes``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 from tierup.pipeline import executor, step_runner, strategies
 from tierup.pipeline import retention as retention_mod
 from tierup.pipeline.clients import Clients
-from tierup.pipeline.config import TIMESTAMP_FORMAT, Config, Tier, render_tag
+from tierup.pipeline.config import Config
 from tierup.pipeline.events import (
-    EnvironmentRecord,
     Event,
     EventStatus,
-    ImageRecord,
-    ServiceRecord,
 )
 from tierup.pipeline.lock import require_guard
+from tierup.pipeline.outcomes import (
+    SKIPPED_UNREACHABLE,
+    env_outcome,
+    open_event,
+    promotion_event,
+)
 from tierup.pipeline.plan import EnvPlan, PromotionPlan, Review
 from tierup.pipeline.results import (
     CommandResult,
     EnvironmentOutcome,
     ImageOutcome,
-    ServiceOutcome,
-    landed,
 )
 from tierup.pipeline.rollback_on_failure import mode_for, recover
-from tierup.stages import all_strategies, resolve, retag
-from tierup.stages import deploy as deploy_stage
-from tierup.stages import strategy as strategy_stage
+from tierup.stages import all_strategies
 from tierup.stages import wait as wait_stage
-from tierup.stages.adapters.ecs import ClusterMissing, Ecs, ServiceMissing
-from tierup.stages.adapters.registry import Registry, TagWrite
-from tierup.stages.deploy import Applied, ImageTarget, ServicePlan
-from tierup.stages.errors import ExitCode, InputError, TierupError
-from tierup.stages.parallel import each
+from tierup.stages.adapters.registry import TagWrite
+from tierup.stages.deploy import Applied
+from tierup.stages.errors import InputError, TierupError
 from tierup.stages.plan import MoveTag
 from tierup.stages.record import NullRecorder, Recorder
 
-PER_ENV_WORKERS = 16  # reads inside one environment, while every environment reads at once
 Progress = Callable[[str], None]
 
 
@@ -68,398 +62,6 @@ class Source:
                 "--from, --commit and --digest are exclusive", hint="pass at most one source"
             )
         return cls(*given[0]) if given else cls()
-
-
-def _timestamp(now: datetime) -> str:
-    return now.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
-
-
-def resolve_sources(
-    config: Config, clients: Clients, *, tier: Tier, source: Source, images: list[str]
-) -> list[resolve.Resolved]:
-    """Every image must resolve before anything is written (exit 2 otherwise)."""
-    registry = clients.registry
-    src_tier = config.tier(source.value) if source.kind == "tier" and source.value else None
-    if source.kind == "default":
-        src_tier = config.source_tier(tier.name)
-    if src_tier is not None and src_tier.name == tier.name:
-        raise InputError(f"tier {tier.name!r} cannot be promoted from itself")
-    head: tuple[str, list[str]] | None = None
-    if source.kind == "default" and src_tier is None:
-        head = clients.head_commit()
-
-    def one(name: str) -> resolve.Resolved:
-        image = config.image(name)
-        repo, prefix = image.repository, image.tag_prefix
-        registry.describe_repository(repo)
-        if source.kind == "digest":
-            assert source.value is not None
-            return resolve.resolve_digest(registry, name, repo, source.value)
-        if source.kind == "commit":
-            assert source.value is not None
-            return resolve.resolve_commit(registry, name, repo, source.value, prefix=prefix)
-        if src_tier is not None:
-            return resolve.resolve_tier(
-                registry,
-                name,
-                repo,
-                tier=src_tier.name,
-                template=image.tag(src_tier.tag),
-                prefix=prefix,
-            )
-        assert head is not None
-        return resolve.resolve_commit(
-            registry, name, repo, head[0], ancestors=head[1], prefix=prefix
-        )
-
-    return each(one, images)
-
-
-def needs_commit(template: str) -> bool:
-    return "{commit}" in template or "{short_commit}" in template
-
-
-def commit_of(
-    registry: Registry, repository: str, r: resolve.Resolved, prefix: str = ""
-) -> str | None:
-    """The commit a resolved image was built from: its source's, else the commit tag(s) on
-    its digest (whatever the source: a tier, a digest, a commit)."""
-    if r.commit:
-        return r.commit
-    for info in registry.list_images(repository):
-        if info.digest == r.manifest.digest:
-            commits = resolve.commits_on(info, prefix)
-            return commits[0] if commits else None
-    return None
-
-
-def _render(
-    tier: Tier, resolved: resolve.Resolved, commit: str | None, now: datetime, prefix: str = ""
-) -> str:
-    if needs_commit(tier.tag) and not commit:
-        raise InputError(
-            f"image {resolved.image!r} ({resolved.manifest.repository}@{resolved.manifest.digest}"
-            f", from {resolved.source}) has no commit tag: tier {tier.name!r} tag {tier.tag!r} "
-            "needs its commit",
-            hint="promote an image built by `tierup build` (tagged with its commit SHA), or "
-            "give this digest its commit tag",
-        )
-    return prefix + render_tag(tier.tag, timestamp=_timestamp(now), commit=commit or "")
-
-
-def _plan_image(
-    config: Config, registry: Registry, tier: Tier, r: resolve.Resolved, now: datetime
-) -> tuple[retag.RetagPlan, ImageTarget]:
-    image = config.image(r.image)
-    repo = image.repository
-    tag = _render(tier, r, r.commit, now, image.tag_prefix)
-    if tier.immutable:
-        # a stamp already on this digest, the newest if several, is reused: stamping a digest
-        # again changes nothing, however many stamps other digests got since
-        mine = [i for i in registry.list_images(repo) if i.digest == r.manifest.digest]
-        existing = resolve.newest_tag(mine, image.tag(tier.tag))
-        if existing is not None:
-            tag = existing[0]
-    plan = retag.plan_retag(registry, r.image, repo, tag, r.manifest, immutable_tag=tier.immutable)
-    return plan, ImageTarget.at(
-        registry,
-        r.image,
-        repo,
-        tag,
-        r.manifest.digest,
-        commit=r.commit,
-        immutable_tag=tier.immutable,
-    )
-
-
-def tag_changes(
-    retags: list[retag.RetagPlan], *, stamp: bool = False, back: bool = False
-) -> dict[str, str]:
-    """Image -> what its tag write does, in words, for the images whose tag is written."""
-    out: dict[str, str] = {}
-    for r in retags:
-        digest = r.manifest.digest[:19]
-        if r.action is TagWrite.CREATED:
-            out[r.image] = f"new {'stamp' if stamp else 'tag'} {r.tag} on {digest}"
-        elif r.action is TagWrite.MOVED:
-            out[r.image] = f"the tag {r.tag} moved {'back ' if back else ''}to {digest}"
-    return out
-
-
-def plan_promotion(
-    config: Config,
-    clients: Clients,
-    *,
-    tier_name: str,
-    source: Source,
-    images: list[str] | None,
-    deploy: bool,
-    now: datetime,
-    command: str = "promote",
-    protected: frozenset[str] = frozenset(),
-    skip_unreachable: frozenset[str] = frozenset(),
-) -> PromotionPlan:
-    """Read everything the promotion touches; raise PreflightError (nothing written) when a
-    role, cluster, service or task definition of the tier cannot be read."""
-    tier = config.tier(tier_name)
-    names = images or list(config.images)
-    for n in names:
-        config.image(n)
-    tier_envs = config.environments_of(tier.name)
-    for skip in sorted(skip_unreachable):
-        if skip not in tier_envs:
-            raise InputError(
-                f"--skip-unreachable {skip}: not an environment of tier {tier.name!r}",
-                hint=f"pick from: {', '.join(tier_envs) or '(none)'}",
-            )
-    env_names = [n for n in tier_envs if n not in skip_unreachable]
-    registry = clients.registry
-    with ThreadPoolExecutor(max_workers=1) as background:
-        reading = (
-            background.submit(read_environments, config, clients, tier=tier, env_names=env_names)
-            if deploy
-            else None
-        )
-        resolved = resolve_sources(config, clients, tier=tier, source=source, images=names)
-        if needs_commit(tier.tag):
-            resolved = each(
-                lambda r: dataclasses.replace(
-                    r,
-                    commit=commit_of(
-                        registry,
-                        config.image(r.image).repository,
-                        r,
-                        config.image(r.image).tag_prefix,
-                    ),
-                ),
-                resolved,
-            )
-        planned = each(lambda r: _plan_image(config, registry, tier, r, now), resolved)
-        read = reading.result() if reading is not None else None
-    retags = [p for p, _t in planned]
-    targets = {t.image: t for _p, t in planned}
-    moved = tag_changes(retags, stamp=tier.immutable)
-    envs: list[EnvPlan] = []
-    if deploy:
-        envs = plan_environments(
-            config,
-            clients,
-            tier=tier,
-            targets=targets,
-            moved=moved,
-            protected=protected,
-            read=read,
-        )
-        preflight(envs)
-    return PromotionPlan(
-        command=command,
-        tier=tier,
-        tag=tier.tag,
-        resolved=resolved,
-        retags=retags,
-        targets=targets,
-        envs=envs,
-        deploy=deploy,
-        skipped=[
-            (n, e, config.strategy_for(n))
-            for n, e in tier_envs.items()
-            if deploy and n in skip_unreachable
-        ],
-    )
-
-
-class PreflightError(TierupError):
-    """Targets of the tier that cannot be reached or do not exist; nothing was written.
-
-    Exit 2 when every one is missing (a configuration to fix), 1 when access was refused.
-    """
-
-    def __init__(self, failures: list[tuple[str, TierupError]]) -> None:
-        listed = "; ".join(f"{target}: {e.message}" for target, e in failures)
-        envs = sorted({target.split("/", 1)[0] for target, _ in failures})
-        super().__init__(
-            f"preflight failed before any write ({len(failures)} target(s)): {listed}",
-            hint="nothing was written; fix the configuration or access and re-run, or leave "
-            f"the environment(s) out: --skip-unreachable {' --skip-unreachable '.join(envs)}",
-        )
-        self.failures = failures
-        missing = all(isinstance(e, MISSING) for _, e in failures)
-        self.exit_code = ExitCode.BAD_INPUT if missing else ExitCode.FAILED
-
-
-MISSING = (ClusterMissing, ServiceMissing, InputError)
-
-
-def preflight(envs: list[EnvPlan]) -> None:
-    """Raise PreflightError naming every role, cluster, service and task definition that
-    planning could not read."""
-    failures = [f for e in envs for f in e.unreadable]
-    if failures:
-        raise PreflightError(failures)
-
-
-def plan_environments(
-    config: Config,
-    clients: Clients,
-    *,
-    tier: Tier,
-    targets: dict[str, ImageTarget],
-    moved: Mapping[str, str],
-    env_names: list[str] | None = None,
-    protected: frozenset[str] = frozenset(),
-    read: list[EnvPlan] | None = None,
-) -> list[EnvPlan]:
-    """Decide every service of the tier's environments (``read``: already read, see below)."""
-    plans = (
-        read
-        if read is not None
-        else read_environments(config, clients, tier=tier, env_names=env_names)
-    )
-    keep = {p.name: config.retention_for(p.name) for p in plans}
-    each(lambda p: _plan_env(clients, p, targets, moved, keep[p.name], protected), plans)
-    return plans
-
-
-def read_environments(
-    config: Config, clients: Clients, *, tier: Tier, env_names: list[str] | None = None
-) -> list[EnvPlan]:
-    """What planning reads of each environment: its services, their tasks and revisions.
-
-    None of it depends on the images, so a promotion reads it while the images resolve.
-    """
-    envs = config.environments_of(tier.name)
-    if env_names is not None:
-        envs = {n: config.environment(n) for n in env_names}
-    plans = [
-        EnvPlan(name=n, env=e, strategy=config.strategy_for(n), pin=config.pin_for(n))
-        for n, e in envs.items()
-    ]
-    each(lambda p: _read_env(clients, p), plans)
-    return plans
-
-
-def _read_env(clients: Clients, plan: EnvPlan) -> None:
-    env = plan.env
-    try:
-        ecs = clients.ecs(env)
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            services = pool.submit(
-                ecs.describe_services, env.cluster, list(env.services), allow_missing=True
-            )
-            tasks = pool.submit(ecs.running_images, env.cluster)
-            plan.states, plan.running = services.result(), tasks.result()
-    except TierupError as e:
-        plan.error = e
-        what = "cluster" if isinstance(e, ClusterMissing) else "role/cluster"
-        plan.unreadable.append((f"{plan.name} ({what} {env.role_arn or env.cluster})", e))
-        return
-    _describe_task_definitions(ecs, plan)
-
-
-def _plan_env(
-    clients: Clients,
-    plan: EnvPlan,
-    targets: dict[str, ImageTarget],
-    moved: Mapping[str, str],
-    keep: int,
-    protected: frozenset[str],
-) -> None:
-    if plan.error is not None:
-        return
-    env = plan.env
-    ecs = clients.ecs(env)
-    states, running = plan.states, plan.running
-    services: list[strategy_stage.ServiceTarget] = []
-    for svc_name, svc in env.services.items():
-        state = states.get(svc_name)
-        if state is None:
-            missing = ServiceMissing(
-                f"service {svc_name!r} not found in cluster {env.cluster!r}",
-                hint="create the service, or fix environments.<env>.services in envs.yaml",
-            )
-            plan.service_errors[svc_name] = missing
-            plan.unreadable.append((f"{plan.name}/{svc_name}", missing))
-            continue
-        try:
-            td = plan.task_defs.get(state.task_definition)
-            if td is None:
-                try:
-                    td = ecs.describe_task_definition(state.task_definition)
-                except TierupError as e:
-                    plan.unreadable.append(
-                        (f"{plan.name}/{svc_name} (task definition {state.task_definition})", e)
-                    )
-                    raise
-                plan.task_defs[state.task_definition] = td
-            wanted = {c: targets[img] for c, img in svc.images().items() if img in targets}
-            if not wanted:
-                continue
-            services.append(
-                strategy_stage.ServiceTarget(
-                    service=svc_name,
-                    wanted=wanted,
-                    state=state,
-                    task_def=td,
-                    running=tuple(running.get(svc_name, [])),
-                    tag_moved=any(t.image in moved for t in wanted.values()),
-                    tag_change="; ".join(
-                        sorted({moved[t.image] for t in wanted.values() if t.image in moved})
-                    )
-                    or None,
-                )
-            )
-        except TierupError as e:
-            plan.service_errors[svc_name] = e
-    if services:
-        _plan_strategy(clients, plan, services)
-    plan.retention = retention_mod.plan_env(ecs, plan, keep=keep, protected=protected)
-
-
-def _plan_strategy(
-    clients: Clients, plan: EnvPlan, services: list[strategy_stage.ServiceTarget]
-) -> None:
-    env = plan.env
-    try:
-        planned = all_strategies.get(plan.strategy).plan(
-            strategies.context(clients, plan.name, env, plan.task_defs),
-            strategy_stage.Target(
-                environment=plan.name,
-                cluster=env.cluster,
-                strategy=plan.strategy,
-                pin=plan.pin,
-                services=tuple(services),
-                cloudformation=strategies.stack_settings(env),
-                codedeploy=strategies.codedeploy_settings(env),
-                ecs=strategies.ecs_settings(env),
-            ),
-        )
-    except TierupError as e:
-        plan.error = e
-        return
-    plan.services.extend(planned.services)
-    plan.service_errors.update(planned.errors)
-
-
-def _describe_task_definitions(ecs: Ecs, plan: EnvPlan) -> None:
-    """Every revision the environment's services run, read concurrently (or from their tasks).
-
-    A revision that cannot be read is left out: reading it again for its service reports the
-    error there, for that service alone.
-    """
-    if strategy_stage.capabilities(all_strategies.get(plan.strategy)).follows_tag:
-        # what a forced deployment needs of a revision, its tasks report: one request less
-        # per service
-        for name, state in plan.states.items():
-            td = deploy_stage.revision_from_tasks(state, plan.running.get(name, []))
-            if td is not None:
-                plan.task_defs.setdefault(td.arn, td)
-    arns = sorted({s.task_definition for s in plan.states.values()} - set(plan.task_defs))
-
-    def one(arn: str) -> None:
-        with contextlib.suppress(TierupError):
-            plan.task_defs[arn] = ecs.describe_task_definition(arn)
-
-    each(one, arns, workers=PER_ENV_WORKERS)
 
 
 # -- run ---------------------------------------------------------------------------
@@ -534,7 +136,7 @@ def execute(
         if options.review is None:  # a plan saved with --out keeps its change sets
             _discard(clients, plan.envs)
         for e in plan.envs:
-            result.environments.append(_env_outcome(e, {}, {}))
+            result.environments.append(env_outcome(e, {}, {}))
         _add_skipped(plan, result)
         if run is not None:
             run.settle(result, {})
@@ -591,7 +193,7 @@ def execute(
             )
         result.notes.append("a tag write failed: no environment was deployed")
         for ep in plan.envs:
-            env_out = _env_outcome(ep, {}, {})
+            env_out = env_outcome(ep, {}, {})
             env_out.status, env_out.error = "failed", "not deployed: a tag write failed"
             result.environments.append(env_out)
         if run is not None:
@@ -627,7 +229,7 @@ def execute(
         except KeyboardInterrupt:
             # Ctrl-C while waiting: what was written is recorded, as --no-wait records it
             for ep in plan.envs:
-                result.environments.append(_env_outcome(ep, applied, errors, {}, False))
+                result.environments.append(env_outcome(ep, applied, errors, {}, False))
             if run is not None:
                 run.settle(result, applied)
             result.settle()
@@ -638,7 +240,7 @@ def execute(
             )
             raise
     for ep in plan.envs:
-        result.environments.append(_env_outcome(ep, applied, errors, waited, options.wait))
+        result.environments.append(env_outcome(ep, applied, errors, waited, options.wait))
     _add_skipped(plan, result)
     if run is not None:
         run.settle(result, applied)  # a failed step fails its environment, as a rollout does
@@ -667,7 +269,7 @@ def execute(
 
 
 def _recorded(run: step_runner.StepRun | None, plan: PromotionPlan, result: CommandResult) -> Event:
-    event = _event(plan, result)
+    event = promotion_event(plan, result)
     return event if run is None else run.annotate(event)
 
 
@@ -705,7 +307,7 @@ def _stopped(
         if o.status != str(TagWrite.UNCHANGED):
             o.status, o.note = "not_moved", "a step before retag failed"
     for ep in plan.envs:
-        result.environments.append(_env_outcome(ep, {}, {}))
+        result.environments.append(env_outcome(ep, {}, {}))
     _add_skipped(plan, result)
     run.settle(result, {})
     result.settle()
@@ -713,9 +315,6 @@ def _stopped(
     stored = rec.record(_recorded(run, plan, result))
     _after_record(run, rec, result, stored, say)
     return result
-
-
-SKIPPED_UNREACHABLE = "skipped: left out with --skip-unreachable (not read, not deployed)"
 
 
 def _add_skipped(plan: PromotionPlan, result: CommandResult) -> None:
@@ -729,30 +328,6 @@ def _add_skipped(plan: PromotionPlan, result: CommandResult) -> None:
             f"not deployed (--skip-unreachable): {names}; deploy them once reachable: "
             + " ; ".join(f"tierup deploy --env {n}" for n, _e, _s in plan.skipped)
         )
-
-
-def open_event(
-    recorder: Recorder[Event],
-    command: str,
-    tier: str | None,
-    result: CommandResult,
-    services: list[dict[str, Any]],
-) -> str | None:
-    """Record the run's planned writes before the first one; the open event's id (None when
-    nothing will be written, or the recorder keeps no ids). ``services``: what each service
-    runs before and its target, so that a reconciliation can tell what moved."""
-    if not result.plan:
-        return None
-    opened = recorder.record(
-        Event(
-            command=command,
-            invocation=result.title.removeprefix("tierup "),
-            tier=tier,
-            status=EventStatus.OPEN,
-            intent={"writes": list(result.plan), "services": services},
-        )
-    )
-    return opened.id or None
 
 
 def _discard(clients: Clients, envs: list[EnvPlan]) -> None:
@@ -794,134 +369,4 @@ def _wait_all(
         {e.name: e.where() for e in envs},
         lambda env: timeout if timeout is not None else config.wait_timeout_for(env),
         say,
-    )
-
-
-def settle_waited(so: ServiceOutcome, st: wait_stage.RolloutState, *, done: str) -> None:
-    """A service's outcome once its rollout was waited for (``done``: the status of success)."""
-    so.status = {
-        wait_stage.COMPLETED: done,
-        wait_stage.TIMED_OUT: "timed_out",
-        wait_stage.ROLLED_BACK: wait_stage.ROLLED_BACK,
-    }.get(st.state, "failed")
-    if so.status == done:
-        return
-    so.events = list(st.events)
-    if so.status == wait_stage.ROLLED_BACK:
-        so.error = wait_stage.rolled_back_message(st)
-        so.hint = "the new image did not start; see the service events below"
-    elif so.status == "timed_out":
-        so.error = st.reason
-        so.hint = "raise --timeout or wait_timeout; the rollout may still finish"
-    else:
-        so.error = st.reason or st.state
-        so.hint = "see the service events below and `tierup where`"
-
-
-def _env_outcome(
-    e: EnvPlan,
-    applied: dict[tuple[str, str], Applied],
-    errors: dict[tuple[str, str], TierupError],
-    waited: dict[tuple[str, str], wait_stage.RolloutState] | None = None,
-    wait: bool = False,
-) -> EnvironmentOutcome:
-    out = EnvironmentOutcome.of(e.name, e.env, e.strategy)
-    if e.error is not None:
-        out.status, out.error, out.hint = "failed", e.error.message, e.error.hint
-        return out
-    for s in e.services:
-        prev = next((d for _, d in s.previous_digests if d), None)
-        so = ServiceOutcome(
-            service=s.service,
-            status="planned" if s.writes else "skipped",
-            task_definition=s.task_definition,
-            previous_task_definition=s.task_definition,
-            image=", ".join(c.reference for c in s.containers),
-            digest=s.containers[0].target.digest if s.containers else None,
-            previous_digest=prev,
-            reason=s.reason,
-        )
-        key = (e.name, s.service)
-        if key in errors:
-            err = errors[key]
-            so.status, so.error, so.hint = "failed", err.message, err.hint
-        elif key in applied:
-            a = applied[key]
-            so.deployment_id, so.task_definition = a.deployment_id, a.task_definition
-            so.status = "deployed"
-            st = (waited or {}).get(key)
-            if st is not None and st.task_definition:
-                so.task_definition = st.task_definition
-            if wait and st is not None:
-                settle_waited(so, st, done="completed")
-        out.services.append(so)
-    for name, err in e.service_errors.items():
-        out.services.append(
-            ServiceOutcome(service=name, status="failed", error=err.message, hint=err.hint)
-        )
-    out.settle()
-    return out
-
-
-def _event(plan: PromotionPlan, result: CommandResult) -> Event:
-    planned = {(e.name, s.service): s for e in plan.envs for s in e.services}
-    return Event(
-        command=plan.command,
-        invocation=result.title.removeprefix("tierup "),
-        tier=plan.tier.name,
-        status=str(result.status),
-        images=tuple(
-            ImageRecord(
-                image=i.image,
-                repository=i.repository,
-                tag=i.tag,
-                from_digest=i.previous_digest,
-                to_digest=i.digest,
-                commit=i.commit,
-                status=i.status,
-            )
-            for i in result.images
-        ),
-        environments={
-            e.name: EnvironmentRecord(
-                status=e.status,
-                services={
-                    s.service: _service_record(s, planned.get((e.name, s.service)))
-                    for s in e.services
-                },
-                extra={"skipped": "unreachable"} if e.hint == SKIPPED_UNREACHABLE else {},
-            )
-            for e in result.environments
-        },
-        # what --rollback-on-failure / --atomic undid: the tags moved back, the services
-        extra={"rollback": result.data["rollback"]} if "rollback" in result.data else {},
-    )
-
-
-def _service_record(s: ServiceOutcome, plan: ServicePlan | None) -> ServiceRecord:
-    ok = landed(s)
-    # every container: a rollback must put each one back, not only the first
-    before = {c: d for c, d in plan.previous_digests if d} if plan is not None else {}
-    after = (
-        {c.container: c.target.digest for c in plan.containers}
-        if plan is not None and ok
-        else dict(before)
-    )
-    td_after = s.task_definition if ok else s.previous_task_definition
-    digest_after = s.digest if ok else s.previous_digest
-    extra: dict[str, Any] = {}
-    rb = s.rollback
-    if rb is not None and rb.task_definition and rb.status not in ("failed", "not_rolled_back"):
-        # what runs after the run is what the rollback put back, not what was tried
-        td_after, digest_after, after = rb.task_definition, s.previous_digest, dict(before)
-        extra["rollback"] = rb.status
-    return ServiceRecord(
-        status=s.status,
-        task_definition_before=s.previous_task_definition,
-        task_definition_after=td_after,
-        digest_before=s.previous_digest,
-        digest_after=digest_after,
-        images_before=before,
-        images_after=after,
-        extra=extra,
     )

@@ -23,15 +23,9 @@ from tierup.pipeline.gates import Candidate, GateError, check_gates, tag_writes
 from tierup.pipeline.ledger import Ledger, parse_time, task_definitions_in_use
 from tierup.pipeline.lock import LockHeld, TierLock, held_error, holding, human, key_for, read_lock
 from tierup.pipeline.plan import PromotionPlan
-from tierup.pipeline.promote import (
-    Progress,
-    RunOptions,
-    Source,
-    execute,
-    plan_environments,
-    plan_promotion,
-    tag_changes,
-)
+from tierup.pipeline.plan_environments import plan_environments
+from tierup.pipeline.plan_promotion import plan_promotion, tag_changes
+from tierup.pipeline.promote import Progress, RunOptions, Source, execute
 from tierup.pipeline.reconcile import reconcile
 from tierup.pipeline.results import CommandResult
 from tierup.stages import resolve, retag

@@ -30,13 +30,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from tierup.pipeline import __version__, release, snapshot, strategies, undo
+from tierup.pipeline import __version__, release, snapshot, strategies, undo, undo_run
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.config import Config
 from tierup.pipeline.events import Event
 from tierup.pipeline.ledger import Ledger
 from tierup.pipeline.plan import PromotionPlan, Review
-from tierup.pipeline.promote import PreflightError, Progress, RunOptions, Source
+from tierup.pipeline.plan_environments import PreflightError
+from tierup.pipeline.promote import Progress, RunOptions, Source
 from tierup.pipeline.redaction import redact_all
 from tierup.pipeline.results import (
     CommandResult,
@@ -203,7 +204,7 @@ def run_command(
             progress=progress,
         )
     assert args.env is not None
-    return undo.rollback(
+    return undo_run.rollback(
         config,
         clients,
         ledger,

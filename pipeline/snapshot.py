@@ -19,7 +19,9 @@ from tierup.pipeline.events import EnvironmentRecord, Event, ServiceRecord
 from tierup.pipeline.ledger import Ledger, iso
 from tierup.pipeline.promote import Progress, RunOptions
 from tierup.pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome
-from tierup.pipeline.undo import RegistryLookup, UndoPlan, plan_services, run_locked
+from tierup.pipeline.undo import UndoPlan, plan_services
+from tierup.pipeline.undo_run import run_locked
+from tierup.pipeline.undo_targets import RegistryLookup
 from tierup.stages import rollback as rb
 from tierup.stages.errors import InputError
 from tierup.stages.parallel import each

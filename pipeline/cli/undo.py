@@ -132,7 +132,7 @@ def _roll_back(
         return
 
     def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
-        from tierup.pipeline.undo import rollback
+        from tierup.pipeline.undo_run import rollback
 
         return rollback(
             cfg,

@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.release_world import aws_writes, ledger_of, new_digests, release_world
 from tests.support.world import World, Writes
-from tierup.pipeline import deploy, retention, undo
+from tierup.pipeline import deploy, plan_promotion, retention, undo, undo_run
 from tierup.pipeline import promote as promote_mod
 from tierup.pipeline.api import Tierup
 from tierup.pipeline.gates import GateError
@@ -94,7 +94,7 @@ def test_the_executors_refuse_to_write_outside_a_guarded_command(world: World) -
     writes = Writes()
     clients = world.clients(writes)
     config = world.config
-    plan = promote_mod.plan_promotion(
+    plan = plan_promotion.plan_promotion(
         config,
         clients,
         tier_name="staging",
@@ -108,7 +108,7 @@ def test_the_executors_refuse_to_write_outside_a_guarded_command(world: World) -
     )
     unguarded = {
         "promote": lambda: promote_mod.execute(config, clients, plan, options=RunOptions()),
-        "rollback": lambda: undo.execute(config, clients, undo_plan, options=RunOptions()),
+        "rollback": lambda: undo_run.execute(config, clients, undo_plan, options=RunOptions()),
         "deploy": lambda: deploy.deploy_environment(
             config, clients, env="staging", options=RunOptions()
         ),

@@ -29,7 +29,7 @@ from tests.support.world import REGISTRY, World, Writes, env_block, make_world
 from tierup.pipeline import interrupt
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.promote import RunOptions
-from tierup.pipeline.undo import rollback
+from tierup.pipeline.undo_run import rollback
 from tierup.stages import rollback as rb
 from tierup.stages.adapters.ecs import Ecs
 from tierup.stages.errors import TierupError

@@ -18,7 +18,7 @@ from tests.support.world import Writes, env_block, make_world
 from tierup.pipeline import config as config_mod
 from tierup.pipeline.cli import app
 from tierup.pipeline.promote import RunOptions
-from tierup.pipeline.undo import rollback
+from tierup.pipeline.undo_run import rollback
 from tierup.stages import all_strategies
 from tierup.stages import rollback as rb
 from tierup.stages import wait as wait_stage

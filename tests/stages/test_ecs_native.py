@@ -17,7 +17,7 @@ from tierup.pipeline.clients import Clients
 from tierup.pipeline.release import rollback_tier
 from tierup.pipeline.sandbox import emulation
 from tierup.pipeline.sessions import AwsSessions
-from tierup.pipeline.undo import rollback
+from tierup.pipeline.undo_run import rollback
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
