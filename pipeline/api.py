@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tierup.pipeline import config as config_mod
-from tierup.pipeline import release, saved_plan, snapshot, undo_run
+from tierup.pipeline import guard, release, rollback_tier, saved_plan, snapshot, undo_run
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.config import Config
 from tierup.pipeline.ledger import Ledger, open_ledger
@@ -37,7 +37,7 @@ class Tierup:
     config: Config
     clients: Clients
     ledger: Ledger
-    guard: release.Guard = field(default_factory=release.Guard)
+    guard: guard.Guard = field(default_factory=guard.Guard)
 
     @classmethod
     def load(cls, path: str | Path = "envs.yaml", *, root: Path | None = None) -> Tierup:
@@ -155,7 +155,7 @@ class Tierup:
         progress: Progress | None = None,
     ) -> CommandResult:
         """`tierup rollback tier --tier TIER [--to DIGEST|TAG | --steps N]`."""
-        return release.rollback_tier(
+        return rollback_tier.rollback_tier(
             self.config,
             self.clients,
             self.ledger,

@@ -216,3 +216,12 @@ def plan_promotion(
             if deploy and n in skip_unreachable
         ],
     )
+
+
+def commits_of_digest(
+    clients: Clients, repository: str, digest: str, prefix: str = ""
+) -> list[str]:
+    for info in clients.registry.list_images(repository):
+        if info.digest == digest:
+            return resolve.commits_on(info, prefix)
+    return []

@@ -30,10 +30,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from tierup.pipeline import __version__, release, snapshot, strategies, undo, undo_run
+from tierup.pipeline import (
+    __version__,
+    release,
+    rollback_tier,
+    snapshot,
+    strategies,
+    undo,
+    undo_run,
+)
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.config import Config
 from tierup.pipeline.events import Event
+from tierup.pipeline.guard import Guard
 from tierup.pipeline.ledger import Ledger
 from tierup.pipeline.plan import PromotionPlan, Review
 from tierup.pipeline.plan_environments import PreflightError
@@ -152,7 +161,7 @@ def run_command(
     progress: Progress | None,
 ) -> CommandResult:
     """``command`` through its own guarded entry point, as the command line runs it."""
-    guard = release.Guard(
+    guard = Guard(
         force=args.force, reason=args.reason, message=args.message, lock_timeout=lock_timeout
     )
     if command in ("promote", "stamp"):
@@ -179,7 +188,7 @@ def run_command(
         )
     if command == "rollback tier":
         assert args.tier is not None
-        return release.rollback_tier(
+        return rollback_tier.rollback_tier(
             config,
             clients,
             ledger,

@@ -9,13 +9,13 @@ through the rollback machinery (INACTIVE revisions re-registered, mutable tags p
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.config import TIMESTAMP_FORMAT, Config, Environment
 from tierup.pipeline.events import EnvironmentRecord, Event, ServiceRecord
+from tierup.pipeline.guard import Now, utcnow
 from tierup.pipeline.ledger import Ledger, iso
 from tierup.pipeline.promote import Progress, RunOptions
 from tierup.pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome
@@ -29,11 +29,6 @@ from tierup.stages.types import ImageRef, TaskDefinition
 
 KIND = "snapshot"
 LATEST = "latest"
-Now = Callable[[], datetime]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _environments(config: Config, env: str | None, tier: str | None) -> dict[str, Environment]:
@@ -120,7 +115,7 @@ def take_snapshot(
     env: str | None = None,
     tier: str | None = None,
     name: str | None = None,
-    now: Now = _utcnow,
+    now: Now = utcnow,
 ) -> CommandResult:
     """Record every service of an environment (or of every environment of a tier)."""
     envs = _environments(config, env, tier)

@@ -289,8 +289,8 @@ def run_locked(
     progress: Progress | None = None,
 ) -> CommandResult:
     """Plan and run under the lock of the environment's tier (no lock for a dry run); record."""
+    from tierup.pipeline.guard import Annotating, Guard, finish, reconcile_first, tier_lock
     from tierup.pipeline.lock import holding
-    from tierup.pipeline.release import Annotating, Guard, finish, reconcile_first, tier_lock
 
     tier = config.environment(env).tier
     lock = tier_lock(config, clients, ledger, tier, command=command, dry_run=options.dry_run)

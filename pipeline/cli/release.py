@@ -32,9 +32,9 @@ from tierup.pipeline.results import CommandResult
 if TYPE_CHECKING:
     from tierup.pipeline.clients import Clients
     from tierup.pipeline.config import Config
+    from tierup.pipeline.guard import Guard
     from tierup.pipeline.ledger import Ledger
     from tierup.pipeline.promote import RunOptions
-    from tierup.pipeline.release import Guard
 
 ForceOpt = Annotated[
     bool, typer.Option("--force", help="pass the tier's gates (needs --reason; recorded)")
@@ -145,7 +145,7 @@ def make_guard(
     message: str | None = None,
     lock_timeout: str | None = None,
 ) -> Guard:
-    from tierup.pipeline.release import Guard
+    from tierup.pipeline.guard import Guard
 
     return Guard(force=force, reason=reason, message=message, lock_timeout=lock_wait(lock_timeout))
 
@@ -307,8 +307,8 @@ def history(
     """What was promoted, stamped, deployed and rolled back: who, when, which digests."""
 
     def body() -> CommandResult:
-        from tierup.pipeline.release import history as read_history
-        from tierup.pipeline.release import render_history
+        from tierup.pipeline.history import history as read_history
+        from tierup.pipeline.history import render_history
 
         cfg = load_config(file)
         clients = make_clients(cfg)
@@ -382,7 +382,7 @@ def rollback_tier(
         return
 
     def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
-        from tierup.pipeline.release import rollback_tier as roll_back
+        from tierup.pipeline.rollback_tier import rollback_tier as roll_back
 
         return roll_back(
             cfg,

@@ -10,8 +10,9 @@ import pytest
 from tests.support.release_world import aws_writes, ledger_of, new_digests, release_world, tags_of
 from tests.support.world import World, Writes
 from tierup.pipeline.gates import GateError
+from tierup.pipeline.guard import Guard
 from tierup.pipeline.promote import Source
-from tierup.pipeline.release import Guard, run_promotion, stamp
+from tierup.pipeline.release import run_promotion, stamp
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

@@ -21,8 +21,9 @@ from tests.support.release_world import (
     tierup,
 )
 from tests.support.world import World, Writes
+from tierup.pipeline.guard import Guard
 from tierup.pipeline.lock import LockHeld, TierLock, key_for, read_lock
-from tierup.pipeline.release import Guard, run_promotion
+from tierup.pipeline.release import run_promotion
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

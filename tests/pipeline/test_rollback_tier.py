@@ -18,7 +18,8 @@ from tests.support.release_world import (
 )
 from tests.support.world import World, Writes
 from tierup.pipeline.promote import RunOptions
-from tierup.pipeline.release import RollbackTargetMissing, rollback_tier, run_promotion, stamp
+from tierup.pipeline.release import run_promotion, stamp
+from tierup.pipeline.rollback_tier import RollbackTargetMissing, rollback_tier
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

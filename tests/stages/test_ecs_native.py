@@ -14,7 +14,7 @@ from tests.support.native_world import deployments, ecs, make, running
 from tests.support.release_world import ledger_of
 from tests.support.world import World, Writes
 from tierup.pipeline.clients import Clients
-from tierup.pipeline.release import rollback_tier
+from tierup.pipeline.rollback_tier import rollback_tier
 from tierup.pipeline.sandbox import emulation
 from tierup.pipeline.sessions import AwsSessions
 from tierup.pipeline.undo_run import rollback
