@@ -25,7 +25,8 @@ from tierup.pipeline import config as config_mod
 from tierup.pipeline import release, saved_plan, snapshot, undo
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.config import Config
-from tierup.pipeline.ledger import Ledger, open_ledger
+from tierup.pipeline.ledger.base import Ledger
+from tierup.pipeline.ledger.configured import open_ledger
 from tierup.pipeline.promote import Progress, RunOptions, Source
 from tierup.pipeline.results import CommandResult
 

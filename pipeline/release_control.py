@@ -18,7 +18,7 @@ from tierup.pipeline import strategies
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.config import Config, Environment
 from tierup.pipeline.events import EnvironmentRecord, Event, ServiceRecord
-from tierup.pipeline.ledger import Ledger
+from tierup.pipeline.ledger.base import Ledger
 from tierup.pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome
 from tierup.stages import all_strategies, ecs_native
 from tierup.stages.adapters.aws import raise_translated

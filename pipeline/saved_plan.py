@@ -34,7 +34,7 @@ from tierup.pipeline import __version__, release, snapshot, strategies, undo
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.config import Config
 from tierup.pipeline.events import Event
-from tierup.pipeline.ledger import Ledger
+from tierup.pipeline.ledger.base import Ledger
 from tierup.pipeline.plan import PromotionPlan, Review
 from tierup.pipeline.promote import PreflightError, Progress, RunOptions, Source
 from tierup.pipeline.redaction import redact_all

@@ -25,7 +25,7 @@ from tests.support.strategy_worlds import HOST, STACK, STACK_ACCOUNT, STACK_ENVS
 from tests.support.world import World, Writes, assumed_client, make_world
 from tierup.pipeline import saved_plan
 from tierup.pipeline.cli import app
-from tierup.pipeline.ledger import Ledger
+from tierup.pipeline.ledger.base import Ledger
 from tierup.pipeline.saved_plan import Arguments, StalePlan
 
 pytestmark = pytest.mark.usefixtures("aws_env")
