@@ -106,7 +106,7 @@ def save_plan(
     as the command checks them."""
 
     def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
-        from tierup.pipeline import saved_plan
+        from tierup.pipeline import saved_plan, saved_plan_commands
         from tierup.pipeline.config import default_path
         from tierup.pipeline.ledger.identity import actor_name
         from tierup.pipeline.promote import Source
@@ -123,7 +123,7 @@ def save_plan(
             skip_unreachable=sorted(opts.skip_unreachable),
             **arguments,
         )
-        return saved_plan.save(
+        return saved_plan_commands.save(
             cfg,
             clients,
             ledger,
