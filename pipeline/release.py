@@ -20,7 +20,8 @@ from tierup.pipeline.config import Config, Tier
 from tierup.pipeline.deploy import deploy_environment
 from tierup.pipeline.events import Event, EventStatus, amends
 from tierup.pipeline.gates import Candidate, GateError, check_gates, tag_writes
-from tierup.pipeline.ledger import Ledger, parse_time, task_definitions_in_use
+from tierup.pipeline.ledger.base import Ledger, task_definitions_in_use
+from tierup.pipeline.ledger.times import parse_time
 from tierup.pipeline.lock import LockHeld, TierLock, held_error, holding, human, key_for, read_lock
 from tierup.pipeline.plan import PromotionPlan
 from tierup.pipeline.promote import (

@@ -26,7 +26,7 @@ from tierup.pipeline import strategies
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.config import Config, Environment
 from tierup.pipeline.events import EnvironmentRecord, Event, EventStatus, ServiceRecord
-from tierup.pipeline.ledger import Ledger
+from tierup.pipeline.ledger.base import Ledger
 from tierup.pipeline.lock import require_guard
 from tierup.pipeline.progress import rollout_changed
 from tierup.pipeline.promote import Progress, RunOptions, open_event, settle_waited
