@@ -22,10 +22,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tierup.pipeline import config as config_mod
-from tierup.pipeline import guard, release, rollback_tier, saved_plan, snapshot, undo_run
+from tierup.pipeline import (
+    guard,
+    release,
+    rollback_tier,
+    saved_plan,
+    saved_plan_commands,
+    snapshot,
+    undo_run,
+)
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.config import Config
-from tierup.pipeline.ledger import Ledger, open_ledger
+from tierup.pipeline.ledger.base import Ledger
+from tierup.pipeline.ledger.configured import open_ledger
 from tierup.pipeline.promote import Progress, RunOptions, Source
 from tierup.pipeline.results import CommandResult
 
@@ -134,7 +143,7 @@ class Tierup:
         """`tierup apply PLAN`: a plan saved with `--out`, exactly as reviewed; a plan whose
         world changed since raises ``saved_plan.StalePlan`` before any write."""
         path = Path(plan)
-        return saved_plan.apply(
+        return saved_plan_commands.apply(
             self.config,
             self.clients,
             self.ledger,

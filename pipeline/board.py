@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tierup.pipeline.config import Config
-from tierup.pipeline.ledger import Ledger
+from tierup.pipeline.ledger.base import Ledger
 from tierup.pipeline.results import CommandResult
 from tierup.stages.errors import InputError, TierupError
 

@@ -317,7 +317,7 @@ def registry_login(clients: Clients) -> Login:
 
     def login() -> RegistryAuth | None:
         from tierup.stages.adapters.ecr import EcrRegistry
-        from tierup.stages.adapters.oci import OciRegistry
+        from tierup.stages.adapters.oci.registry import OciRegistry
 
         registry = clients.registry
         if isinstance(registry, EcrRegistry):

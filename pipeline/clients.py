@@ -26,7 +26,7 @@ def make_registry(config: Config, sessions: AwsSessions) -> Registry:
             "ecr", region=reg.region, role_arn=reg.role_arn, external_id=reg.external_id
         )
         return Ecr(client, account_id=reg.account_id, region=reg.region)
-    from tierup.stages.adapters.oci import OciRegistry
+    from tierup.stages.adapters.oci.registry import OciRegistry
 
     return OciRegistry(reg.url, insecure=reg.insecure)
 

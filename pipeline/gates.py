@@ -14,7 +14,8 @@ from typing import Any
 
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.config import Config, Tier
-from tierup.pipeline.ledger import Ledger, iso_seconds, parse_time
+from tierup.pipeline.ledger.base import Ledger
+from tierup.pipeline.ledger.times import iso_seconds, parse_time
 from tierup.pipeline.lock import human
 from tierup.stages.deploy import pick_container
 from tierup.stages.errors import TierupError

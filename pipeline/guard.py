@@ -16,7 +16,7 @@ from typing import Any
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.config import Config
 from tierup.pipeline.events import Event, amends
-from tierup.pipeline.ledger import Ledger, task_definitions_in_use
+from tierup.pipeline.ledger.base import Ledger, task_definitions_in_use
 from tierup.pipeline.lock import TierLock
 from tierup.pipeline.promote import RunOptions
 from tierup.pipeline.reconcile import reconcile

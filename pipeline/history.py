@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tierup.pipeline.events import EventStatus
-from tierup.pipeline.ledger import Ledger
+from tierup.pipeline.ledger.base import Ledger
 from tierup.pipeline.results import CommandResult
 
 

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tierup.pipeline.ledger import LOCKS, Ledger, iso, iso_seconds, parse_time
+from tierup.pipeline.ledger.base import Ledger
+from tierup.pipeline.ledger.store import LOCKS
+from tierup.pipeline.ledger.times import iso, iso_seconds, parse_time
 from tierup.stages.errors import TierupError
 from tierup.stages.wait import transient
 

@@ -16,7 +16,7 @@ from typing import Any
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.config import Config
 from tierup.pipeline.events import EnvironmentRecord, Event, EventStatus, ImageRecord, ServiceRecord
-from tierup.pipeline.ledger import Ledger
+from tierup.pipeline.ledger.base import Ledger
 from tierup.stages import rollback as rb
 from tierup.stages.errors import TierupError
 

@@ -28,7 +28,7 @@ from tierup.pipeline.guard import (
     tier_lock,
     utcnow,
 )
-from tierup.pipeline.ledger import Ledger
+from tierup.pipeline.ledger.base import Ledger
 from tierup.pipeline.lock import LockHeld, held_error, holding, human, key_for, read_lock
 from tierup.pipeline.plan import PromotionPlan
 from tierup.pipeline.plan_promotion import commits_of_digest, plan_promotion

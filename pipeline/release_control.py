@@ -18,9 +18,9 @@ from tierup.pipeline import strategies
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.config import Config, Environment
 from tierup.pipeline.events import EnvironmentRecord, Event, ServiceRecord
-from tierup.pipeline.ledger import Ledger
+from tierup.pipeline.ledger.base import Ledger
 from tierup.pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome
-from tierup.stages import all_strategies, ecs_native
+from tierup.stages import all_strategies, ecs_native_follow, ecs_service_deployments
 from tierup.stages.adapters.aws import raise_translated
 from tierup.stages.adapters.codedeploy import CodeDeploy
 from tierup.stages.errors import InputError, TierupError
@@ -102,7 +102,7 @@ def _ecs(
 ) -> ServiceOutcome:
     ecs = ctx.client("ecs")
     try:
-        now = ecs_native.latest(ecs, ctx.cluster, service)
+        now = ecs_service_deployments.latest(ecs, ctx.cluster, service)
     except TierupError as e:
         return ServiceOutcome(service, "failed", error=str(e), hint=e.hint)
     if now is None or not now.running:
@@ -123,10 +123,10 @@ def _ecs(
                 error=f"{env}/{service}: the deployment is not paused ({now.describe()})",
                 hint="continue acts on a deployment waiting at a PAUSE hook",
             )
-        ecs_native.resume(ecs, now.arn, now.paused)
+        ecs_service_deployments.resume(ecs, now.arn, now.paused)
         say(f"{env}/{service}: continued at the PAUSE hook in stage {now.stage}")
         return ServiceOutcome(service, "continued", deployment_id=now.arn, reason=now.describe())
-    if not ecs_native.stop(ecs, now.arn, rollback=rollback):
+    if not ecs_service_deployments.stop(ecs, now.arn, rollback=rollback):
         return ServiceOutcome(
             service, "failed", deployment_id=now.arn, error=f"{env}/{service}: it had ended"
         )
@@ -134,7 +134,7 @@ def _ecs(
     if not rollback:
         return ServiceOutcome(service, "stopped", deployment_id=now.arn)
     timeout = config.wait_timeout_for(env)
-    state = ecs_native.follow(
+    state = ecs_native_follow.follow(
         ctx, service, now.arn, now.arn, deadline=ctx.clock() + timeout, timeout=timeout
     )
     status = {"completed": "rolled_back", "in_progress": "timed_out"}.get(
@@ -238,7 +238,7 @@ def _event(result: CommandResult, tier: str, rollback: bool) -> Event:
 def paused(clients: Clients, name: str, env: Environment, service: str) -> dict[str, Any] | None:
     """For `where`: the service's ECS-native deployment waiting at a PAUSE hook, if any."""
     try:
-        now = ecs_native.latest(clients.aws("ecs", env), env.cluster, service)
+        now = ecs_service_deployments.latest(clients.aws("ecs", env), env.cluster, service)
     except TierupError:
         return None
     if now is None or not now.paused:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tierup.pipeline.config import Tier
-from tierup.pipeline.ledger import Ledger
+from tierup.pipeline.ledger.base import Ledger
 from tierup.stages import resolve
 from tierup.stages.adapters.registry import Registry
 from tierup.stages.types import ImageInfo

@@ -22,7 +22,8 @@ from tierup.pipeline.guard import (
     tier_lock,
     utcnow,
 )
-from tierup.pipeline.ledger import Ledger, parse_time
+from tierup.pipeline.ledger.base import Ledger
+from tierup.pipeline.ledger.times import parse_time
 from tierup.pipeline.lock import holding
 from tierup.pipeline.plan import PromotionPlan
 from tierup.pipeline.plan_environments import plan_environments

@@ -16,7 +16,8 @@ from tierup.pipeline.clients import Clients
 from tierup.pipeline.config import TIMESTAMP_FORMAT, Config, Environment
 from tierup.pipeline.events import EnvironmentRecord, Event, ServiceRecord
 from tierup.pipeline.guard import Now, utcnow
-from tierup.pipeline.ledger import Ledger, iso
+from tierup.pipeline.ledger.base import Ledger
+from tierup.pipeline.ledger.times import iso
 from tierup.pipeline.promote import Progress, RunOptions
 from tierup.pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome
 from tierup.pipeline.undo import UndoPlan, plan_services

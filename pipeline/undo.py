@@ -25,7 +25,7 @@ from tierup.pipeline import strategies
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.config import Config, Environment
 from tierup.pipeline.executor import Where
-from tierup.pipeline.ledger import Ledger
+from tierup.pipeline.ledger.base import Ledger
 from tierup.pipeline.undo_targets import (
     LedgerWindow,
     Once,

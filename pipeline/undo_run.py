@@ -14,7 +14,7 @@ from tierup.pipeline import executor, strategies
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.config import Config
 from tierup.pipeline.events import EnvironmentRecord, Event, EventStatus, ServiceRecord
-from tierup.pipeline.ledger import Ledger
+from tierup.pipeline.ledger.base import Ledger
 from tierup.pipeline.lock import require_guard
 from tierup.pipeline.outcomes import open_event, settle_waited
 from tierup.pipeline.promote import Progress, RunOptions

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from tierup.pipeline.config import Config, Environment
-from tierup.pipeline.ledger import Ledger
+from tierup.pipeline.ledger.base import Ledger
 from tierup.stages import ecs_history
 from tierup.stages import rollback as rb
 from tierup.stages.adapters.ecs import Ecs

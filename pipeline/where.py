@@ -9,7 +9,7 @@ from typing import Any
 from tierup.pipeline import releases
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.config import Config
-from tierup.pipeline.ledger import Ledger
+from tierup.pipeline.ledger.base import Ledger
 from tierup.pipeline.results import CommandResult, Status
 from tierup.stages import all_strategies, resolve
 from tierup.stages.deploy import DeployError, names_reference, pick_container

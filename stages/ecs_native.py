@@ -14,18 +14,23 @@ still runs, and otherwise deploys the previous revision again. `tierup rollback`
 a service whose newest deployment is still PENDING or IN_PROGRESS (a paused one too), from the
 revision the rollback goes back to, is rolled back by stopping that deployment (``running``,
 then ``stop_running``), followed until ROLLBACK_SUCCESSFUL.
+
+Beside this module: ``ecs_service_deployments`` (ECS's service deployments: read, newest, stop,
+continue) and ``ecs_native_follow`` (following one until it ends).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from tierup.stages import deploy as deploy_stage
 from tierup.stages import wait as wait_stage
-from tierup.stages.adapters.aws import is_client_error, raise_translated
+from tierup.stages.adapters.aws import raise_translated
 from tierup.stages.deploy import Applied, DeployError, ServicePlan, registration_input, with_images
+from tierup.stages.ecs_native_follow import follow, stopped_outcome
+from tierup.stages.ecs_service_deployments import STOPPABLE, latest, read, stop
 from tierup.stages.errors import TierupError
 from tierup.stages.rollback import STOP, rollback_service
 from tierup.stages.strategy import (
@@ -45,40 +50,6 @@ from tierup.stages.types import ServiceRevision
 STRATEGY = "ecs"
 DEPLOY = "ecs-native-deployment"
 WRITE = "ecs:RegisterTaskDefinition+ecs:UpdateService(deploymentConfiguration.strategy)"
-RUNNING = frozenset({"PENDING", "IN_PROGRESS", "STOP_REQUESTED", "ROLLBACK_REQUESTED"})
-# a deployment a rollback can still stop (a paused one is IN_PROGRESS)
-STOPPABLE = frozenset({"PENDING", "IN_PROGRESS"})
-ROLLBACK = {
-    "ROLLBACK_REQUESTED": wait_stage.IN_PROGRESS,
-    "ROLLBACK_IN_PROGRESS": wait_stage.IN_PROGRESS,
-    "ROLLBACK_SUCCESSFUL": wait_stage.COMPLETED,
-    "ROLLBACK_FAILED": wait_stage.FAILED,
-}
-
-
-@dataclass(frozen=True)
-class ServiceDeployment:
-    """Where one ECS service deployment stands."""
-
-    arn: str
-    status: str
-    reason: str = ""
-    stage: str | None = None
-    traffic: float | None = None  # the new revision's share of production traffic
-    paused: str | None = None  # the id of the PAUSE hook it waits at
-    sources: tuple[str, ...] = ()  # the service revisions it deploys from
-
-    @property
-    def running(self) -> bool:
-        return self.status in RUNNING or self.status == "ROLLBACK_IN_PROGRESS"
-
-    def describe(self) -> str:
-        words = [f"service deployment {self.status}"]
-        if self.stage:
-            words.append(f"stage {self.stage}")
-        if self.traffic is not None:
-            words.append(f"{self.traffic:g}% of production traffic")
-        return ", ".join(words)
 
 
 def configuration(settings: EcsSettings, current: Mapping[str, Any]) -> dict[str, Any]:
@@ -87,74 +58,6 @@ def configuration(settings: EcsSettings, current: Mapping[str, Any]) -> dict[str
     out = {k: current[k] for k in keep if k in current}
     out.update(settings.configuration)
     return out
-
-
-def read(ecs: Any, arn: str) -> ServiceDeployment:
-    """DescribeServiceDeployments of one deployment."""
-    try:
-        resp = ecs.describe_service_deployments(serviceDeploymentArns=[arn])
-    except Exception as e:
-        raise_translated(e, f"describing service deployment {arn}")
-    for d in resp.get("serviceDeployments") or []:
-        if d.get("serviceDeploymentArn") == arn:
-            target = d.get("targetServiceRevision") or {}
-            weight = target.get("requestedProductionTrafficWeight")
-            paused = next(
-                (
-                    str(h.get("hookId") or "")
-                    for h in d.get("lifecycleHookDetails") or []
-                    if h.get("status") == "AWAITING_ACTION"
-                ),
-                None,
-            )
-            return ServiceDeployment(
-                arn=arn,
-                status=str(d.get("status") or ""),
-                reason=str(d.get("statusReason") or ""),
-                stage=d.get("lifecycleStage"),
-                traffic=float(weight) if weight is not None else None,
-                paused=paused,
-                sources=tuple(
-                    str(r["arn"]) for r in d.get("sourceServiceRevisions") or [] if r.get("arn")
-                ),
-            )
-    raise DeployError(f"service deployment {arn} not found", hint="was the service deleted?")
-
-
-def latest(ecs: Any, cluster: str, service: str) -> ServiceDeployment | None:
-    """The newest service deployment of ``service`` (ListServiceDeployments, newest first)."""
-    try:
-        resp = ecs.list_service_deployments(cluster=cluster, service=service, maxResults=1)
-    except Exception as e:
-        raise_translated(e, f"listing the deployments of service {service} in {cluster}")
-    rows = resp.get("serviceDeployments") or []
-    if not rows:
-        return None
-    return read(ecs, str(rows[0]["serviceDeploymentArn"]))
-
-
-def stop(ecs: Any, arn: str, *, rollback: bool) -> bool:
-    """StopServiceDeployment; False when it had already ended."""
-    try:
-        ecs.stop_service_deployment(
-            serviceDeploymentArn=arn, stopType="ROLLBACK" if rollback else "ABORT"
-        )
-    except Exception as e:
-        if is_client_error(e, "InvalidParameterException", "ConflictException"):
-            return False
-        raise_translated(e, f"stopping service deployment {arn}")
-    return True
-
-
-def resume(ecs: Any, arn: str, hook_id: str | None) -> None:
-    """ContinueServiceDeployment at the PAUSE hook the deployment waits at."""
-    params: dict[str, Any] = {"serviceDeploymentArn": arn, "action": "CONTINUE"}
-    if hook_id:
-        params["hookId"] = hook_id
-    try:
-        ecs.continue_service_deployment(**params)
-    except Exception as e:
-        raise_translated(e, f"continuing service deployment {arn}")
 
 
 def _running(ctx: Context, service: str) -> tuple[Running, ServiceRevision | None] | None:
@@ -437,77 +340,3 @@ class EcsNativeStrategy:
 
     def discard(self, ctx: Context, plans: Sequence[ServicePlan]) -> None:
         return None
-
-
-def follow(
-    ctx: Context,
-    service: str,
-    arn: str,
-    deployment_id: str,
-    *,
-    deadline: float,
-    timeout: float,
-    on_change: OnChange | None = None,
-) -> wait_stage.RolloutState:
-    """Read the service deployment until it ends (a rollback until it settles) or time is up."""
-    ecs = ctx.client("ecs")
-    told: str | None = None
-    now = ctx.poll(lambda: read(ecs, arn), what=f"describing service deployment {arn}")
-    while True:
-        detail = now.describe()
-        if now.paused:
-            detail = (
-                f"paused at a PAUSE hook in stage {now.stage}: run `tierup continue --env "
-                f"{ctx.environment} --service {service}` (or `tierup stop`)"
-            )
-        final = not now.running and now.status not in ("ROLLBACK_IN_PROGRESS",)
-        if final or ctx.clock() >= deadline:
-            break
-        if on_change is not None and detail != told:
-            told = detail
-            on_change(
-                wait_stage.RolloutState(
-                    service, deployment_id, wait_stage.IN_PROGRESS, detail=detail
-                )
-            )
-        ctx.sleep(ctx.interval)
-        now = ctx.poll(lambda: read(ecs, arn), what=f"describing service deployment {arn}")
-    found = ctx.ecs.describe_services(ctx.cluster, [service], allow_missing=True).get(service)
-    state = _state(now, final=final)
-    reason = None
-    if state == wait_stage.TIMED_OUT:
-        reason = f"{now.describe()} after {int(timeout)}s"
-        if now.paused:
-            reason = f"still paused at a PAUSE hook in stage {now.stage} after {int(timeout)}s"
-    elif state != wait_stage.COMPLETED:
-        reason = now.reason or f"the service deployment ended {now.status}"
-    result = wait_stage.settled(
-        service, deployment_id, state, found, reason=reason, detail=now.describe()
-    )
-    if now.status in ROLLBACK:
-        result = replace(result, rollback_deployment=arn, rollback_state=ROLLBACK[now.status])
-    if on_change is not None:
-        on_change(result)
-    return result
-
-
-def stopped_outcome(state: wait_stage.RolloutState) -> wait_stage.RolloutState:
-    """A deployment stopped with its rollback: the rollback is the answer (completed once
-    ROLLBACK_SUCCESSFUL, timed out while it still runs, failed otherwise)."""
-    if state.rollback_state == wait_stage.COMPLETED:
-        return replace(state, state=wait_stage.COMPLETED, reason=None)
-    if state.rollback_state == wait_stage.IN_PROGRESS or state.state == wait_stage.TIMED_OUT:
-        return replace(state, state=wait_stage.TIMED_OUT)
-    return replace(state, state=wait_stage.FAILED)
-
-
-def _state(now: ServiceDeployment, *, final: bool) -> str:
-    if now.status in ROLLBACK:
-        return wait_stage.ROLLED_BACK
-    if not final:
-        return wait_stage.TIMED_OUT
-    if now.status == "SUCCESSFUL":
-        return wait_stage.COMPLETED
-    if now.status in ROLLBACK:
-        return wait_stage.ROLLED_BACK
-    return wait_stage.FAILED

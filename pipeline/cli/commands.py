@@ -44,7 +44,7 @@ from tierup.pipeline.results import CommandResult
 if TYPE_CHECKING:
     from tierup.pipeline.clients import Clients
     from tierup.pipeline.config import Config
-    from tierup.pipeline.ledger import Ledger
+    from tierup.pipeline.ledger.base import Ledger
 
 sandbox_app = typer.Typer(
     help="A local AWS (moto) that behaves like ECS, for trying tierup.", no_args_is_help=True

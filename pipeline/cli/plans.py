@@ -35,14 +35,14 @@ def apply(
     planned against changed since (exit 1, nothing written)."""
 
     def body() -> CommandResult:
-        from tierup.pipeline import saved_plan
+        from tierup.pipeline import saved_plan, saved_plan_commands
         from tierup.pipeline.progress import progress_display
 
         doc = saved_plan.load(plan)  # a bad plan file: exit 2 before anything is read
         cfg = load_config(file)
         clients = make_clients(cfg)
         with progress_display() as progress:
-            result = saved_plan.apply(
+            result = saved_plan_commands.apply(
                 cfg,
                 clients,
                 open_ledger_for(cfg, clients),
@@ -61,11 +61,11 @@ def show(plan: PlanArg, as_json: JsonOpt = False) -> None:
     """Print a saved plan as its dry run printed it (reads nothing else)."""
 
     def body() -> CommandResult | int:
-        from tierup.pipeline import saved_plan
+        from tierup.pipeline import saved_plan, saved_plan_commands
         from tierup.pipeline.output import print_json, render_text
 
         doc = saved_plan.load(plan)
-        result = saved_plan.shown(doc, plan)
+        result = saved_plan_commands.shown(doc, plan)
         if as_json:
             print_json(
                 {

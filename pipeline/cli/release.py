@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from tierup.pipeline.clients import Clients
     from tierup.pipeline.config import Config
     from tierup.pipeline.guard import Guard
-    from tierup.pipeline.ledger import Ledger
+    from tierup.pipeline.ledger.base import Ledger
     from tierup.pipeline.promote import RunOptions
 
 ForceOpt = Annotated[
@@ -66,7 +66,7 @@ SkipUnreachableOpt = Annotated[
 
 
 def open_ledger_for(cfg: Config, clients: Clients) -> Ledger:
-    from tierup.pipeline.ledger import open_ledger
+    from tierup.pipeline.ledger.configured import open_ledger
 
     return open_ledger(cfg, clients.sessions, root=Path.cwd())
 
@@ -106,9 +106,9 @@ def save_plan(
     as the command checks them."""
 
     def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
-        from tierup.pipeline import saved_plan
+        from tierup.pipeline import saved_plan, saved_plan_commands
         from tierup.pipeline.config import default_path
-        from tierup.pipeline.ledger import actor_name
+        from tierup.pipeline.ledger.identity import actor_name
         from tierup.pipeline.promote import Source
 
         opts = options()
@@ -123,7 +123,7 @@ def save_plan(
             skip_unreachable=sorted(opts.skip_unreachable),
             **arguments,
         )
-        return saved_plan.save(
+        return saved_plan_commands.save(
             cfg,
             clients,
             ledger,

@@ -34,7 +34,7 @@ from tierup.pipeline.results import CommandResult
 if TYPE_CHECKING:
     from tierup.pipeline.clients import Clients
     from tierup.pipeline.config import Config
-    from tierup.pipeline.ledger import Ledger
+    from tierup.pipeline.ledger.base import Ledger
 
 EnvOpt = Annotated[str, typer.Option("--env", metavar="ENV", help="the environment")]
 

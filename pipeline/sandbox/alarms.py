@@ -32,12 +32,12 @@ def _endpoint(repo_path: Path) -> str:
 def set_alarm(
     config: Config, *, env: str, name: str, state: str, reason: str, repo_path: Path
 ) -> CommandResult:
-    from tierup.pipeline.sandbox.seed import _Clients, role_arn_for
+    from tierup.pipeline.sandbox.seed_clients import Clients, role_arn_for
 
     environment = config.environment(env)
     if state not in STATES:
         raise InputError(f"--state {state!r}: use {', '.join(STATES)}")
-    clients = _Clients(_endpoint(repo_path))
+    clients = Clients(_endpoint(repo_path))
     cloudwatch = clients.client(
         "cloudwatch",
         role_arn=role_arn_for(environment.account_id, environment.role_arn),

@@ -26,7 +26,7 @@ from tierup.pipeline.build import build, registry_login
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.config import Config, loads
 from tierup.stages.adapters.docker_client import DockerEngine, RegistryAuth, ecr_login
-from tierup.stages.adapters.oci import OciRegistry
+from tierup.stages.adapters.oci.registry import OciRegistry
 from tierup.stages.build import (
     LABEL_CREATED,
     LABEL_REVISION,

@@ -12,19 +12,12 @@ import boto3
 import pytest
 
 from tierup.pipeline import config as config_mod
-from tierup.pipeline.ledger import (
-    EVENT_KEYS,
-    DocumentExists,
-    Identity,
-    Ledger,
-    LocalLedger,
-    S3Ledger,
-    S3Store,
-    actor_name,
-    ci_url,
-    open_ledger,
-    task_definitions_in_use,
-)
+from tierup.pipeline.ledger.base import EVENT_KEYS, DocumentExists, Ledger, task_definitions_in_use
+from tierup.pipeline.ledger.configured import open_ledger
+from tierup.pipeline.ledger.identity import Identity, actor_name, ci_url
+from tierup.pipeline.ledger.local import LocalLedger
+from tierup.pipeline.ledger.s3 import S3Ledger
+from tierup.pipeline.ledger.s3_store import S3Store
 from tierup.pipeline.sessions import AwsSessions
 
 pytestmark = pytest.mark.usefixtures("aws_env")

@@ -25,7 +25,7 @@ from tests.support.release_world import (
     s3,
 )
 from tests.support.world import World
-from tierup.pipeline.ledger import Ledger
+from tierup.pipeline.ledger.base import Ledger
 
 
 @pytest.fixture

@@ -13,7 +13,11 @@ from tests.support.guarded import promote
 from tests.support.release_world import new_commit
 from tests.support.world import REGION, World, make_world
 from tierup.pipeline.events import SCHEMA_VERSION, Event, EventStatus
-from tierup.pipeline.ledger import EVENT_KEYS, Identity, LocalLedger, S3Ledger, S3Store
+from tierup.pipeline.ledger.base import EVENT_KEYS
+from tierup.pipeline.ledger.identity import Identity
+from tierup.pipeline.ledger.local import LocalLedger
+from tierup.pipeline.ledger.s3 import S3Ledger
+from tierup.pipeline.ledger.s3_store import S3Store
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

@@ -15,7 +15,7 @@ from tierup.pipeline import deploy, plan_promotion, retention, undo, undo_run
 from tierup.pipeline import promote as promote_mod
 from tierup.pipeline.api import Tierup
 from tierup.pipeline.gates import GateError
-from tierup.pipeline.ledger import LocalLedger
+from tierup.pipeline.ledger.local import LocalLedger
 from tierup.pipeline.lock import LockHeld, TierLock, Unguarded
 from tierup.pipeline.promote import RunOptions, Source
 from tierup.pipeline.results import CommandResult

@@ -29,7 +29,7 @@ from tests.support.guarded import promote
 from tests.support.world import World, Writes, env_block, make_world
 from tierup.pipeline import interrupt
 from tierup.pipeline.clients import Clients
-from tierup.pipeline.ledger import open_ledger
+from tierup.pipeline.ledger.configured import open_ledger
 from tierup.pipeline.progress import LineProgress, LiveProgress, progress_display
 from tierup.pipeline.promote import RunOptions
 from tierup.pipeline.release import run_promotion

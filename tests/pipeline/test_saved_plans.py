@@ -23,9 +23,9 @@ from tests.support.release_world import (
 )
 from tests.support.strategy_worlds import HOST, STACK, STACK_ACCOUNT, STACK_ENVS, create_stack
 from tests.support.world import World, Writes, assumed_client, make_world
-from tierup.pipeline import saved_plan
+from tierup.pipeline import saved_plan, saved_plan_commands
 from tierup.pipeline.cli import app
-from tierup.pipeline.ledger import Ledger
+from tierup.pipeline.ledger.base import Ledger
 from tierup.pipeline.saved_plan import Arguments, StalePlan
 
 pytestmark = pytest.mark.usefixtures("aws_env")
@@ -107,7 +107,7 @@ def events(ledger: Ledger) -> list[dict[str, Any]]:
 def save(
     world: World, path: Path, command: saved_plan.Command, writes: Writes | None = None, **kw: Any
 ) -> saved_plan.SavedPlan:
-    result = saved_plan.save(
+    result = saved_plan_commands.save(
         world.config,
         world.clients(writes),
         ledger_of(world, writes),
@@ -121,7 +121,7 @@ def save(
 
 
 def apply(world: World, path: Path, writes: Writes | None = None) -> Any:
-    return saved_plan.apply(
+    return saved_plan_commands.apply(
         world.config,
         world.clients(writes),
         ledger_of(world, writes),
@@ -168,7 +168,7 @@ def test_a_stamp_applied_later_writes_the_stamp_that_was_reviewed(
 ) -> None:
     path = tmp_path / "plan.json"
     ship(world, "staging", minute=2)
-    result = saved_plan.save(
+    result = saved_plan_commands.save(
         world.config,
         world.clients(),
         ledger_of(world),

@@ -17,7 +17,9 @@ from moto.ecs.models import EC2ContainerServiceBackend
 
 from tests.support.world import assumed_client
 from tierup.pipeline.sandbox import emulation
-from tierup.pipeline.sandbox.seed import image_manifest
+from tierup.pipeline.sandbox.emulation.ecr import policy_allows_pull
+from tierup.pipeline.sandbox.emulation.ecs import Emulation
+from tierup.pipeline.sandbox.seed_registry import image_manifest
 from tierup.pipeline.sandbox.server import moto_server
 
 REGION = "us-east-1"
@@ -34,7 +36,7 @@ class World:
     endpoint_url: str
 
     @property
-    def emulation(self) -> emulation.Emulation:
+    def emulation(self) -> Emulation:
         return emulation.install()
 
     def client(self, service: str, account: str | None = None) -> Any:
@@ -74,7 +76,7 @@ def ecs(world: World) -> Any:
 
 
 @pytest.fixture
-def emu(world: World) -> Iterator[emulation.Emulation]:
+def emu(world: World) -> Iterator[Emulation]:
     """The installed emulation; settings changed by a test are put back afterwards."""
     e = world.emulation
     polls, bad, hang = e.polls_to_complete, set(e.bad_digests), set(e.hang_digests)
@@ -264,7 +266,7 @@ def test_uninstall_restores_the_methods_it_wrapped() -> None:
             "describe_tasks",
         )
     }
-    layer = emulation.Emulation()
+    layer = Emulation()
     layer._install()
     try:
         for name, method in before.items():
@@ -334,7 +336,7 @@ def test_create_service_without_configuration_gets_ecs_defaults(ecr: Any, ecs: A
 
 
 def test_force_new_deployment_rotates_then_completes_on_the_digest_of_that_moment(
-    ecr: Any, ecs: Any, emu: emulation.Emulation
+    ecr: Any, ecs: Any, emu: Emulation
 ) -> None:
     assert emu.polls_to_complete == 2
     repo = Repo(ecr)
@@ -384,7 +386,7 @@ def test_force_new_deployment_rotates_then_completes_on_the_digest_of_that_momen
     assert primary(svc.poll(3))["id"] == new["id"]  # nothing moves without a new write
 
 
-def test_polls_to_complete_is_a_setting(ecr: Any, ecs: Any, emu: emulation.Emulation) -> None:
+def test_polls_to_complete_is_a_setting(ecr: Any, ecs: Any, emu: Emulation) -> None:
     emu.polls_to_complete = 4
     repo = Repo(ecr)
     repo.push("v1", "dev")
@@ -463,7 +465,7 @@ def test_inactive_task_definition_is_refused(ecr: Any, ecs: Any) -> None:
 
 
 def test_bad_digest_fails_the_deployment_with_the_circuit_breaker(
-    ecr: Any, ecs: Any, emu: emulation.Emulation
+    ecr: Any, ecs: Any, emu: Emulation
 ) -> None:
     repo = Repo(ecr)
     d1 = repo.push("v1", "dev")
@@ -580,7 +582,7 @@ def test_unresolvable_image_fails_with_cannot_pull(ecr: Any, ecs: Any) -> None:
 
 
 def test_without_the_circuit_breaker_a_bad_image_keeps_retrying(
-    ecr: Any, ecs: Any, emu: emulation.Emulation
+    ecr: Any, ecs: Any, emu: Emulation
 ) -> None:
     repo = Repo(ecr)
     repo.push("v1", "dev")
@@ -615,11 +617,11 @@ def test_cross_account_pull_needs_the_repository_policy(ecr: Any, ecs: Any) -> N
 
 def test_policy_evaluation() -> None:
     allow = _policy(TENANT)
-    assert emulation.policy_allows_pull(allow, TENANT)
-    assert not emulation.policy_allows_pull(allow, STRANGER)
-    assert not emulation.policy_allows_pull(None, TENANT)
+    assert policy_allows_pull(allow, TENANT)
+    assert not policy_allows_pull(allow, STRANGER)
+    assert not policy_allows_pull(None, TENANT)
     star = json.dumps({"Statement": {"Effect": "Allow", "Principal": "*", "Action": "ecr:*"}})
-    assert emulation.policy_allows_pull(star, STRANGER)
+    assert policy_allows_pull(star, STRANGER)
     deny = json.dumps(
         {
             "Statement": [
@@ -628,17 +630,15 @@ def test_policy_evaluation() -> None:
             ]
         }
     )
-    assert not emulation.policy_allows_pull(deny, STRANGER)
-    assert emulation.policy_allows_pull(deny, TENANT)
+    assert not policy_allows_pull(deny, STRANGER)
+    assert policy_allows_pull(deny, TENANT)
 
 
 # -- hang ---------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("how", ["tag", "mark"])
-def test_hanging_image_never_completes(
-    ecr: Any, ecs: Any, emu: emulation.Emulation, how: str
-) -> None:
+def test_hanging_image_never_completes(ecr: Any, ecs: Any, emu: Emulation, how: str) -> None:
     repo = Repo(ecr)
     repo.push("v1", "dev")
     svc = make_service(ecs, {"app": repo.ref("dev")})

@@ -19,6 +19,11 @@ from tests.support.world import assumed_client
 from tierup.pipeline import config as config_module
 from tierup.pipeline.config import Config
 from tierup.pipeline.sandbox import emulation, seed, server
+from tierup.pipeline.sandbox.emulation.ecr import policy_allows_pull
+from tierup.pipeline.sandbox.emulation.ecs_rollouts import DEFAULT_POLLS_TO_COMPLETE
+from tierup.pipeline.sandbox.seed_clients import role_arn_for
+from tierup.pipeline.sandbox.seed_registry import MANIFEST_MEDIA_TYPE, image_manifest, registry_host
+from tierup.pipeline.sandbox.seed_strategies import family_name
 from tierup.pipeline.sandbox.server import moto_server
 from tierup.stages.errors import ConfigError
 
@@ -122,18 +127,19 @@ def _snapshot(endpoint: Endpoint, config: Config) -> dict[str, Any]:
 
 
 def test_names() -> None:
-    assert seed.family_name("mb-dev", "api") == "mb-dev-api"
-    assert seed.family_name("eu.prod", "api") == "eu-prod-api"
-    assert seed.role_arn_for("111111111111", None) == (
-        "arn:aws:iam::111111111111:role/tierup-sandbox"
-    )
-    assert seed.role_arn_for("111111111111", "arn:aws:iam::111111111111:role/x") == (
+    assert family_name("mb-dev", "api") == "mb-dev-api"
+    assert family_name("eu.prod", "api") == "eu-prod-api"
+    assert role_arn_for("111111111111", None) == ("arn:aws:iam::111111111111:role/tierup-sandbox")
+    assert role_arn_for("111111111111", "arn:aws:iam::111111111111:role/x") == (
         "arn:aws:iam::111111111111:role/x"
     )
-    a, b = seed.image_manifest("api", COMMIT_A), seed.image_manifest("api", COMMIT_B)
-    assert a == seed.image_manifest("api", COMMIT_A)
-    assert a != b != seed.image_manifest("worker", COMMIT_B)
-    assert json.loads(a)["mediaType"] == seed.MANIFEST_MEDIA_TYPE
+    a, b = (
+        image_manifest("api", COMMIT_A),
+        image_manifest("api", COMMIT_B),
+    )
+    assert a == image_manifest("api", COMMIT_A)
+    assert a != b != image_manifest("worker", COMMIT_B)
+    assert json.loads(a)["mediaType"] == MANIFEST_MEDIA_TYPE
 
 
 # -- seeding envs.yaml --------------------------------------------------------------------------
@@ -167,7 +173,7 @@ def test_seed_creates_the_registry(
         }
         assert set(statement["Principal"]["AWS"]) == {f"arn:aws:iam::{a}:root" for a in accounts}
         for account in accounts:
-            assert emulation.policy_allows_pull(json.dumps(policy), account)
+            assert policy_allows_pull(json.dumps(policy), account)
     # the registry lives in its own account only
     with pytest.raises(ClientError):
         endpoint.client("ecr", "111111111111").describe_repositories(repositoryNames=["api"])
@@ -273,7 +279,7 @@ def test_second_commit_images_and_a_deployment_that_picks_them_up(
     dep_id = ecs.update_service(cluster=env.cluster, service="api", forceNewDeployment=True)[
         "service"
     ]["deployments"][0]["id"]
-    for _ in range(emulation.DEFAULT_POLLS_TO_COMPLETE):
+    for _ in range(DEFAULT_POLLS_TO_COMPLETE):
         service = ecs.describe_services(cluster=env.cluster, services=["api"])["services"][0]
     assert [(d["id"], d["rolloutState"]) for d in service["deployments"]] == [(dep_id, "COMPLETED")]
     arns = ecs.list_tasks(cluster=env.cluster, serviceName="api")["taskArns"]
@@ -378,7 +384,7 @@ tiers: [{name: dev, tag: dev}]
     )
     with pytest.raises(ConfigError):
         seed.push_commit_images(oci, endpoint_url=endpoint.url, commit=COMMIT_A)
-    assert seed.registry_host(oci) == "127.0.0.1:5000"
+    assert registry_host(oci) == "127.0.0.1:5000"
 
 
 # -- the server in the background ---------------------------------------------------------------

@@ -196,7 +196,7 @@ def no_changes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
 
 def emulation_cfn_no_changes() -> str:
-    from tierup.pipeline.sandbox.emulation_cfn import NO_CHANGES
+    from tierup.pipeline.sandbox.emulation.cfn_change_sets import NO_CHANGES
 
     return NO_CHANGES
 

@@ -22,7 +22,7 @@ from tierup.pipeline import strategies
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.promote import RunOptions, Source
 from tierup.pipeline.sandbox import emulation
-from tierup.pipeline.sandbox.emulation_codedeploy import traffic_steps
+from tierup.pipeline.sandbox.emulation.codedeploy_runs import traffic_steps
 from tierup.pipeline.sessions import AwsSessions
 from tierup.stages import wait as wait_stage
 from tierup.stages.adapters.ecs import Ecs

@@ -23,14 +23,10 @@ from tests.support.oci_api import (
     sha256,
 )
 from tests.support.oci_token_server import SERVICE, TokenRegistry
-from tierup.stages.adapters.oci import (
-    Credentials,
-    OciRegistry,
-    _media_type,
-    docker_credentials,
-    parse_challenge,
-    registry_endpoint,
-)
+from tierup.stages.adapters.oci.auth import parse_challenge
+from tierup.stages.adapters.oci.credentials import Credentials, docker_credentials
+from tierup.stages.adapters.oci.endpoint import registry_endpoint
+from tierup.stages.adapters.oci.registry import OciRegistry, _media_type
 from tierup.stages.adapters.registry import Registry, TagWrite
 from tierup.stages.errors import ConfigError, RegistryError, RepositoryMissing
 

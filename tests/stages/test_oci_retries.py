@@ -14,7 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.support.oci_api import OCI_MANIFEST, sha256
-from tierup.stages.adapters.oci import RETRY_ATTEMPTS, RETRY_MAX_WAIT, OciRegistry
+from tierup.stages.adapters.oci.registry import OciRegistry
+from tierup.stages.adapters.oci.transport import RETRY_ATTEMPTS, RETRY_MAX_WAIT
 from tierup.stages.errors import RegistryError, RepositoryMissing
 
 MANIFEST = json.dumps(

@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.config import Config
 from tierup.pipeline.guard import Guard
-from tierup.pipeline.ledger import Identity, Ledger, LocalLedger
+from tierup.pipeline.ledger.base import Ledger
+from tierup.pipeline.ledger.identity import Identity
+from tierup.pipeline.ledger.local import LocalLedger
 from tierup.pipeline.promote import Progress, RunOptions, Source
 from tierup.pipeline.release import run_promotion
 from tierup.pipeline.results import CommandResult

@@ -14,7 +14,8 @@ import boto3
 
 from tests.support.guarded import promote
 from tests.support.world import DEFAULT_ENVS, REGION, World, Writes, env_block, make_world
-from tierup.pipeline.ledger import Ledger, open_ledger
+from tierup.pipeline.ledger.base import Ledger
+from tierup.pipeline.ledger.configured import open_ledger
 from tierup.pipeline.sessions import AwsSessions
 
 BUCKET = "tierup-ledger"

@@ -26,7 +26,8 @@ from moto.ecs.models import EC2ContainerServiceBackend, Service
 from moto.ecs.responses import EC2ContainerServiceResponse
 
 if TYPE_CHECKING:
-    from tierup.pipeline.sandbox.emulation_core import Emulation, _Deployment
+    from tierup.pipeline.sandbox.emulation.ecs import Emulation
+    from tierup.pipeline.sandbox.emulation.ecs_deployments import Deployment
 
 MAX_RESULTS = 20  # ListServiceDeployments' page size when the caller gives none
 
@@ -67,7 +68,7 @@ class History:
         return list(backend.services.values())
 
     def _status(
-        self, deployment: _Deployment, history: list[_Deployment], primary: _Deployment | None
+        self, deployment: Deployment, history: list[Deployment], primary: Deployment | None
     ) -> tuple[str, str]:
         if deployment.rollout == "COMPLETED":
             return "SUCCESSFUL", f"ECS deployment {deployment.id} completed."
@@ -84,13 +85,13 @@ class History:
             return "IN_PROGRESS", deployment.reason
         return "STOPPED", "a newer deployment replaced it before it completed"
 
-    def _shown(self, history: list[_Deployment]) -> list[_Deployment]:
+    def _shown(self, history: list[Deployment]) -> list[Deployment]:
         # a circuit breaker's rollback is part of the deployment it rolls back
         return [d for d in history if not d.is_rollback]
 
     def _find(
         self, backend: EC2ContainerServiceBackend, arn: str, kind: str
-    ) -> tuple[Service, _Deployment, list[_Deployment], _Deployment | None] | None:
+    ) -> tuple[Service, Deployment, list[Deployment], Deployment | None] | None:
         for service in self._services(backend):
             history, primary = self._ecs.history(backend, service)
             for d in history:

@@ -20,7 +20,7 @@ time has passed on ``clock`` (injectable: tests move it instead of sleeping):
   StopServiceDeployment with ABORT leaves the service as it is: STOPPED;
 - a newer UpdateService stops the deployment in progress (STOPPED).
 
-The three read calls keep the rolling emulation's answers (``emulation_history``) and carry, for
+The three read calls keep the rolling emulation's answers (``ecs_history``) and carry, for
 these deployments, their own status, ``lifecycleStage``, ``lifecycleHookDetails`` and the traffic
 weights of the source and target revisions.
 """
@@ -38,10 +38,10 @@ from moto.ecs.exceptions import InvalidParameterException
 from moto.ecs.models import EC2ContainerServiceBackend, Service
 from moto.ecs.responses import EC2ContainerServiceResponse
 
-from tierup.pipeline.sandbox.emulation_history import deployment_arn
+from tierup.pipeline.sandbox.emulation.ecs_history import deployment_arn
 
 if TYPE_CHECKING:
-    from tierup.pipeline.sandbox.emulation_core import Emulation
+    from tierup.pipeline.sandbox.emulation.ecs import Emulation
 
 __all__ = ["NATIVE", "EcsNative", "install", "traffic_shifts"]
 

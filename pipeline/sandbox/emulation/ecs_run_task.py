@@ -25,6 +25,8 @@ from typing import Any
 from moto.core.utils import utcnow
 from moto.ecs.models import Container, EC2ContainerServiceBackend, Task, TaskDefinition
 
+from tierup.pipeline.sandbox.emulation.ecr import resolve_image, tags_of
+
 TASK_FAIL_TAG_PREFIX = "sandbox-task-fail"
 FAILED_EXIT_CODE = 1
 
@@ -157,7 +159,7 @@ class TaskEmulation:
             containers = []
             for definition in task_definition.container_definitions:
                 name = str(definition.get("name"))
-                image = self.emulation.resolve_image(
+                image = resolve_image(
                     name, str(definition.get("image") or ""), task_account=backend.account_id
                 )
                 images.append(image)
@@ -175,7 +177,7 @@ class TaskEmulation:
             )
             if verdict.kind == "fail" and verdict.stop_code == "TaskFailedToStart":
                 task.fail_reason = verdict.reason
-            elif any(_marked(t, cluster.name) for i in images for t in self.emulation._tags_of(i)):
+            elif any(_marked(t, cluster.name) for i in images for t in tags_of(i)):
                 task.exit_code = FAILED_EXIT_CODE
             with self._lock:
                 code = self._fail_next.pop(task_definition.family, None)
