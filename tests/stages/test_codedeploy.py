@@ -26,7 +26,8 @@ from tierup.pipeline.sandbox.emulation.codedeploy_runs import traffic_steps
 from tierup.pipeline.sessions import AwsSessions
 from tierup.stages import wait as wait_stage
 from tierup.stages.adapters.ecs import Ecs
-from tierup.stages.codedeploy import CodeDeployStrategy, appspec
+from tierup.stages.codedeploy import CodeDeployStrategy
+from tierup.stages.codedeploy_deployment import appspec
 from tierup.stages.deploy import Applied
 from tierup.stages.strategy import RestoreTarget
 
