@@ -22,42 +22,51 @@ The dry run lists the same items in the same order (``plan_items``).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from tierup.pipeline import events, redaction
+from tierup.pipeline import events
 from tierup.pipeline.clients import Clients
-from tierup.pipeline.config import Config, Environment, Tier
+from tierup.pipeline.config import Config
 from tierup.pipeline.events import Event
 from tierup.pipeline.results import NOT_DEPLOYED, CommandResult, EnvironmentOutcome, ImageOutcome
+from tierup.pipeline.step_lists import (
+    EnvPlanLike,
+    EnvSteps,
+    PlannedStep,
+    PromotionLike,
+    client_of,
+    environment_context,
+    images_of,
+    listed_after,
+    no_client,
+    plan_item,
+    planned_step,
+    promotion_wide,
+    remember_secrets,
+    step_outcome,
+)
 from tierup.pipeline.steps_config import StepSpec
 from tierup.stages import wait as wait_stage
-from tierup.stages.deploy import Applied, ImageTarget, ServicePlan
+from tierup.stages.deploy import Applied
 from tierup.stages.errors import TierupError
 from tierup.stages.parallel import each
 from tierup.stages.plan import Deploy, MoveTag, Plan
-from tierup.stages.resolve import Resolved, commits_on
 from tierup.stages.step import (
     ALWAYS,
     DEPLOY,
     FAILURE,
     PHASES,
-    PROMOTION,
     RETAG,
     SUCCESS,
     WAIT,
-    ImageInfo,
-    Step,
-    StepConfig,
     StepContext,
     StepResult,
     is_soft,
-    scope,
 )
 
 # the commands whose runs follow a tier's steps; a rollback or a restore only goes back
@@ -67,87 +76,8 @@ Key = tuple[str, str]  # (environment, service)
 Say = Callable[[str], None]
 
 
-class _EnvPlan(Protocol):
-    @property
-    def name(self) -> str: ...
-    @property
-    def env(self) -> Environment: ...
-    @property
-    def services(self) -> list[ServicePlan]: ...
-    @property
-    def error(self) -> TierupError | None: ...
-    def deploy_steps(self) -> list[Deploy]: ...
-
-
-class _Plan(Protocol):
-    @property
-    def command(self) -> str: ...
-    @property
-    def tier(self) -> Tier: ...
-    @property
-    def resolved(self) -> list[Resolved]: ...
-    @property
-    def targets(self) -> dict[str, ImageTarget]: ...
-    @property
-    def envs(self) -> Sequence[_EnvPlan]: ...
-
-
 ApplyEnv = Callable[[Any], tuple[dict[Key, Applied], dict[Key, TierupError]]]
 WaitEnv = Callable[[Any, dict[Key, Applied]], dict[Key, wait_stage.RolloutState]]
-
-
-@dataclass(frozen=True)
-class PlannedStep:
-    spec: StepSpec
-    step: Step
-    config: StepConfig
-    summary: str
-
-    @property
-    def alias(self) -> str:
-        return self.spec.alias
-
-    @property
-    def uses(self) -> str:
-        return self.spec.uses
-
-    @property
-    def phase(self) -> bool:
-        return self.uses in PHASES
-
-    @property
-    def promotion_wide(self) -> bool:
-        return scope(self.step) == PROMOTION
-
-    def key(self) -> tuple[str, str, str]:
-        return (self.alias, self.uses, repr(sorted(self.spec.config.items())))
-
-
-@dataclass
-class EnvSteps:
-    """One environment's list and, as it runs, each step's outcome (in list order)."""
-
-    name: str
-    context: StepContext
-    items: list[PlannedStep]
-    outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    failed: str | None = None  # the first failure: "step 'smoke' (http) failed: ..."
-    deployed: bool = False
-
-    def before_retag(self) -> list[PlannedStep]:
-        i = next(n for n, p in enumerate(self.items) if p.uses == RETAG)
-        return [p for p in self.items[:i] if not p.promotion_wide]
-
-    def after_retag(self) -> list[PlannedStep]:
-        i = next(n for n, p in enumerate(self.items) if p.uses == RETAG)
-        return [p for p in self.items[i + 1 :] if not p.promotion_wide]
-
-    def listed(self) -> list[dict[str, Any]]:
-        """Every step of the list, with its outcome so far (``planned`` until it runs)."""
-        return [
-            self.outcomes.get(p.alias) or {"as": p.alias, "uses": p.uses, "status": "planned"}
-            for p in self.items
-        ]
 
 
 @dataclass
@@ -167,7 +97,7 @@ class StepRun:
 
     # -- the dry run ------------------------------------------------------------------
 
-    def plan_items(self, plan: _Plan, steps: Plan) -> list[dict[str, Any]]:
+    def plan_items(self, plan: PromotionLike, steps: Plan) -> list[dict[str, Any]]:
         """The plan as a real run executes it: the writes of ``steps`` among the lists' steps."""
         retags = [s.describe() for s in steps.of_type(MoveTag) if s.writes]
         deploys = {e.name: [d.describe() for d in e.deploy_steps()] for e in plan.envs}
@@ -175,16 +105,16 @@ class StepRun:
         rest = [s.describe() for s in steps.writing if not isinstance(s, MoveTag | Deploy)]
         out: list[dict[str, Any]] = []
         for es in self.envs.values():
-            out += [_item(es.name, p) for p in es.before_retag()]
+            out += [plan_item(es.name, p) for p in es.before_retag()]
         out += retags
         for es in self.envs.values():
             for p in es.after_retag():
                 if p.uses == DEPLOY:  # the environment's writes, as today's plan lists them
                     out += deploys.get(es.name, [])
                 else:
-                    out.append(_item(es.name, p))
+                    out.append(plan_item(es.name, p))
         out += rest
-        out += [_item(None, p) for p in self.promotion]
+        out += [plan_item(None, p) for p in self.promotion]
         return out
 
     # -- running ------------------------------------------------------------------------
@@ -206,7 +136,7 @@ class StepRun:
         output = ", ".join(f"{i.image} {i.tag}: {i.status}" for i in images) or "no tag moves"
         for es in self.envs.values():
             p = next(p for p in es.items if p.uses == RETAG)
-            out = _outcome(p, "failed" if failed else "ok")
+            out = step_outcome(p, "failed" if failed else "ok")
             out["output"] = output
             if failed:
                 out["error"] = "; ".join(f"{i.image}: {i.error}" for i in failed)
@@ -218,11 +148,11 @@ class StepRun:
             es.failed = es.failed or why
             for p in es.items:
                 if p.alias not in es.outcomes and not p.promotion_wide:
-                    es.outcomes[p.alias] = _outcome(p, "skipped", reason=why)
+                    es.outcomes[p.alias] = step_outcome(p, "skipped", reason=why)
 
     def environments(
         self,
-        envs: Sequence[_EnvPlan],
+        envs: Sequence[EnvPlanLike],
         *,
         apply: ApplyEnv,
         wait: WaitEnv | None,
@@ -236,7 +166,7 @@ class StepRun:
         applied, errors = self.applied, self.errors
         waited: dict[Key, wait_stage.RolloutState] = {}
 
-        def one(e: _EnvPlan) -> None:
+        def one(e: EnvPlanLike) -> None:
             es = self.envs.get(e.name)
             if es is None:
                 return
@@ -244,7 +174,7 @@ class StepRun:
             for p in es.after_retag():
                 if p.uses == DEPLOY:
                     if es.failed or e.error is not None:
-                        es.outcomes[p.alias] = _outcome(
+                        es.outcomes[p.alias] = step_outcome(
                             p, "skipped", reason=es.failed or "the environment could not be read"
                         )
                         if es.failed is None and e.error is not None:
@@ -258,7 +188,7 @@ class StepRun:
                         errors.update(failed)
                     es.deployed = True
                     status = "failed" if failed else "ok"
-                    out = _outcome(p, status, duration=self.clients.clock() - start)
+                    out = step_outcome(p, status, duration=self.clients.clock() - start)
                     out["output"] = f"{len(done)} service(s) deployed" + (
                         f", {len(failed)} failed" if failed else ""
                     )
@@ -270,7 +200,7 @@ class StepRun:
                     started = {k: a for k, a in mine.items() if a.deployment_id is not None}
                     if wait is None or not started:
                         why = "--no-wait" if wait is None else (es.failed or "nothing deployed")
-                        es.outcomes[p.alias] = _outcome(p, "skipped", reason=why)
+                        es.outcomes[p.alias] = step_outcome(p, "skipped", reason=why)
                         continue
                     start = self.clients.clock()
                     states = wait(e, started)
@@ -281,14 +211,18 @@ class StepRun:
                     if bad:
                         kinds = {s.state for s in bad.values()}
                         status = "timed_out" if kinds == {wait_stage.TIMED_OUT} else "failed"
-                    out = _outcome(p, status, duration=self.clients.clock() - start)
+                    out = step_outcome(p, status, duration=self.clients.clock() - start)
                     out["output"] = ", ".join(f"{k[1]}: {s.state}" for k, s in states.items())
                     es.outcomes[p.alias] = out
                     if bad:
                         k, s = next(iter(bad.items()))
                         es.failed = es.failed or f"rollout of {k[1]} {s.state}"
-                elif wait is None and _after(es, p, WAIT) and p.spec.condition(p.step) != ALWAYS:
-                    es.outcomes[p.alias] = _outcome(p, "skipped", reason="--no-wait")
+                elif (
+                    wait is None
+                    and listed_after(es, p, WAIT)
+                    and p.spec.condition(p.step) != ALWAYS
+                ):
+                    es.outcomes[p.alias] = step_outcome(p, "skipped", reason="--no-wait")
                 else:
                     self._step(es, p, say)
 
@@ -299,7 +233,7 @@ class StepRun:
         cond = p.spec.condition(p.step)
         if (cond == SUCCESS and es.failed) or (cond == FAILURE and not es.failed):
             why = es.failed if cond == SUCCESS else "nothing failed before it"
-            es.outcomes[p.alias] = _outcome(p, "skipped", reason=why)
+            es.outcomes[p.alias] = step_outcome(p, "skipped", reason=why)
             return
         out = self.run_step(p, es.context)
         es.outcomes[p.alias] = out
@@ -329,7 +263,7 @@ class StepRun:
                 break
             if interval:
                 self.clients.sleep(interval)
-        out = _outcome(p, "ok" if result.ok else "failed", duration=clock() - start)
+        out = step_outcome(p, "ok" if result.ok else "failed", duration=clock() - start)
         if result.output:
             out["output"] = result.output
         if tries > 1:
@@ -372,7 +306,7 @@ class StepRun:
                     {k: v for k, v in o.items() if k in ("as", "uses", "status", "duration")}
                     | ({"error": o["error"]} if "error" in o else {})
                     for o in es.listed()
-                    if not _promotion_wide(es, o["as"])
+                    if not promotion_wide(es, o["as"])
                 ]
                 environments[name] = dataclasses.replace(
                     entry, extra={**entry.extra, "steps": steps}
@@ -402,7 +336,7 @@ class StepRun:
             cluster="",
             services=(),
             images=next(iter(self.envs.values())).context.images if self.envs else {},
-            client=_no_client,
+            client=no_client,
             sleep=self.clients.sleep,
             clock=self.clients.clock,
             environ=self.environ,
@@ -411,7 +345,7 @@ class StepRun:
         for p in self.promotion:
             cond = p.spec.condition(p.step)
             if (cond == SUCCESS and not ok) or (cond == FAILURE and ok):
-                out = _outcome(p, "skipped", reason=f"the promotion is {result.status}")
+                out = step_outcome(p, "skipped", reason=f"the promotion is {result.status}")
             else:
                 out = self.run_step(p, ctx)
                 say(f"step {p.alias} ({p.uses}): {out['status']}")
@@ -428,42 +362,6 @@ class StepRun:
             listed = self.envs.get(eo.name)
             if listed is not None:
                 eo.steps = listed.listed()
-
-
-def _no_client(service: str) -> Any:
-    raise TierupError(f"a promotion-wide step has no {service} client of one environment")
-
-
-def _after(es: EnvSteps, p: PlannedStep, phase: str) -> bool:
-    names = [q.uses for q in es.items]
-    return phase in names and es.items.index(p) > names.index(phase)
-
-
-def _promotion_wide(es: EnvSteps, alias: str) -> bool:
-    return any(p.alias == alias and p.promotion_wide for p in es.items)
-
-
-def _item(env: str | None, p: PlannedStep) -> dict[str, Any]:
-    where = f"{env}: " if env else ""
-    out: dict[str, Any] = {"step": p.uses, "as": p.alias}
-    if env is not None:
-        out["environment"] = env
-    out["summary"] = f"{where}step {p.alias} ({p.uses}): {p.summary}"
-    cond = p.spec.condition(p.step)
-    if cond != SUCCESS:
-        out["if"] = cond
-    return out
-
-
-def _outcome(p: PlannedStep, status: str, **kw: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"as": p.alias, "uses": p.uses, "status": status}
-    if p.promotion_wide:  # one outcome, listed under every environment
-        out["scope"] = PROMOTION
-    if "duration" in kw:
-        out["duration"] = round(float(kw["duration"]), 3)
-    if kw.get("reason"):
-        out["reason"] = kw["reason"]
-    return out
 
 
 def _fail_environment(
@@ -524,61 +422,10 @@ def _summary(result: CommandResult, event_id: str | None) -> dict[str, Any]:
     }
 
 
-def _images(clients: Clients, plan: _Plan) -> dict[str, ImageInfo]:
-    """The promotion's images; a digest's commit from its commit tag when the source had none
-    (a tier's tag), as the ledger records it."""
-    commits = {r.image: r.commit for r in plan.resolved}
-
-    def one(item: tuple[str, ImageTarget]) -> ImageInfo:
-        name, t = item
-        commit = commits.get(name)
-        if commit is None and t.commit_uri:
-            commit = t.commit_uri.rpartition(":")[2]
-        if commit is None:
-            with contextlib.suppress(TierupError):  # a step naming it fails when it renders
-                found = [
-                    c
-                    for info in clients.registry.list_images(t.repository)
-                    if info.digest == t.digest
-                    for c in commits_on(info)
-                ]
-                commit = found[0] if found else None
-        return ImageInfo(name, t.repository, t.tag, t.digest, commit, t.digest_uri)
-
-    return {i.image: i for i in each(one, list(plan.targets.items()))}
-
-
-def _planned(spec: StepSpec, ctx: StepContext) -> PlannedStep:
-    # the registry loads every step module: only for a tier that lists steps
-    from tierup.stages import all_steps
-
-    step = all_steps.get(spec.uses)
-    config = step.config.model_validate(spec.config)
-    try:
-        summary = step.describe(config, ctx)
-    except TierupError as e:
-        summary = f"cannot run as configured: {e.message}"
-    return PlannedStep(spec, step, config, summary)
-
-
-def _remember_secrets(config: StepConfig, environ: Mapping[str, str]) -> None:
-    """The values of the environment variables a step reads secrets from (a webhook URL, a
-    header's token) are redacted from everything tierup prints or stores."""
-    names: list[str] = []
-    url_env = getattr(config, "url_env", None)
-    if isinstance(url_env, str):
-        names.append(url_env)
-    headers = getattr(config, "headers_from_env", None)
-    if isinstance(headers, Mapping):
-        names += [str(v) for v in headers.values()]
-    values = [environ.get(n, "") for n in names]
-    redaction.remember(*values, *(v.strip() for v in values))
-
-
 def plan(
     config: Config,
     clients: Clients,
-    promotion: _Plan,
+    promotion: PromotionLike,
     *,
     environ: Mapping[str, str] | None = None,
 ) -> StepRun | None:
@@ -588,7 +435,7 @@ def plan(
     lists = {e.name: config.steps_for(e.name) for e in promotion.envs}
     if all(v is None for v in lists.values()):
         return None
-    images = _images(clients, promotion)
+    images = images_of(clients, promotion)
     env_vars = os.environ if environ is None else environ
     envs: dict[str, EnvSteps] = {}
     wide: dict[tuple[str, str, str], PlannedStep] = {}
@@ -598,44 +445,18 @@ def plan(
         ctx = environment_context(
             e.name,
             env,
-            _client_of(clients, env),
+            client_of(clients, env),
             images=images,
             sleep=clients.sleep,
             clock=clients.clock,
             environ=env_vars,
             interval=clients.poll_interval,
         )
-        items = [_planned(s, ctx) for s in specs]
+        items = [planned_step(s, ctx) for s in specs]
         for p in items:
-            _remember_secrets(p.config, env_vars)
+            remember_secrets(p.config, env_vars)
         for p in items:
             if p.promotion_wide:
                 wide.setdefault(p.key(), p)
         envs[e.name] = EnvSteps(e.name, ctx, items)
     return StepRun(clients, envs, list(wide.values()), env_vars)
-
-
-def environment_context(
-    name: str,
-    env: Environment,
-    client: Callable[[str], Any],
-    *,
-    images: Mapping[str, ImageInfo] | None = None,
-    **extra: Any,
-) -> StepContext:
-    """What a step sees of environment ``name`` of envs.yaml (``extra``: time, environ, ...)."""
-    return StepContext(
-        environment=name,
-        tier=env.tier,
-        account_id=env.account_id,
-        region=env.region,
-        cluster=env.cluster,
-        services=tuple(env.services),
-        images=images or {},
-        client=client,
-        **extra,
-    )
-
-
-def _client_of(clients: Clients, env: Environment) -> Callable[[str], Any]:
-    return lambda service: clients.aws(service, env)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.config import Config
-from tierup.pipeline.step_runner import environment_context
+from tierup.pipeline.step_lists import environment_context
 from tierup.stages.adapters.cloudwatch import CloudWatch
 from tierup.stages.adapters.ecs_tasks import EcsTasks
 from tierup.stages.errors import TierupError

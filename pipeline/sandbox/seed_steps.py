@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tierup.pipeline.config import Config, Environment
-from tierup.pipeline.step_runner import environment_context
+from tierup.pipeline.step_lists import environment_context
 from tierup.stages.step import StepError
 
 SANDBOX_METRIC = "tierup-sandbox"
