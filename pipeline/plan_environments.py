@@ -19,7 +19,7 @@ from tierup.stages import deploy as deploy_stage
 from tierup.stages import strategy as strategy_stage
 from tierup.stages.adapters.ecs import ClusterMissing, Ecs, ServiceMissing
 from tierup.stages.deploy import ImageTarget
-from tierup.stages.errors import ExitCode, InputError, TierupError
+from tierup.stages.errors import InputError, TierupError
 from tierup.stages.parallel import each
 
 PER_ENV_WORKERS = 16  # reads inside one environment, while every environment reads at once
@@ -41,7 +41,7 @@ class PreflightError(TierupError):
         )
         self.failures = failures
         missing = all(isinstance(e, MISSING) for _, e in failures)
-        self.exit_code = ExitCode.BAD_INPUT if missing else ExitCode.FAILED
+        self.refusal = bool(missing)
 
 
 MISSING = (ClusterMissing, ServiceMissing, InputError)

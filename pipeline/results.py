@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from tierup.stages.errors import ExitCode
+from tierup.pipeline.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from tierup.pipeline.config import Environment

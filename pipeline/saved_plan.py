@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from tierup.pipeline import __version__
 from tierup.pipeline.config import Config
 from tierup.pipeline.redaction import redact_all
-from tierup.stages.errors import ExitCode, InputError, TierupError
+from tierup.stages.errors import InputError, TierupError
 
 VERSION = 1
 KIND: Literal["tierup-plan"] = "tierup-plan"
@@ -58,7 +58,7 @@ class PlanFileError(InputError):
 class StalePlan(TierupError):
     """The world a saved plan was made against changed; nothing was written."""
 
-    exit_code = ExitCode.FAILED
+    refusal = False
 
 
 class _Model(BaseModel):

@@ -33,7 +33,7 @@ from tierup.pipeline.saved_plan import (
 )
 from tierup.pipeline.saved_plan_review import Checking, Keeping, stale
 from tierup.pipeline.saved_plan_run import options_for, run_command
-from tierup.stages.errors import ExitCode, InputError, TierupError
+from tierup.stages.errors import InputError, TierupError
 
 PROMOTIONS = ("promote", "stamp", "deploy", "rollback tier")
 
@@ -173,7 +173,7 @@ def apply(
             progress=progress,
         )
     except (InputError, PreflightError) as e:
-        if checking.checked or e.exit_code != ExitCode.BAD_INPUT:
+        if checking.checked or not e.refusal:
             raise
         # what resolved when the plan was made no longer does: its world changed
         raise stale(doc, [e.message]) from e

@@ -1,26 +1,20 @@
-"""One error base for the whole tool: a message, a hint and an exit code.
+"""One error base for the whole tool: a message, a hint, and whether it is a refusal.
 
-Stages raise these; the CLI renders them as one line and exits with the code.
-AWS and registry errors are translated with ``raise ... from e`` where they happen.
+Stages raise these. A refusal (``refusal``) is found while reading or planning, before any
+write: a wrong input, a source that does not resolve, a write that must not happen; nothing was
+written. Anything else failed on the way. The pipeline decides what each means to its caller
+(the CLI's exit codes: ``pipeline.exit_codes``). AWS and registry errors are translated with
+``raise ... from e`` where they happen.
 """
 
 from __future__ import annotations
-
-from enum import IntEnum
-
-
-class ExitCode(IntEnum):
-    OK = 0
-    FAILED = 1
-    BAD_INPUT = 2
-    PARTIAL = 3
-    TIMED_OUT = 4
 
 
 class TierupError(Exception):
     """Base of every error a user may see."""
 
-    exit_code: ExitCode = ExitCode.FAILED
+    # found before any write (a wrong input or configuration, a refused write): nothing written
+    refusal: bool = False
     default_hint: str = ""
 
     def __init__(self, message: str, hint: str | None = None) -> None:
@@ -38,20 +32,20 @@ class TierupError(Exception):
 class ConfigError(TierupError):
     """envs.yaml (or a flag) is wrong; found before any write."""
 
-    exit_code = ExitCode.BAD_INPUT
+    refusal = True
     default_hint = "fix the configuration and run `tierup validate`"
 
 
 class InputError(TierupError):
     """A flag or argument is wrong, or a source does not resolve; nothing was written."""
 
-    exit_code = ExitCode.BAD_INPUT
+    refusal = True
 
 
 class AwsError(TierupError):
     """An AWS call failed for a reason tierup cannot fix by retrying."""
 
-    exit_code = ExitCode.FAILED
+    refusal = False
 
 
 class CredentialsError(AwsError):
@@ -64,7 +58,7 @@ class CredentialsError(AwsError):
 class RegistryError(TierupError):
     """A registry read or write failed."""
 
-    exit_code = ExitCode.FAILED
+    refusal = False
 
 
 class RepositoryMissing(InputError):
@@ -76,10 +70,10 @@ class RepositoryMissing(InputError):
 class ConflictError(TierupError):
     """A write would overwrite something that must not move (immutable tag)."""
 
-    exit_code = ExitCode.BAD_INPUT
+    refusal = True
 
 
 class StampConflictError(ConflictError):
     """A stamped tag already names another digest: stamped tags never move (nothing written)."""
 
-    exit_code = ExitCode.FAILED
+    refusal = False

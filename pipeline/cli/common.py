@@ -26,6 +26,7 @@ except ImportError:  # pragma: no cover
     from click.globals import get_current_context  # type: ignore[no-redef]
 
 from tierup.pipeline import __version__
+from tierup.pipeline.exit_codes import ExitCode, exit_code_of
 from tierup.pipeline.output import (
     one_line,
     print_json,
@@ -35,7 +36,7 @@ from tierup.pipeline.output import (
     setup_logging,
 )
 from tierup.pipeline.results import CommandResult
-from tierup.stages.errors import ExitCode, InputError, TierupError
+from tierup.stages.errors import InputError, TierupError
 
 if TYPE_CHECKING:
     from tierup.pipeline.clients import Clients
@@ -278,7 +279,7 @@ def _run(as_json: bool, body: Callable[[], CommandResult | int | None]) -> None:
         check_arguments()
         out = body()
     except TierupError as e:
-        _fail(e.message, e.hint, e.exit_code, as_json, e)
+        _fail(e.message, e.hint, exit_code_of(e), as_json, e)
     except KeyboardInterrupt:
         _fail(
             "interrupted",

@@ -25,6 +25,7 @@ from tests.support.oci_api import image_config, raw_manifest, sha256, tags
 from tierup.pipeline.build import build, registry_login
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.config import Config, loads
+from tierup.pipeline.exit_codes import exit_code_of
 from tierup.stages.adapters.docker_client import DockerEngine, RegistryAuth, ecr_login
 from tierup.stages.adapters.oci.registry import OciRegistry
 from tierup.stages.build import (
@@ -177,7 +178,7 @@ def test_revision_and_dirty_tree(git_repo: git.Repo) -> None:
     assert set(dirty.changes) == {"hello.txt", "new dir/untracked.txt", "staged.txt"}
     with pytest.raises(InputError) as info:
         commit_tag(dirty)
-    assert info.value.exit_code == 2
+    assert exit_code_of(info.value) == 2
     for name in ("hello.txt", "new dir/untracked.txt", "staged.txt"):
         assert name in info.value.message
     assert "--allow-dirty" in info.value.hint
@@ -249,7 +250,7 @@ def test_dirty_tree(project: Project, engine: DockerEngine) -> None:
     (project.root / "scratch.txt").write_text("untracked\n")
     with pytest.raises(InputError) as info:
         _build(project, engine)
-    assert info.value.exit_code == 2
+    assert exit_code_of(info.value) == 2
     assert "hello.txt" in info.value.message and "scratch.txt" in info.value.message
     assert tags(project.registry_url, f"{project.prefix}/api") == []
 
@@ -302,7 +303,7 @@ def test_unknown_image_and_missing_context(project_config_only: Project) -> None
     project = project_config_only
     with pytest.raises(ConfigError, match="unknown image 'nope'") as info:
         _build(project, None, images=["nope"], dry_run=True)
-    assert info.value.exit_code == 2
+    assert exit_code_of(info.value) == 2
     broken = Project(
         project.repo,
         project.root,

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from tierup.pipeline import config
 from tierup.pipeline.cli import app
-from tierup.stages.errors import ConfigError, ExitCode
+from tierup.pipeline.exit_codes import ExitCode, exit_code_of
+from tierup.stages.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -228,7 +229,7 @@ def test_bad_config_names_file_key_and_line(
     with pytest.raises(ConfigError) as info:
         config.loads(text, "bad.yaml")
     message = info.value.message
-    assert info.value.exit_code == ExitCode.BAD_INPUT
+    assert exit_code_of(info.value) == ExitCode.BAD_INPUT
     assert message.startswith("bad.yaml"), message
     assert fragment in message, message
     if key:

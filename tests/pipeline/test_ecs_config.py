@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from tierup.pipeline import config, strategies
-from tierup.stages.errors import ConfigError, ExitCode
+from tierup.pipeline.exit_codes import ExitCode
+from tierup.stages.errors import ConfigError
 
 BASE = """\
 version: 1

@@ -225,3 +225,21 @@ def test_every_import_uses_the_installed_names() -> None:
                     if n.split(".")[0] in PACKAGES
                 ]
     assert bare == []
+
+
+def test_the_library_holds_no_exit_code() -> None:
+    """Exit codes are the command line's (``pipeline.exit_codes``): a stage's error says only
+    whether it is a refusal found before any write (``TierupError.refusal``)."""
+    found: list[str] = []
+    for path in sorted((ROOT / "stages").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            name = (
+                node.id
+                if isinstance(node, ast.Name)
+                else node.attr
+                if isinstance(node, ast.Attribute)
+                else None
+            )
+            if name in ("ExitCode", "exit_codes"):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name}")
+    assert found == []

@@ -23,6 +23,7 @@ from tests.support.release_world import (
     task_definition,
 )
 from tests.support.world import World, Writes
+from tierup.pipeline.exit_codes import exit_code_of
 from tierup.pipeline.promote import RunOptions
 from tierup.pipeline.release import stamp
 from tierup.stages.errors import StampConflictError
@@ -153,7 +154,7 @@ def test_same_stamp_on_another_digest_is_refused_with_exit_1_before_any_write(
             tier="prod",
             now=lambda: T,
         )
-    assert info.value.exit_code == 1
+    assert exit_code_of(info.value) == 1
     assert "prod-20261126T103000Z" in info.value.message and "never move" in info.value.message
     # only the lock was taken (and given back): nothing in the registry, ECS or the ledger
     assert aws_writes(writes) == []

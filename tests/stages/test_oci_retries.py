@@ -118,7 +118,7 @@ def test_retries_are_bounded_and_end_in_one_error(scripted: list[Scripted]) -> N
     slept: list[float] = []
     with pytest.raises(RegistryError, match="rate limiting") as info:
         _registry(server, slept).get_manifest("api", "dev")
-    assert info.value.exit_code == 1
+    assert not info.value.refusal
     assert server.requests == RETRY_ATTEMPTS
     assert slept == [RETRY_MAX_WAIT] * (RETRY_ATTEMPTS - 1)  # an hour is not waited
 
@@ -129,4 +129,4 @@ def test_a_missing_repository_is_exit_2_as_on_ecr(scripted: list[Scripted]) -> N
     registry = _registry(server, [])
     with pytest.raises(RepositoryMissing, match="does not exist") as info:
         registry.describe_repository("never-pushed")
-    assert info.value.exit_code == 2
+    assert info.value.refusal
