@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tierup.pipeline import config, strategies
-from tierup.pipeline.exit_codes import ExitCode
+from tierup.pipeline.exit_codes import ExitCode, exit_code_of
 from tierup.stages.errors import ConfigError
 
 BASE = """\
@@ -34,7 +34,7 @@ def load(tier_ecs: str = "", env_ecs: str = "") -> config.Config:
 def test_strategy_ecs_without_an_ecs_block_is_refused() -> None:
     with pytest.raises(ConfigError) as info:
         load()
-    assert info.value.exit_code == ExitCode.BAD_INPUT
+    assert exit_code_of(info.value) == ExitCode.BAD_INPUT
     assert "uses strategy ecs" in info.value.message
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from tests.support.guarded import promote
 from tests.support.world import World, Writes, env_block, make_world
+from tierup.pipeline.exit_codes import exit_code_of
 from tierup.pipeline.promote import RunOptions, Source
 from tierup.stages.errors import TierupError
 
@@ -190,7 +191,7 @@ def test_missing_targets_in_several_accounts_are_named_together_and_nothing_is_w
     writes = Writes()
     with pytest.raises(TierupError) as info:
         promote(world.config, world.clients(writes), tier="staging")
-    assert info.value.exit_code == 2
+    assert exit_code_of(info.value) == 2
     assert "cluster 'gone-cluster' does not exist" in info.value.message
     assert "staging/ghost: service 'ghost' not found" in info.value.message
     assert writes.names() == []
@@ -239,7 +240,7 @@ def test_missing_source_is_exit_2_and_nothing_written(world: World) -> None:
     for source in (Source("commit", "f" * 40), Source("digest", "sha256:" + "0" * 64)):
         with pytest.raises(TierupError) as info:
             promote(world.config, world.clients(writes), tier="staging", source=source)
-        assert info.value.exit_code == 2
+        assert exit_code_of(info.value) == 2
     assert writes.calls == []
 
 
@@ -284,7 +285,7 @@ def test_immutable_repository_conflict_is_exit_2_before_any_write(world: World) 
     writes = Writes()
     with pytest.raises(TierupError) as info:
         promote(world.config, world.clients(writes), tier="dev")
-    assert info.value.exit_code == 2
+    assert exit_code_of(info.value) == 2
     assert writes.calls == []
 
 

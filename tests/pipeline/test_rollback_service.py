@@ -28,6 +28,7 @@ from tests.support.release_world import ledger_of, new_commit, ship, task_defini
 from tests.support.world import REGISTRY, World, Writes, env_block, make_world
 from tierup.pipeline import interrupt
 from tierup.pipeline.clients import Clients
+from tierup.pipeline.exit_codes import exit_code_of
 from tierup.pipeline.promote import RunOptions
 from tierup.pipeline.undo_run import rollback
 from tierup.stages import rollback as rb
@@ -225,7 +226,7 @@ def test_when_neither_the_ledger_nor_ecs_knows_the_rollback_is_refused(
             env="prod",
             service="fresh",
         )
-    assert info.value.exit_code == 2
+    assert exit_code_of(info.value) == 2
     assert "nothing to roll back to" in info.value.message
     assert "--to REVISION" in info.value.hint
     assert not [n for n in writes.names() if n != "PutObject"]

@@ -17,6 +17,7 @@ from tests.support.release_world import (
     task_definition,
 )
 from tests.support.world import World, Writes
+from tierup.pipeline.exit_codes import exit_code_of
 from tierup.pipeline.promote import RunOptions
 from tierup.pipeline.release import run_promotion, stamp
 from tierup.pipeline.rollback_tier import RollbackTargetMissing, rollback_tier
@@ -117,7 +118,7 @@ def test_rollback_to_an_expired_image_is_refused_before_any_write(world: World) 
     writes = Writes()
     with pytest.raises(RollbackTargetMissing) as info:
         rollback_tier(world.config, world.clients(writes), ledger_of(world, writes), tier="staging")
-    assert info.value.exit_code == 1
+    assert exit_code_of(info.value) == 1
     assert (
         f"api@{d1['api']}" in info.value.message
         and "no longer in the registry" in info.value.message

@@ -25,6 +25,7 @@ from tests.support.strategy_worlds import HOST, STACK, STACK_ACCOUNT, STACK_ENVS
 from tests.support.world import World, Writes, assumed_client, make_world
 from tierup.pipeline import saved_plan, saved_plan_commands
 from tierup.pipeline.cli import app
+from tierup.pipeline.exit_codes import exit_code_of
 from tierup.pipeline.ledger.base import Ledger
 from tierup.pipeline.saved_plan import Arguments, StalePlan
 
@@ -210,7 +211,7 @@ def test_a_plan_whose_source_tag_moved_is_refused_without_a_write(
     assert events(ledger_of(world)) == history
     assert "image api: tier dev (dev) now resolves to" in e.value.message
     assert doc.state["images"]["api"]["digest"][:19] in e.value.message
-    assert e.value.exit_code == 1
+    assert exit_code_of(e.value) == 1
     assert not (world.root / ".tierup" / "locks" / "staging.json").exists()
 
 
