@@ -106,6 +106,11 @@ def render_tag(template: str, *, timestamp: str = "", commit: str = "") -> str:
     return template.format(timestamp=timestamp, commit=commit, short_commit=commit[:7])
 
 
+def _no_items() -> list[Any]:
+    """An empty list (a default factory whose signature pydantic reads cheaply, unlike ``list``)."""
+    return []
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -313,9 +318,9 @@ class EcsNativeConfig(_Model):
     bake_time: Duration | None = None
     canary: EcsCanaryConfig | None = None
     linear: EcsLinearConfig | None = None
-    hooks: list[EcsHookConfig] = Field(default_factory=list)
+    hooks: list[EcsHookConfig] = Field(default_factory=_no_items)
     hook_role_arn: RoleArn | None = None
-    alarms: list[str] = Field(default_factory=list)
+    alarms: list[str] = Field(default_factory=_no_items)
     alternate_target_group: str | None = None
     test_listener_rule: str | None = None
 
@@ -456,7 +461,7 @@ class Config(_Model):
                             f"(images: {', '.join(self.images) or 'none'})",
                         )
             strategy = env.strategy or tier.strategy
-            if strategy is not None and _follows_tag(strategy) and tier.immutable:
+            if strategy is not None and tier.immutable and _follows_tag(strategy):
                 raise _LocatedError(
                     ("environments", env_name, "strategy"),
                     f"strategy {strategy} cannot be used in {env_name!r}: tier "

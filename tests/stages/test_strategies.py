@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from tierup.stages.errors import ConfigError
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
+ONE = env_block("dev", "dev", "111111111111", {"api": "{image: api}"})
 FOUR = "\n".join(
     [
         env_block("dev", "dev", "111111111111", {"api": "{image: api}"}),
@@ -163,6 +166,23 @@ def test_every_strategy_is_available_by_name() -> None:
     ]
     with pytest.raises(DeployError, match="unknown deploy strategy 'blue-green'"):
         all_strategies.get("blue-green")
+
+
+def test_a_strategy_module_is_loaded_only_when_its_name_is_asked_for() -> None:
+    """A configuration that names no strategy loads none of cloudformation, codedeploy, ecs."""
+    code = (
+        "import sys\n"
+        "from tierup.pipeline import config\n"
+        "from tierup.stages import all_strategies\n"
+        f"cfg = config.loads({CONFIG.format(registry=REGISTRY, environments=ONE)!r})\n"
+        "all_strategies.get(cfg.strategy_for('dev'))\n"
+        "names = ['tierup.stages.' + m for m in ('cloudformation', 'codedeploy', 'ecs_native')]\n"
+        "print([n in sys.modules for n in names])\n"
+        "all_strategies.get('cloudformation')\n"
+        "print([n in sys.modules for n in names])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[False, False, False]", "[True, False, False]"]
 
 
 def test_an_unknown_lifecycle_hook_is_a_config_error(tmp_path: Path) -> None:
