@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tierup.pipeline import config as config_mod
+from tierup.pipeline import config_load as config_mod
 from tierup.pipeline.results import CommandResult
 from tierup.pipeline.sessions import AwsSessions
 from tierup.stages.adapters.ecs import Ecs

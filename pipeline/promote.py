@@ -18,7 +18,8 @@ from typing import Any
 from tierup.pipeline import retention as retention_mod
 from tierup.pipeline import step_runner, strategies
 from tierup.pipeline.clients import Clients
-from tierup.pipeline.config import TIMESTAMP_FORMAT, Config, Tier, render_tag
+from tierup.pipeline.config import Config
+from tierup.pipeline.config_tiers import Tier
 from tierup.pipeline.events import (
     EnvironmentRecord,
     Event,
@@ -37,6 +38,7 @@ from tierup.pipeline.results import (
     landed,
 )
 from tierup.pipeline.rollback_on_failure import mode_for, recover
+from tierup.pipeline.tag_template import TIMESTAMP_FORMAT, render_tag
 from tierup.stages import all_strategies, resolve, retag
 from tierup.stages import deploy as deploy_stage
 from tierup.stages import strategy as strategy_stage

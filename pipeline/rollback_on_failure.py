@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from tierup.pipeline import strategies
 from tierup.pipeline.clients import Clients
-from tierup.pipeline.config import Config, Tier
+from tierup.pipeline.config import Config
+from tierup.pipeline.config_tiers import Tier
 from tierup.pipeline.progress import rollout_changed
 from tierup.pipeline.results import (
     NOT_DEPLOYED,

@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tierup.pipeline.clients import Clients
-from tierup.pipeline.config import TIMESTAMP_FORMAT, Config, Environment
+from tierup.pipeline.config import Config, Environment
 from tierup.pipeline.events import EnvironmentRecord, Event, ServiceRecord
 from tierup.pipeline.ledger import Ledger, iso
 from tierup.pipeline.promote import Progress, RunOptions
 from tierup.pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome
+from tierup.pipeline.tag_template import TIMESTAMP_FORMAT
 from tierup.pipeline.undo import RegistryLookup, UndoPlan, plan_services, run_locked
 from tierup.stages import rollback as rb
 from tierup.stages.errors import InputError

@@ -32,7 +32,8 @@ from typing import Any, Protocol
 
 from tierup.pipeline import events, redaction
 from tierup.pipeline.clients import Clients
-from tierup.pipeline.config import Config, Environment, Tier
+from tierup.pipeline.config import Config, Environment
+from tierup.pipeline.config_tiers import Tier
 from tierup.pipeline.events import Event
 from tierup.pipeline.results import NOT_DEPLOYED, CommandResult, EnvironmentOutcome, ImageOutcome
 from tierup.pipeline.steps_config import StepSpec

@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.guarded import promote
 from tests.support.world import CONFIG, REGISTRY, World, Writes, env_block, make_world
-from tierup.pipeline import config as config_mod
+from tierup.pipeline import config_load
 from tierup.pipeline.promote import RunOptions
 from tierup.pipeline.sandbox import emulation
 from tierup.stages import all_strategies
@@ -172,9 +172,9 @@ def test_a_strategy_module_is_loaded_only_when_its_name_is_asked_for() -> None:
     """A configuration that names no strategy loads none of cloudformation, codedeploy, ecs."""
     code = (
         "import sys\n"
-        "from tierup.pipeline import config\n"
+        "from tierup.pipeline import config_load\n"
         "from tierup.stages import all_strategies\n"
-        f"cfg = config.loads({CONFIG.format(registry=REGISTRY, environments=ONE)!r})\n"
+        f"cfg = config_load.loads({CONFIG.format(registry=REGISTRY, environments=ONE)!r})\n"
         "all_strategies.get(cfg.strategy_for('dev'))\n"
         "names = ['tierup.stages.' + m for m in ('cloudformation', 'codedeploy', 'ecs_native')]\n"
         "print([n in sys.modules for n in names])\n"
@@ -190,7 +190,7 @@ def test_an_unknown_lifecycle_hook_is_a_config_error(tmp_path: Path) -> None:
         "hooks: {AfterAllowTestTraffic: smoke-test}", "hooks: {AfterTraffic: smoke-test}"
     )
     with pytest.raises(ConfigError, match="AfterTraffic: not an ECS lifecycle hook") as e:
-        config_mod.loads(text, "envs.yaml")
+        config_load.loads(text, "envs.yaml")
     assert "environments.bluegreen.codedeploy.hooks" in e.value.message
 
 
