@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.promote_fanout_proxy import ProxyFigures, run_behind_proxy, timed  # noqa: E402
 from tierup.pipeline import config as config_mod  # noqa: E402
+from tierup.pipeline import config_load  # noqa: E402
 from tierup.pipeline.sandbox import seed as seed_mod  # noqa: E402
 from tierup.pipeline.sandbox import server  # noqa: E402
 from tierup.pipeline.sandbox.control import caller_credentials, sandbox_env  # noqa: E402
@@ -149,7 +150,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="tierup-bench-"))
     cfg_path = tmp / "envs.yaml"
     make_config(cfg_path)
-    cfg = config_mod.load(cfg_path)
+    cfg = config_load.load(cfg_path)
     state_dir = tmp / "sandbox"
     server.start_background(0, state_dir)
     state = server.read_state(state_dir)

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tierup.pipeline import config as config_mod  # noqa: E402
+from tierup.pipeline import config_load  # noqa: E402
 from tierup.pipeline.sandbox import seed as seed_mod  # noqa: E402
 from tierup.pipeline.sandbox import server  # noqa: E402
 from tierup.pipeline.sandbox.control import caller_credentials, sandbox_env  # noqa: E402
@@ -89,7 +89,7 @@ def main() -> int:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tierup-bench-rollback-"))
     make_config(tmp / "envs.yaml", args.runs, args.services)
-    cfg = config_mod.load(tmp / "envs.yaml")
+    cfg = config_load.load(tmp / "envs.yaml")
     state_dir = tmp / "sandbox"
     server.start_background(0, state_dir)
     state = server.read_state(state_dir)

@@ -21,8 +21,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tierup.pipeline import config as config_mod
 from tierup.pipeline import (
+    config_load,
     guard,
     release,
     rollback_tier,
@@ -51,7 +51,7 @@ class Tierup:
     @classmethod
     def load(cls, path: str | Path = "envs.yaml", *, root: Path | None = None) -> Tierup:
         """Read envs.yaml; the local ledger, if configured so, lives under ``root`` (cwd)."""
-        cfg = config_mod.load(path)
+        cfg = config_load.load(path)
         clients = Clients.from_environment(cfg, os.environ)
         ledger = open_ledger(cfg, clients.sessions, root=root or Path.cwd())
         return cls(config=cfg, clients=clients, ledger=ledger)

@@ -12,9 +12,11 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tierup.pipeline.config import Config, Tier, parse_duration
+from tierup.pipeline.config import Config
+from tierup.pipeline.config_tiers import Tier
 from tierup.stages.errors import InputError
 from tierup.stages.resolve import tag_pattern
+from tierup.stages.step import parse_duration
 from tierup.stages.types import is_commit_sha
 
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")

@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tierup.pipeline.clients import Clients
-from tierup.pipeline.config import Config, Tier
+from tierup.pipeline.config import Config
+from tierup.pipeline.config_tiers import Tier
 from tierup.pipeline.ledger.base import Ledger
 from tierup.pipeline.ledger.times import iso_seconds, parse_time
 from tierup.pipeline.lock import human

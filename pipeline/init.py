@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tierup.pipeline import config as config_mod
+from tierup.pipeline import config_load as config_mod
 from tierup.pipeline.init_discover import accounts, discover
 from tierup.pipeline.init_draft import draft
 from tierup.pipeline.init_render import render

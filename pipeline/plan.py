@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tierup.pipeline.config import Environment, Tier
+from tierup.pipeline.config import Environment
+from tierup.pipeline.config_tiers import Tier
 from tierup.pipeline.events import Event
 from tierup.pipeline.executor import Where
 from tierup.pipeline.results import CommandResult

@@ -12,7 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from tierup.pipeline import retention as retention_mod
 from tierup.pipeline import strategies
 from tierup.pipeline.clients import Clients
-from tierup.pipeline.config import Config, Tier
+from tierup.pipeline.config import Config
+from tierup.pipeline.config_tiers import Tier
 from tierup.pipeline.plan import EnvPlan
 from tierup.stages import all_strategies
 from tierup.stages import deploy as deploy_stage

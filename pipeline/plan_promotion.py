@@ -9,10 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from tierup.pipeline.clients import Clients
-from tierup.pipeline.config import TIMESTAMP_FORMAT, Config, Tier, render_tag
+from tierup.pipeline.config import Config
+from tierup.pipeline.config_tiers import Tier
 from tierup.pipeline.plan import EnvPlan, PromotionPlan
 from tierup.pipeline.plan_environments import plan_environments, preflight, read_environments
 from tierup.pipeline.promote import Source
+from tierup.pipeline.tag_template import TIMESTAMP_FORMAT, render_tag
 from tierup.stages import resolve, retag
 from tierup.stages.adapters.registry import Registry, TagWrite
 from tierup.stages.deploy import ImageTarget

@@ -14,7 +14,8 @@ from typing import Any
 
 from tierup.pipeline import releases
 from tierup.pipeline.clients import Clients
-from tierup.pipeline.config import Config, Tier
+from tierup.pipeline.config import Config
+from tierup.pipeline.config_tiers import Tier
 from tierup.pipeline.deploy import deploy_environment
 from tierup.pipeline.events import Event, EventStatus
 from tierup.pipeline.gates import Candidate, GateError, check_gates

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tierup.pipeline.config import Tier
+from tierup.pipeline.config_tiers import Tier
 from tierup.pipeline.ledger.base import Ledger
 from tierup.stages import resolve
 from tierup.stages.adapters.registry import Registry

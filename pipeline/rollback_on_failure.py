@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from tierup.pipeline import executor
 from tierup.pipeline.clients import Clients
-from tierup.pipeline.config import Config, Tier
+from tierup.pipeline.config import Config
+from tierup.pipeline.config_tiers import Tier
 from tierup.pipeline.results import (
     NOT_DEPLOYED,
     SUCCESS,

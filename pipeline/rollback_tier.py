@@ -11,7 +11,8 @@ from typing import Any
 
 from tierup.pipeline import releases
 from tierup.pipeline.clients import Clients
-from tierup.pipeline.config import Config, Tier
+from tierup.pipeline.config import Config
+from tierup.pipeline.config_tiers import Tier
 from tierup.pipeline.gates import tag_writes
 from tierup.pipeline.guard import (
     Annotating,

@@ -13,13 +13,14 @@ from datetime import UTC
 from typing import Any
 
 from tierup.pipeline.clients import Clients
-from tierup.pipeline.config import TIMESTAMP_FORMAT, Config, Environment
+from tierup.pipeline.config import Config, Environment
 from tierup.pipeline.events import EnvironmentRecord, Event, ServiceRecord
 from tierup.pipeline.guard import Now, utcnow
 from tierup.pipeline.ledger.base import Ledger
 from tierup.pipeline.ledger.times import iso
 from tierup.pipeline.promote import Progress, RunOptions
 from tierup.pipeline.results import CommandResult, EnvironmentOutcome, ServiceOutcome
+from tierup.pipeline.tag_template import TIMESTAMP_FORMAT
 from tierup.pipeline.undo import UndoPlan, plan_services
 from tierup.pipeline.undo_run import run_locked
 from tierup.pipeline.undo_targets import RegistryLookup

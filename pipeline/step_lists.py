@@ -12,7 +12,8 @@ from typing import Any, Protocol
 
 from tierup.pipeline import redaction
 from tierup.pipeline.clients import Clients
-from tierup.pipeline.config import Environment, Tier
+from tierup.pipeline.config import Environment
+from tierup.pipeline.config_tiers import Tier
 from tierup.pipeline.steps_config import StepSpec
 from tierup.stages.deploy import ImageTarget, ServicePlan
 from tierup.stages.errors import TierupError

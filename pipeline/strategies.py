@@ -6,7 +6,8 @@ import dataclasses
 from typing import Any
 
 from tierup.pipeline.clients import Clients
-from tierup.pipeline.config import CloudFormationConfig, Environment
+from tierup.pipeline.config import Environment
+from tierup.pipeline.config_strategy import CloudFormationConfig
 from tierup.stages.strategy import CodeDeploySettings, Context, EcsSettings, Settings, StackSettings
 from tierup.stages.types import TaskDefinition
 

@@ -33,16 +33,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from tierup.stages import deploy as deploy_stage
 from tierup.stages import wait as wait_stage
-from tierup.stages.adapters.cloudformation import CloudFormation
-from tierup.stages.adapters.codedeploy import CodeDeploy
 from tierup.stages.adapters.ecs import Ecs
 from tierup.stages.deploy import Applied, ImageTarget, ServicePlan
 from tierup.stages.errors import TierupError
 from tierup.stages.types import ServiceState, TaskDefinition, TaskImage
+
+if TYPE_CHECKING:  # their adapters are imported by the strategies that use them, when used
+    from tierup.stages.adapters.cloudformation import CloudFormation
+    from tierup.stages.adapters.codedeploy import CodeDeploy
 
 OnChange = Callable[[wait_stage.RolloutState], None]
 T = TypeVar("T")
@@ -187,11 +189,15 @@ class Context:
 
     def cloudformation(self) -> CloudFormation:
         if self._cloudformation is None:
+            from tierup.stages.adapters.cloudformation import CloudFormation
+
             self._cloudformation = CloudFormation(self.client("cloudformation"))
         return self._cloudformation
 
     def codedeploy(self) -> CodeDeploy:
         if self._codedeploy is None:
+            from tierup.stages.adapters.codedeploy import CodeDeploy
+
             self._codedeploy = CodeDeploy(self.client("codedeploy"))
         return self._codedeploy
 

@@ -184,11 +184,11 @@ def _main(
 
 
 def load_config(file: Path | None) -> Config:
-    from tierup.pipeline import config
+    from tierup.pipeline import config_load
 
     loaded = STATE.loaded.get(file)
     if loaded is None:
-        loaded = config.load(file)
+        loaded = config_load.load(file)
         STATE.loaded[file] = loaded
     return loaded
 
@@ -219,7 +219,7 @@ def make_clients(cfg: Config) -> Clients:
 def parse_duration_flag(value: str | None, flag: str = "--timeout") -> int | None:
     if value is None:
         return None
-    from tierup.pipeline.config import parse_duration
+    from tierup.stages.step import parse_duration
 
     try:
         return parse_duration(value)

@@ -107,7 +107,7 @@ def save_plan(
 
     def act(cfg: Config, clients: Clients, ledger: Ledger, progress: Progress) -> CommandResult:
         from tierup.pipeline import saved_plan, saved_plan_commands
-        from tierup.pipeline.config import default_path
+        from tierup.pipeline.config_load import default_path
         from tierup.pipeline.ledger.identity import actor_name
         from tierup.pipeline.promote import Source
 

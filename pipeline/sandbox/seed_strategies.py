@@ -23,7 +23,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tierup.pipeline.config import CodeDeployConfig, Environment
+from tierup.pipeline.config import Environment
+from tierup.pipeline.config_strategy import CodeDeployConfig
 from tierup.stages.adapters.aws import is_client_error
 from tierup.stages.errors import ConfigError
 

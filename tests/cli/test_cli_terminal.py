@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tierup.pipeline.cli import app
-from tierup.pipeline.config import loads
+from tierup.pipeline.config_load import loads
 from tierup.stages.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from tests.support.world import REGISTRY, World, assumed_client, make_world
-from tierup.pipeline import config as config_mod
+from tierup.pipeline import config_load
 from tierup.pipeline.cli import app
 
 pytestmark = pytest.mark.usefixtures("aws_env")
@@ -59,7 +59,7 @@ def test_init_writes_an_envs_yaml_that_passes_validate_remote(world: World, tmp_
     assert "# guessed: its task definitions name the tag staging" in text
     assert "# guessed from the cluster's name (its task definitions name commits" in text
 
-    cfg = config_mod.load(written)
+    cfg = config_load.load(written)
     assert cfg.registry.account_id == REGISTRY  # type: ignore[union-attr]
     assert {n: i.repository for n, i in cfg.images.items()} == {"api": "api", "worker": "worker"}
     assert [(t.name, t.tag) for t in cfg.tiers] == [
@@ -109,7 +109,7 @@ def test_a_tier_that_cannot_be_guessed_is_asked_for(world: World, tmp_path: Path
 
     result = _init(user, *args, "--tier-for", "apps=qa")
     assert result.exit_code == 0, result.output
-    cfg = config_mod.load(user / "envs.yaml")
+    cfg = config_load.load(user / "envs.yaml")
     assert [(t.name, t.tag) for t in cfg.tiers] == [("qa", "qa-{timestamp}")]
     assert cfg.environment("apps").tier == "qa"
     assert "# given with --tier-for" in (user / "envs.yaml").read_text()

@@ -12,7 +12,7 @@ import git
 import pytest
 
 from tests.support.world import REGISTRY, assumed_client
-from tierup.pipeline import config as config_mod
+from tierup.pipeline import config_load
 from tierup.pipeline.sandbox import seed as seed_mod
 from tierup.pipeline.sandbox.control import caller_credentials
 
@@ -40,7 +40,7 @@ def test_the_readme_library_examples_run_as_written(
     shutil.copy(ROOT / "envs.yaml", tmp_path / "envs.yaml")
     repo.index.add(["envs.yaml"])
     first = repo.index.commit("initial", author=git.Actor("A", "a@example.invalid")).hexsha
-    cfg = config_mod.load(tmp_path / "envs.yaml")
+    cfg = config_load.load(tmp_path / "envs.yaml")
     seed_mod.seed(cfg, endpoint_url=aws_env, commit=first, tag_tiers=True)
     sha = repo.index.commit("second", author=git.Actor("A", "a@example.invalid")).hexsha
     pushed = dict(seed_mod.push_commit_images(cfg, endpoint_url=aws_env, commit=sha))

@@ -24,7 +24,8 @@ from tests.support.fixtures_docker import AuthRegistry
 from tests.support.oci_api import image_config, raw_manifest, sha256, tags
 from tierup.pipeline.build import build, registry_login
 from tierup.pipeline.clients import Clients
-from tierup.pipeline.config import Config, loads
+from tierup.pipeline.config import Config
+from tierup.pipeline.config_load import loads
 from tierup.pipeline.exit_codes import exit_code_of
 from tierup.stages.adapters.docker_client import DockerEngine, RegistryAuth, ecr_login
 from tierup.stages.adapters.oci.registry import OciRegistry

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tierup.pipeline import config
+from tierup.pipeline import config_load
 from tierup.pipeline.cli import app
 from tierup.pipeline.exit_codes import ExitCode, exit_code_of
 from tierup.stages.errors import ConfigError
+from tierup.stages.step import parse_duration
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +41,7 @@ environments:
 
 
 def test_the_example_at_the_root_is_valid() -> None:
-    cfg = config.load(ROOT / "envs.yaml")
+    cfg = config_load.load(ROOT / "envs.yaml")
     assert [t.name for t in cfg.tiers] == ["dev", "staging", "prod"]
     assert set(cfg.environments) == {"dev", "mb-dev", "staging", "mb-staging", "prod", "mb-prod"}
     assert len({e.account_id for e in cfg.environments.values()}) == 6
@@ -52,7 +53,7 @@ def test_the_example_at_the_root_is_valid() -> None:
 
 
 def test_base_is_valid_and_both_service_forms_parse() -> None:
-    cfg = config.loads(BASE, "envs.yaml")
+    cfg = config_load.loads(BASE, "envs.yaml")
     svc = cfg.environment("dev").services
     assert svc["api"].images() == {None: "api"}
     assert svc["web"].images() == {"web": "api", "envoy": "worker"}
@@ -227,7 +228,7 @@ def test_bad_config_names_file_key_and_line(
     text: str, needle: str | None, key: str, fragment: str
 ) -> None:
     with pytest.raises(ConfigError) as info:
-        config.loads(text, "bad.yaml")
+        config_load.loads(text, "bad.yaml")
     message = info.value.message
     assert exit_code_of(info.value) == ExitCode.BAD_INPUT
     assert message.startswith("bad.yaml"), message
@@ -291,13 +292,13 @@ def test_schema_is_a_json_schema_that_accepts_the_example() -> None:
 
 
 def test_durations() -> None:
-    assert config.parse_duration(90) == 90
-    assert config.parse_duration("30s") == 30
-    assert config.parse_duration("15m") == 900
-    assert config.parse_duration("2h") == 7200
+    assert parse_duration(90) == 90
+    assert parse_duration("30s") == 30
+    assert parse_duration("15m") == 900
+    assert parse_duration("2h") == 7200
     for bad in ("15 m", "1d", "-3", True, 1.5):
         with pytest.raises(ValueError):
-            config.parse_duration(bad)
+            parse_duration(bad)
 
 
 def test_missing_file_is_one_clear_error(tmp_path: Path) -> None:
@@ -307,7 +308,7 @@ def test_missing_file_is_one_clear_error(tmp_path: Path) -> None:
 
 
 def test_tier_source_defaults() -> None:
-    cfg = config.loads(textwrap.dedent(BASE), "envs.yaml")
+    cfg = config_load.loads(textwrap.dedent(BASE), "envs.yaml")
     assert cfg.source_tier("dev") is None
     src = cfg.source_tier("staging")
     assert src is not None and src.name == "dev"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tierup.pipeline import config, strategies
+from tierup.pipeline import config, config_load, strategies
 from tierup.pipeline.exit_codes import ExitCode, exit_code_of
 from tierup.stages.errors import ConfigError
 
@@ -28,7 +28,7 @@ environments:
 
 
 def load(tier_ecs: str = "", env_ecs: str = "") -> config.Config:
-    return config.loads(BASE.format(tier_ecs=tier_ecs, env_ecs=env_ecs), "envs.yaml")
+    return config_load.loads(BASE.format(tier_ecs=tier_ecs, env_ecs=env_ecs), "envs.yaml")
 
 
 def test_strategy_ecs_without_an_ecs_block_is_refused() -> None:

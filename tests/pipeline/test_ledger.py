@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tierup.pipeline import config as config_mod
+from tierup.pipeline import config_load
 from tierup.pipeline.ledger.base import EVENT_KEYS, DocumentExists, Ledger, task_definitions_in_use
 from tierup.pipeline.ledger.configured import open_ledger
 from tierup.pipeline.ledger.identity import Identity, actor_name, ci_url
@@ -154,7 +154,7 @@ def test_two_s3_writers_colliding_on_one_key_both_keep_their_events(tmp_path: Pa
 
 
 def test_open_ledger_local_by_default_and_s3_when_configured(tmp_path: Path) -> None:
-    cfg = config_mod.loads(BASE)
+    cfg = config_load.loads(BASE)
     local = open_ledger(cfg, AwsSessions(), root=tmp_path, environ={})
     assert isinstance(local, LocalLedger)
     local.record(_event("promote", "dev"))
@@ -165,7 +165,7 @@ def test_open_ledger_local_by_default_and_s3_when_configured(tmp_path: Path) -> 
     assert actor["name"] and actor["arn"].startswith("arn:aws:")
 
     _s3().create_bucket(Bucket=BUCKET)
-    cfg = config_mod.loads(BASE + f"ledger: {{s3: s3://{BUCKET}/a/b, region: us-east-1}}\n")
+    cfg = config_load.loads(BASE + f"ledger: {{s3: s3://{BUCKET}/a/b, region: us-east-1}}\n")
     remote = open_ledger(cfg, AwsSessions(), root=tmp_path, environ={"GITLAB_USER_LOGIN": "bob"})
     assert isinstance(remote, S3Ledger)
     stored = remote.record(_event("promote", "dev"))

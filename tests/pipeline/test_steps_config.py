@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tierup.pipeline import config as config_mod
+from tierup.pipeline import config_load
 from tierup.pipeline.cli import app
 from tierup.stages import all_steps
 from tierup.stages.errors import ConfigError
@@ -62,7 +62,7 @@ def _validate(path: Path) -> tuple[int, str]:
 
 
 def test_a_tier_lists_its_steps_and_an_environment_inherits_them(tmp_path: Path) -> None:
-    cfg = config_mod.load(_write(tmp_path, GOOD))
+    cfg = config_load.load(_write(tmp_path, GOOD))
     steps = cfg.steps_for("staging")
     assert steps is not None
     assert [s.alias for s in steps] == [
@@ -79,12 +79,12 @@ def test_absent_steps_mean_todays_promotion(tmp_path: Path) -> None:
     path.write_text(BASE.format(steps="      - retag\n      - deploy\n      - wait", env_steps=""))
     text = path.read_text().replace("    steps:\n      - retag\n      - deploy\n      - wait\n", "")
     path.write_text(text)
-    assert config_mod.load(path).steps_for("staging") is None
+    assert config_load.load(path).steps_for("staging") is None
 
 
 def test_an_environments_list_wins(tmp_path: Path) -> None:
     env = "    steps: [retag, deploy, wait, {uses: http, config: {url: 'http://127.0.0.1:1/'}}]"
-    cfg = config_mod.load(_write(tmp_path, GOOD, env))
+    cfg = config_load.load(_write(tmp_path, GOOD, env))
     steps = cfg.steps_for("staging")
     assert steps is not None and [s.uses for s in steps][-1] == "http"
     assert len(steps) == 4
@@ -166,7 +166,7 @@ def test_a_bad_step_is_one_line_with_file_key_path_and_line_exit_2(
 ) -> None:
     path = _write(tmp_path, steps)
     with pytest.raises(ConfigError) as err:
-        config_mod.load(path)
+        config_load.load(path)
     assert str(err.value).startswith(f"{path}:{line}: {where}: "), str(err.value)
     assert message in str(err.value)
     code, stderr = _validate(path)
@@ -179,7 +179,7 @@ def test_an_environments_bad_step_names_the_environment(tmp_path: Path) -> None:
     env = "    steps:\n      - retag\n      - deploy\n      - wait\n      - {uses: nope}"
     path = _write(tmp_path, GOOD, env)
     with pytest.raises(ConfigError, match=r":33: environments\.staging\.steps\[3\]\.uses: unknown"):
-        config_mod.load(path)
+        config_load.load(path)
 
 
 def test_a_registered_step_can_be_named(tmp_path: Path) -> None:
@@ -197,10 +197,10 @@ def test_a_registered_step_can_be_named(tmp_path: Path) -> None:
 
     steps = "      - retag\n      - deploy\n      - wait\n      - hello"
     with pytest.raises(ConfigError, match="unknown step 'hello'"):
-        config_mod.load(_write(tmp_path, steps))
+        config_load.load(_write(tmp_path, steps))
     all_steps.register(Hello())
     try:
-        cfg = config_mod.load(_write(tmp_path, steps))
+        cfg = config_load.load(_write(tmp_path, steps))
         assert [s.uses for s in cfg.steps_for("staging") or []][-1] == "hello"
     finally:
         all_steps.unregister("hello")
@@ -233,7 +233,7 @@ def test_the_examples_steps_are_valid() -> None:
     import yaml
 
     path = Path(__file__).resolve().parents[2] / "envs.yaml"
-    cfg = config_mod.load(path)
+    cfg = config_load.load(path)
     steps = cfg.steps_for("prod") or []
     assert [s.uses for s in steps] == [
         "run-task", "retag", "deploy", "wait", "http", "alarm", "notify"

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from tests.support.ecs_checks import container_digests
 from tests.support.release_world import ledger_of, new_commit, ship
 from tests.support.world import Writes, env_block, make_world
-from tierup.pipeline import config as config_mod
+from tierup.pipeline import config_load
 from tierup.pipeline.cli import app
 from tierup.pipeline.promote import RunOptions
 from tierup.pipeline.undo_run import rollback
@@ -137,7 +137,7 @@ def test_the_settings_block_a_registered_strategy_declares_is_required(
     path = tmp_path / "envs.yaml"
     path.write_text(text.replace("strategy: task-definition", f"strategy: {NAME}", 1))
     with pytest.raises(ConfigError, match=f"uses strategy {NAME} but has no `cloudformation: "):
-        config_mod.load(path)
+        config_load.load(path)
 
 
 def test_where_validate_and_rollback_follow_what_a_registered_strategy_declares(

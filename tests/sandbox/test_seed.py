@@ -17,6 +17,7 @@ from moto.ecs.models import EC2ContainerServiceBackend
 
 from tests.support.world import assumed_client
 from tierup.pipeline import config as config_module
+from tierup.pipeline import config_load
 from tierup.pipeline.config import Config
 from tierup.pipeline.sandbox import emulation, seed, server
 from tierup.pipeline.sandbox.emulation.ecr import policy_allows_pull
@@ -87,7 +88,7 @@ def credentials() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def config() -> Config:
-    return config_module.load(ENVS_YAML)
+    return config_load.load(ENVS_YAML)
 
 
 @pytest.fixture(scope="module")
@@ -288,7 +289,7 @@ def test_second_commit_images_and_a_deployment_that_picks_them_up(
 
 
 def test_tag_tiers_puts_missing_tier_tags_only(endpoint: Endpoint, credentials: None) -> None:
-    small = config_module.loads(
+    small = config_load.loads(
         """
 version: 1
 registry: {account_id: "777777777777", region: us-east-1}
@@ -325,7 +326,7 @@ def test_environments_of_twelve_services_are_described_ten_at_a_time(
     endpoint: Endpoint, credentials: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     services = "\n".join(f"      s{i:02d}: {{image: web}}" for i in range(12))
-    many = config_module.loads(
+    many = config_load.loads(
         f"""
 version: 1
 registry: {{account_id: "777777777777", region: us-east-1}}
@@ -374,7 +375,7 @@ environments:
 def test_bad_inputs(endpoint: Endpoint, config: Config) -> None:
     with pytest.raises(ConfigError):
         seed.seed(config, endpoint_url=endpoint.url, commit="not a tag")
-    oci = config_module.loads(
+    oci = config_load.loads(
         """
 version: 1
 registry: {type: oci, url: "http://127.0.0.1:5000"}

@@ -146,7 +146,7 @@ def test_a_registered_strategy_deploys_an_environment_named_in_envs_yaml(
 
 
 def test_an_unregistered_strategy_is_a_config_error(tmp_path: Path) -> None:
-    from tierup.pipeline import config as config_mod
+    from tierup.pipeline import config_load
     from tierup.stages.errors import ConfigError
 
     text = (Path(__file__).resolve().parents[2] / "envs.yaml").read_text()
@@ -154,7 +154,7 @@ def test_an_unregistered_strategy_is_a_config_error(tmp_path: Path) -> None:
     path.write_text(text.replace("strategy: task-definition", "strategy: blue-grene", 1))
     assert "blue-grene" in path.read_text()
     with pytest.raises(ConfigError, match="unknown strategy 'blue-grene'") as e:
-        config_mod.load(path)
+        config_load.load(path)
     assert "recorded" not in str(e.value)
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.support.guarded import promote
 from tests.support.world import CONFIG, REGISTRY, World, Writes, env_block, make_world
-from tierup.pipeline import config as config_mod
+from tierup.pipeline import config_load
 from tierup.pipeline.promote import RunOptions
 from tierup.pipeline.sandbox import emulation
 from tierup.stages import all_strategies
@@ -18,6 +20,7 @@ from tierup.stages.errors import ConfigError
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
+ONE = env_block("dev", "dev", "111111111111", {"api": "{image: api}"})
 FOUR = "\n".join(
     [
         env_block("dev", "dev", "111111111111", {"api": "{image: api}"}),
@@ -165,12 +168,29 @@ def test_every_strategy_is_available_by_name() -> None:
         all_strategies.get("blue-green")
 
 
+def test_a_strategy_module_is_loaded_only_when_its_name_is_asked_for() -> None:
+    """A configuration that names no strategy loads none of cloudformation, codedeploy, ecs."""
+    code = (
+        "import sys\n"
+        "from tierup.pipeline import config_load\n"
+        "from tierup.stages import all_strategies\n"
+        f"cfg = config_load.loads({CONFIG.format(registry=REGISTRY, environments=ONE)!r})\n"
+        "all_strategies.get(cfg.strategy_for('dev'))\n"
+        "names = ['tierup.stages.' + m for m in ('cloudformation', 'codedeploy', 'ecs_native')]\n"
+        "print([n in sys.modules for n in names])\n"
+        "all_strategies.get('cloudformation')\n"
+        "print([n in sys.modules for n in names])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[False, False, False]", "[True, False, False]"]
+
+
 def test_an_unknown_lifecycle_hook_is_a_config_error(tmp_path: Path) -> None:
     text = CONFIG.format(registry=REGISTRY, environments=FOUR).replace(
         "hooks: {AfterAllowTestTraffic: smoke-test}", "hooks: {AfterTraffic: smoke-test}"
     )
     with pytest.raises(ConfigError, match="AfterTraffic: not an ECS lifecycle hook") as e:
-        config_mod.loads(text, "envs.yaml")
+        config_load.loads(text, "envs.yaml")
     assert "environments.bluegreen.codedeploy.hooks" in e.value.message
 
 

@@ -16,6 +16,7 @@ import git
 from typer.testing import CliRunner
 
 from tierup.pipeline import config as config_mod
+from tierup.pipeline import config_load
 from tierup.pipeline.cli import app
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.sandbox import seed as seed_mod
@@ -145,7 +146,7 @@ class World:
 
     @property
     def config(self) -> config_mod.Config:
-        return config_mod.load(self.config_path)
+        return config_load.load(self.config_path)
 
     @property
     def head(self) -> str:
@@ -251,7 +252,7 @@ def make_world(
     config_path.write_text(text)
     repo.index.add(["Dockerfile", "hello.txt", "envs.yaml"])
     repo.index.commit("initial")
-    cfg = config_mod.load(config_path)
+    cfg = config_load.load(config_path)
     seeded = seed_mod.seed(
         cfg, endpoint_url=endpoint, commit=repo.head.commit.hexsha, tag_tiers=tag_tiers
     )
