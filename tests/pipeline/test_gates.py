@@ -9,6 +9,7 @@ import pytest
 
 from tests.support.release_world import aws_writes, ledger_of, new_digests, release_world, tags_of
 from tests.support.world import World, Writes
+from tierup.pipeline.exit_codes import exit_code_of
 from tierup.pipeline.gates import GateError
 from tierup.pipeline.guard import Guard
 from tierup.pipeline.promote import Source
@@ -56,7 +57,7 @@ def test_soak_fails_before_its_time_naming_the_gate_and_when_it_is_met(world: Wo
     with pytest.raises(GateError) as info:
         _stamp(world, T0 + timedelta(hours=1), writes)
     err = info.value
-    assert err.exit_code == 1
+    assert exit_code_of(err) == 1
     assert [g.gate for g in err.failed] == ["soak"]
     assert "gate soak:" in err.message
     assert "has been in 'staging' for 1h00m" in err.message and "soak needs 2h00m" in err.message
