@@ -97,12 +97,15 @@ _WORDS = (
 _WORDS_AS_WRITTEN = ("IQoJ", "FwoG", "FQoG", "AKIA", "ASIA")
 
 
+# one search for all of them: the words in any case, the prefixes as written
+_ANY_WORD = re.compile(
+    "(?i:" + "|".join(map(re.escape, _WORDS)) + ")|" + "|".join(map(re.escape, _WORDS_AS_WRITTEN))
+)
+
+
 def _suspect(text: str) -> bool:
     """Whether any pattern could match ``text``."""
-    if not text.isascii():
-        return True
-    lower = text.lower()
-    return any(w in lower for w in _WORDS) or any(w in text for w in _WORDS_AS_WRITTEN)
+    return not text.isascii() or _ANY_WORD.search(text) is not None
 
 
 def remember(*values: str | None) -> None:
@@ -155,6 +158,8 @@ def redact_all(obj: T) -> T:
 
 
 def _walk(obj: Any, values: list[str]) -> Any:
+    if type(obj) is str:  # most of a result: names, digests, ARNs
+        return _redact(obj, values)
     if isinstance(obj, Enum):
         return obj  # statuses: our own words, and a copy must keep their type
     if isinstance(obj, str):
