@@ -16,7 +16,7 @@ that environment's ``Context`` and strategy (``apply``), and then follows what t
 - ``Redeploy``: a new deployment of the revision a service runs (it follows a tag moved back);
 - ``Deregister``: old revisions of a family deregistered (retention).
 
-    plan = Plan((MoveTag.of(retag_plan), Deploy("dev", "task-definition", (service_plan,))))
+    plan = Plan((MoveTag.of(retag_plan), Deploy("dev", (service_plan,))))
     plan.describe()  # -> [{"write": "registry:PutImage", ...}, {"write": "ecs:...", ...}]
 """
 
@@ -328,9 +328,6 @@ class Plan:
 
     def __len__(self) -> int:
         return len(self.steps)
-
-    def __add__(self, other: Plan) -> Plan:
-        return Plan(self.steps + other.steps)
 
     @property
     def writing(self) -> tuple[Step, ...]:
