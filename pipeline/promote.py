@@ -218,7 +218,7 @@ def execute(
             else:
                 waited = run.environments(
                     plan.envs,
-                    apply=lambda e: _astuple(_apply_all(clients, [e], say)),
+                    apply=lambda e: _apply_all(clients, [e], say),
                     wait=(
                         (lambda e, a: _wait_all(config, clients, [e], a, options.timeout, say))
                         if options.wait
@@ -345,12 +345,6 @@ def _apply_all(clients: Clients, envs: list[EnvPlan], say: Progress) -> executor
     """Deploy ``envs``: every write at once (a service, or the services of one stack)."""
     steps = [step for e in envs for step in e.deploy_steps()]
     return executor.apply(clients, steps, {e.name: e.where() for e in envs}, say)
-
-
-def _astuple(
-    report: executor.Report,
-) -> tuple[dict[tuple[str, str], Applied], dict[tuple[str, str], TierupError]]:
-    return report.applied, report.errors
 
 
 def _wait_all(

@@ -33,6 +33,7 @@ from tierup.pipeline import events
 from tierup.pipeline.clients import Clients
 from tierup.pipeline.config import Config
 from tierup.pipeline.events import Event
+from tierup.pipeline.executor import Report
 from tierup.pipeline.results import NOT_DEPLOYED, CommandResult, EnvironmentOutcome, ImageOutcome
 from tierup.pipeline.step_lists import (
     EnvPlanLike,
@@ -76,7 +77,7 @@ Key = tuple[str, str]  # (environment, service)
 Say = Callable[[str], None]
 
 
-ApplyEnv = Callable[[Any], tuple[dict[Key, Applied], dict[Key, TierupError]]]
+ApplyEnv = Callable[[Any], Report]  # the executor's report of one environment's writes
 WaitEnv = Callable[[Any, dict[Key, Applied]], dict[Key, wait_stage.RolloutState]]
 
 
@@ -181,7 +182,8 @@ class StepRun:
                             es.failed = f"the environment could not be read: {e.error.message}"
                         continue
                     start = self.clients.clock()
-                    done, failed = apply(e)
+                    report = apply(e)
+                    done, failed = report.applied, report.errors
                     mine = dict(done)
                     with self._lock:
                         applied.update(done)
